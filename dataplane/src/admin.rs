@@ -1,0 +1,218 @@
+//! Admin API on `admin_port`, served by shard 0. Every route but `GET /healthz` needs
+//! `Authorization: Bearer <admin_token>`.
+//!
+//! - `PUT /v1/state`: replace peers, routes, rates, limits and wallets at once. The
+//!   body is a JSON state document with a `version`; a higher version is applied
+//!   (every shard switches, packets in flight finish on their snapshot), the same
+//!   version is acknowledged without change, a lower one is refused with 409.
+//! - `GET /v1/state`: the document in force.
+//! - `GET /v1/status`: version, shards, packets by peer and outcome.
+//! - `GET /metrics`: Prometheus text.
+
+use crate::config::StateDocument;
+use crate::connector::snapshot::Snapshot;
+use crate::http::io::HyperStream;
+use crate::metrics::render_prometheus;
+use crate::shard::Shard;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest state document accepted.
+const STATE_BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
+
+/// What the admin API needs besides the shard.
+pub struct Admin {
+    pub shard: Rc<Shard>,
+    pub token: String,
+    pub node: crate::config::NodeConfig,
+    /// The document in force; only the admin task touches it, the lock is for `Send`.
+    pub document: Arc<Mutex<StateDocument>>,
+}
+
+pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            None
+        })
+        .await;
+        if admin.shard.shutting_down() {
+            return;
+        }
+        let Some(Ok(stream)) = accepted else { continue };
+        let admin = Rc::clone(&admin);
+        glommio::spawn_local(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let admin = Rc::clone(&admin);
+                async move { Ok::<_, Infallible>(route(&admin, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(HyperStream::new(stream), service)
+                .await;
+        })
+        .detach();
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({ "error": message }))
+}
+
+fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
+    let Some(value) = request.headers().get(hyper::header::AUTHORIZATION) else {
+        return false;
+    };
+    let expected = format!("Bearer {}", admin.token);
+    let given = value.as_bytes();
+    // Constant time in the content; the length of the token is not a secret worth
+    // the complexity of hiding.
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    if request.method() == Method::GET && path == "/healthz" {
+        return json_response(StatusCode::OK, json!({ "status": "ok" }));
+    }
+    if !authorized(admin, &request) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    match (request.method().clone(), path.as_str()) {
+        (Method::PUT, "/v1/state") => put_state(admin, request).await,
+        (Method::GET, "/v1/state") => get_state(admin),
+        (Method::GET, "/v1/status") => status(admin),
+        (Method::GET, "/metrics") => metrics(admin),
+        (_, "/v1/state" | "/v1/status" | "/metrics") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such admin route"),
+    }
+}
+
+async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match Limited::new(request.into_body(), STATE_BODY_SIZE_MAX)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "state document too large or unreadable",
+            )
+        }
+    };
+    let document = match StateDocument::from_json(&body) {
+        Ok(document) => document,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let shared = &admin.shard.shared;
+    let current = shared.snapshot.load().version;
+    if document.version < current {
+        let message = format!(
+            "version {} is older than the version in force, {current}",
+            document.version
+        );
+        return json_response(
+            StatusCode::CONFLICT,
+            json!({ "error": message, "version": current }),
+        );
+    }
+    if document.version == current {
+        return json_response(
+            StatusCode::OK,
+            json!({ "version": current, "changed": false }),
+        );
+    }
+    let snapshot = match Snapshot::build(&admin.node, &document) {
+        Ok(snapshot) => snapshot,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if let Err(e) = shared.ledger.ensure_accounts(&snapshot, &document).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &format!("ledger: {e}"));
+    }
+    let version = snapshot.version;
+    shared.snapshot.store(Arc::new(snapshot));
+    if let Ok(mut in_force) = admin.document.lock() {
+        *in_force = document;
+    }
+    tracing::info!(version, "state applied");
+    json_response(
+        StatusCode::OK,
+        json!({ "version": version, "changed": true }),
+    )
+}
+
+fn get_state(admin: &Admin) -> Response<Full<Bytes>> {
+    match admin.document.lock() {
+        Ok(document) => match serde_json::to_value(&*document) {
+            Ok(value) => json_response(StatusCode::OK, value),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned"),
+    }
+}
+
+fn status(admin: &Admin) -> Response<Full<Bytes>> {
+    let shared = &admin.shard.shared;
+    let merged = shared.metrics.merged();
+    let mut peers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for ((peer, outcome), count) in &merged.packets {
+        peers
+            .entry(peer.clone())
+            .or_default()
+            .insert(outcome.clone(), *count);
+    }
+    let snapshot = shared.snapshot.load();
+    for peer in &snapshot.peers {
+        peers.entry(peer.id.clone()).or_default();
+    }
+    json_response(
+        StatusCode::OK,
+        json!({
+            "version": snapshot.version,
+            "ilp_address": snapshot.own_address,
+            "shards": shared.shard_count,
+            "peers": peers,
+            "ledger_failures": merged.ledger_failures,
+        }),
+    )
+}
+
+fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
+    let shared = &admin.shard.shared;
+    let text = render_prometheus(
+        &shared.metrics.merged(),
+        shared.snapshot.load().version,
+        shared.shard_count as usize,
+    );
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

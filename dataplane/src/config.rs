@@ -1,0 +1,912 @@
+//! Configuration: the static node settings and the dynamic state document, read
+//! from a TOML file (with Rafiki's environment variables as overrides) or, for the
+//! state, from the admin API's JSON. Every error names the field, and in a file its
+//! line, so an operator can fix it without guessing.
+
+use crate::packet::Address;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use thiserror::Error;
+
+/// One step in the path of a field: a key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// Where a field is: `peers[1].max_packet_amount`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldPath(pub Vec<PathSegment>);
+
+impl FieldPath {
+    fn key(&self, key: &str) -> FieldPath {
+        let mut path = self.clone();
+        path.0.push(PathSegment::Key(key.to_owned()));
+        path
+    }
+
+    fn index(&self, index: usize) -> FieldPath {
+        let mut path = self.clone();
+        path.0.push(PathSegment::Index(index));
+        path
+    }
+
+    fn root(key: &str) -> FieldPath {
+        FieldPath::default().key(key)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (position, segment) in self.0.iter().enumerate() {
+            match segment {
+                PathSegment::Key(key) if position == 0 => write!(f, "{key}")?,
+                PathSegment::Key(key) => write!(f, ".{key}")?,
+                PathSegment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A rule a field breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: FieldPath,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(path: FieldPath, message: impl Into<String>) -> FieldError {
+        FieldError {
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {message}")]
+    Read { file: String, message: String },
+    /// Syntax, type or unknown-key errors, and broken rules, in a file.
+    #[error("{file} line {line}: {message}")]
+    File {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// A broken rule in a JSON state document.
+    #[error("{0}")]
+    Document(String),
+    #[error("environment variable {variable}: {message}")]
+    Environment {
+        variable: &'static str,
+        message: String,
+    },
+}
+
+/// The whole configuration of a data plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub ledger: LedgerConfig,
+    pub receipts: ReceiptsConfig,
+    pub state: StateDocument,
+}
+
+/// The file's layout. The state's keys sit at the top level of the file; they are
+/// listed here rather than flattened because serde's flatten loses the positions
+/// that name the line of an error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    node: NodeConfig,
+    #[serde(default)]
+    ledger: LedgerConfig,
+    #[serde(default)]
+    receipts: ReceiptsConfig,
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    assets: Vec<AssetConfig>,
+    #[serde(default)]
+    peers: Vec<PeerConfig>,
+    #[serde(default)]
+    wallets: Vec<WalletConfig>,
+    #[serde(default)]
+    rates: RatesConfig,
+}
+
+fn default_connector_port() -> u16 {
+    3002
+}
+fn default_admin_port() -> u16 {
+    3003
+}
+fn default_public_port() -> u16 {
+    3004
+}
+fn default_loopback() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+fn default_expiry_window_ms_min() -> u64 {
+    1_000
+}
+fn default_hold_ms_max() -> u64 {
+    30_000
+}
+fn default_http_body_size_max() -> usize {
+    64 * 1024
+}
+fn default_pending_timeout_s() -> u32 {
+    60
+}
+fn default_rates_lifetime_ms() -> u64 {
+    15_000
+}
+
+/// Settings that need a restart to change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Riptide's own ILP address (env `ILP_ADDRESS`).
+    pub ilp_address: String,
+    /// ILP-over-HTTP port (env `CONNECTOR_PORT`).
+    #[serde(default = "default_connector_port")]
+    pub connector_port: u16,
+    /// Admin API port (env `ADMIN_PORT`).
+    #[serde(default = "default_admin_port")]
+    pub admin_port: u16,
+    /// SPSP port (env `PUBLIC_PORT`).
+    #[serde(default = "default_public_port")]
+    pub public_port: u16,
+    /// Address the connector and public ports listen on; 0.0.0.0 to serve peers on
+    /// other hosts.
+    #[serde(default = "default_loopback")]
+    pub bind_address: IpAddr,
+    /// Address the admin port listens on.
+    #[serde(default = "default_loopback")]
+    pub admin_bind_address: IpAddr,
+    /// Executors, one per core; absent means every core.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// 32 bytes, base64 (env `STREAM_SECRET`): the STREAM receiver's secret.
+    #[serde(deserialize_with = "deserialize_secret")]
+    pub stream_secret: [u8; 32],
+    /// Bearer token of the admin API (env `ADMIN_TOKEN`).
+    pub admin_token: String,
+    /// Time kept back from an incoming expiry for the way back.
+    #[serde(default = "default_expiry_window_ms_min")]
+    pub expiry_window_ms_min: u64,
+    /// Longest time a forwarded packet is held downstream.
+    #[serde(default = "default_hold_ms_max")]
+    pub hold_ms_max: u64,
+    /// Largest ILP-over-HTTP request body.
+    #[serde(default = "default_http_body_size_max")]
+    pub http_body_size_max: usize,
+}
+
+fn deserialize_secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<[u8; 32], D::Error> {
+    let text = String::deserialize(deserializer)?;
+    decode_secret(&text).map_err(serde::de::Error::custom)
+}
+
+fn decode_secret(text: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| "must be base64".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("must decode to 32 bytes, not {}", b.len()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// The embedded in-process ledger: for a first run without servers.
+    #[default]
+    Memory,
+    /// TigerBeetle, the production ledger.
+    TigerBeetle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    #[serde(default)]
+    pub kind: LedgerKind,
+    /// Env `TIGERBEETLE_CLUSTER_ID`.
+    #[serde(default)]
+    pub cluster_id: u128,
+    /// Replica addresses, comma separated (env `TIGERBEETLE_REPLICA_ADDRESSES`).
+    #[serde(default)]
+    pub addresses: String,
+    /// How long a pending transfer lives; must outlive the hold time.
+    #[serde(default = "default_pending_timeout_s")]
+    pub pending_timeout_s: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            kind: LedgerKind::Memory,
+            cluster_id: 0,
+            addresses: String::new(),
+            pending_timeout_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsConfig {
+    /// Env `REDIS_URL`; absent means the embedded in-process store.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+}
+
+/// What the admin API replaces at once: assets, peers (with their routes and
+/// limits), wallets and rates, with a version.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateDocument {
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub assets: Vec<AssetConfig>,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub wallets: Vec<WalletConfig>,
+    #[serde(default)]
+    pub rates: RatesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    pub code: String,
+    pub scale: u8,
+    /// TigerBeetle ledger number of this asset; nonzero and unique.
+    pub ledger: u32,
+    /// Deposited once into the asset's liquidity account.
+    #[serde(default)]
+    pub initial_liquidity: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: String,
+    pub asset: String,
+    /// Tokens this peer sends as `Authorization: Bearer`; each names one peer.
+    #[serde(default)]
+    pub incoming_tokens: Vec<String>,
+    /// Where packets to this peer go (http:// only).
+    #[serde(default)]
+    pub outgoing_url: Option<String>,
+    #[serde(default)]
+    pub outgoing_token: Option<String>,
+    /// What ILDCP answers; by default the child address `<ilp_address>.<id>`.
+    #[serde(default)]
+    pub static_ilp_address: Option<String>,
+    /// Address prefixes routed to this peer.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub max_packet_amount: Option<u64>,
+    /// Deposited once into the peer's account: what it may send in.
+    #[serde(default)]
+    pub initial_liquidity: u64,
+    #[serde(default)]
+    pub rate_limit_packets_per_second: Option<u64>,
+    #[serde(default)]
+    pub throughput_limit_per_second: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    pub id: String,
+    pub asset: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RatesConfig {
+    /// The code the rates are relative to; by default the first asset's.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Units of CODE per unit of base.
+    #[serde(default)]
+    pub rates: BTreeMap<String, f64>,
+    /// Rafiki-format rates feed (env `EXCHANGE_RATES_URL`), polled by `riptidectl serve`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_rates_lifetime_ms")]
+    pub lifetime_ms: u64,
+}
+
+/// Reads the environment; passed in so tests never touch the process's own.
+pub type Environment<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    pub fn load(path: &Path, env: Environment<'_>) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        Config::parse(&text, &file, env)
+    }
+
+    pub fn parse(text: &str, file: &str, env: Environment<'_>) -> Result<Config, ConfigError> {
+        let parsed: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::File {
+            file: file.to_owned(),
+            line: e.span().map(|span| line_of(text, span.start)).unwrap_or(1),
+            message: e.message().trim().to_owned(),
+        })?;
+        let mut config = Config {
+            node: parsed.node,
+            ledger: parsed.ledger,
+            receipts: parsed.receipts,
+            state: StateDocument {
+                version: parsed.version,
+                assets: parsed.assets,
+                peers: parsed.peers,
+                wallets: parsed.wallets,
+                rates: parsed.rates,
+            },
+        };
+        config.apply_environment(env)?;
+        config.validate().map_err(|error| ConfigError::File {
+            file: file.to_owned(),
+            line: locate(text, &error.path),
+            message: format!("{}: {}", error.path, error.message),
+        })?;
+        Ok(config)
+    }
+
+    fn apply_environment(&mut self, env: Environment<'_>) -> Result<(), ConfigError> {
+        let parse_port = |variable: &'static str, value: String| {
+            value.parse::<u16>().map_err(|_| ConfigError::Environment {
+                variable,
+                message: format!("{value:?} is not a port"),
+            })
+        };
+        if let Some(value) = env("CONNECTOR_PORT") {
+            self.node.connector_port = parse_port("CONNECTOR_PORT", value)?;
+        }
+        if let Some(value) = env("ADMIN_PORT") {
+            self.node.admin_port = parse_port("ADMIN_PORT", value)?;
+        }
+        if let Some(value) = env("PUBLIC_PORT") {
+            self.node.public_port = parse_port("PUBLIC_PORT", value)?;
+        }
+        if let Some(value) = env("ILP_ADDRESS") {
+            self.node.ilp_address = value;
+        }
+        if let Some(value) = env("ADMIN_TOKEN") {
+            self.node.admin_token = value;
+        }
+        if let Some(value) = env("STREAM_SECRET") {
+            self.node.stream_secret =
+                decode_secret(&value).map_err(|message| ConfigError::Environment {
+                    variable: "STREAM_SECRET",
+                    message,
+                })?;
+        }
+        if let Some(value) = env("TIGERBEETLE_CLUSTER_ID") {
+            self.ledger.cluster_id = value.parse().map_err(|_| ConfigError::Environment {
+                variable: "TIGERBEETLE_CLUSTER_ID",
+                message: format!("{value:?} is not a number"),
+            })?;
+        }
+        if let Some(value) = env("TIGERBEETLE_REPLICA_ADDRESSES") {
+            // Naming the replicas asks for TigerBeetle, as Rafiki's setting does.
+            self.ledger.addresses = value;
+            self.ledger.kind = LedgerKind::TigerBeetle;
+        }
+        if let Some(value) = env("REDIS_URL") {
+            self.receipts.redis_url = Some(value);
+        }
+        if let Some(value) = env("EXCHANGE_RATES_URL") {
+            self.state.rates.url = Some(value);
+        }
+        Ok(())
+    }
+
+    /// Every rule of the node settings and of the state.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let node = FieldPath::root("node");
+        if Address::parse_str(&self.node.ilp_address).is_err() {
+            return Err(FieldError::new(
+                node.key("ilp_address"),
+                format!("{:?} is not a valid ILP address", self.node.ilp_address),
+            ));
+        }
+        if self.node.admin_token.len() < 16 {
+            return Err(FieldError::new(
+                node.key("admin_token"),
+                "must be at least 16 characters",
+            ));
+        }
+        let ports = [
+            self.node.connector_port,
+            self.node.admin_port,
+            self.node.public_port,
+        ];
+        if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
+            return Err(FieldError::new(
+                node.key("connector_port"),
+                "connector, admin and public ports must differ",
+            ));
+        }
+        if self.node.shards == Some(0) {
+            return Err(FieldError::new(node.key("shards"), "must be at least 1"));
+        }
+        if self.node.hold_ms_max <= self.node.expiry_window_ms_min {
+            return Err(FieldError::new(
+                node.key("hold_ms_max"),
+                "must be greater than expiry_window_ms_min",
+            ));
+        }
+        if u64::from(self.ledger.pending_timeout_s) * 1000
+            <= self.node.hold_ms_max + self.node.expiry_window_ms_min
+        {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("pending_timeout_s"),
+                "must outlive node.hold_ms_max plus node.expiry_window_ms_min, or fulfilled packets could not be posted",
+            ));
+        }
+        if self.ledger.kind == LedgerKind::TigerBeetle && self.ledger.addresses.trim().is_empty() {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("addresses"),
+                "required when kind = \"tigerbeetle\"",
+            ));
+        }
+        self.state.validate_rules()
+    }
+}
+
+fn is_segment_safe(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'~' | b'-'))
+}
+
+impl StateDocument {
+    /// Parses and validates a JSON state document (the admin API's body).
+    pub fn from_json(bytes: &[u8]) -> Result<StateDocument, ConfigError> {
+        let document: StateDocument = serde_json::from_slice(bytes)
+            .map_err(|e| ConfigError::Document(format!("state document: {e}")))?;
+        document
+            .validate_rules()
+            .map_err(|e| ConfigError::Document(format!("{}: {}", e.path, e.message)))?;
+        Ok(document)
+    }
+
+    /// The rules of the state, each error with the path of its field.
+    pub fn validate_rules(&self) -> Result<(), FieldError> {
+        let codes = self.validate_assets()?;
+        self.validate_peers(&codes)?;
+        self.validate_wallets(&codes)?;
+        self.validate_rates(&codes)
+    }
+
+    fn validate_assets(&self) -> Result<HashSet<&str>, FieldError> {
+        let mut codes = HashSet::new();
+        let mut ledgers = HashSet::new();
+        for (index, asset) in self.assets.iter().enumerate() {
+            let path = FieldPath::root("assets").index(index);
+            if asset.code.is_empty() || asset.code.len() > 16 {
+                return Err(FieldError::new(
+                    path.key("code"),
+                    "must be 1 to 16 characters",
+                ));
+            }
+            if !codes.insert(asset.code.as_str()) {
+                return Err(FieldError::new(
+                    path.key("code"),
+                    format!("asset {:?} is defined twice", asset.code),
+                ));
+            }
+            if asset.ledger == 0 {
+                return Err(FieldError::new(
+                    path.key("ledger"),
+                    "must be greater than 0",
+                ));
+            }
+            if !ledgers.insert(asset.ledger) {
+                return Err(FieldError::new(
+                    path.key("ledger"),
+                    format!("ledger {} belongs to another asset", asset.ledger),
+                ));
+            }
+        }
+        Ok(codes)
+    }
+
+    fn validate_peers(&self, codes: &HashSet<&str>) -> Result<(), FieldError> {
+        let mut ids = HashSet::new();
+        let mut tokens = HashSet::new();
+        for (index, peer) in self.peers.iter().enumerate() {
+            let path = FieldPath::root("peers").index(index);
+            if !is_segment_safe(&peer.id) {
+                return Err(FieldError::new(
+                    path.key("id"),
+                    "must be letters, digits, _ ~ or - (it becomes an address segment)",
+                ));
+            }
+            if !ids.insert(peer.id.as_str()) {
+                return Err(FieldError::new(
+                    path.key("id"),
+                    format!("peer {:?} is defined twice", peer.id),
+                ));
+            }
+            if !codes.contains(peer.asset.as_str()) {
+                return Err(FieldError::new(
+                    path.key("asset"),
+                    format!("unknown asset {:?}", peer.asset),
+                ));
+            }
+            for (token_index, token) in peer.incoming_tokens.iter().enumerate() {
+                let token_path = path.key("incoming_tokens").index(token_index);
+                if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
+                    return Err(FieldError::new(
+                        token_path,
+                        "must be non-empty printable ASCII without spaces",
+                    ));
+                }
+                if !tokens.insert(token.as_str()) {
+                    return Err(FieldError::new(
+                        token_path,
+                        "token already names another peer",
+                    ));
+                }
+            }
+            validate_outgoing(peer, &path)?;
+            validate_limits(peer, &path)?;
+            if let Some(address) = &peer.static_ilp_address {
+                if Address::parse_str(address).is_err() {
+                    return Err(FieldError::new(
+                        path.key("static_ilp_address"),
+                        format!("{address:?} is not a valid ILP address"),
+                    ));
+                }
+            }
+            for (route_index, prefix) in peer.routes.iter().enumerate() {
+                if Address::parse_str(prefix).is_err() {
+                    let message = format!("{prefix:?} is not a valid address prefix (scheme and at least one segment)");
+                    return Err(FieldError::new(
+                        path.key("routes").index(route_index),
+                        message,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_wallets(&self, codes: &HashSet<&str>) -> Result<(), FieldError> {
+        let mut ids = HashSet::new();
+        for (index, wallet) in self.wallets.iter().enumerate() {
+            let path = FieldPath::root("wallets").index(index);
+            if !is_segment_safe(&wallet.id) {
+                return Err(FieldError::new(
+                    path.key("id"),
+                    "must be letters, digits, _ ~ or -",
+                ));
+            }
+            if !ids.insert(wallet.id.as_str()) {
+                return Err(FieldError::new(
+                    path.key("id"),
+                    format!("wallet {:?} is defined twice", wallet.id),
+                ));
+            }
+            if !codes.contains(wallet.asset.as_str()) {
+                return Err(FieldError::new(
+                    path.key("asset"),
+                    format!("unknown asset {:?}", wallet.asset),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_rates(&self, codes: &HashSet<&str>) -> Result<(), FieldError> {
+        let path = FieldPath::root("rates");
+        for (code, rate) in &self.rates.rates {
+            if !rate.is_finite() || *rate <= 0.0 {
+                return Err(FieldError::new(
+                    path.key("rates").key(code),
+                    "must be a positive number",
+                ));
+            }
+        }
+        if let Some(base) = &self.rates.base {
+            // The base is 1 by definition; listing it among the rates is optional.
+            if base.is_empty() {
+                return Err(FieldError::new(path.key("base"), "must not be empty"));
+            }
+        }
+        if let Some(url) = &self.rates.url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(FieldError::new(
+                    path.key("url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        let base = self
+            .rates
+            .base
+            .as_deref()
+            .or_else(|| self.assets.first().map(|a| a.code.as_str()));
+        if self.rates.url.is_none() && codes.len() > 1 {
+            for code in codes {
+                if Some(*code) != base && !self.rates.rates.contains_key(*code) {
+                    return Err(FieldError::new(
+                        path.key("rates"),
+                        format!("no rate for asset {code:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_outgoing(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldError> {
+    match (&peer.outgoing_url, &peer.outgoing_token) {
+        (Some(url), token) => {
+            if !url.starts_with("http://") {
+                return Err(FieldError::new(
+                    path.key("outgoing_url"),
+                    "must start with http:// (TLS to peers is not supported yet)",
+                ));
+            }
+            if url.len() <= "http://".len() {
+                return Err(FieldError::new(path.key("outgoing_url"), "has no host"));
+            }
+            if token.as_deref().is_none_or(str::is_empty) {
+                return Err(FieldError::new(
+                    path.key("outgoing_token"),
+                    "required when outgoing_url is set",
+                ));
+            }
+            Ok(())
+        }
+        (None, Some(_)) => Err(FieldError::new(
+            path.key("outgoing_token"),
+            "set without outgoing_url",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+fn validate_limits(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldError> {
+    let checks = [
+        ("max_packet_amount", peer.max_packet_amount),
+        (
+            "rate_limit_packets_per_second",
+            peer.rate_limit_packets_per_second,
+        ),
+        (
+            "throughput_limit_per_second",
+            peer.throughput_limit_per_second,
+        ),
+    ];
+    for (key, value) in checks {
+        if value == Some(0) {
+            return Err(FieldError::new(
+                path.key(key),
+                "must be greater than 0 (leave it out for no limit)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map(|before| before.matches('\n').count() + 1)
+        .unwrap_or(1)
+}
+
+/// The line of the field at `path` in the TOML text, or of its nearest ancestor.
+fn locate(text: &str, path: &FieldPath) -> usize {
+    let Ok(document) = toml_edit::ImDocument::parse(text) else {
+        return 1;
+    };
+    let mut item = document.as_item();
+    let mut best = 1;
+    for segment in &path.0 {
+        let (next, key_span) = match segment {
+            PathSegment::Key(key) => {
+                let key_span = item
+                    .as_table_like()
+                    .and_then(|t| t.get_key_value(key))
+                    .and_then(|(k, _)| k.span());
+                let key_span = key_span.or_else(|| {
+                    item.as_table()
+                        .and_then(|t| t.key(key))
+                        .and_then(|k| k.span())
+                });
+                (item.get(key.as_str()), key_span)
+            }
+            PathSegment::Index(index) => (item.get(*index), None),
+        };
+        let Some(next) = next else { break };
+        if let Some(span) = key_span.or_else(|| next.span()) {
+            best = line_of(text, span.start);
+        }
+        item = next;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[node]
+ilp_address = "test.riptide"
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "admin-token-0123456789"
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+
+[[peers]]
+id = "alice"
+asset = "USD"
+incoming_tokens = ["alice-token"]
+max_packet_amount = 100
+"#;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "riptide.toml", &no_env)
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn minimal_config_with_defaults() {
+        let config = parse(MINIMAL).expect("valid");
+        assert_eq!(config.node.connector_port, 3002);
+        assert_eq!(config.node.admin_port, 3003);
+        assert_eq!(config.ledger.kind, LedgerKind::Memory);
+        assert_eq!(config.state.peers[0].max_packet_amount, Some(100));
+        assert_eq!(config.node.stream_secret[31], 31);
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../../riptide.example.toml");
+        parse(text).expect("riptide.example.toml must stay valid");
+    }
+
+    #[test]
+    fn rule_errors_name_field_and_line() {
+        let text = MINIMAL.replace("max_packet_amount = 100", "max_packet_amount = 0");
+        assert_eq!(
+            error_of(&text),
+            "riptide.toml line 16: peers[0].max_packet_amount: must be greater than 0 (leave it out for no limit)"
+        );
+        let text = MINIMAL.replace("asset = \"USD\"\nincoming", "asset = \"EUR\"\nincoming");
+        assert_eq!(
+            error_of(&text),
+            "riptide.toml line 14: peers[0].asset: unknown asset \"EUR\""
+        );
+        let text = MINIMAL.replace("\"test.riptide\"", "\"nope.riptide\"");
+        assert_eq!(
+            error_of(&text),
+            "riptide.toml line 3: node.ilp_address: \"nope.riptide\" is not a valid ILP address"
+        );
+    }
+
+    #[test]
+    fn syntax_type_and_unknown_key_errors_name_the_line() {
+        let unknown = MINIMAL.replace(
+            "max_packet_amount = 100",
+            "max_packet_amount = 100\nmax_packet = 5",
+        );
+        let error = error_of(&unknown);
+        assert!(
+            error.starts_with("riptide.toml line 17: unknown field `max_packet`"),
+            "{error}"
+        );
+        let wrong_type = MINIMAL.replace("scale = 2", "scale = \"two\"");
+        let error = error_of(&wrong_type);
+        assert!(error.starts_with("riptide.toml line 9:"), "{error}");
+        let secret = MINIMAL.replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "AAEC");
+        let error = error_of(&secret);
+        assert!(
+            error.contains("line 4") && error.contains("32 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn duplicate_tokens_and_outgoing_rules() {
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token\"]\n");
+        assert!(error_of(&text)
+            .contains("peers[1].incoming_tokens[0]: token already names another peer"));
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"https://x\"\noutgoing_token = \"t\"\n");
+        assert!(error_of(&text).contains("peers[1].outgoing_url: must start with http://"));
+        let text = format!(
+            "{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\n"
+        );
+        assert!(error_of(&text).contains("peers[1].outgoing_token: required"));
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let env = |name: &str| match name {
+            "CONNECTOR_PORT" => Some("4000".to_owned()),
+            "ILP_ADDRESS" => Some("g.elsewhere".to_owned()),
+            "TIGERBEETLE_REPLICA_ADDRESSES" => Some("127.0.0.1:3000".to_owned()),
+            "REDIS_URL" => Some("redis://127.0.0.1:6379/".to_owned()),
+            _ => None,
+        };
+        let config = Config::parse(MINIMAL, "riptide.toml", &env).expect("valid");
+        assert_eq!(config.node.connector_port, 4000);
+        assert_eq!(config.node.ilp_address, "g.elsewhere");
+        assert_eq!(config.ledger.kind, LedgerKind::TigerBeetle);
+        assert_eq!(
+            config.receipts.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379/")
+        );
+        let bad = |name: &str| (name == "CONNECTOR_PORT").then(|| "http".to_owned());
+        let error = Config::parse(MINIMAL, "riptide.toml", &bad)
+            .expect_err("bad port")
+            .to_string();
+        assert_eq!(
+            error,
+            "environment variable CONNECTOR_PORT: \"http\" is not a port"
+        );
+    }
+
+    #[test]
+    fn json_documents_name_paths() {
+        let json = br#"{"version": 2, "assets": [{"code": "USD", "scale": 2, "ledger": 1}],
+            "peers": [{"id": "a", "asset": "USD"}, {"id": "b", "asset": "EUR"}]}"#;
+        let error = StateDocument::from_json(json)
+            .expect_err("invalid")
+            .to_string();
+        assert_eq!(error, "peers[1].asset: unknown asset \"EUR\"");
+        let unknown = br#"{"version": 2, "peerz": []}"#;
+        assert!(StateDocument::from_json(unknown)
+            .expect_err("invalid")
+            .to_string()
+            .contains("unknown field `peerz`"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+            let _ = StateDocument::from_json(text.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The packet pipeline, sans-IO: a Prepare and `now` in, a [`Decision`] out. The IO
+//! layer carries out the decision (ledger hold, HTTP forward) and brings the peer's
+//! reply back to [`judge_reply`].
+//!
+//! Order of checks (each with its code): ILDCP `peer.config` answered; other `peer.*`
+//! F02; max packet amount F08; rate limit T05; throughput limit T04; expiry R02;
+//! route F02; exchange rate T00 / R01; then the ledger hold (T04) in the IO layer.
+
+use super::limits::TokenBucket;
+use super::reject::RejectReason;
+use super::snapshot::{PeerIndex, RouteTarget, Snapshot};
+use crate::packet::ildcp::{is_ildcp_request, IldcpResponse};
+use crate::packet::{fulfillment_matches, Address, Fulfill, Packet, Prepare, Timestamp};
+use crate::rates::RateError;
+
+/// Timing rules for outgoing packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineOptions {
+    /// Time kept back from the incoming expiry for the reply to travel back.
+    pub expiry_window_ms_min: u64,
+    /// Longest time a forwarded packet may be held downstream.
+    pub hold_ms_max: u64,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            expiry_window_ms_min: 1_000,
+            hold_ms_max: 30_000,
+        }
+    }
+}
+
+/// One ledger movement of a packet's hold. A same-asset packet has one leg; a
+/// cross-asset packet has two (source peer to its asset's liquidity, destination
+/// asset's liquidity to the destination peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leg {
+    pub debit_account_id: u128,
+    pub credit_account_id: u128,
+    pub amount: u64,
+    pub ledger: u32,
+}
+
+/// What to do with a Prepare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer with this Fulfill at once (ILDCP).
+    Fulfill(Vec<u8>),
+    /// Answer with a Reject made by Riptide.
+    Reject(RejectReason),
+    /// Hold the legs, then send the rewritten Prepare to `to`.
+    Forward(Forward),
+    /// The destination is Riptide's own address space (the STREAM receiver).
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub to: PeerIndex,
+    pub amount_outgoing: u64,
+    pub expires_at_outgoing: Timestamp,
+    /// Ledger legs to hold as one linked chain; empty for a zero amount.
+    pub legs: Vec<Leg>,
+}
+
+/// The rate and throughput buckets of every peer, owned by one shard.
+#[derive(Debug, Default)]
+pub struct PeerLimiters {
+    version: Option<u64>,
+    by_peer: Vec<PeerLimiter>,
+}
+
+#[derive(Debug, Default)]
+struct PeerLimiter {
+    id: String,
+    rate_limit: Option<(u64, TokenBucket)>,
+    throughput_limit: Option<(u64, TokenBucket)>,
+}
+
+impl PeerLimiters {
+    /// Follows a new snapshot. A peer whose limits did not change keeps its buckets,
+    /// so a state push does not hand every peer a fresh burst.
+    pub fn sync(&mut self, snapshot: &Snapshot) {
+        if self.version == Some(snapshot.version) && self.by_peer.len() == snapshot.peers.len() {
+            return;
+        }
+        let mut old: Vec<PeerLimiter> = std::mem::take(&mut self.by_peer);
+        self.by_peer = snapshot
+            .peers
+            .iter()
+            .map(|peer| {
+                let previous = old
+                    .iter()
+                    .position(|l| l.id == peer.id)
+                    .map(|i| old.swap_remove(i));
+                let previous = previous.unwrap_or_default();
+                PeerLimiter {
+                    id: peer.id.clone(),
+                    rate_limit: keep_or_new(
+                        previous.rate_limit,
+                        peer.rate_limit_packets_per_second,
+                    ),
+                    throughput_limit: keep_or_new(
+                        previous.throughput_limit,
+                        peer.throughput_limit_per_second,
+                    ),
+                }
+            })
+            .collect();
+        self.version = Some(snapshot.version);
+    }
+
+    fn check(&mut self, from: PeerIndex, amount: u64, now_ms: u64) -> Result<(), RejectReason> {
+        let Some(limiter) = self.by_peer.get_mut(from as usize) else {
+            return Ok(());
+        };
+        if let Some((_, bucket)) = limiter.rate_limit.as_mut() {
+            if !bucket.try_take(now_ms, 1) {
+                return Err(RejectReason::RateLimited);
+            }
+        }
+        if let Some((_, bucket)) = limiter.throughput_limit.as_mut() {
+            if amount > 0 && !bucket.try_take(now_ms, amount) {
+                return Err(RejectReason::ThroughputLimited);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn keep_or_new(
+    previous: Option<(u64, TokenBucket)>,
+    limit: Option<u64>,
+) -> Option<(u64, TokenBucket)> {
+    let limit = limit?;
+    match previous {
+        Some((old_limit, bucket)) if old_limit == limit => Some((old_limit, bucket)),
+        // One second's worth of burst: the capacity equals the per-second refill.
+        _ => Some((limit, TokenBucket::new(limit, limit))),
+    }
+}
+
+/// Decides what happens to `prepare`, which arrived from peer `from`.
+pub fn decide(
+    snapshot: &Snapshot,
+    limiters: &mut PeerLimiters,
+    options: &PipelineOptions,
+    from: PeerIndex,
+    prepare: &Prepare<'_>,
+    now_ms: u64,
+) -> Decision {
+    match decide_inner(snapshot, limiters, options, from, prepare, now_ms) {
+        Ok(decision) => decision,
+        Err(reason) => Decision::Reject(reason),
+    }
+}
+
+fn decide_inner(
+    snapshot: &Snapshot,
+    limiters: &mut PeerLimiters,
+    options: &PipelineOptions,
+    from: PeerIndex,
+    prepare: &Prepare<'_>,
+    now_ms: u64,
+) -> Result<Decision, RejectReason> {
+    let peer = snapshot
+        .peers
+        .get(from as usize)
+        .ok_or(RejectReason::Internal("unknown peer".into()))?;
+    if is_ildcp_request(prepare) {
+        return answer_ildcp(snapshot, from);
+    }
+    if prepare.destination.scheme() == "peer" {
+        return Err(RejectReason::PeerProtocolUnhandled);
+    }
+    if let Some(maximum) = peer.max_packet_amount {
+        if prepare.amount > maximum {
+            return Err(RejectReason::AmountTooLarge {
+                received: prepare.amount,
+                maximum,
+            });
+        }
+    }
+    limiters.check(from, prepare.amount, now_ms)?;
+    let expires_at_outgoing = outgoing_expiry(options, prepare.expires_at, now_ms)?;
+    let to = match route(snapshot, from, prepare.destination)? {
+        RouteTarget::Local => return Ok(Decision::Local),
+        RouteTarget::Peer(to) => to,
+    };
+    let amount_outgoing = convert(snapshot, from, to, prepare.amount)?;
+    let legs = hold_legs(snapshot, from, to, prepare.amount, amount_outgoing);
+    Ok(Decision::Forward(Forward {
+        to,
+        amount_outgoing,
+        expires_at_outgoing,
+        legs,
+    }))
+}
+
+fn answer_ildcp(snapshot: &Snapshot, from: PeerIndex) -> Result<Decision, RejectReason> {
+    let peer = snapshot.peer(from);
+    let asset = snapshot.asset(peer.asset);
+    let client_address = Address::parse_str(&peer.ildcp_address)
+        .map_err(|_| RejectReason::Internal("peer address invalid".into()))?;
+    let response = IldcpResponse {
+        client_address,
+        asset_scale: asset.scale,
+        asset_code: &asset.code,
+    };
+    Ok(Decision::Fulfill(response.to_fulfill()))
+}
+
+/// `min(incoming - window, now + hold)`, refused when less than the window remains.
+pub fn outgoing_expiry(
+    options: &PipelineOptions,
+    expires_at_incoming: Timestamp,
+    now_ms: u64,
+) -> Result<Timestamp, RejectReason> {
+    let incoming_ms = expires_at_incoming.unix_ms();
+    let reduced_ms = incoming_ms.saturating_sub(options.expiry_window_ms_min);
+    let outgoing_ms = reduced_ms.min(now_ms.saturating_add(options.hold_ms_max));
+    if incoming_ms <= now_ms || outgoing_ms < now_ms.saturating_add(options.expiry_window_ms_min) {
+        return Err(RejectReason::InsufficientTimeout);
+    }
+    Ok(Timestamp::from_unix_ms_saturating(outgoing_ms))
+}
+
+fn route(
+    snapshot: &Snapshot,
+    from: PeerIndex,
+    destination: Address<'_>,
+) -> Result<RouteTarget, RejectReason> {
+    let not_sender = |target: &RouteTarget| *target == RouteTarget::Peer(from);
+    match snapshot.routes.lookup(destination.as_str(), not_sender) {
+        Some(target) => Ok(*target),
+        None => Err(RejectReason::NoRoute),
+    }
+}
+
+fn convert(
+    snapshot: &Snapshot,
+    from: PeerIndex,
+    to: PeerIndex,
+    amount: u64,
+) -> Result<u64, RejectReason> {
+    if amount == 0 {
+        return Ok(0);
+    }
+    let source = snapshot.asset_ref(snapshot.peer(from).asset);
+    let destination = snapshot.asset_ref(snapshot.peer(to).asset);
+    let converted = snapshot
+        .rates
+        .convert(amount, source, destination)
+        .map_err(|e| match e {
+            RateError::MissingRate(code) => RejectReason::RateMissing(code),
+            _ => RejectReason::ConversionOverflow,
+        })?;
+    if converted == 0 {
+        return Err(RejectReason::AmountConvertsToZero);
+    }
+    Ok(converted)
+}
+
+fn hold_legs(
+    snapshot: &Snapshot,
+    from: PeerIndex,
+    to: PeerIndex,
+    amount_in: u64,
+    amount_out: u64,
+) -> Vec<Leg> {
+    if amount_in == 0 {
+        return Vec::new();
+    }
+    let (source, destination) = (snapshot.peer(from), snapshot.peer(to));
+    let (source_asset, destination_asset) = (
+        snapshot.asset(source.asset),
+        snapshot.asset(destination.asset),
+    );
+    if source.asset == destination.asset {
+        debug_assert_eq!(amount_in, amount_out);
+        return vec![Leg {
+            debit_account_id: source.account_id,
+            credit_account_id: destination.account_id,
+            amount: amount_in,
+            ledger: source_asset.ledger,
+        }];
+    }
+    vec![
+        Leg {
+            debit_account_id: source.account_id,
+            credit_account_id: source_asset.liquidity_account_id,
+            amount: amount_in,
+            ledger: source_asset.ledger,
+        },
+        Leg {
+            debit_account_id: destination_asset.liquidity_account_id,
+            credit_account_id: destination.account_id,
+            amount: amount_out,
+            ledger: destination_asset.ledger,
+        },
+    ]
+}
+
+/// What the next hop's answer means for the hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A Fulfill whose fulfillment matches: post the hold, relay the bytes unchanged.
+    Fulfilled,
+    /// A Reject: void the hold, relay the bytes unchanged.
+    Rejected,
+    /// Anything else: void the hold and answer with this reason instead.
+    Refused(RejectReason),
+}
+
+/// Judges the bytes the next hop answered for a Prepare with `condition`.
+pub fn judge_reply(condition: &[u8; 32], reply: &[u8]) -> Verdict {
+    match Packet::parse(reply) {
+        Ok(Packet::Fulfill(Fulfill { fulfillment, .. })) => {
+            if fulfillment_matches(fulfillment, condition) {
+                Verdict::Fulfilled
+            } else {
+                Verdict::Refused(RejectReason::WrongCondition)
+            }
+        }
+        Ok(Packet::Reject(_)) => Verdict::Rejected,
+        Ok(Packet::Prepare(_)) | Err(_) => Verdict::Refused(RejectReason::PeerUnreachable(
+            "peer answered with no ILP reply".into(),
+        )),
+    }
+}

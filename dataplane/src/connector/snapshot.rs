@@ -1,0 +1,271 @@
+//! The dynamic state compiled for the packet path: peers indexed, tokens hashed, routes
+//! in a longest-prefix table, rates ready. Built once per state push and shared by
+//! every shard as an immutable `Arc`; packets in flight finish on the snapshot they
+//! started with.
+
+use crate::config::{NodeConfig, StateDocument};
+use crate::ledger::{account_id, AccountKind};
+use crate::packet::Address;
+use crate::rates::{AssetRef, RateTable};
+use crate::routing::RoutingTable;
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Index of a peer in [`Snapshot::peers`].
+pub type PeerIndex = u32;
+/// Index of an asset in [`Snapshot::assets`].
+pub type AssetIndex = u32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SnapshotError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An asset and the ledger accounts that belong to it.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub code: String,
+    pub scale: u8,
+    pub ledger: u32,
+    pub liquidity_account_id: u128,
+    pub settlement_account_id: u128,
+}
+
+/// Where a peer's packets go when Riptide forwards to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEndpoint {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// Path and query sent in the request line.
+    pub path: String,
+    /// The complete `Authorization` header value: `Bearer <token>`.
+    pub authorization: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub id: String,
+    pub asset: AssetIndex,
+    pub account_id: u128,
+    /// What ILDCP answers this peer: its static address or `<own address>.<id>`.
+    pub ildcp_address: String,
+    pub outgoing: Option<OutgoingEndpoint>,
+    pub max_packet_amount: Option<u64>,
+    pub rate_limit_packets_per_second: Option<u64>,
+    pub throughput_limit_per_second: Option<u64>,
+}
+
+/// Where a route leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteTarget {
+    Peer(PeerIndex),
+    /// Riptide's own address space: the STREAM receiver.
+    Local,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: u64,
+    pub own_address: String,
+    pub assets: Vec<Asset>,
+    pub peers: Vec<Peer>,
+    pub peer_by_id: HashMap<String, PeerIndex>,
+    /// SHA-256 of each incoming token, so tokens never sit in memory in clear and a
+    /// lookup compares fixed-size digests.
+    pub peer_by_token_hash: HashMap<[u8; 32], PeerIndex>,
+    pub routes: RoutingTable<RouteTarget>,
+    pub rates: RateTable,
+}
+
+pub fn token_hash(token: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+impl Snapshot {
+    /// Compiles a validated state document. Errors here are programming or
+    /// validation gaps, reported rather than trusted.
+    pub fn build(node: &NodeConfig, state: &StateDocument) -> Result<Snapshot, SnapshotError> {
+        Address::parse_str(&node.ilp_address)
+            .map_err(|e| SnapshotError::Invalid(format!("node.ilp_address: {e}")))?;
+        let assets = build_assets(state);
+        let asset_index: HashMap<String, AssetIndex> = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.code.clone(), i as AssetIndex))
+            .collect();
+        let mut snapshot = Snapshot {
+            version: state.version,
+            own_address: node.ilp_address.clone(),
+            assets,
+            peers: Vec::with_capacity(state.peers.len()),
+            peer_by_id: HashMap::new(),
+            peer_by_token_hash: HashMap::new(),
+            routes: RoutingTable::new(),
+            rates: build_rates(state)?,
+        };
+        snapshot
+            .routes
+            .insert(&node.ilp_address, RouteTarget::Local);
+        for peer_config in &state.peers {
+            snapshot.add_peer(node, peer_config, &asset_index)?;
+        }
+        Ok(snapshot)
+    }
+
+    fn add_peer(
+        &mut self,
+        node: &NodeConfig,
+        config: &crate::config::PeerConfig,
+        asset_index: &HashMap<String, AssetIndex>,
+    ) -> Result<(), SnapshotError> {
+        let index = self.peers.len() as PeerIndex;
+        let asset = *asset_index.get(&config.asset).ok_or_else(|| {
+            SnapshotError::Invalid(format!(
+                "peers.{}: unknown asset {}",
+                config.id, config.asset
+            ))
+        })?;
+        let ildcp_address = config
+            .static_ilp_address
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", node.ilp_address, config.id));
+        let outgoing = match (&config.outgoing_url, &config.outgoing_token) {
+            (Some(url), Some(token)) => Some(parse_endpoint(url, token).map_err(|e| {
+                SnapshotError::Invalid(format!("peers.{}.outgoing_url: {e}", config.id))
+            })?),
+            _ => None,
+        };
+        for token in &config.incoming_tokens {
+            if self
+                .peer_by_token_hash
+                .insert(token_hash(token.as_bytes()), index)
+                .is_some()
+            {
+                return Err(SnapshotError::Invalid(format!(
+                    "peers.{}.incoming_tokens: token already names another peer",
+                    config.id
+                )));
+            }
+        }
+        // The child address routes back to the peer, as ILDCP promised it.
+        self.routes.insert(&ildcp_address, RouteTarget::Peer(index));
+        for prefix in &config.routes {
+            self.routes.insert(prefix, RouteTarget::Peer(index));
+        }
+        self.peer_by_id.insert(config.id.clone(), index);
+        self.peers.push(Peer {
+            id: config.id.clone(),
+            asset,
+            account_id: account_id(AccountKind::Peer, &config.id),
+            ildcp_address,
+            outgoing,
+            max_packet_amount: config.max_packet_amount,
+            rate_limit_packets_per_second: config.rate_limit_packets_per_second,
+            throughput_limit_per_second: config.throughput_limit_per_second,
+        });
+        Ok(())
+    }
+
+    pub fn peer(&self, index: PeerIndex) -> &Peer {
+        &self.peers[index as usize]
+    }
+
+    pub fn asset(&self, index: AssetIndex) -> &Asset {
+        &self.assets[index as usize]
+    }
+
+    pub fn asset_ref(&self, index: AssetIndex) -> AssetRef<'_> {
+        let asset = self.asset(index);
+        AssetRef {
+            code: &asset.code,
+            scale: asset.scale,
+        }
+    }
+
+    /// The peer an incoming bearer token names, if any.
+    pub fn authenticate(&self, token: &[u8]) -> Option<PeerIndex> {
+        let hash = token_hash(token);
+        let (stored, index) = self.peer_by_token_hash.get_key_value(&hash)?;
+        // The map found the entry by hash; compare the full digest again in constant
+        // time so that the comparison itself does not depend on where bytes differ.
+        let equal = stored
+            .iter()
+            .zip(hash.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        equal.then_some(*index)
+    }
+}
+
+fn build_assets(state: &StateDocument) -> Vec<Asset> {
+    state
+        .assets
+        .iter()
+        .map(|asset| Asset {
+            code: asset.code.clone(),
+            scale: asset.scale,
+            ledger: asset.ledger,
+            liquidity_account_id: account_id(AccountKind::Liquidity, &asset.code),
+            settlement_account_id: account_id(AccountKind::Settlement, &asset.code),
+        })
+        .collect()
+}
+
+fn build_rates(state: &StateDocument) -> Result<RateTable, SnapshotError> {
+    let base = state.rates.base.clone().unwrap_or_else(|| {
+        state
+            .assets
+            .first()
+            .map(|a| a.code.clone())
+            .unwrap_or_else(|| "USD".to_owned())
+    });
+    RateTable::from_f64_map(&base, &state.rates.rates)
+        .map_err(|e| SnapshotError::Invalid(format!("rates: {e}")))
+}
+
+/// Splits `http://host:port/path` into what the HTTP client needs.
+pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "only http:// endpoints are supported".to_owned())?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err("missing host".to_owned());
+    }
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok(OutgoingEndpoint {
+        authority,
+        path: path.to_owned(),
+        authorization: format!("Bearer {token}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        let endpoint = parse_endpoint("http://127.0.0.1:8080/ilp", "tok").expect("valid");
+        assert_eq!(endpoint.authority, "127.0.0.1:8080");
+        assert_eq!(endpoint.path, "/ilp");
+        assert_eq!(endpoint.authorization, "Bearer tok");
+        assert_eq!(
+            parse_endpoint("http://host", "t").expect("valid").authority,
+            "host:80"
+        );
+        assert!(parse_endpoint("https://host", "t").is_err());
+        assert!(parse_endpoint("http:///x", "t").is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! The connector's use of the ledger: a packet's legs become one linked chain of
+//! pending transfers (the hold), posted on Fulfill and voided on anything else; the
+//! chart of accounts is created idempotently on start and on every state push.
+
+use super::memory::MemoryLedger;
+use super::{
+    account_id, Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult,
+    Ledger, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_PACKET,
+};
+use crate::config::StateDocument;
+use crate::connector::pipeline::Leg;
+use crate::connector::reject::RejectReason;
+use crate::connector::snapshot::Snapshot;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Account codes, as in Rafiki's chart.
+const ACCOUNT_CODE_LIQUIDITY: u16 = 2;
+const ACCOUNT_CODE_PEER: u16 = 3;
+const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
+
+/// Legs of one packet: one for a same-asset packet, two across assets.
+pub const LEGS_MAX: usize = 2;
+
+#[derive(Debug, Error)]
+pub enum LedgerFailure {
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    #[error("{operation} refused: {result}")]
+    Refused {
+        operation: &'static str,
+        result: String,
+    },
+}
+
+/// Whether a hold is posted or voided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldOutcome {
+    Post,
+    Void,
+}
+
+impl HoldOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            HoldOutcome::Post => "post",
+            HoldOutcome::Void => "void",
+        }
+    }
+}
+
+/// The pending transfers of one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    transfer_ids: [u128; LEGS_MAX],
+    ledgers: [u32; LEGS_MAX],
+    count: usize,
+}
+
+enum Backend {
+    Memory(Arc<MemoryLedger>),
+}
+
+/// The ledger as the data plane uses it, shared by every shard.
+pub struct LedgerPort {
+    backend: Backend,
+    pending_timeout_s: u32,
+    /// Transfer ids: a random high half per process and a counter, so ids never
+    /// repeat across shards or restarts.
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl LedgerPort {
+    pub fn memory(pending_timeout_s: u32) -> LedgerPort {
+        LedgerPort::with_backend(
+            Backend::Memory(Arc::new(MemoryLedger::new())),
+            pending_timeout_s,
+        )
+    }
+
+    fn with_backend(backend: Backend, pending_timeout_s: u32) -> LedgerPort {
+        assert!(pending_timeout_s > 0);
+        let mut prefix = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
+            .expect("the system random source works");
+        LedgerPort {
+            backend,
+            pending_timeout_s,
+            id_prefix: u64::from_be_bytes(prefix),
+            id_counter: AtomicU64::new(1),
+        }
+    }
+
+    fn next_transfer_id(&self) -> u128 {
+        let counter = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        (u128::from(self.id_prefix) << 64) | u128::from(counter)
+    }
+
+    async fn create_transfers(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerFailure> {
+        match &self.backend {
+            Backend::Memory(ledger) => ledger
+                .create_transfers(transfers)
+                .await
+                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn create_accounts(
+        &self,
+        accounts: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerFailure> {
+        match &self.backend {
+            Backend::Memory(ledger) => ledger
+                .create_accounts(accounts)
+                .await
+                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
+        }
+    }
+
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerFailure> {
+        match &self.backend {
+            Backend::Memory(ledger) => ledger
+                .lookup_accounts(ids)
+                .await
+                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Reserves the legs as one linked chain of pending transfers.
+    pub async fn hold(&self, legs: &[Leg]) -> Result<Hold, RejectReason> {
+        assert!(legs.len() <= LEGS_MAX);
+        let mut hold = Hold {
+            transfer_ids: [0; LEGS_MAX],
+            ledgers: [0; LEGS_MAX],
+            count: legs.len(),
+        };
+        if legs.is_empty() {
+            return Ok(hold);
+        }
+        let transfers: Vec<Transfer> = legs
+            .iter()
+            .enumerate()
+            .map(|(index, leg)| {
+                let id = self.next_transfer_id();
+                hold.transfer_ids[index] = id;
+                hold.ledgers[index] = leg.ledger;
+                let linked = index + 1 < legs.len();
+                Transfer {
+                    id,
+                    debit_account_id: leg.debit_account_id,
+                    credit_account_id: leg.credit_account_id,
+                    amount: u128::from(leg.amount),
+                    ledger: leg.ledger,
+                    code: TRANSFER_CODE_PACKET,
+                    flags: TransferFlags {
+                        pending: true,
+                        linked,
+                        ..TransferFlags::default()
+                    },
+                    timeout_s: self.pending_timeout_s,
+                    ..Transfer::default()
+                }
+            })
+            .collect();
+        let results = self
+            .create_transfers(&transfers)
+            .await
+            .map_err(|e| RejectReason::Internal(e.to_string()))?;
+        match results.iter().find(|r| **r != CreateTransferResult::Ok) {
+            None => Ok(hold),
+            Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::ExceedsDebits) => {
+                Err(RejectReason::InsufficientLiquidity)
+            }
+            Some(other) => Err(RejectReason::Internal(format!("hold refused: {other:?}"))),
+        }
+    }
+
+    /// Posts or voids a hold; every result is checked.
+    pub async fn finish(&self, hold: Hold, outcome: HoldOutcome) -> Result<(), LedgerFailure> {
+        if hold.count == 0 {
+            return Ok(());
+        }
+        let transfers: Vec<Transfer> = (0..hold.count)
+            .map(|index| Transfer {
+                id: self.next_transfer_id(),
+                pending_id: hold.transfer_ids[index],
+                amount: match outcome {
+                    HoldOutcome::Post => AMOUNT_MAX,
+                    HoldOutcome::Void => 0,
+                },
+                ledger: hold.ledgers[index],
+                code: TRANSFER_CODE_PACKET,
+                flags: TransferFlags {
+                    post_pending_transfer: outcome == HoldOutcome::Post,
+                    void_pending_transfer: outcome == HoldOutcome::Void,
+                    linked: index + 1 < hold.count,
+                    ..TransferFlags::default()
+                },
+                ..Transfer::default()
+            })
+            .collect();
+        let results = self.create_transfers(&transfers).await?;
+        match results.iter().find(|r| **r != CreateTransferResult::Ok) {
+            None => Ok(()),
+            Some(result) => Err(LedgerFailure::Refused {
+                operation: outcome.label(),
+                result: format!("{result:?}"),
+            }),
+        }
+    }
+
+    /// Creates every account of the state (existing ones are fine) and applies each
+    /// `initial_liquidity` once: its transfer id derives from the account, so a
+    /// restart or a second push finds it done.
+    pub async fn ensure_accounts(
+        &self,
+        snapshot: &Snapshot,
+        document: &StateDocument,
+    ) -> Result<(), LedgerFailure> {
+        let accounts = chart_of_accounts(snapshot);
+        let results = self.create_accounts(&accounts).await?;
+        for (account, result) in accounts.iter().zip(&results) {
+            if !matches!(
+                result,
+                CreateAccountResult::Ok | CreateAccountResult::Exists
+            ) {
+                return Err(LedgerFailure::Refused {
+                    operation: "create account",
+                    result: format!("{:#x}: {result:?}", account.id),
+                });
+            }
+        }
+        self.deposit_initial_liquidity(snapshot, document).await
+    }
+
+    async fn deposit_initial_liquidity(
+        &self,
+        snapshot: &Snapshot,
+        document: &StateDocument,
+    ) -> Result<(), LedgerFailure> {
+        let mut deposits = Vec::new();
+        for (asset, config) in snapshot.assets.iter().zip(&document.assets) {
+            if config.initial_liquidity > 0 {
+                deposits.push(deposit(
+                    asset.settlement_account_id,
+                    asset.liquidity_account_id,
+                    config.initial_liquidity,
+                    asset.ledger,
+                ));
+            }
+        }
+        for (peer, config) in snapshot.peers.iter().zip(&document.peers) {
+            if config.initial_liquidity > 0 {
+                let asset = snapshot.asset(peer.asset);
+                deposits.push(deposit(
+                    asset.settlement_account_id,
+                    peer.account_id,
+                    config.initial_liquidity,
+                    asset.ledger,
+                ));
+            }
+        }
+        if deposits.is_empty() {
+            return Ok(());
+        }
+        let results = self.create_transfers(&deposits).await?;
+        match results
+            .iter()
+            .find(|r| !matches!(r, CreateTransferResult::Ok | CreateTransferResult::Exists))
+        {
+            None => Ok(()),
+            Some(result) => Err(LedgerFailure::Refused {
+                operation: "initial liquidity",
+                result: format!("{result:?}"),
+            }),
+        }
+    }
+}
+
+fn deposit(settlement: u128, account: u128, amount: u64, ledger: u32) -> Transfer {
+    Transfer {
+        id: account_id(
+            AccountKind::Deposit,
+            &format!("initial-liquidity:{account:x}"),
+        ),
+        debit_account_id: settlement,
+        credit_account_id: account,
+        amount: u128::from(amount),
+        ledger,
+        code: TRANSFER_CODE_DEPOSIT,
+        ..Transfer::default()
+    }
+}
+
+fn chart_of_accounts(snapshot: &Snapshot) -> Vec<Account> {
+    let mut accounts = Vec::with_capacity(snapshot.assets.len() * 2 + snapshot.peers.len());
+    for asset in &snapshot.assets {
+        accounts.push(Account {
+            id: asset.liquidity_account_id,
+            ledger: asset.ledger,
+            code: ACCOUNT_CODE_LIQUIDITY,
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: true,
+                ..AccountFlags::default()
+            },
+            ..Account::default()
+        });
+        accounts.push(Account {
+            id: asset.settlement_account_id,
+            ledger: asset.ledger,
+            code: ACCOUNT_CODE_SETTLEMENT,
+            flags: AccountFlags {
+                credits_must_not_exceed_debits: true,
+                ..AccountFlags::default()
+            },
+            ..Account::default()
+        });
+    }
+    for peer in &snapshot.peers {
+        accounts.push(Account {
+            id: peer.account_id,
+            ledger: snapshot.asset(peer.asset).ledger,
+            code: ACCOUNT_CODE_PEER,
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: true,
+                ..AccountFlags::default()
+            },
+            ..Account::default()
+        });
+    }
+    accounts
+}

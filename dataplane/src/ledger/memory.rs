@@ -1,0 +1,479 @@
+//! The embedded ledger: TigerBeetle's rules in process memory, for a first run
+//! without servers. It is shared by every shard behind one `Mutex`, which is fine for
+//! a default that is not the production path (TigerBeetle is); the rules match so
+//! that a test suite can run against both and compare balances.
+
+use super::{
+    Account, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer, AMOUNT_MAX,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingState {
+    Pending,
+    Posted,
+    Voided,
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    transfer: Transfer,
+    state: PendingState,
+    expires_at_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    accounts: HashMap<u128, Account>,
+    transfers: HashMap<u128, Transfer>,
+    pending: HashMap<u128, Pending>,
+    /// Pending transfers by expiry, to release them in order.
+    expiries: BTreeSet<(u64, u128)>,
+}
+
+/// What a failed chain must undo.
+enum Undo {
+    Account(Account),
+    Transfer(u128),
+    Pending(u128, Option<Pending>),
+}
+
+pub struct MemoryLedger {
+    state: Mutex<State>,
+    clock: Clock,
+}
+
+impl Default for MemoryLedger {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLedger {
+    pub fn new() -> MemoryLedger {
+        let clock = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        };
+        Self::with_clock(Box::new(clock))
+    }
+
+    /// A ledger whose pending timeouts follow `clock` (milliseconds), for tests.
+    pub fn with_clock(clock: Clock) -> MemoryLedger {
+        MemoryLedger {
+            state: Mutex::new(State::default()),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, LedgerError> {
+        self.state
+            .lock()
+            .map_err(|_| LedgerError::Unavailable("memory ledger lock poisoned".into()))
+    }
+
+    pub fn create_accounts_now(
+        &self,
+        accounts: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerError> {
+        let mut state = self.lock()?;
+        Ok(accounts
+            .iter()
+            .map(|account| state.create_account(account))
+            .collect())
+    }
+
+    pub fn create_transfers_now(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerError> {
+        let now_ms = (self.clock)();
+        let mut state = self.lock()?;
+        state.expire(now_ms);
+        Ok(state.create_transfers(transfers, now_ms))
+    }
+
+    pub fn lookup_accounts_now(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
+        let now_ms = (self.clock)();
+        let mut state = self.lock()?;
+        state.expire(now_ms);
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.accounts.get(id).copied())
+            .collect())
+    }
+}
+
+impl Ledger for MemoryLedger {
+    async fn create_accounts(
+        &self,
+        accounts: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerError> {
+        self.create_accounts_now(accounts)
+    }
+
+    async fn create_transfers(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerError> {
+        self.create_transfers_now(transfers)
+    }
+
+    async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
+        self.lookup_accounts_now(ids)
+    }
+}
+
+impl State {
+    fn create_account(&mut self, account: &Account) -> CreateAccountResult {
+        use CreateAccountResult as R;
+        if account.id == 0 {
+            return R::IdMustNotBeZero;
+        }
+        if account.id == u128::MAX {
+            return R::IdMustNotBeIntMax;
+        }
+        if account.flags.debits_must_not_exceed_credits
+            && account.flags.credits_must_not_exceed_debits
+        {
+            return R::FlagsAreMutuallyExclusive;
+        }
+        if account.ledger == 0 {
+            return R::LedgerMustNotBeZero;
+        }
+        if account.code == 0 {
+            return R::CodeMustNotBeZero;
+        }
+        if let Some(existing) = self.accounts.get(&account.id) {
+            let same = existing.ledger == account.ledger
+                && existing.code == account.code
+                && existing.flags == account.flags;
+            return if same {
+                R::Exists
+            } else {
+                R::ExistsWithDifferentFields
+            };
+        }
+        let fresh = Account {
+            debits_pending: 0,
+            debits_posted: 0,
+            credits_pending: 0,
+            credits_posted: 0,
+            ..*account
+        };
+        self.accounts.insert(account.id, fresh);
+        R::Ok
+    }
+
+    /// Releases pending transfers whose timeout has passed, as TigerBeetle does.
+    fn expire(&mut self, now_ms: u64) {
+        while let Some(&(expires_at_ms, id)) = self.expiries.iter().next() {
+            if expires_at_ms > now_ms {
+                break;
+            }
+            self.expiries.remove(&(expires_at_ms, id));
+            let Some(pending) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            if pending.state != PendingState::Pending {
+                continue;
+            }
+            pending.state = PendingState::Expired;
+            let transfer = pending.transfer;
+            if let Some(debit) = self.accounts.get_mut(&transfer.debit_account_id) {
+                debit.debits_pending -= transfer.amount;
+            }
+            if let Some(credit) = self.accounts.get_mut(&transfer.credit_account_id) {
+                credit.credits_pending -= transfer.amount;
+            }
+        }
+    }
+
+    fn create_transfers(
+        &mut self,
+        transfers: &[Transfer],
+        now_ms: u64,
+    ) -> Vec<CreateTransferResult> {
+        let mut results = vec![CreateTransferResult::Ok; transfers.len()];
+        let mut chain_start = 0;
+        while chain_start < transfers.len() {
+            let chain_end = transfers[chain_start..]
+                .iter()
+                .position(|t| !t.flags.linked)
+                .map(|offset| chain_start + offset + 1);
+            let Some(chain_end) = chain_end else {
+                // The last event is linked: the chain never closes.
+                for result in &mut results[chain_start..] {
+                    *result = CreateTransferResult::LinkedEventChainOpen;
+                }
+                break;
+            };
+            self.apply_chain(
+                &transfers[chain_start..chain_end],
+                &mut results[chain_start..chain_end],
+                now_ms,
+            );
+            chain_start = chain_end;
+        }
+        results
+    }
+
+    /// Applies a chain all or nothing: on the first failure everything the chain
+    /// did is undone, the failing event keeps its result and the others are
+    /// `LinkedEventFailed`.
+    fn apply_chain(
+        &mut self,
+        chain: &[Transfer],
+        results: &mut [CreateTransferResult],
+        now_ms: u64,
+    ) {
+        let mut undo = Vec::new();
+        for (index, transfer) in chain.iter().enumerate() {
+            let result = self.apply_transfer(transfer, now_ms, &mut undo);
+            if result != CreateTransferResult::Ok {
+                self.roll_back(undo);
+                for slot in results.iter_mut() {
+                    *slot = CreateTransferResult::LinkedEventFailed;
+                }
+                results[index] = result;
+                return;
+            }
+        }
+    }
+
+    fn roll_back(&mut self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Account(account) => {
+                    self.accounts.insert(account.id, account);
+                }
+                Undo::Transfer(id) => {
+                    self.transfers.remove(&id);
+                }
+                Undo::Pending(id, previous) => match previous {
+                    Some(pending) => {
+                        self.pending.insert(id, pending);
+                    }
+                    None => {
+                        if let Some(removed) = self.pending.remove(&id) {
+                            if let Some(at) = removed.expires_at_ms {
+                                self.expiries.remove(&(at, id));
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn apply_transfer(
+        &mut self,
+        transfer: &Transfer,
+        now_ms: u64,
+        undo: &mut Vec<Undo>,
+    ) -> CreateTransferResult {
+        use CreateTransferResult as R;
+        if transfer.id == 0 {
+            return R::IdMustNotBeZero;
+        }
+        if transfer.id == u128::MAX {
+            return R::IdMustNotBeIntMax;
+        }
+        let flags = transfer.flags;
+        let kinds = [
+            flags.pending,
+            flags.post_pending_transfer,
+            flags.void_pending_transfer,
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return R::FlagsAreMutuallyExclusive;
+        }
+        if let Some(existing) = self.transfers.get(&transfer.id) {
+            return if existing == transfer {
+                R::Exists
+            } else {
+                R::ExistsWithDifferentFields
+            };
+        }
+        let result = if flags.post_pending_transfer || flags.void_pending_transfer {
+            self.resolve_pending(transfer, now_ms, undo)
+        } else {
+            self.apply_movement(transfer, now_ms, undo)
+        };
+        if result == R::Ok {
+            self.transfers.insert(transfer.id, *transfer);
+            undo.push(Undo::Transfer(transfer.id));
+        }
+        result
+    }
+
+    fn apply_movement(
+        &mut self,
+        transfer: &Transfer,
+        now_ms: u64,
+        undo: &mut Vec<Undo>,
+    ) -> CreateTransferResult {
+        use CreateTransferResult as R;
+        if transfer.debit_account_id == transfer.credit_account_id {
+            return R::AccountsMustBeDifferent;
+        }
+        if transfer.ledger == 0 {
+            return R::LedgerMustNotBeZero;
+        }
+        if transfer.code == 0 {
+            return R::CodeMustNotBeZero;
+        }
+        if transfer.timeout_s != 0 && !transfer.flags.pending {
+            return R::TimeoutReservedForPendingTransfer;
+        }
+        let Some(debit) = self.accounts.get(&transfer.debit_account_id).copied() else {
+            return R::DebitAccountNotFound;
+        };
+        let Some(credit) = self.accounts.get(&transfer.credit_account_id).copied() else {
+            return R::CreditAccountNotFound;
+        };
+        if debit.ledger != transfer.ledger || credit.ledger != transfer.ledger {
+            return R::TransferMustHaveTheSameLedgerAsAccounts;
+        }
+        let amount = transfer.amount;
+        let debits_after = debit
+            .debits_pending
+            .saturating_add(debit.debits_posted)
+            .saturating_add(amount);
+        if debit.flags.debits_must_not_exceed_credits && debits_after > debit.credits_posted {
+            return R::ExceedsCredits;
+        }
+        let credits_after = credit
+            .credits_pending
+            .saturating_add(credit.credits_posted)
+            .saturating_add(amount);
+        if credit.flags.credits_must_not_exceed_debits && credits_after > credit.debits_posted {
+            return R::ExceedsDebits;
+        }
+        undo.push(Undo::Account(debit));
+        undo.push(Undo::Account(credit));
+        let pending = transfer.flags.pending;
+        self.update_two(
+            transfer.debit_account_id,
+            transfer.credit_account_id,
+            |debit, credit| {
+                if pending {
+                    debit.debits_pending += amount;
+                    credit.credits_pending += amount;
+                } else {
+                    debit.debits_posted += amount;
+                    credit.credits_posted += amount;
+                }
+            },
+        );
+        if pending {
+            let expires_at_ms =
+                (transfer.timeout_s > 0).then(|| now_ms + u64::from(transfer.timeout_s) * 1000);
+            undo.push(Undo::Pending(transfer.id, None));
+            self.pending.insert(
+                transfer.id,
+                Pending {
+                    transfer: *transfer,
+                    state: PendingState::Pending,
+                    expires_at_ms,
+                },
+            );
+            if let Some(at) = expires_at_ms {
+                self.expiries.insert((at, transfer.id));
+            }
+        }
+        R::Ok
+    }
+
+    /// Applies `change` to copies of two accounts and stores them back.
+    fn update_two(
+        &mut self,
+        debit_id: u128,
+        credit_id: u128,
+        change: impl FnOnce(&mut Account, &mut Account),
+    ) {
+        debug_assert_ne!(debit_id, credit_id);
+        let (Some(mut debit), Some(mut credit)) = (
+            self.accounts.get(&debit_id).copied(),
+            self.accounts.get(&credit_id).copied(),
+        ) else {
+            debug_assert!(false, "both accounts were looked up before");
+            return;
+        };
+        change(&mut debit, &mut credit);
+        self.accounts.insert(debit_id, debit);
+        self.accounts.insert(credit_id, credit);
+    }
+
+    fn resolve_pending(
+        &mut self,
+        transfer: &Transfer,
+        now_ms: u64,
+        undo: &mut Vec<Undo>,
+    ) -> CreateTransferResult {
+        use CreateTransferResult as R;
+        if transfer.pending_id == 0 {
+            return R::PendingIdMustNotBeZero;
+        }
+        let Some(pending) = self.pending.get(&transfer.pending_id).copied() else {
+            return match self.transfers.contains_key(&transfer.pending_id) {
+                true => R::PendingTransferNotPending,
+                false => R::PendingTransferNotFound,
+            };
+        };
+        match pending.state {
+            PendingState::Posted => return R::PendingTransferAlreadyPosted,
+            PendingState::Voided => return R::PendingTransferAlreadyVoided,
+            PendingState::Expired => return R::PendingTransferExpired,
+            PendingState::Pending => {}
+        }
+        if pending.expires_at_ms.is_some_and(|at| at <= now_ms) {
+            return R::PendingTransferExpired;
+        }
+        let held = pending.transfer.amount;
+        let posted = if transfer.flags.post_pending_transfer {
+            match transfer.amount {
+                AMOUNT_MAX => held,
+                amount if amount > held => return R::ExceedsPendingTransferAmount,
+                amount => amount,
+            }
+        } else {
+            0
+        };
+        let (debit_id, credit_id) = (
+            pending.transfer.debit_account_id,
+            pending.transfer.credit_account_id,
+        );
+        for id in [debit_id, credit_id] {
+            if let Some(account) = self.accounts.get(&id) {
+                undo.push(Undo::Account(*account));
+            }
+        }
+        undo.push(Undo::Pending(transfer.pending_id, Some(pending)));
+        self.update_two(debit_id, credit_id, |debit, credit| {
+            debit.debits_pending -= held;
+            credit.credits_pending -= held;
+            debit.debits_posted += posted;
+            credit.credits_posted += posted;
+        });
+        let state = if transfer.flags.post_pending_transfer {
+            PendingState::Posted
+        } else {
+            PendingState::Voided
+        };
+        if let Some(entry) = self.pending.get_mut(&transfer.pending_id) {
+            entry.state = state;
+        }
+        R::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+use super::*;
+use crate::ledger::{AccountFlags, TransferFlags};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const LEDGER: u32 = 1;
+
+fn ledger_with_clock() -> (MemoryLedger, Arc<AtomicU64>) {
+    let now = Arc::new(AtomicU64::new(1_000_000));
+    let clock = Arc::clone(&now);
+    (
+        MemoryLedger::with_clock(Box::new(move || clock.load(Ordering::Relaxed))),
+        now,
+    )
+}
+
+fn account(id: u128, flags: AccountFlags) -> Account {
+    Account {
+        id,
+        ledger: LEDGER,
+        code: 1,
+        flags,
+        ..Account::default()
+    }
+}
+
+const LIMITED: AccountFlags = AccountFlags {
+    linked: false,
+    debits_must_not_exceed_credits: true,
+    credits_must_not_exceed_debits: false,
+};
+const SETTLEMENT: AccountFlags = AccountFlags {
+    linked: false,
+    debits_must_not_exceed_credits: false,
+    credits_must_not_exceed_debits: true,
+};
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: LEDGER,
+        code: 1,
+        ..Transfer::default()
+    }
+}
+
+fn pending(id: u128, debit: u128, credit: u128, amount: u128, linked: bool) -> Transfer {
+    Transfer {
+        timeout_s: 10,
+        flags: TransferFlags {
+            pending: true,
+            linked,
+            ..TransferFlags::default()
+        },
+        ..transfer(id, debit, credit, amount)
+    }
+}
+
+fn resolve(id: u128, pending_id: u128, post: bool, linked: bool) -> Transfer {
+    Transfer {
+        id,
+        pending_id,
+        amount: if post { AMOUNT_MAX } else { 0 },
+        ledger: LEDGER,
+        code: 1,
+        flags: TransferFlags {
+            post_pending_transfer: post,
+            void_pending_transfer: !post,
+            linked,
+            ..TransferFlags::default()
+        },
+        ..Transfer::default()
+    }
+}
+
+fn setup() -> (MemoryLedger, Arc<AtomicU64>) {
+    let (ledger, now) = ledger_with_clock();
+    let results = ledger
+        .create_accounts_now(&[
+            account(1, SETTLEMENT),
+            account(2, LIMITED),
+            account(3, LIMITED),
+            account(4, AccountFlags::default()),
+        ])
+        .expect("lock");
+    assert!(results.iter().all(|r| *r == CreateAccountResult::Ok));
+    let deposit = ledger
+        .create_transfers_now(&[transfer(100, 1, 2, 1_000)])
+        .expect("lock");
+    assert_eq!(deposit, [CreateTransferResult::Ok]);
+    (ledger, now)
+}
+
+fn balances(ledger: &MemoryLedger, id: u128) -> (u128, u128, u128, u128) {
+    let found = ledger.lookup_accounts_now(&[id]).expect("lock");
+    let a = found[0];
+    (
+        a.debits_pending,
+        a.debits_posted,
+        a.credits_pending,
+        a.credits_posted,
+    )
+}
+
+#[test]
+fn accounts_are_idempotent_and_checked() {
+    let (ledger, _) = setup();
+    let again = ledger
+        .create_accounts_now(&[
+            account(2, LIMITED),
+            account(2, SETTLEMENT),
+            account(0, LIMITED),
+        ])
+        .expect("lock");
+    assert_eq!(
+        again,
+        [
+            CreateAccountResult::Exists,
+            CreateAccountResult::ExistsWithDifferentFields,
+            CreateAccountResult::IdMustNotBeZero
+        ]
+    );
+    let both = AccountFlags {
+        linked: false,
+        debits_must_not_exceed_credits: true,
+        credits_must_not_exceed_debits: true,
+    };
+    assert_eq!(
+        ledger
+            .create_accounts_now(&[account(9, both)])
+            .expect("lock"),
+        [CreateAccountResult::FlagsAreMutuallyExclusive]
+    );
+}
+
+#[test]
+fn balance_flags_are_enforced() {
+    let (ledger, _) = setup();
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(101, 2, 3, 1_001)])
+            .expect("lock"),
+        [CreateTransferResult::ExceedsCredits]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(102, 4, 1, 1_001)])
+            .expect("lock"),
+        [CreateTransferResult::ExceedsDebits]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(103, 2, 3, 1_000)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(balances(&ledger, 2), (0, 1_000, 0, 1_000));
+}
+
+#[test]
+fn pending_post_and_void() {
+    let (ledger, _) = setup();
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[pending(200, 2, 3, 600, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(balances(&ledger, 2), (600, 0, 0, 1_000));
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[pending(201, 2, 3, 600, false)])
+            .expect("lock"),
+        [CreateTransferResult::ExceedsCredits],
+        "pending debits count"
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(202, 200, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(balances(&ledger, 2), (0, 600, 0, 1_000));
+    assert_eq!(balances(&ledger, 3), (0, 0, 0, 600));
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(203, 200, false, false)])
+            .expect("lock"),
+        [CreateTransferResult::PendingTransferAlreadyPosted]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[pending(204, 2, 3, 400, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(205, 204, false, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(balances(&ledger, 2), (0, 600, 0, 1_000));
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(206, 999, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::PendingTransferNotFound]
+    );
+}
+
+#[test]
+fn linked_chains_are_all_or_nothing() {
+    let (ledger, _) = setup();
+    let chain = [
+        pending(300, 2, 3, 500, true),
+        pending(301, 3, 4, 500, false),
+    ];
+    let results = ledger.create_transfers_now(&chain).expect("lock");
+    assert_eq!(
+        results,
+        [
+            CreateTransferResult::LinkedEventFailed,
+            CreateTransferResult::ExceedsCredits
+        ]
+    );
+    assert_eq!(
+        balances(&ledger, 2),
+        (0, 0, 0, 1_000),
+        "the first leg was undone"
+    );
+    let open = ledger
+        .create_transfers_now(&[pending(302, 2, 3, 1, true)])
+        .expect("lock");
+    assert_eq!(open, [CreateTransferResult::LinkedEventChainOpen]);
+    let chain = [
+        pending(303, 2, 4, 500, true),
+        pending(304, 2, 3, 100, false),
+    ];
+    assert_eq!(
+        ledger.create_transfers_now(&chain).expect("lock"),
+        [CreateTransferResult::Ok, CreateTransferResult::Ok]
+    );
+    let posts = [
+        resolve(305, 303, true, true),
+        resolve(306, 304, true, false),
+    ];
+    assert_eq!(
+        ledger.create_transfers_now(&posts).expect("lock"),
+        [CreateTransferResult::Ok, CreateTransferResult::Ok]
+    );
+    assert_eq!(balances(&ledger, 2), (0, 600, 0, 1_000));
+}
+
+#[test]
+fn pending_transfers_expire() {
+    let (ledger, now) = setup();
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[pending(400, 2, 3, 700, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    now.fetch_add(10_000, Ordering::Relaxed);
+    assert_eq!(
+        balances(&ledger, 2),
+        (0, 0, 0, 1_000),
+        "released at the timeout"
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(401, 400, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::PendingTransferExpired]
+    );
+}
+
+#[test]
+fn resubmitted_transfers_exist() {
+    let (ledger, _) = setup();
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(100, 1, 2, 1_000)])
+            .expect("lock"),
+        [CreateTransferResult::Exists]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(100, 1, 2, 999)])
+            .expect("lock"),
+        [CreateTransferResult::ExistsWithDifferentFields]
+    );
+    assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "no double deposit");
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_operations_keep_the_books_balanced(operations in proptest::collection::vec((0u8..4, 1u128..5, 1u128..5, 0u128..800, 0u64..4_000), 1..60)) {
+        let (ledger, now) = setup();
+        let mut next_id = 1_000u128;
+        let mut pendings = Vec::new();
+        for (kind, debit, credit, amount, advance) in operations {
+            now.fetch_add(advance, Ordering::Relaxed);
+            next_id += 1;
+            let event = match kind {
+                0 => transfer(next_id, debit, credit, amount),
+                1 => { pendings.push(next_id); pending(next_id, debit, credit, amount, false) }
+                2 => resolve(next_id, *pendings.last().unwrap_or(&1), true, false),
+                _ => resolve(next_id, *pendings.first().unwrap_or(&1), false, false),
+            };
+            let _ = ledger.create_transfers_now(&[event]).expect("lock");
+            let accounts = ledger.lookup_accounts_now(&[1, 2, 3, 4]).expect("lock");
+            let debits: u128 = accounts.iter().map(|a| a.debits_posted + a.debits_pending).sum();
+            let credits: u128 = accounts.iter().map(|a| a.credits_posted + a.credits_pending).sum();
+            proptest::prop_assert_eq!(debits, credits);
+            for account in &accounts {
+                if account.flags.debits_must_not_exceed_credits {
+                    proptest::prop_assert!(account.debits_posted + account.debits_pending <= account.credits_posted);
+                }
+                if account.flags.credits_must_not_exceed_debits {
+                    proptest::prop_assert!(account.credits_posted + account.credits_pending <= account.debits_posted);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Counters and latency histograms. Each shard records into its own instance without
+//! locks, and publishes a copy every second into a shared slot that the admin API
+//! merges; the per-packet path never takes a lock.
+
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Highest latency the histograms track: packets are held at most 30 s.
+const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// What happened to a packet, as a metric label.
+pub fn outcome_label(reply: &[u8]) -> String {
+    match reply.first() {
+        Some(13) => "fulfilled".to_owned(),
+        Some(14) => crate::packet::Reject::parse(reply)
+            .map(|r| r.code.to_string())
+            .unwrap_or_else(|_| "invalid".to_owned()),
+        _ => "invalid".to_owned(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardMetrics {
+    /// Packets by (incoming peer id, outcome).
+    pub packets: BTreeMap<(String, String), u64>,
+    /// Time from a Prepare's arrival to its reply, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Ledger hold/post/void failures by kind.
+    pub ledger_failures: BTreeMap<&'static str, u64>,
+    /// Requests refused before the pipeline, by HTTP status.
+    pub http_refusals: BTreeMap<u16, u64>,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        ShardMetrics {
+            packets: BTreeMap::new(),
+            // Three significant digits: 0.1% resolution, enough for percentiles.
+            latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
+                .expect("constant histogram bounds are valid"),
+            ledger_failures: BTreeMap::new(),
+            http_refusals: BTreeMap::new(),
+        }
+    }
+}
+
+impl ShardMetrics {
+    pub fn record_packet(&mut self, peer_id: &str, outcome: String, latency_us: u64) {
+        *self
+            .packets
+            .entry((peer_id.to_owned(), outcome))
+            .or_default() += 1;
+        // Saturate rather than fail: a value over the maximum is still "slow".
+        let _ = self.latency_us.record(latency_us.min(LATENCY_US_MAX));
+    }
+
+    pub fn record_ledger_failure(&mut self, kind: &'static str) {
+        *self.ledger_failures.entry(kind).or_default() += 1;
+    }
+
+    pub fn record_http_refusal(&mut self, status: u16) {
+        *self.http_refusals.entry(status).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: &ShardMetrics) {
+        for (key, count) in &other.packets {
+            *self.packets.entry(key.clone()).or_default() += count;
+        }
+        let _ = self.latency_us.add(&other.latency_us);
+        for (key, count) in &other.ledger_failures {
+            *self.ledger_failures.entry(key).or_default() += count;
+        }
+        for (key, count) in &other.http_refusals {
+            *self.http_refusals.entry(*key).or_default() += count;
+        }
+    }
+}
+
+/// The published copies, one slot per shard.
+pub struct MetricsRegistry {
+    slots: Vec<Mutex<ShardMetrics>>,
+}
+
+impl MetricsRegistry {
+    pub fn new(shard_count: usize) -> Self {
+        MetricsRegistry {
+            slots: (0..shard_count)
+                .map(|_| Mutex::new(ShardMetrics::default()))
+                .collect(),
+        }
+    }
+
+    pub fn publish(&self, shard: usize, metrics: &ShardMetrics) {
+        if let Some(slot) = self.slots.get(shard) {
+            if let Ok(mut guard) = slot.lock() {
+                *guard = metrics.clone();
+            }
+        }
+    }
+
+    pub fn merged(&self) -> ShardMetrics {
+        let mut total = ShardMetrics::default();
+        for slot in &self.slots {
+            if let Ok(guard) = slot.lock() {
+                total.merge(&guard);
+            }
+        }
+        total
+    }
+}
+
+/// Prometheus text exposition of the merged metrics.
+pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count: usize) -> String {
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP riptide_packets_total ILP Prepares answered, by incoming peer and outcome."
+    );
+    let _ = writeln!(out, "# TYPE riptide_packets_total counter");
+    for ((peer, outcome), count) in &metrics.packets {
+        let _ = writeln!(
+            out,
+            "riptide_packets_total{{peer=\"{peer}\",outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riptide_packet_latency_seconds Time from Prepare to reply."
+    );
+    let _ = writeln!(out, "# TYPE riptide_packet_latency_seconds summary");
+    for quantile in [0.5, 0.9, 0.99, 0.999] {
+        let seconds = metrics.latency_us.value_at_quantile(quantile) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "riptide_packet_latency_seconds{{quantile=\"{quantile}\"}} {seconds}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "riptide_packet_latency_seconds_count {}",
+        metrics.latency_us.len()
+    );
+    let _ = writeln!(out, "# TYPE riptide_ledger_failures_total counter");
+    for (kind, count) in &metrics.ledger_failures {
+        let _ = writeln!(
+            out,
+            "riptide_ledger_failures_total{{kind=\"{kind}\"}} {count}"
+        );
+    }
+    let _ = writeln!(out, "# TYPE riptide_http_refusals_total counter");
+    for (status, count) in &metrics.http_refusals {
+        let _ = writeln!(
+            out,
+            "riptide_http_refusals_total{{status=\"{status}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE riptide_state_version gauge\nriptide_state_version {state_version}"
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE riptide_shards gauge\nriptide_shards {shard_count}"
+    );
+    out
+}

@@ -1,0 +1,174 @@
+//! Starting and stopping a data plane: compile the state, prepare the ledger, start
+//! one executor per core with its listeners, and drain in-flight packets on SIGTERM.
+
+use crate::admin::{self, Admin};
+use crate::config::{Config, LedgerKind};
+use crate::connector::pipeline::PipelineOptions;
+use crate::connector::snapshot::Snapshot;
+use crate::http::ingress;
+use crate::ledger::hold::LedgerPort;
+use crate::metrics::MetricsRegistry;
+use crate::shard::{Job, Shard, Shared, MESH_CHANNEL_SIZE};
+use arc_swap::ArcSwap;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Memory glommio locks per executor for io_uring buffers. The default (10 MiB)
+/// exceeds the 8 MiB `ulimit -l` of common hosts once there are two shards.
+const IO_MEMORY_BYTES: usize = 2 << 20;
+/// Time left to write the last replies after the shard's packets are done.
+const REPLY_FLUSH_GRACE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("state: {0}")]
+    State(String),
+    #[error("ledger: {0}")]
+    Ledger(String),
+    #[error("executors: {0}")]
+    Executors(String),
+    #[error("shard {shard}: {message}")]
+    Shard { shard: usize, message: String },
+}
+
+/// Runs the data plane until SIGTERM or SIGINT, then drains and returns.
+pub fn run(config: Config) -> Result<(), NodeError> {
+    let snapshot = Snapshot::build(&config.node, &config.state)
+        .map_err(|e| NodeError::State(e.to_string()))?;
+    let ledger = match config.ledger.kind {
+        LedgerKind::Memory => LedgerPort::memory(config.ledger.pending_timeout_s),
+        LedgerKind::TigerBeetle => return Err(NodeError::Ledger(
+            "the TigerBeetle ledger is not wired into the data plane yet; use kind = \"memory\""
+                .into(),
+        )),
+    };
+    futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
+        .map_err(|e| NodeError::Ledger(e.to_string()))?;
+    let shard_count = config.node.shards.unwrap_or_else(available_cores).max(1);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))
+            .map_err(|e| NodeError::Executors(e.to_string()))?;
+    }
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        options: PipelineOptions {
+            expiry_window_ms_min: config.node.expiry_window_ms_min,
+            hold_ms_max: config.node.hold_ms_max,
+        },
+        ledger,
+        metrics: MetricsRegistry::new(shard_count as usize),
+        shutdown,
+        shard_count,
+        http_body_size_max: config.node.http_body_size_max,
+    });
+    start_shards(config, shared)
+}
+
+fn available_cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
+    let shard_count = shared.shard_count as usize;
+    let mesh = MeshBuilder::<Job, _>::full(shard_count, MESH_CHANNEL_SIZE);
+    let connector_address = SocketAddr::new(config.node.bind_address, config.node.connector_port);
+    let admin_address = SocketAddr::new(config.node.admin_bind_address, config.node.admin_port);
+    let document = Arc::new(Mutex::new(config.state.clone()));
+    let node = config.node.clone();
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, None))
+        .io_memory(IO_MEMORY_BYTES)
+        .name("riptide-shard")
+        .on_all_shards(move || {
+            let (shared, mesh, document, node) = (
+                Arc::clone(&shared),
+                mesh.clone(),
+                Arc::clone(&document),
+                node.clone(),
+            );
+            async move {
+                run_shard(
+                    shared,
+                    mesh,
+                    connector_address,
+                    admin_address,
+                    document,
+                    node,
+                )
+                .await
+            }
+        })
+        .map_err(|e| NodeError::Executors(e.to_string()))?;
+    tracing::info!(shards = shard_count, %connector_address, %admin_address, "riptide started");
+    for (shard, result) in handles.join_all().into_iter().enumerate() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(NodeError::Shard { shard, message }),
+            Err(e) => {
+                return Err(NodeError::Shard {
+                    shard,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_shard(
+    shared: Arc<Shared>,
+    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    connector_address: SocketAddr,
+    admin_address: SocketAddr,
+    document: Arc<Mutex<crate::config::StateDocument>>,
+    node: crate::config::NodeConfig,
+) -> Result<(), String> {
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "cross-shard mesh failed".to_owned())?;
+    let shard = Shard::new(Arc::clone(&shared), senders);
+    shard.spawn_mesh_receivers(receivers);
+    shard.spawn_metrics_publisher();
+    let listener = glommio::net::TcpListener::bind(connector_address)
+        .map_err(|e| format!("cannot listen on {connector_address}: {e}"))?;
+    if shard.id == 0 {
+        let admin_listener = glommio::net::TcpListener::bind(admin_address)
+            .map_err(|e| format!("cannot listen on {admin_address}: {e}"))?;
+        let admin = Rc::new(Admin {
+            shard: Rc::clone(&shard),
+            token: node.admin_token.clone(),
+            node,
+            document,
+        });
+        glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
+    }
+    ingress::serve(Rc::clone(&shard), listener).await;
+    drain(&shard).await;
+    Ok(())
+}
+
+/// Waits for this shard's packets in flight, at most as long as a packet may be held.
+async fn drain(shard: &Shard) {
+    let options = shard.shared.options;
+    let deadline =
+        Instant::now() + Duration::from_millis(options.hold_ms_max + options.expiry_window_ms_min);
+    while shard.in_flight() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // The last replies are computed but hyper still writes them: give it a moment
+    // before the executor drops its tasks.
+    glommio::timer::sleep(REPLY_FLUSH_GRACE).await;
+    if shard.id == 0 {
+        tracing::info!("riptide stopped");
+    }
+    debug_assert!(shard.shared.shutdown.load(Ordering::Relaxed));
+}

@@ -1,0 +1,183 @@
+//! ILP addresses (RFC 0015): `scheme(.segment)+`, at most 1023 bytes.
+
+use std::fmt;
+use thiserror::Error;
+
+/// Longest valid ILP address, in bytes.
+pub const ADDRESS_SIZE_MAX: usize = 1023;
+
+const SCHEMES: [&str; 10] = [
+    "g", "private", "example", "peer", "self", "test", "test1", "test2", "test3", "local",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AddressError {
+    #[error("address is empty")]
+    Empty,
+    #[error("address is {0} bytes long, the maximum is 1023")]
+    TooLong(usize),
+    #[error("address scheme is not one of g, private, example, peer, self, test, test1-3, local")]
+    UnknownScheme,
+    #[error("address needs at least one segment after the scheme")]
+    NoSegment,
+    #[error("address has an empty segment")]
+    EmptySegment,
+    #[error("address has a character outside a-z A-Z 0-9 _ ~ -")]
+    InvalidCharacter,
+}
+
+/// A validated ILP address borrowed from a packet or a config string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address<'a>(&'a str);
+
+impl<'a> Address<'a> {
+    /// Validates `bytes` as an address.
+    pub fn parse(bytes: &'a [u8]) -> Result<Address<'a>, AddressError> {
+        validate(bytes)?;
+        // Validation admitted only ASCII bytes, so this cannot fail.
+        let text = std::str::from_utf8(bytes).map_err(|_| AddressError::InvalidCharacter)?;
+        Ok(Address(text))
+    }
+
+    pub fn parse_str(text: &'a str) -> Result<Address<'a>, AddressError> {
+        Self::parse(text.as_bytes())
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+
+    /// The allocation scheme: `g`, `test`, `peer`, ...
+    pub fn scheme(&self) -> &'a str {
+        self.0.split('.').next().unwrap_or(self.0)
+    }
+
+    /// Segments after the scheme.
+    pub fn segments(&self) -> impl Iterator<Item = &'a str> {
+        self.0.split('.').skip(1)
+    }
+
+    /// True when `prefix` equals this address or is one of its dot-separated
+    /// ancestors (`g.a` is a prefix of `g.a.b` but not of `g.ab`).
+    pub fn starts_with_segments(&self, prefix: &str) -> bool {
+        match self.0.strip_prefix(prefix) {
+            Some("") => true,
+            Some(rest) => rest.starts_with('.') || prefix.ends_with('.'),
+            None => false,
+        }
+    }
+}
+
+impl fmt::Debug for Address<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({})", self.0)
+    }
+}
+
+impl fmt::Display for Address<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+fn validate(bytes: &[u8]) -> Result<(), AddressError> {
+    if bytes.is_empty() {
+        return Err(AddressError::Empty);
+    }
+    if bytes.len() > ADDRESS_SIZE_MAX {
+        return Err(AddressError::TooLong(bytes.len()));
+    }
+    let mut parts = bytes.split(|b| *b == b'.');
+    let scheme = parts.next().unwrap_or_default();
+    if !SCHEMES.iter().any(|s| s.as_bytes() == scheme) {
+        return Err(AddressError::UnknownScheme);
+    }
+    let mut segment_count = 0u32;
+    for segment in parts {
+        if segment.is_empty() {
+            return Err(AddressError::EmptySegment);
+        }
+        if !segment.iter().all(|b| is_segment_byte(*b)) {
+            return Err(AddressError::InvalidCharacter);
+        }
+        segment_count += 1;
+    }
+    if segment_count == 0 {
+        return Err(AddressError::NoSegment);
+    }
+    Ok(())
+}
+
+fn is_segment_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'~' | b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_addresses() {
+        for text in [
+            "g.acme.bob",
+            "test.x",
+            "test3.a-b_c~d",
+            "peer.config",
+            "private.0",
+            "self.me",
+            "local.x",
+        ] {
+            assert!(Address::parse_str(text).is_ok(), "{text}");
+        }
+        let long = format!("g.{}", "a".repeat(ADDRESS_SIZE_MAX - 2));
+        assert!(Address::parse_str(&long).is_ok());
+    }
+
+    #[test]
+    fn invalid_addresses() {
+        assert_eq!(Address::parse_str(""), Err(AddressError::Empty));
+        assert_eq!(Address::parse_str("g"), Err(AddressError::NoSegment));
+        assert_eq!(Address::parse_str("g."), Err(AddressError::EmptySegment));
+        assert_eq!(Address::parse_str("g..a"), Err(AddressError::EmptySegment));
+        assert_eq!(
+            Address::parse_str("test4.a"),
+            Err(AddressError::UnknownScheme)
+        );
+        assert_eq!(Address::parse_str("G.a"), Err(AddressError::UnknownScheme));
+        assert_eq!(
+            Address::parse_str("g.a b"),
+            Err(AddressError::InvalidCharacter)
+        );
+        assert_eq!(
+            Address::parse_str("g.é"),
+            Err(AddressError::InvalidCharacter)
+        );
+        let long = format!("g.{}", "a".repeat(ADDRESS_SIZE_MAX - 1));
+        assert_eq!(Address::parse_str(&long), Err(AddressError::TooLong(1024)));
+    }
+
+    #[test]
+    fn scheme_and_segment_prefixes() {
+        let address = Address::parse_str("g.acme.bob").expect("valid");
+        assert_eq!(address.scheme(), "g");
+        assert_eq!(address.segments().collect::<Vec<_>>(), ["acme", "bob"]);
+        assert!(address.starts_with_segments("g.acme"));
+        assert!(address.starts_with_segments("g.acme.bob"));
+        assert!(address.starts_with_segments("g."));
+        assert!(!address.starts_with_segments("g.ac"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn grammar_matches_the_rfc_pattern(text in "(g|test[1-4]?|peer)(\\.[a-zA-Z0-9_~ -]{0,3}){0,3}") {
+            let valid = text.split('.').skip(1).count() > 0
+                && text.split('.').skip(1).all(|s| !s.is_empty() && !s.contains(' '))
+                && !text.starts_with("test4");
+            proptest::prop_assert_eq!(Address::parse_str(&text).is_ok(), valid);
+        }
+    }
+}

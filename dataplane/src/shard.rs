@@ -1,0 +1,332 @@
+//! One glommio executor per core, sharing nothing on the packet path. Each peer's
+//! mutable state (rate and throughput buckets) belongs to shard `hash(peer id) % N`;
+//! a packet that arrives on another shard crosses once, over a bounded channel, to
+//! its owner, which runs the whole pipeline and the forward, and sends the reply back.
+
+use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict};
+use crate::connector::reject::RejectReason;
+use crate::connector::snapshot::{PeerIndex, Snapshot};
+use crate::http::peer_client::{PeerCallError, PeerClient};
+use crate::ledger::hold::{HoldOutcome, LedgerPort};
+use crate::metrics::{outcome_label, MetricsRegistry, ShardMetrics};
+use crate::packet::{rewrite_prepare, Prepare};
+use arc_swap::ArcSwap;
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Packets a shard works on at once, its own and those sent by other shards. Past
+/// this, it answers T03 at once rather than queueing without bound.
+pub const IN_FLIGHT_MAX: u32 = 16_384;
+/// Capacity of each cross-shard channel.
+pub const MESH_CHANNEL_SIZE: usize = 1_024;
+
+/// What all shards share: read-mostly, behind `Arc`.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub options: PipelineOptions,
+    pub ledger: LedgerPort,
+    pub metrics: MetricsRegistry,
+    pub shutdown: Arc<AtomicBool>,
+    pub shard_count: u32,
+    pub http_body_size_max: usize,
+}
+
+/// A packet handed to its owner shard.
+pub struct Job {
+    pub from: PeerIndex,
+    pub snapshot: Arc<Snapshot>,
+    pub prepare: Vec<u8>,
+    pub arrived_at: Instant,
+    pub reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// The state of one shard, owned by its executor thread.
+pub struct Shard {
+    pub id: u32,
+    pub shared: Arc<Shared>,
+    limiters: RefCell<PeerLimiters>,
+    client: PeerClient,
+    senders: Senders<Job>,
+    in_flight: Cell<u32>,
+    metrics: RefCell<ShardMetrics>,
+}
+
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The shard that owns a peer's state.
+pub fn owner_of(peer_id: &str, shard_count: u32) -> u32 {
+    // FNV-1a: stable across processes and versions, unlike the std hasher.
+    let hash = peer_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % u64::from(shard_count.max(1))) as u32
+}
+
+impl Shard {
+    pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Rc<Shard> {
+        let id = senders.peer_id() as u32;
+        assert!(id < shared.shard_count);
+        Rc::new(Shard {
+            id,
+            shared,
+            limiters: RefCell::new(PeerLimiters::default()),
+            client: PeerClient::default(),
+            senders,
+            in_flight: Cell::new(0),
+            metrics: RefCell::new(ShardMetrics::default()),
+        })
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.get()
+    }
+
+    pub fn record_http_refusal(&self, status: u16) {
+        self.metrics.borrow_mut().record_http_refusal(status);
+    }
+
+    /// Serves packets that other shards send to this one, until the mesh closes.
+    pub fn spawn_mesh_receivers(self: &Rc<Self>, mut receivers: Receivers<Job>) {
+        for (_, receiver) in receivers.streams() {
+            let shard = Rc::clone(self);
+            glommio::spawn_local(async move {
+                while let Some(job) = receiver.recv().await {
+                    let shard = Rc::clone(&shard);
+                    glommio::spawn_local(async move {
+                        let reply = shard
+                            .process_owned(&job.snapshot, job.from, job.prepare, job.arrived_at)
+                            .await;
+                        // The asking shard may have given up (shutdown); nothing to do then.
+                        let _ = job.reply.send(reply);
+                    })
+                    .detach();
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Publishes this shard's metrics every second.
+    pub fn spawn_metrics_publisher(self: &Rc<Self>) {
+        let shard = Rc::clone(self);
+        glommio::spawn_local(async move {
+            loop {
+                shard
+                    .shared
+                    .metrics
+                    .publish(shard.id as usize, &shard.metrics.borrow());
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+            }
+        })
+        .detach();
+    }
+
+    /// Handles an authenticated Prepare from `from` and returns the reply bytes,
+    /// sending it to the owner shard first when this shard does not own the peer.
+    pub async fn handle(
+        &self,
+        snapshot: Arc<Snapshot>,
+        from: PeerIndex,
+        prepare: Vec<u8>,
+    ) -> Vec<u8> {
+        let arrived_at = Instant::now();
+        let owner = owner_of(&snapshot.peer(from).id, self.shared.shard_count);
+        if owner == self.id {
+            return self
+                .process_owned(&snapshot, from, prepare, arrived_at)
+                .await;
+        }
+        let (reply_sender, reply_receiver) = oneshot::channel();
+        let job = Job {
+            from,
+            snapshot: Arc::clone(&snapshot),
+            prepare,
+            arrived_at,
+            reply: reply_sender,
+        };
+        if self.senders.try_send_to(owner as usize, job).is_err() {
+            return self.reject(&snapshot, from, &RejectReason::Busy, arrived_at);
+        }
+        match reply_receiver.await {
+            Ok(reply) => reply,
+            Err(_) => self.reject(
+                &snapshot,
+                from,
+                &RejectReason::Internal("owner shard dropped the packet".into()),
+                arrived_at,
+            ),
+        }
+    }
+
+    fn reject(
+        &self,
+        snapshot: &Snapshot,
+        from: PeerIndex,
+        reason: &RejectReason,
+        arrived_at: Instant,
+    ) -> Vec<u8> {
+        let reply = reason.to_reject_bytes(&snapshot.own_address);
+        self.record(snapshot, from, &reply, arrived_at);
+        reply
+    }
+
+    fn record(&self, snapshot: &Snapshot, from: PeerIndex, reply: &[u8], arrived_at: Instant) {
+        let latency_us = arrived_at.elapsed().as_micros() as u64;
+        self.metrics.borrow_mut().record_packet(
+            &snapshot.peer(from).id,
+            outcome_label(reply),
+            latency_us,
+        );
+    }
+
+    async fn process_owned(
+        &self,
+        snapshot: &Snapshot,
+        from: PeerIndex,
+        prepare: Vec<u8>,
+        arrived_at: Instant,
+    ) -> Vec<u8> {
+        if self.in_flight.get() >= IN_FLIGHT_MAX {
+            return self.reject(snapshot, from, &RejectReason::Busy, arrived_at);
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        let reply = self.run_pipeline(snapshot, from, prepare).await;
+        self.in_flight.set(self.in_flight.get() - 1);
+        self.record(snapshot, from, &reply, arrived_at);
+        reply
+    }
+
+    async fn run_pipeline(
+        &self,
+        snapshot: &Snapshot,
+        from: PeerIndex,
+        mut prepare_bytes: Vec<u8>,
+    ) -> Vec<u8> {
+        let now_ms = unix_now_ms();
+        let decision = {
+            let Ok(prepare) = Prepare::parse(&prepare_bytes) else {
+                return RejectReason::Internal("unparseable prepare".into())
+                    .to_reject_bytes(&snapshot.own_address);
+            };
+            let mut limiters = self.limiters.borrow_mut();
+            limiters.sync(snapshot);
+            pipeline::decide(
+                snapshot,
+                &mut limiters,
+                &self.shared.options,
+                from,
+                &prepare,
+                now_ms,
+            )
+        };
+        match decision {
+            Decision::Fulfill(bytes) => bytes,
+            Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),
+            Decision::Local => {
+                RejectReason::LocalUnreachable.to_reject_bytes(&snapshot.own_address)
+            }
+            Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
+        }
+    }
+
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        forward: Forward,
+        prepare_bytes: &mut Vec<u8>,
+    ) -> Vec<u8> {
+        let own_address = snapshot.own_address.as_str();
+        let condition = match Prepare::parse(prepare_bytes) {
+            Ok(prepare) => *prepare.execution_condition,
+            Err(_) => {
+                return RejectReason::Internal("unparseable prepare".into())
+                    .to_reject_bytes(own_address)
+            }
+        };
+        let hold = match self.shared.ledger.hold(&forward.legs).await {
+            Ok(hold) => hold,
+            Err(reason) => {
+                self.metrics.borrow_mut().record_ledger_failure("hold");
+                return reason.to_reject_bytes(own_address);
+            }
+        };
+        let reply = self
+            .call_peer(snapshot, &forward, prepare_bytes, &condition)
+            .await;
+        let (bytes, outcome) = match reply {
+            Ok((bytes, Verdict::Fulfilled)) => (bytes, HoldOutcome::Post),
+            Ok((bytes, Verdict::Rejected)) => (bytes, HoldOutcome::Void),
+            Ok((_, Verdict::Refused(reason))) | Err(reason) => {
+                (reason.to_reject_bytes(own_address), HoldOutcome::Void)
+            }
+        };
+        // A Fulfill is relayed even if posting fails: the next hop has been paid by
+        // then, and the failure is counted and logged for the operator to settle.
+        if let Err(error) = self.shared.ledger.finish(hold, outcome).await {
+            tracing::error!(%error, ?outcome, "ledger could not finish a hold");
+            self.metrics
+                .borrow_mut()
+                .record_ledger_failure(outcome.label());
+        }
+        bytes
+    }
+
+    async fn call_peer(
+        &self,
+        snapshot: &Snapshot,
+        forward: &Forward,
+        prepare_bytes: &mut Vec<u8>,
+        condition: &[u8; 32],
+    ) -> Result<(Vec<u8>, Verdict), RejectReason> {
+        let peer = snapshot.peer(forward.to);
+        let endpoint = peer.outgoing.as_ref().ok_or(RejectReason::NoRoute)?;
+        rewrite_prepare(
+            prepare_bytes,
+            forward.amount_outgoing,
+            forward.expires_at_outgoing,
+        )
+        .map_err(|_| RejectReason::Internal("rewrite failed".into()))?;
+        let wait_ms = forward
+            .expires_at_outgoing
+            .unix_ms()
+            .saturating_sub(unix_now_ms());
+        let call = async {
+            let result = self
+                .client
+                .send(endpoint, std::mem::take(prepare_bytes))
+                .await;
+            Some(result)
+        };
+        let deadline = async {
+            glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+            None
+        };
+        match futures_lite::future::or(call, deadline).await {
+            None => Err(RejectReason::TimedOut),
+            Some(Err(error)) => Err(peer_error_reason(&peer.id, error)),
+            Some(Ok(body)) => {
+                let verdict = pipeline::judge_reply(condition, &body);
+                Ok((body.to_vec(), verdict))
+            }
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+fn peer_error_reason(peer_id: &str, error: PeerCallError) -> RejectReason {
+    tracing::debug!(peer = peer_id, %error, "next hop call failed");
+    RejectReason::PeerUnreachable(error.to_string())
+}

@@ -1,0 +1,493 @@
+//! Riptide data planes and ILP-over-HTTP peers as real processes and sockets, for
+//! end-to-end tests: a blocking HTTP/1.1 client and a sink peer small enough to read
+//! in one sitting, so a failure points at Riptide and not at the harness.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// A parsed HTTP request, as the sink saw it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+const HEADER_LINES_MAX: usize = 100;
+const BODY_SIZE_MAX: usize = 1 << 24;
+
+fn read_head(
+    reader: &mut impl BufRead,
+) -> std::io::Result<Option<(String, HashMap<String, String>)>> {
+    let mut first = String::new();
+    if reader.read_line(&mut first)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = HashMap::new();
+    for _ in 0..HEADER_LINES_MAX {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Ok(Some((first.trim_end().to_owned(), headers)));
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    Err(std::io::Error::other("too many header lines"))
+}
+
+fn read_body(
+    reader: &mut impl BufRead,
+    headers: &HashMap<String, String>,
+) -> std::io::Result<Vec<u8>> {
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if length > BODY_SIZE_MAX {
+        return Err(std::io::Error::other("body too large"));
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// A keep-alive HTTP/1.1 client connection.
+pub struct HttpClient {
+    address: SocketAddr,
+    reader: Option<BufReader<TcpStream>>,
+}
+
+impl HttpClient {
+    pub fn new(address: SocketAddr) -> Self {
+        HttpClient {
+            address,
+            reader: None,
+        }
+    }
+
+    /// Sends one request and reads the response; reconnects once if the kept-alive
+    /// connection was closed by the server.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        match self.request_once(method, path, headers, body) {
+            Ok(response) => Ok(response),
+            Err(_) => {
+                self.reader = None;
+                self.request_once(method, path, headers, body)
+            }
+        }
+    }
+
+    fn request_once(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        if self.reader.is_none() {
+            let stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5))?;
+            stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+            stream.set_nodelay(true)?;
+            self.reader = Some(BufReader::new(stream));
+        }
+        let reader = self
+            .reader
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no connection"))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let stream = reader.get_mut();
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let (status_line, headers) =
+            read_head(reader)?.ok_or_else(|| std::io::Error::other("connection closed"))?;
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = read_body(reader, &headers)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// POSTs an ILP packet with a bearer token, as an ILP-over-HTTP peer does.
+    pub fn post_packet(&mut self, token: &str, packet: &[u8]) -> std::io::Result<HttpResponse> {
+        let authorization = format!("Bearer {token}");
+        self.request(
+            "POST",
+            "/ilp",
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            packet,
+        )
+    }
+}
+
+/// How the sink answers a Prepare.
+#[derive(Debug, Clone)]
+pub enum SinkBehaviour {
+    /// Fulfill with the first 32 bytes of the Prepare's data as the fulfillment.
+    FulfillFromData,
+    /// Fulfill with this (possibly wrong) fulfillment.
+    FulfillWith([u8; 32]),
+    /// Answer these raw bytes.
+    Raw(Vec<u8>),
+    /// Answer this HTTP status with an empty body.
+    Status(u16),
+    /// Wait, then behave as the inner behaviour.
+    Delay(Duration, Box<SinkBehaviour>),
+}
+
+/// A downstream ILP-over-HTTP peer that records what it receives.
+pub struct SinkPeer {
+    pub address: SocketAddr,
+    pub behaviour: Arc<Mutex<SinkBehaviour>>,
+    pub received: Arc<Mutex<Vec<HttpRequest>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SinkPeer {
+    pub fn start(behaviour: SinkBehaviour) -> SinkPeer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
+        let address = listener.local_addr().expect("sink address");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (behaviour, received, stop) = (
+                Arc::clone(&behaviour),
+                Arc::clone(&received),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || accept_loop(listener, behaviour, received, stop))
+        };
+        SinkPeer {
+            address,
+            behaviour,
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/ilp", self.address)
+    }
+
+    pub fn set(&self, behaviour: SinkBehaviour) {
+        *self.behaviour.lock().expect("sink lock") = behaviour;
+    }
+
+    pub fn received(&self) -> Vec<HttpRequest> {
+        self.received.lock().expect("sink lock").clone()
+    }
+}
+
+impl Drop for SinkPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    behaviour: Arc<Mutex<SinkBehaviour>>,
+    received: Arc<Mutex<Vec<HttpRequest>>>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let (behaviour, received, stop) = (
+                    Arc::clone(&behaviour),
+                    Arc::clone(&received),
+                    Arc::clone(&stop),
+                );
+                std::thread::spawn(move || {
+                    serve_sink_connection(stream, behaviour, received, stop)
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn serve_sink_connection(
+    stream: TcpStream,
+    behaviour: Arc<Mutex<SinkBehaviour>>,
+    received: Arc<Mutex<Vec<HttpRequest>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut reader = BufReader::new(stream);
+    while !stop.load(Ordering::Relaxed) {
+        let head = match read_head(&mut reader) {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        };
+        let Ok(body) = read_body(&mut reader, &head.1) else {
+            return;
+        };
+        let mut parts = head.0.split_whitespace();
+        let request = HttpRequest {
+            method: parts.next().unwrap_or("").to_owned(),
+            path: parts.next().unwrap_or("").to_owned(),
+            headers: head.1,
+            body,
+        };
+        let current = behaviour.lock().expect("sink lock").clone();
+        let (status, reply) = sink_reply(&current, &request.body);
+        received.lock().expect("sink lock").push(request);
+        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len());
+        let stream = reader.get_mut();
+        if stream
+            .write_all(head.as_bytes())
+            .and_then(|_| stream.write_all(&reply))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn sink_reply(behaviour: &SinkBehaviour, prepare: &[u8]) -> (u16, Vec<u8>) {
+    use riptide_dataplane::packet::{Fulfill, Prepare};
+    match behaviour {
+        SinkBehaviour::FulfillFromData => match Prepare::parse(prepare) {
+            Ok(parsed) if parsed.data.len() >= 32 => {
+                let mut fulfillment = [0u8; 32];
+                fulfillment.copy_from_slice(&parsed.data[..32]);
+                (
+                    200,
+                    Fulfill {
+                        fulfillment: &fulfillment,
+                        data: b"sink",
+                    }
+                    .to_bytes(),
+                )
+            }
+            _ => (400, Vec::new()),
+        },
+        SinkBehaviour::FulfillWith(fulfillment) => (
+            200,
+            Fulfill {
+                fulfillment,
+                data: b"",
+            }
+            .to_bytes(),
+        ),
+        SinkBehaviour::Raw(bytes) => (200, bytes.clone()),
+        SinkBehaviour::Status(status) => (*status, Vec::new()),
+        SinkBehaviour::Delay(duration, inner) => {
+            std::thread::sleep(*duration);
+            sink_reply(inner, prepare)
+        }
+    }
+}
+
+/// A Prepare whose fulfillment the sink derives: the first 32 bytes of its data.
+pub fn prepare_for_sink(
+    amount: u64,
+    destination: &str,
+    expires_in: Duration,
+    fulfillment: [u8; 32],
+) -> Vec<u8> {
+    use riptide_dataplane::packet::{condition_of, Address, Prepare, Timestamp};
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let condition = condition_of(&fulfillment);
+    let mut data = fulfillment.to_vec();
+    data.extend_from_slice(b"riptide-test");
+    Prepare {
+        amount,
+        expires_at: Timestamp::from_unix_ms(now_ms + expires_in.as_millis() as u64)
+            .expect("in range"),
+        execution_condition: &condition,
+        destination: Address::parse_str(destination).expect("valid destination"),
+        data: &data,
+    }
+    .to_bytes()
+}
+
+/// Path of a binary built in this workspace's target folder.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile folder");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+/// A running `riptide` process, stopped (SIGTERM, then kill) on drop.
+pub struct RiptideProcess {
+    pub child: Child,
+    pub connector: SocketAddr,
+    pub admin: SocketAddr,
+    pub admin_token: String,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RiptideProcess {
+    /// Writes `config_toml` to a file and starts `riptide` with it, waiting until the
+    /// admin API answers (bounded).
+    pub fn start(
+        config_toml: &str,
+        connector: SocketAddr,
+        admin: SocketAddr,
+        admin_token: &str,
+        shards: u32,
+    ) -> RiptideProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("riptide.toml");
+        std::fs::write(&config_path, config_toml).expect("write config");
+        let log_path = dir.path().join("riptide.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(workspace_binary("riptide"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--shards")
+            .arg(shards.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start riptide");
+        let mut process = RiptideProcess {
+            child,
+            connector,
+            admin,
+            admin_token: admin_token.to_owned(),
+            log_path,
+            _dir: dir,
+        };
+        process.wait_ready(Duration::from_secs(20));
+        process
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("riptide exited early with {status}: {}", self.log());
+            }
+            let mut client = HttpClient::new(self.admin);
+            if let Ok(response) = client.request("GET", "/healthz", &[], b"") {
+                if response.status == 200 && TcpStream::connect(self.connector).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("riptide did not become ready in {limit:?}: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// An authenticated admin request.
+    pub fn admin_request(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+        let authorization = format!("Bearer {}", self.admin_token);
+        HttpClient::new(self.admin)
+            .request(
+                method,
+                path,
+                &[
+                    ("Authorization", &authorization),
+                    ("Content-Type", "application/json"),
+                ],
+                body,
+            )
+            .expect("admin request")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for RiptideProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.terminate(Duration::from_secs(5));
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

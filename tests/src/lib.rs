@@ -1,0 +1,183 @@
+//! Harness for Riptide's end-to-end tests: real TigerBeetle and Redis servers on free
+//! loopback ports (one of each per test binary, shared by its tests), and riptide
+//! processes with ILP-over-HTTP peers around them. Every wait is bounded and every
+//! process is stopped on drop, even when a test panics.
+
+pub mod dataplane;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A loopback port nobody listens on right now.
+pub fn free_loopback_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on {address} within {limit:?}");
+}
+
+/// Starts `binary` under a small shell that kills it once our end of its stdin pipe
+/// closes, which happens when the test process exits, however it exits. Shared
+/// servers live in statics whose destructors never run, so this is what stops them.
+fn spawn_tied_to_this_process(binary: &std::path::Path, args: &[String]) -> (Child, ChildStdin) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" "$@" & server=$!; cat >/dev/null; kill "$server" 2>/dev/null; wait "$server""#)
+        .arg(binary)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server under its watchdog shell");
+    let stdin = child.stdin.take().expect("piped stdin");
+    (child, stdin)
+}
+
+fn binary_from_env(variable: &str, fallback: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(fallback));
+    assert!(
+        path.exists(),
+        "{} not found (set {variable}): run scripts/setup.sh, then `source scripts/env.sh`",
+        path.display()
+    );
+    path
+}
+
+/// A single-replica TigerBeetle server in development mode, with requests of up to
+/// 8189 transfers (`--limit-request=1MiB`).
+pub struct TigerBeetleServer {
+    child: Child,
+    tie: Option<ChildStdin>,
+    address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl TigerBeetleServer {
+    pub fn start() -> TigerBeetleServer {
+        let binary = binary_from_env("RIPTIDE_TIGERBEETLE_BIN", "");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_file = dir.path().join("0_0.tigerbeetle");
+        let format = Command::new(&binary)
+            .args([
+                "format",
+                "--cluster=0",
+                "--replica=0",
+                "--replica-count=1",
+                "--development",
+            ])
+            .arg(&data_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run tigerbeetle format");
+        assert!(format.success(), "tigerbeetle format failed: {format}");
+        let port = free_loopback_port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let args: Vec<String> = vec![
+            "start".into(),
+            format!("--addresses=127.0.0.1:{port}"),
+            "--development".into(),
+            "--experimental".into(),
+            "--limit-request=1MiB".into(),
+            "--memory-lsm-manifest=1MiB".into(),
+            data_file.display().to_string(),
+        ];
+        let (mut child, tie) = spawn_tied_to_this_process(&binary, &args);
+        wait_for_port(address, &mut child, "tigerbeetle", Duration::from_secs(60));
+        TigerBeetleServer {
+            child,
+            tie: Some(tie),
+            address,
+            _dir: dir,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+impl Drop for TigerBeetleServer {
+    fn drop(&mut self) {
+        drop(self.tie.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway Redis server: no persistence, loopback only.
+pub struct RedisServer {
+    child: Child,
+    tie: Option<ChildStdin>,
+    address: SocketAddr,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
+        let port = free_loopback_port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let args: Vec<String> = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([port.to_string()])
+        .collect();
+        let (mut child, tie) = spawn_tied_to_this_process(&binary, &args);
+        wait_for_port(address, &mut child, "redis-server", Duration::from_secs(20));
+        RedisServer {
+            child,
+            tie: Some(tie),
+            address,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.address)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        drop(self.tie.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The TigerBeetle server shared by the tests of this test binary. It lives until the
+/// binary exits; its data file is in a temp dir, and the process is a child that the
+/// kernel reaps. Tests keep apart by using their own ledgers or account ids.
+pub fn shared_tigerbeetle() -> &'static TigerBeetleServer {
+    static SERVER: OnceLock<TigerBeetleServer> = OnceLock::new();
+    SERVER.get_or_init(TigerBeetleServer::start)
+}
+
+/// The Redis server shared by the tests of this test binary; tests use distinct keys.
+pub fn shared_redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}

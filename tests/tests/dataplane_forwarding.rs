@@ -1,0 +1,474 @@
+//! End to end: a client peer -> riptide (a real process) -> a downstream sink peer,
+//! over real loopback sockets, with the embedded ledger. Every reject code the data
+//! plane makes is provoked here and asserted.
+
+use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
+use riptide_tests::dataplane::{
+    prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+};
+use riptide_tests::free_loopback_port;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+const STREAM_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+struct Node {
+    riptide: RiptideProcess,
+}
+
+/// Peers: alice (client, USD), bob (sink, USD), carol (sink, EUR), dead (unreachable).
+fn config(
+    connector: u16,
+    admin: u16,
+    public: u16,
+    bob_url: &str,
+    carol_url: &str,
+    dead_url: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[node]
+ilp_address = "test.riptide"
+connector_port = {connector}
+admin_port = {admin}
+public_port = {public}
+stream_secret = "{STREAM_SECRET}"
+admin_token = "{ADMIN_TOKEN}"
+
+[ledger]
+kind = "memory"
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[assets]]
+code = "EUR"
+scale = 2
+ledger = 2
+initial_liquidity = 1000000000
+
+[[peers]]
+id = "alice"
+asset = "USD"
+incoming_tokens = ["alice-token-0123456789"]
+initial_liquidity = 100000
+max_packet_amount = 5000
+rate_limit_packets_per_second = 1000
+
+[[peers]]
+id = "bob"
+asset = "USD"
+incoming_tokens = ["bob-token-0123456789"]
+outgoing_url = "{bob_url}"
+outgoing_token = "riptide-to-bob-token"
+routes = ["test.bob"]
+
+[[peers]]
+id = "carol"
+asset = "EUR"
+incoming_tokens = ["carol-token-0123456789"]
+outgoing_url = "{carol_url}"
+outgoing_token = "riptide-to-carol-token"
+routes = ["test.carol"]
+
+[[peers]]
+id = "dead"
+asset = "USD"
+incoming_tokens = ["dead-token-0123456789"]
+outgoing_url = "{dead_url}"
+outgoing_token = "riptide-to-dead-token"
+routes = ["test.dead"]
+
+{extra}
+
+[rates]
+base = "USD"
+rates = {{ USD = 1.0, EUR = 0.5 }}
+"#
+    )
+}
+
+fn start(bob: &SinkPeer, carol: &SinkPeer, extra: &str, shards: u32) -> Node {
+    let (connector, admin, public) = (
+        free_loopback_port(),
+        free_loopback_port(),
+        free_loopback_port(),
+    );
+    let dead_url = format!("http://127.0.0.1:{}/ilp", free_loopback_port());
+    let text = config(
+        connector,
+        admin,
+        public,
+        &bob.url(),
+        &carol.url(),
+        &dead_url,
+        extra,
+    );
+    Node {
+        riptide: RiptideProcess::start(
+            &text,
+            loopback(connector),
+            loopback(admin),
+            ADMIN_TOKEN,
+            shards,
+        ),
+    }
+}
+
+fn send(node: &Node, token: &str, packet: &[u8]) -> Vec<u8> {
+    let response = HttpClient::new(node.riptide.connector)
+        .post_packet(token, packet)
+        .expect("http");
+    assert_eq!(
+        response.status,
+        200,
+        "body: {:?}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.body
+}
+
+fn reject_of(reply: &[u8]) -> Reject<'_> {
+    match Packet::parse(reply).expect("ILP reply") {
+        Packet::Reject(reject) => reject,
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+}
+
+fn fulfillment(seed: u8) -> [u8; 32] {
+    [seed; 32]
+}
+
+#[test]
+fn forwards_and_relays_the_fulfill() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 2);
+    let prepare = prepare_for_sink(
+        1234,
+        "test.bob.wallet",
+        Duration::from_secs(20),
+        fulfillment(1),
+    );
+    let reply = send(&node, "alice-token-0123456789", &prepare);
+    let fulfill = Fulfill::parse(&reply).expect("a Fulfill");
+    assert_eq!(fulfill.fulfillment, &fulfillment(1));
+    assert_eq!(fulfill.data, b"sink");
+
+    let received = bob.received();
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(
+        request.headers.get("authorization").map(String::as_str),
+        Some("Bearer riptide-to-bob-token")
+    );
+    let forwarded = Prepare::parse(&request.body).expect("a Prepare");
+    let original = Prepare::parse(&prepare).expect("a Prepare");
+    assert_eq!(forwarded.amount, 1234);
+    assert_eq!(forwarded.destination, original.destination);
+    assert_eq!(forwarded.execution_condition, original.execution_condition);
+    assert_eq!(forwarded.data, original.data);
+    let reduction_ms = original.expires_at.unix_ms() - forwarded.expires_at.unix_ms();
+    assert!(
+        reduction_ms >= 1000,
+        "outgoing expiry must be at least 1 s earlier, was {reduction_ms} ms"
+    );
+    assert_eq!(
+        &request.body[27..],
+        &prepare[27..],
+        "only amount and expiry may change"
+    );
+}
+
+#[test]
+fn converts_across_assets_with_floor() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 1);
+    let prepare = prepare_for_sink(
+        1001,
+        "test.carol.x",
+        Duration::from_secs(20),
+        fulfillment(2),
+    );
+    let reply = send(&node, "alice-token-0123456789", &prepare);
+    assert!(
+        Fulfill::parse(&reply).is_ok(),
+        "{:?}",
+        Packet::parse(&reply)
+    );
+    let forwarded = Prepare::parse(&carol.received()[0].body)
+        .expect("a Prepare")
+        .amount;
+    assert_eq!(
+        forwarded, 500,
+        "1001 USD cents at 0.5 EUR/USD floors to 500"
+    );
+
+    let tiny = prepare_for_sink(1, "test.carol.x", Duration::from_secs(20), fulfillment(3));
+    assert_eq!(
+        reject_of(&send(&node, "alice-token-0123456789", &tiny)).code,
+        ErrorCode::R01
+    );
+}
+
+#[test]
+fn http_refusals() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 2);
+    let prepare = prepare_for_sink(10, "test.bob", Duration::from_secs(20), fulfillment(4));
+    let mut client = HttpClient::new(node.riptide.connector);
+    let unknown = client.post_packet("not-a-token", &prepare).expect("http");
+    assert_eq!(unknown.status, 401);
+    let missing = client
+        .request(
+            "POST",
+            "/",
+            &[("Content-Type", "application/octet-stream")],
+            &prepare,
+        )
+        .expect("http");
+    assert_eq!(missing.status, 401);
+    let wrong_type = client
+        .request(
+            "POST",
+            "/",
+            &[
+                ("Authorization", "Bearer alice-token-0123456789"),
+                ("Content-Type", "text/plain"),
+            ],
+            &prepare,
+        )
+        .expect("http");
+    assert_eq!(wrong_type.status, 400);
+    let garbage = client
+        .post_packet("alice-token-0123456789", b"\x0c\x05garbage")
+        .expect("http");
+    assert_eq!(garbage.status, 400);
+    let plugin_type = client
+        .request(
+            "POST",
+            "/",
+            &[
+                ("Authorization", "Bearer alice-token-0123456789"),
+                ("Content-Type", "application/ilp+octet-stream"),
+            ],
+            &prepare,
+        )
+        .expect("http");
+    assert_eq!(
+        plugin_type.status, 200,
+        "ilp-plugin-http's content type is accepted"
+    );
+    assert!(
+        bob.received().len() == 1,
+        "refused requests never reach the next hop"
+    );
+}
+
+#[test]
+fn every_reject_code() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 2);
+    let alice = "alice-token-0123456789";
+    let ok_expiry = Duration::from_secs(20);
+
+    let no_route = prepare_for_sink(10, "test.nobody.x", ok_expiry, fulfillment(5));
+    let reject = reject_of(&send(&node, alice, &no_route)).to_owned_code();
+    assert_eq!(reject.0, ErrorCode::F02);
+    assert_eq!(reject.1, "test.riptide");
+
+    let peer_protocol = prepare_for_sink(0, "peer.route.control", ok_expiry, fulfillment(6));
+    assert_eq!(
+        reject_of(&send(&node, alice, &peer_protocol)).code,
+        ErrorCode::F02
+    );
+
+    let too_large = prepare_for_sink(5001, "test.bob", ok_expiry, fulfillment(7));
+    let reply = send(&node, alice, &too_large);
+    let reject = reject_of(&reply);
+    assert_eq!(reject.code, ErrorCode::F08);
+    let data = AmountTooLargeData::parse(reject.data).expect("F08 data");
+    assert_eq!((data.amount_received, data.amount_max), (5001, 5000));
+
+    let too_soon = prepare_for_sink(10, "test.bob", Duration::from_millis(900), fulfillment(8));
+    assert_eq!(
+        reject_of(&send(&node, alice, &too_soon)).code,
+        ErrorCode::R02
+    );
+
+    let unreachable = prepare_for_sink(10, "test.dead", ok_expiry, fulfillment(9));
+    assert_eq!(
+        reject_of(&send(&node, alice, &unreachable)).code,
+        ErrorCode::T01
+    );
+
+    bob.set(SinkBehaviour::FulfillWith([0xee; 32]));
+    let wrong = prepare_for_sink(10, "test.bob", ok_expiry, fulfillment(10));
+    assert_eq!(reject_of(&send(&node, alice, &wrong)).code, ErrorCode::F05);
+
+    let downstream = Reject {
+        code: ErrorCode::F99,
+        triggered_by: "test.bob",
+        message: b"no",
+        data: b"app",
+    }
+    .to_bytes();
+    bob.set(SinkBehaviour::Raw(downstream.clone()));
+    let relayed = prepare_for_sink(10, "test.bob", ok_expiry, fulfillment(11));
+    assert_eq!(
+        send(&node, alice, &relayed),
+        downstream,
+        "downstream Rejects are relayed unchanged"
+    );
+
+    bob.set(SinkBehaviour::Status(500));
+    let failing = prepare_for_sink(10, "test.bob", ok_expiry, fulfillment(12));
+    assert_eq!(
+        reject_of(&send(&node, alice, &failing)).code,
+        ErrorCode::T01
+    );
+
+    bob.set(SinkBehaviour::Delay(
+        Duration::from_millis(2500),
+        Box::new(SinkBehaviour::FulfillFromData),
+    ));
+    let slow = prepare_for_sink(10, "test.bob", Duration::from_millis(2200), fulfillment(13));
+    assert_eq!(reject_of(&send(&node, alice, &slow)).code, ErrorCode::R00);
+
+    let back_to_sender = prepare_for_sink(10, "test.riptide.alice.x", ok_expiry, fulfillment(14));
+    assert_eq!(
+        reject_of(&send(&node, alice, &back_to_sender)).code,
+        ErrorCode::F02
+    );
+}
+
+#[test]
+fn ildcp_answers_the_child_address() {
+    use riptide_dataplane::packet::ildcp::{IldcpResponse, PEER_PROTOCOL_CONDITION};
+    use riptide_dataplane::packet::{Address, Timestamp};
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 1);
+    let expires_at = Timestamp::from_unix_ms(riptide_dataplane::shard::unix_now_ms() + 60_000)
+        .expect("in range");
+    let request = Prepare {
+        amount: 0,
+        expires_at,
+        execution_condition: &PEER_PROTOCOL_CONDITION,
+        destination: Address::parse_str("peer.config").expect("valid"),
+        data: b"",
+    }
+    .to_bytes();
+    let reply = send(&node, "carol-token-0123456789", &request);
+    let fulfill = Fulfill::parse(&reply).expect("ILDCP Fulfill");
+    let response = IldcpResponse::parse(fulfill.data).expect("ILDCP data");
+    assert_eq!(response.client_address.as_str(), "test.riptide.carol");
+    assert_eq!((response.asset_code, response.asset_scale), ("EUR", 2));
+}
+
+#[test]
+fn rate_limit_and_liquidity() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let extra = r#"
+[[peers]]
+id = "limited"
+asset = "USD"
+incoming_tokens = ["limited-token-0123456789"]
+initial_liquidity = 100
+rate_limit_packets_per_second = 3
+"#;
+    let node = start(&bob, &carol, extra, 2);
+    let mut codes = Vec::new();
+    for seed in 0..6u8 {
+        let prepare = prepare_for_sink(
+            10,
+            "test.bob",
+            Duration::from_secs(20),
+            fulfillment(100 + seed),
+        );
+        let reply = send(&node, "limited-token-0123456789", &prepare);
+        codes.push(
+            Packet::parse(&reply)
+                .map(|p| matches!(p, Packet::Fulfill(_)))
+                .unwrap_or(false),
+        );
+        if let Ok(Packet::Reject(reject)) = Packet::parse(&reply) {
+            assert!(
+                matches!(reject.code, ErrorCode::T05),
+                "unexpected {:?}",
+                reject.code
+            );
+        }
+    }
+    assert!(
+        codes.iter().filter(|f| **f).count() <= 3,
+        "at most the burst of 3 passes: {codes:?}"
+    );
+    assert!(codes.iter().any(|f| !*f), "the limit must bite: {codes:?}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    // 100 units of liquidity: 60 passes, the next 60 does not.
+    let first = prepare_for_sink(60, "test.bob", Duration::from_secs(20), fulfillment(120));
+    assert!(Fulfill::parse(&send(&node, "limited-token-0123456789", &first)).is_ok());
+    let second = prepare_for_sink(60, "test.bob", Duration::from_secs(20), fulfillment(121));
+    assert_eq!(
+        reject_of(&send(&node, "limited-token-0123456789", &second)).code,
+        ErrorCode::T04
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let bob = SinkPeer::start(SinkBehaviour::Delay(
+        Duration::from_millis(700),
+        Box::new(SinkBehaviour::FulfillFromData),
+    ));
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let mut node = start(&bob, &carol, "", 2);
+    let connector = node.riptide.connector;
+    let in_flight = std::thread::spawn(move || {
+        let prepare = prepare_for_sink(10, "test.bob", Duration::from_secs(20), fulfillment(30));
+        HttpClient::new(connector)
+            .post_packet("alice-token-0123456789", &prepare)
+            .expect("http")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let status = node
+        .riptide
+        .terminate(Duration::from_secs(10))
+        .expect("riptide exits");
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        node.riptide.log()
+    );
+    let response = in_flight.join().expect("client thread");
+    assert_eq!(response.status, 200);
+    assert!(
+        Fulfill::parse(&response.body).is_ok(),
+        "the packet in flight finished"
+    );
+}
+
+trait OwnedCode {
+    fn to_owned_code(&self) -> (ErrorCode, String);
+}
+
+impl OwnedCode for Reject<'_> {
+    fn to_owned_code(&self) -> (ErrorCode, String) {
+        (self.code, self.triggered_by.to_owned())
+    }
+}
