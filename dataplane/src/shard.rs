@@ -256,6 +256,7 @@ impl Shard {
         let hold = match self.shared.ledger.hold(&forward.legs).await {
             Ok(hold) => hold,
             Err(reason) => {
+                tracing::debug!(%reason, legs = ?forward.legs, "hold refused");
                 self.metrics.borrow_mut().record_ledger_failure("hold");
                 return reason.to_reject_bytes(own_address);
             }

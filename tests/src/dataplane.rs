@@ -491,3 +491,62 @@ impl Drop for RiptideProcess {
         }
     }
 }
+
+/// A Node script from `tests/interop`, its stdout read line by line; killed on drop.
+pub struct NodeScript {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeScript {
+    pub fn start(script: &str, args: &[String]) -> NodeScript {
+        let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop");
+        assert!(
+            interop.join("node_modules/ilp-protocol-stream").exists(),
+            "npm packages missing: run scripts/setup-npm.sh"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(&interop)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("node is installed");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        NodeScript { child, lines, stderr_path, _dir: dir }
+    }
+
+    /// The next line the script prints, parsed as JSON, within `limit`.
+    pub fn next_json(&mut self, limit: Duration) -> serde_json::Value {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")),
+            Err(_) => panic!("no line from node within {limit:?}; stderr:\n{}", self.stderr()),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
