@@ -528,14 +528,24 @@ impl NodeScript {
                 }
             }
         });
-        NodeScript { child, lines, stderr_path, _dir: dir }
+        NodeScript {
+            child,
+            lines,
+            stderr_path,
+            _dir: dir,
+        }
     }
 
     /// The next line the script prints, parsed as JSON, within `limit`.
     pub fn next_json(&mut self, limit: Duration) -> serde_json::Value {
         match self.lines.recv_timeout(limit) {
-            Ok(line) => serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")),
-            Err(_) => panic!("no line from node within {limit:?}; stderr:\n{}", self.stderr()),
+            Ok(line) => {
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            }
+            Err(_) => panic!(
+                "no line from node within {limit:?}; stderr:\n{}",
+                self.stderr()
+            ),
         }
     }
 

@@ -472,3 +472,183 @@ impl OwnedCode for Reject<'_> {
         (self.code, self.triggered_by.to_owned())
     }
 }
+
+#[test]
+fn throughput_limit_and_body_size() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let extra = r#"
+[[peers]]
+id = "metered"
+asset = "USD"
+incoming_tokens = ["metered-token-0123456789"]
+initial_liquidity = 100000
+throughput_limit_per_second = 100
+"#;
+    let node = start(&bob, &carol, extra, 1);
+    let first = prepare_for_sink(80, "test.bob", Duration::from_secs(20), fulfillment(40));
+    assert!(Fulfill::parse(&send(&node, "metered-token-0123456789", &first)).is_ok());
+    let second = prepare_for_sink(80, "test.bob", Duration::from_secs(20), fulfillment(41));
+    let reply = send(&node, "metered-token-0123456789", &second);
+    assert_eq!(
+        reject_of(&reply).code,
+        ErrorCode::T04,
+        "160 units in a second over a limit of 100"
+    );
+
+    let huge = vec![0u8; 70 * 1024];
+    let response = HttpClient::new(node.riptide.connector)
+        .post_packet("alice-token-0123456789", &huge)
+        .expect("http");
+    assert_eq!(response.status, 413);
+}
+
+/// client -> riptide A -> riptide B -> sink: A routes `test.b` to B, whose address
+/// space holds the sink.
+#[test]
+fn two_riptides_chained() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let (b_connector, b_admin, b_public) = (
+        free_loopback_port(),
+        free_loopback_port(),
+        free_loopback_port(),
+    );
+    let (a_connector, a_admin, a_public) = (
+        free_loopback_port(),
+        free_loopback_port(),
+        free_loopback_port(),
+    );
+    let b_config = format!(
+        r#"
+[node]
+ilp_address = "test.b"
+connector_port = {b_connector}
+admin_port = {b_admin}
+public_port = {b_public}
+stream_secret = "{STREAM_SECRET}"
+admin_token = "{ADMIN_TOKEN}"
+
+[[assets]]
+code = "EUR"
+scale = 2
+ledger = 2
+initial_liquidity = 1000000
+
+[[peers]]
+id = "a"
+asset = "EUR"
+incoming_tokens = ["a-to-b-token-0123456789"]
+initial_liquidity = 1000000
+
+[[peers]]
+id = "sink"
+asset = "EUR"
+outgoing_url = "{}"
+outgoing_token = "b-to-sink"
+routes = ["test.b.sink"]
+"#,
+        sink.url()
+    );
+    let a_config = format!(
+        r#"
+[node]
+ilp_address = "test.a"
+connector_port = {a_connector}
+admin_port = {a_admin}
+public_port = {a_public}
+stream_secret = "{STREAM_SECRET}"
+admin_token = "{ADMIN_TOKEN}"
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000
+
+[[assets]]
+code = "EUR"
+scale = 2
+ledger = 2
+initial_liquidity = 1000000
+
+[[peers]]
+id = "client"
+asset = "USD"
+incoming_tokens = ["client-token-0123456789"]
+initial_liquidity = 1000000
+
+[[peers]]
+id = "b"
+asset = "EUR"
+outgoing_url = "http://127.0.0.1:{b_connector}/ilp"
+outgoing_token = "a-to-b-token-0123456789"
+routes = ["test.b"]
+
+[rates]
+base = "USD"
+rates = {{ USD = 1.0, EUR = 0.5 }}
+"#
+    );
+    let _b = RiptideProcess::start(
+        &b_config,
+        loopback(b_connector),
+        loopback(b_admin),
+        ADMIN_TOKEN,
+        2,
+    );
+    let a = Node {
+        riptide: RiptideProcess::start(
+            &a_config,
+            loopback(a_connector),
+            loopback(a_admin),
+            ADMIN_TOKEN,
+            2,
+        ),
+    };
+    let prepare = prepare_for_sink(
+        1000,
+        "test.b.sink.alice",
+        Duration::from_secs(20),
+        fulfillment(50),
+    );
+    let reply = send(&a, "client-token-0123456789", &prepare);
+    assert_eq!(
+        Fulfill::parse(&reply)
+            .expect("a Fulfill through two hops")
+            .fulfillment,
+        &fulfillment(50)
+    );
+    let at_sink = Prepare::parse(&sink.received()[0].body)
+        .expect("a Prepare")
+        .to_owned_amount_and_expiry();
+    let original = Prepare::parse(&prepare).expect("a Prepare");
+    assert_eq!(at_sink.0, 500, "converted once, at A");
+    assert!(
+        original.expires_at.unix_ms() - at_sink.1 >= 2000,
+        "each hop took its second"
+    );
+
+    let unknown = prepare_for_sink(
+        10,
+        "test.b.nobody",
+        Duration::from_secs(20),
+        fulfillment(51),
+    );
+    let reply = send(&a, "client-token-0123456789", &unknown);
+    let reject = reject_of(&reply);
+    assert_eq!(
+        (reject.code, reject.triggered_by),
+        (ErrorCode::F02, "test.b"),
+        "B's reject is relayed unchanged"
+    );
+}
+
+trait AmountAndExpiry {
+    fn to_owned_amount_and_expiry(&self) -> (u64, u64);
+}
+
+impl AmountAndExpiry for Prepare<'_> {
+    fn to_owned_amount_and_expiry(&self) -> (u64, u64) {
+        (self.amount, self.expires_at.unix_ms())
+    }
+}

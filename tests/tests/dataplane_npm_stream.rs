@@ -10,7 +10,13 @@ use std::time::Duration;
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
-fn config(connector: u16, admin: u16, client_port: u16, server_port: u16, server_asset: &str) -> String {
+fn config(
+    connector: u16,
+    admin: u16,
+    client_port: u16,
+    server_port: u16,
+    server_asset: &str,
+) -> String {
     format!(
         r#"
 [node]
@@ -70,7 +76,11 @@ fn pay(server_asset: &str, amount: u64) -> (serde_json::Value, serde_json::Value
         2,
     );
     let url = format!("http://127.0.0.1:{connector}/ilp");
-    let expected_delivery = if server_asset == "EUR" { amount / 2 } else { amount };
+    let expected_delivery = if server_asset == "EUR" {
+        amount / 2
+    } else {
+        amount
+    };
     let mut receiver = NodeScript::start(
         "stream_pay.js",
         &[
@@ -84,8 +94,14 @@ fn pay(server_asset: &str, amount: u64) -> (serde_json::Value, serde_json::Value
         ],
     );
     let credentials = receiver.next_json(Duration::from_secs(30));
-    let destination = credentials["destination"].as_str().expect("destination").to_owned();
-    assert!(destination.starts_with("test.riptide.jsserver."), "ILDCP gave {destination}");
+    let destination = credentials["destination"]
+        .as_str()
+        .expect("destination")
+        .to_owned();
+    assert!(
+        destination.starts_with("test.riptide.jsserver."),
+        "ILDCP gave {destination}"
+    );
     let mut sender = NodeScript::start(
         "stream_pay.js",
         &[
@@ -109,7 +125,10 @@ fn pay(server_asset: &str, amount: u64) -> (serde_json::Value, serde_json::Value
 #[test]
 fn javascript_stream_payment_through_riptide() {
     let (sent, received) = pay("USD", 20_000);
-    assert_eq!(sent["address"], "test.riptide.jsclient", "the sender learnt its address by ILDCP");
+    assert_eq!(
+        sent["address"], "test.riptide.jsclient",
+        "the sender learnt its address by ILDCP"
+    );
     assert_eq!(sent["sent"], "20000");
     assert_eq!(received["received"], "20000");
     assert_eq!(sent["delivered"], "20000");
@@ -119,6 +138,9 @@ fn javascript_stream_payment_through_riptide() {
 fn javascript_stream_payment_across_currencies() {
     let (sent, received) = pay("EUR", 20_000);
     assert_eq!(sent["sent"], "20000");
-    assert_eq!(received["received"], "10000", "USD 200.00 at 0.5 is EUR 100.00, floored per packet");
+    assert_eq!(
+        received["received"], "10000",
+        "USD 200.00 at 0.5 is EUR 100.00, floored per packet"
+    );
     assert_eq!(sent["delivered"], received["received"]);
 }
