@@ -161,7 +161,7 @@ async fn drain(shard: &Shard) {
     let options = shard.shared.options;
     let deadline =
         Instant::now() + Duration::from_millis(options.hold_ms_max + options.expiry_window_ms_min);
-    while shard.in_flight() > 0 && Instant::now() < deadline {
+    while shard.busy() && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     // The last replies are computed but hyper still writes them: give it a moment

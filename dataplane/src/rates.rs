@@ -56,7 +56,8 @@ impl Rate {
             .ok_or_else(invalid)?;
         let significant = digits.trim_start_matches('0');
         let significant_trimmed = significant.trim_end_matches('0');
-        exponent += (significant.len() - significant_trimmed.len()) as i32;
+        let trailing_zeros = (significant.len() - significant_trimmed.len()) as i32;
+        exponent = exponent.checked_add(trailing_zeros).ok_or_else(invalid)?;
         if significant_trimmed.is_empty() || significant_trimmed.len() > RATE_DIGITS_MAX {
             return Err(invalid());
         }
@@ -217,6 +218,8 @@ mod tests {
         assert!(Rate::parse("-1").is_err());
         assert!(Rate::parse("abc").is_err());
         assert!(Rate::from_f64(f64::NAN).is_err());
+        assert!(Rate::parse("10e2147483647").is_err());
+        assert!(Rate::parse("1e-2147483648").is_err());
     }
 
     #[test]

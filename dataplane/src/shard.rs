@@ -52,7 +52,11 @@ pub struct Shard {
     limiters: RefCell<PeerLimiters>,
     client: PeerClient,
     senders: Senders<Job>,
+    /// Packets this shard's pipeline works on, its own and other shards'.
     in_flight: Cell<u32>,
+    /// Requests that arrived on this shard and wait for a reply, wherever their
+    /// packet is processed: a shard may stop only when both counts are zero.
+    requests_waiting: Cell<u32>,
     metrics: RefCell<ShardMetrics>,
 }
 
@@ -83,12 +87,14 @@ impl Shard {
             client: PeerClient::default(),
             senders,
             in_flight: Cell::new(0),
+            requests_waiting: Cell::new(0),
             metrics: RefCell::new(ShardMetrics::default()),
         })
     }
 
-    pub fn in_flight(&self) -> u32 {
-        self.in_flight.get()
+    /// Work that must finish before this shard stops.
+    pub fn busy(&self) -> bool {
+        self.in_flight.get() > 0 || self.requests_waiting.get() > 0
     }
 
     pub fn record_http_refusal(&self, status: u16) {
@@ -134,6 +140,18 @@ impl Shard {
     /// Handles an authenticated Prepare from `from` and returns the reply bytes,
     /// sending it to the owner shard first when this shard does not own the peer.
     pub async fn handle(
+        &self,
+        snapshot: Arc<Snapshot>,
+        from: PeerIndex,
+        prepare: Vec<u8>,
+    ) -> Vec<u8> {
+        self.requests_waiting.set(self.requests_waiting.get() + 1);
+        let reply = self.handle_here_or_at_owner(snapshot, from, prepare).await;
+        self.requests_waiting.set(self.requests_waiting.get() - 1);
+        reply
+    }
+
+    async fn handle_here_or_at_owner(
         &self,
         snapshot: Arc<Snapshot>,
         from: PeerIndex,

@@ -289,8 +289,10 @@ fn serve_sink_connection(
             body,
         };
         let current = behaviour.lock().expect("sink lock").clone();
-        let (status, reply) = sink_reply(&current, &request.body);
+        let body = request.body.clone();
+        // Recorded on arrival, so a test can tell a packet is in flight.
         received.lock().expect("sink lock").push(request);
+        let (status, reply) = sink_reply(&current, &body);
         let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len());
         let stream = reader.get_mut();
         if stream
