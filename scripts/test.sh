@@ -12,11 +12,11 @@ source scripts/env.sh
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test: cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "test: build binaries for the end-to-end tests"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --all-features --locked
 echo "test: cargo test"
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked
 echo "test: fuzz smoke"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz-smoke.sh
 echo "test: all passed"

@@ -8,10 +8,14 @@
 //! - `GET /v1/state`: the document in force.
 //! - `GET /v1/status`: version, shards, packets by peer and outcome.
 //! - `GET /metrics`: Prometheus text.
+//! - `POST /v1/liquidity`: deposit to or withdraw from a peer's or an asset's
+//!   liquidity account through the settlement account, idempotent by key.
+//! - `GET /v1/balances`: every account of the state with its balances.
 
 use crate::config::StateDocument;
 use crate::connector::snapshot::Snapshot;
 use crate::http::io::HyperStream;
+use crate::ledger::hold::{LedgerFailure, LiquidityAccount, LiquidityDirection};
 use crate::metrics::render_prometheus;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -105,7 +109,9 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         (Method::GET, "/v1/state") => get_state(admin),
         (Method::GET, "/v1/status") => status(admin),
         (Method::GET, "/metrics") => metrics(admin),
-        (_, "/v1/state" | "/v1/status" | "/metrics") => {
+        (Method::POST, "/v1/liquidity") => liquidity(admin, request).await,
+        (Method::GET, "/v1/balances") => balances(admin).await,
+        (_, "/v1/state" | "/v1/status" | "/metrics" | "/v1/liquidity" | "/v1/balances") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "no such admin route"),
@@ -215,4 +221,97 @@ fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiquidityRequest {
+    /// `peer:<id>` or `asset:<code>`.
+    account: String,
+    direction: String,
+    amount: serde_json::Value,
+    idempotency_key: String,
+}
+
+fn parse_liquidity(
+    body: &[u8],
+) -> Result<(LiquidityAccount, LiquidityDirection, u64, String), String> {
+    let request: LiquidityRequest =
+        serde_json::from_slice(body).map_err(|e| format!("liquidity request: {e}"))?;
+    let account = match request.account.split_once(':') {
+        Some(("peer", id)) => LiquidityAccount::Peer(id.to_owned()),
+        Some(("asset", code)) => LiquidityAccount::Asset(code.to_owned()),
+        _ => return Err("account: must be peer:<id> or asset:<code>".into()),
+    };
+    let direction = match request.direction.as_str() {
+        "deposit" => LiquidityDirection::Deposit,
+        "withdraw" => LiquidityDirection::Withdraw,
+        _ => return Err("direction: must be deposit or withdraw".into()),
+    };
+    let amount = match &request.amount {
+        serde_json::Value::String(text) => text.parse::<u64>().ok(),
+        serde_json::Value::Number(number) => number.as_u64(),
+        _ => None,
+    }
+    .filter(|amount| *amount > 0)
+    .ok_or("amount: must be a positive integer (a string for values over 2^53)")?;
+    Ok((account, direction, amount, request.idempotency_key))
+}
+
+async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request too large or unreadable",
+            )
+        }
+    };
+    let (account, direction, amount, key) = match parse_liquidity(&body) {
+        Ok(parsed) => parsed,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let shared = &admin.shard.shared;
+    let snapshot = shared.snapshot.load_full();
+    match shared
+        .ledger
+        .move_liquidity(&snapshot, &account, direction, amount, &key)
+        .await
+    {
+        Ok(created) => json_response(StatusCode::OK, json!({ "created": created })),
+        Err(LedgerFailure::Refused { result, .. }) => error(StatusCode::CONFLICT, &result),
+        Err(other) => error(StatusCode::SERVICE_UNAVAILABLE, &other.to_string()),
+    }
+}
+
+async fn balances(admin: &Admin) -> Response<Full<Bytes>> {
+    let shared = &admin.shard.shared;
+    let snapshot = shared.snapshot.load_full();
+    let rows = match shared.ledger.balances(&snapshot).await {
+        Ok(rows) => rows,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let accounts: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let account = row.account.unwrap_or_default();
+            json!({
+                "kind": row.kind,
+                "name": row.name,
+                "asset": row.asset,
+                "account_id": format!("{:032x}", row.account_id),
+                "exists": row.account.is_some(),
+                "credits_posted": account.credits_posted.to_string(),
+                "debits_posted": account.debits_posted.to_string(),
+                "credits_pending": account.credits_pending.to_string(),
+                "debits_pending": account.debits_pending.to_string(),
+                "balance": account.balance_posted().to_string(),
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({ "version": snapshot.version, "accounts": accounts }),
+    )
 }

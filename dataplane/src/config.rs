@@ -148,6 +148,9 @@ fn default_http_body_size_max() -> usize {
 fn default_pending_timeout_s() -> u32 {
     60
 }
+fn default_ledger_request_timeout_ms() -> u64 {
+    5_000
+}
 fn default_rates_lifetime_ms() -> u64 {
     15_000
 }
@@ -233,6 +236,9 @@ pub struct LedgerConfig {
     /// How long a pending transfer lives; must outlive the hold time.
     #[serde(default = "default_pending_timeout_s")]
     pub pending_timeout_s: u32,
+    /// Longest wait for one ledger request; past it the packet is rejected T00.
+    #[serde(default = "default_ledger_request_timeout_ms")]
+    pub request_timeout_ms: u64,
 }
 
 impl Default for LedgerConfig {
@@ -242,6 +248,7 @@ impl Default for LedgerConfig {
             cluster_id: 0,
             addresses: String::new(),
             pending_timeout_s: 60,
+            request_timeout_ms: default_ledger_request_timeout_ms(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! locks, and publishes a copy every second into a shared slot that the admin API
 //! merges; the per-packet path never takes a lock.
 
+use crate::ledger::batcher::BatchStats;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -31,6 +32,8 @@ pub struct ShardMetrics {
     pub ledger_failures: BTreeMap<&'static str, u64>,
     /// Requests refused before the pipeline, by HTTP status.
     pub http_refusals: BTreeMap<u16, u64>,
+    /// Ledger requests: events per batch and latency.
+    pub ledger_batches: BatchStats,
 }
 
 impl Default for ShardMetrics {
@@ -42,6 +45,7 @@ impl Default for ShardMetrics {
                 .expect("constant histogram bounds are valid"),
             ledger_failures: BTreeMap::new(),
             http_refusals: BTreeMap::new(),
+            ledger_batches: BatchStats::default(),
         }
     }
 }
@@ -75,6 +79,11 @@ impl ShardMetrics {
         for (key, count) in &other.http_refusals {
             *self.http_refusals.entry(*key).or_default() += count;
         }
+        let _ = self.ledger_batches.events.add(&other.ledger_batches.events);
+        let _ = self
+            .ledger_batches
+            .latency_us
+            .add(&other.ledger_batches.latency_us);
     }
 }
 

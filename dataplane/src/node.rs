@@ -6,7 +6,8 @@ use crate::config::{Config, LedgerKind};
 use crate::connector::pipeline::PipelineOptions;
 use crate::connector::snapshot::Snapshot;
 use crate::http::ingress;
-use crate::ledger::hold::LedgerPort;
+use crate::ledger::hold::{LedgerBackend, LedgerPort};
+use crate::ledger::memory::MemoryLedger;
 use crate::metrics::MetricsRegistry;
 use crate::shard::{Job, Shard, Shared, MESH_CHANNEL_SIZE};
 use arc_swap::ArcSwap;
@@ -41,13 +42,7 @@ pub enum NodeError {
 pub fn run(config: Config) -> Result<(), NodeError> {
     let snapshot = Snapshot::build(&config.node, &config.state)
         .map_err(|e| NodeError::State(e.to_string()))?;
-    let ledger = match config.ledger.kind {
-        LedgerKind::Memory => LedgerPort::memory(config.ledger.pending_timeout_s),
-        LedgerKind::TigerBeetle => return Err(NodeError::Ledger(
-            "the TigerBeetle ledger is not wired into the data plane yet; use kind = \"memory\""
-                .into(),
-        )),
-    };
+    let ledger = LedgerPort::new(ledger_backend(&config)?, config.ledger.pending_timeout_s);
     futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
         .map_err(|e| NodeError::Ledger(e.to_string()))?;
     let shard_count = config.node.shards.unwrap_or_else(available_cores).max(1);
@@ -69,6 +64,31 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         http_body_size_max: config.node.http_body_size_max,
     });
     start_shards(config, shared)
+}
+
+#[cfg(feature = "tigerbeetle")]
+fn ledger_backend(config: &Config) -> Result<LedgerBackend, NodeError> {
+    use crate::ledger::tigerbeetle::TigerBeetleLedger;
+    match config.ledger.kind {
+        LedgerKind::Memory => Ok(LedgerBackend::Memory(MemoryLedger::new())),
+        LedgerKind::TigerBeetle => {
+            let timeout = Duration::from_millis(config.ledger.request_timeout_ms);
+            TigerBeetleLedger::connect(config.ledger.cluster_id, &config.ledger.addresses, timeout)
+                .map(LedgerBackend::TigerBeetle)
+                .map_err(|e| NodeError::Ledger(e.to_string()))
+        }
+    }
+}
+
+#[cfg(not(feature = "tigerbeetle"))]
+fn ledger_backend(config: &Config) -> Result<LedgerBackend, NodeError> {
+    match config.ledger.kind {
+        LedgerKind::Memory => Ok(LedgerBackend::Memory(MemoryLedger::new())),
+        LedgerKind::TigerBeetle => Err(NodeError::Ledger(
+            "this riptide was built without TigerBeetle; rebuild with `--features tigerbeetle`"
+                .into(),
+        )),
+    }
 }
 
 fn available_cores() -> u32 {

@@ -7,6 +7,7 @@ use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, Pipeline
 use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::http::peer_client::{PeerCallError, PeerClient};
+use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::{HoldOutcome, LedgerPort};
 use crate::metrics::{outcome_label, MetricsRegistry, ShardMetrics};
 use crate::packet::{rewrite_prepare, Prepare};
@@ -51,6 +52,7 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     limiters: RefCell<PeerLimiters>,
     client: PeerClient,
+    batcher: Rc<TransferBatcher>,
     senders: Senders<Job>,
     /// Packets this shard's pipeline works on, its own and other shards'.
     in_flight: Cell<u32>,
@@ -80,11 +82,13 @@ impl Shard {
     pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Rc<Shard> {
         let id = senders.peer_id() as u32;
         assert!(id < shared.shard_count);
+        let batcher = TransferBatcher::new(shared.ledger.backend());
         Rc::new(Shard {
             id,
             shared,
             limiters: RefCell::new(PeerLimiters::default()),
             client: PeerClient::default(),
+            batcher,
             senders,
             in_flight: Cell::new(0),
             requests_waiting: Cell::new(0),
@@ -127,6 +131,7 @@ impl Shard {
         let shard = Rc::clone(self);
         glommio::spawn_local(async move {
             loop {
+                shard.metrics.borrow_mut().ledger_batches = shard.batcher.stats();
                 shard
                     .shared
                     .metrics
@@ -271,7 +276,7 @@ impl Shard {
                     .to_reject_bytes(own_address)
             }
         };
-        let hold = match self.shared.ledger.hold(&forward.legs).await {
+        let hold = match self.shared.ledger.hold(&forward.legs, &self.batcher).await {
             Ok(hold) => hold,
             Err(reason) => {
                 tracing::debug!(%reason, legs = ?forward.legs, "hold refused");
@@ -291,7 +296,12 @@ impl Shard {
         };
         // A Fulfill is relayed even if posting fails: the next hop has been paid by
         // then, and the failure is counted and logged for the operator to settle.
-        if let Err(error) = self.shared.ledger.finish(hold, outcome).await {
+        if let Err(error) = self
+            .shared
+            .ledger
+            .finish(hold, outcome, &self.batcher)
+            .await
+        {
             tracing::error!(%error, ?outcome, "ledger could not finish a hold");
             self.metrics
                 .borrow_mut()

@@ -174,6 +174,9 @@ pub enum SinkBehaviour {
     Status(u16),
     /// Wait, then behave as the inner behaviour.
     Delay(Duration, Box<SinkBehaviour>),
+    /// Fulfill from the data when its 33rd byte is even, else reject with F99: a
+    /// sender picks each packet's outcome.
+    FulfillIfEven,
 }
 
 /// A downstream ILP-over-HTTP peer that records what it receives.
@@ -333,6 +336,21 @@ fn sink_reply(behaviour: &SinkBehaviour, prepare: &[u8]) -> (u16, Vec<u8>) {
         ),
         SinkBehaviour::Raw(bytes) => (200, bytes.clone()),
         SinkBehaviour::Status(status) => (*status, Vec::new()),
+        SinkBehaviour::FulfillIfEven => match Prepare::parse(prepare) {
+            Ok(parsed) if parsed.data.len() > 32 && parsed.data[32] % 2 == 0 => {
+                sink_reply(&SinkBehaviour::FulfillFromData, prepare)
+            }
+            Ok(_) => {
+                let reject = riptide_dataplane::packet::Reject {
+                    code: riptide_dataplane::packet::ErrorCode::F99,
+                    triggered_by: "test.sink",
+                    message: b"odd",
+                    data: b"",
+                };
+                (200, reject.to_bytes())
+            }
+            Err(_) => (400, Vec::new()),
+        },
         SinkBehaviour::Delay(duration, inner) => {
             std::thread::sleep(*duration);
             sink_reply(inner, prepare)
@@ -347,6 +365,17 @@ pub fn prepare_for_sink(
     expires_in: Duration,
     fulfillment: [u8; 32],
 ) -> Vec<u8> {
+    prepare_with_outcome(amount, destination, expires_in, fulfillment, 0)
+}
+
+/// Like [`prepare_for_sink`], with the byte [`SinkBehaviour::FulfillIfEven`] reads.
+pub fn prepare_with_outcome(
+    amount: u64,
+    destination: &str,
+    expires_in: Duration,
+    fulfillment: [u8; 32],
+    outcome: u8,
+) -> Vec<u8> {
     use riptide_dataplane::packet::{condition_of, Address, Prepare, Timestamp};
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -354,6 +383,7 @@ pub fn prepare_for_sink(
         .as_millis() as u64;
     let condition = condition_of(&fulfillment);
     let mut data = fulfillment.to_vec();
+    data.push(outcome);
     data.extend_from_slice(b"riptide-test");
     Prepare {
         amount,

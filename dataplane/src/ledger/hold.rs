@@ -2,15 +2,18 @@
 //! pending transfers (the hold), posted on Fulfill and voided on anything else; the
 //! chart of accounts is created idempotently on start and on every state push.
 
+use super::batcher::TransferBatcher;
 use super::memory::MemoryLedger;
 use super::{
     account_id, Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult,
-    Ledger, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_PACKET,
+    Ledger, LedgerError, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT,
+    TRANSFER_CODE_PACKET, TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
 use crate::connector::pipeline::Leg;
 use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::Snapshot;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
@@ -58,13 +61,48 @@ pub struct Hold {
     count: usize,
 }
 
-enum Backend {
-    Memory(Arc<MemoryLedger>),
+/// The ledger behind the data plane: the embedded one or TigerBeetle.
+pub enum LedgerBackend {
+    Memory(MemoryLedger),
+    #[cfg(feature = "tigerbeetle")]
+    TigerBeetle(super::tigerbeetle::TigerBeetleLedger),
+}
+
+impl LedgerBackend {
+    pub async fn create_transfers(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerError> {
+        match self {
+            LedgerBackend::Memory(ledger) => ledger.create_transfers(transfers).await,
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(ledger) => ledger.create_transfers(transfers).await,
+        }
+    }
+
+    pub async fn create_accounts(
+        &self,
+        accounts: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerError> {
+        match self {
+            LedgerBackend::Memory(ledger) => ledger.create_accounts(accounts).await,
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(ledger) => ledger.create_accounts(accounts).await,
+        }
+    }
+
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
+        match self {
+            LedgerBackend::Memory(ledger) => ledger.lookup_accounts(ids).await,
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(ledger) => ledger.lookup_accounts(ids).await,
+        }
+    }
 }
 
 /// The ledger as the data plane uses it, shared by every shard.
 pub struct LedgerPort {
-    backend: Backend,
+    backend: Arc<LedgerBackend>,
     pending_timeout_s: u32,
     /// Transfer ids: a random high half per process and a counter, so ids never
     /// repeat across shards or restarts.
@@ -74,23 +112,28 @@ pub struct LedgerPort {
 
 impl LedgerPort {
     pub fn memory(pending_timeout_s: u32) -> LedgerPort {
-        LedgerPort::with_backend(
-            Backend::Memory(Arc::new(MemoryLedger::new())),
+        LedgerPort::new(
+            LedgerBackend::Memory(MemoryLedger::new()),
             pending_timeout_s,
         )
     }
 
-    fn with_backend(backend: Backend, pending_timeout_s: u32) -> LedgerPort {
+    pub fn new(backend: LedgerBackend, pending_timeout_s: u32) -> LedgerPort {
         assert!(pending_timeout_s > 0);
         let mut prefix = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
             .expect("the system random source works");
         LedgerPort {
-            backend,
+            backend: Arc::new(backend),
             pending_timeout_s,
             id_prefix: u64::from_be_bytes(prefix),
             id_counter: AtomicU64::new(1),
         }
+    }
+
+    /// The backend, for a shard's [`TransferBatcher`].
+    pub fn backend(&self) -> Arc<LedgerBackend> {
+        Arc::clone(&self.backend)
     }
 
     fn next_transfer_id(&self) -> u128 {
@@ -102,37 +145,35 @@ impl LedgerPort {
         &self,
         transfers: &[Transfer],
     ) -> Result<Vec<CreateTransferResult>, LedgerFailure> {
-        match &self.backend {
-            Backend::Memory(ledger) => ledger
-                .create_transfers(transfers)
-                .await
-                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
-        }
+        self.backend
+            .create_transfers(transfers)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
     }
 
     async fn create_accounts(
         &self,
         accounts: &[Account],
     ) -> Result<Vec<CreateAccountResult>, LedgerFailure> {
-        match &self.backend {
-            Backend::Memory(ledger) => ledger
-                .create_accounts(accounts)
-                .await
-                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
-        }
+        self.backend
+            .create_accounts(accounts)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
     }
 
     pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerFailure> {
-        match &self.backend {
-            Backend::Memory(ledger) => ledger
-                .lookup_accounts(ids)
-                .await
-                .map_err(|e| LedgerFailure::Unavailable(e.to_string())),
-        }
+        self.backend
+            .lookup_accounts(ids)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
     }
 
     /// Reserves the legs as one linked chain of pending transfers.
-    pub async fn hold(&self, legs: &[Leg]) -> Result<Hold, RejectReason> {
+    pub async fn hold(
+        &self,
+        legs: &[Leg],
+        batcher: &Rc<TransferBatcher>,
+    ) -> Result<Hold, RejectReason> {
         assert!(legs.len() <= LEGS_MAX);
         let mut hold = Hold {
             transfer_ids: [0; LEGS_MAX],
@@ -167,12 +208,20 @@ impl LedgerPort {
                 }
             })
             .collect();
-        let results = self
-            .create_transfers(&transfers)
+        let results = batcher
+            .submit(transfers)
             .await
             .map_err(|e| RejectReason::Internal(e.to_string()))?;
-        match results.iter().find(|r| **r != CreateTransferResult::Ok) {
-            None => Ok(hold),
+        match results.iter().find(|r| {
+            !matches!(
+                r,
+                CreateTransferResult::Ok | CreateTransferResult::LinkedEventFailed
+            )
+        }) {
+            None if results.iter().all(|r| *r == CreateTransferResult::Ok) => Ok(hold),
+            None => Err(RejectReason::Internal(
+                "hold refused without a cause".into(),
+            )),
             Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::ExceedsDebits) => {
                 Err(RejectReason::InsufficientLiquidity)
             }
@@ -181,7 +230,12 @@ impl LedgerPort {
     }
 
     /// Posts or voids a hold; every result is checked.
-    pub async fn finish(&self, hold: Hold, outcome: HoldOutcome) -> Result<(), LedgerFailure> {
+    pub async fn finish(
+        &self,
+        hold: Hold,
+        outcome: HoldOutcome,
+        batcher: &Rc<TransferBatcher>,
+    ) -> Result<(), LedgerFailure> {
         if hold.count == 0 {
             return Ok(());
         }
@@ -204,12 +258,15 @@ impl LedgerPort {
                 ..Transfer::default()
             })
             .collect();
-        let results = self.create_transfers(&transfers).await?;
+        let results = batcher
+            .submit(transfers)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
         match results.iter().find(|r| **r != CreateTransferResult::Ok) {
             None => Ok(()),
             Some(result) => Err(LedgerFailure::Refused {
                 operation: outcome.label(),
-                result: format!("{result:?}"),
+                result: format!("{result:?} in {results:?}"),
             }),
         }
     }
@@ -279,6 +336,138 @@ impl LedgerPort {
                 result: format!("{result:?}"),
             }),
         }
+    }
+}
+
+/// Which account a liquidity operation moves money in or out of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiquidityAccount {
+    Peer(String),
+    Asset(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiquidityDirection {
+    Deposit,
+    Withdraw,
+}
+
+/// One account's balances, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRow {
+    pub kind: &'static str,
+    pub name: String,
+    pub asset: String,
+    pub account_id: u128,
+    pub account: Option<Account>,
+}
+
+impl LedgerPort {
+    /// Moves `amount` between an account and its asset's settlement account. The
+    /// transfer id derives from `idempotency_key`, so a retried command finds its
+    /// transfer done instead of moving the money twice.
+    pub async fn move_liquidity(
+        &self,
+        snapshot: &Snapshot,
+        target: &LiquidityAccount,
+        direction: LiquidityDirection,
+        amount: u64,
+        idempotency_key: &str,
+    ) -> Result<bool, LedgerFailure> {
+        let refused = |result: String| LedgerFailure::Refused {
+            operation: "liquidity",
+            result,
+        };
+        let (account, asset) = match target {
+            LiquidityAccount::Peer(id) => {
+                let index = snapshot
+                    .peer_by_id
+                    .get(id)
+                    .ok_or_else(|| refused(format!("unknown peer {id:?}")))?;
+                let peer = snapshot.peer(*index);
+                (peer.account_id, snapshot.asset(peer.asset))
+            }
+            LiquidityAccount::Asset(code) => {
+                let asset = snapshot
+                    .assets
+                    .iter()
+                    .find(|a| &a.code == code)
+                    .ok_or_else(|| refused(format!("unknown asset {code:?}")))?;
+                (asset.liquidity_account_id, asset)
+            }
+        };
+        if amount == 0 || idempotency_key.is_empty() {
+            return Err(refused("amount and idempotency key are required".into()));
+        }
+        let (debit, credit, code) = match direction {
+            LiquidityDirection::Deposit => {
+                (asset.settlement_account_id, account, TRANSFER_CODE_DEPOSIT)
+            }
+            LiquidityDirection::Withdraw => (
+                account,
+                asset.settlement_account_id,
+                TRANSFER_CODE_WITHDRAWAL,
+            ),
+        };
+        let transfer = Transfer {
+            id: account_id(
+                AccountKind::Deposit,
+                &format!("liquidity:{idempotency_key}"),
+            ),
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: u128::from(amount),
+            ledger: asset.ledger,
+            code,
+            ..Transfer::default()
+        };
+        let results = self.create_transfers(&[transfer]).await?;
+        match results.first() {
+            Some(CreateTransferResult::Ok) => Ok(true),
+            Some(CreateTransferResult::Exists) => Ok(false),
+            Some(CreateTransferResult::ExistsWithDifferentFields) => Err(refused(
+                "idempotency key already used for a different operation".into(),
+            )),
+            Some(CreateTransferResult::ExceedsCredits) => {
+                Err(refused("insufficient balance to withdraw".into()))
+            }
+            other => Err(refused(format!("{other:?}"))),
+        }
+    }
+
+    /// Balances of every account of the state.
+    pub async fn balances(&self, snapshot: &Snapshot) -> Result<Vec<BalanceRow>, LedgerFailure> {
+        let mut rows = Vec::new();
+        for asset in &snapshot.assets {
+            for (kind, id) in [
+                ("liquidity", asset.liquidity_account_id),
+                ("settlement", asset.settlement_account_id),
+            ] {
+                rows.push(BalanceRow {
+                    kind,
+                    name: asset.code.clone(),
+                    asset: asset.code.clone(),
+                    account_id: id,
+                    account: None,
+                });
+            }
+        }
+        for peer in &snapshot.peers {
+            let asset = snapshot.asset(peer.asset).code.clone();
+            rows.push(BalanceRow {
+                kind: "peer",
+                name: peer.id.clone(),
+                asset,
+                account_id: peer.account_id,
+                account: None,
+            });
+        }
+        let ids: Vec<u128> = rows.iter().map(|row| row.account_id).collect();
+        let found = self.lookup_accounts(&ids).await?;
+        for row in &mut rows {
+            row.account = found.iter().find(|a| a.id == row.account_id).copied();
+        }
+        Ok(rows)
     }
 }
 

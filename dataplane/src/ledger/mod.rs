@@ -3,11 +3,16 @@
 //! default for a first run without servers; [`hold`] is how the connector uses a
 //! ledger for packets.
 
+pub mod batcher;
 pub mod hold;
 pub mod memory;
+#[cfg(feature = "tigerbeetle")]
+pub mod tigerbeetle;
 
 use thiserror::Error;
 
+/// Most events TigerBeetle takes in one request (with `--limit-request=1MiB`).
+pub const BATCH_EVENTS_MAX: usize = 8189;
 /// `post_pending_transfer` with this amount posts the whole pending amount.
 pub const AMOUNT_MAX: u128 = u128::MAX;
 /// Transfer codes, as in Rafiki's chart.
@@ -110,6 +115,8 @@ pub enum CreateAccountResult {
     LedgerMustNotBeZero,
     CodeMustNotBeZero,
     FlagsAreMutuallyExclusive,
+    /// Any other refusal, with TigerBeetle's result code.
+    Other(u32),
 }
 
 /// Result of one transfer in `create_transfers`, as TigerBeetle names them.
