@@ -1,0 +1,124 @@
+//! What a run measured: packets by outcome and the latency distribution.
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const LATENCY_US_MAX: u64 = 120_000_000;
+
+#[derive(Clone)]
+pub struct Report {
+    pub fulfilled: u64,
+    pub rejects: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub latency_us: Histogram<u64>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn new() -> Report {
+        Report {
+            fulfilled: 0,
+            rejects: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
+                .expect("constant histogram bounds are valid"),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub fn record_fulfilled(&mut self, latency_us: u64) {
+        self.fulfilled += 1;
+        let _ = self.latency_us.record(latency_us.min(LATENCY_US_MAX));
+    }
+
+    pub fn record_reject(&mut self, code: &str, latency_us: u64) {
+        *self.rejects.entry(code.to_owned()).or_default() += 1;
+        let _ = self.latency_us.record(latency_us.min(LATENCY_US_MAX));
+    }
+
+    pub fn record_error(&mut self, what: &str) {
+        *self.errors.entry(what.to_owned()).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Report) {
+        self.fulfilled += other.fulfilled;
+        for (code, count) in &other.rejects {
+            *self.rejects.entry(code.clone()).or_default() += count;
+        }
+        for (what, count) in &other.errors {
+            *self.errors.entry(what.clone()).or_default() += count;
+        }
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+
+    fn answered(&self) -> u64 {
+        self.fulfilled + self.rejects.values().sum::<u64>()
+    }
+
+    fn per_second(&self, count: u64) -> f64 {
+        count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn quantile_ms(&self, quantile: f64) -> f64 {
+        self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "seconds": self.elapsed.as_secs_f64(),
+            "answered_per_second": self.per_second(self.answered()),
+            "fulfilled_per_second": self.per_second(self.fulfilled),
+            "fulfilled": self.fulfilled,
+            "rejects": self.rejects,
+            "errors": self.errors,
+            "latency_ms": {
+                "p50": self.quantile_ms(0.5),
+                "p90": self.quantile_ms(0.9),
+                "p99": self.quantile_ms(0.99),
+                "p99.9": self.quantile_ms(0.999),
+                "max": self.latency_us.max() as f64 / 1000.0,
+            },
+        })
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "seconds             {:>12.1}\n",
+            self.elapsed.as_secs_f64()
+        ));
+        out.push_str(&format!(
+            "answered/s          {:>12.0}\n",
+            self.per_second(self.answered())
+        ));
+        out.push_str(&format!(
+            "fulfilled/s         {:>12.0}\n",
+            self.per_second(self.fulfilled)
+        ));
+        for (code, count) in &self.rejects {
+            out.push_str(&format!("reject {code}          {count:>12}\n"));
+        }
+        for (what, count) in &self.errors {
+            out.push_str(&format!("error {what:<13} {count:>12}\n"));
+        }
+        for (label, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
+            out.push_str(&format!(
+                "latency {label:<6} ms   {:>12.3}\n",
+                self.quantile_ms(quantile)
+            ));
+        }
+        out.push_str(&format!(
+            "latency max    ms   {:>12.3}\n",
+            self.latency_us.max() as f64 / 1000.0
+        ));
+        out
+    }
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,80 @@
+//! `sink`: a downstream peer that fulfills every Prepare whose data starts with its
+//! fulfillment, rejects (F99) those whose 33rd data byte is 1, and can delay.
+
+use crate::http::{read_body, read_head};
+use riptide_dataplane::packet::{ErrorCode, Fulfill, Prepare, Reject};
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+pub struct SinkOptions {
+    pub listen: std::net::SocketAddr,
+    pub delay: Duration,
+}
+
+pub fn run(options: SinkOptions) -> std::io::Result<()> {
+    let listener = TcpListener::bind(options.listen)?;
+    eprintln!("sink listening on http://{}/", listener.local_addr()?);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let delay = options.delay;
+        std::thread::spawn(move || serve(stream, delay));
+    }
+    Ok(())
+}
+
+/// The reply to one Prepare body.
+pub fn reply_to(body: &[u8]) -> Option<Vec<u8>> {
+    let prepare = Prepare::parse(body).ok()?;
+    let fulfillment: &[u8; 32] = prepare.data.get(..32)?.try_into().ok()?;
+    if prepare.data.get(32) == Some(&1) {
+        let reject = Reject {
+            code: ErrorCode::F99,
+            triggered_by: "test.sink",
+            message: b"",
+            data: b"",
+        };
+        return Some(reject.to_bytes());
+    }
+    Some(
+        Fulfill {
+            fulfillment,
+            data: b"",
+        }
+        .to_bytes(),
+    )
+}
+
+fn serve(stream: TcpStream, delay: Duration) {
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::new(stream);
+    let mut response = Vec::with_capacity(256);
+    loop {
+        let head = match read_head(&mut reader) {
+            Ok(Some(head)) => head,
+            _ => return,
+        };
+        let Ok(body) = read_body(&mut reader, &head.headers) else {
+            return;
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        response.clear();
+        match reply_to(&body) {
+            Some(reply) => {
+                response.extend_from_slice(
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len())
+                        .as_bytes(),
+                );
+                response.extend_from_slice(&reply);
+            }
+            None => {
+                response.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            }
+        }
+        if reader.get_mut().write_all(&response).is_err() {
+            return;
+        }
+    }
+}
