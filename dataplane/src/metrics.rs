@@ -165,6 +165,7 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
             "riptide_http_refusals_total{{status=\"{status}\"}} {count}"
         );
     }
+    render_ledger_batches(&mut out, &metrics.ledger_batches);
     let _ = writeln!(
         out,
         "# TYPE riptide_state_version gauge\nriptide_state_version {state_version}"
@@ -174,4 +175,36 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
         "# TYPE riptide_shards gauge\nriptide_shards {shard_count}"
     );
     out
+}
+
+fn render_ledger_batches(out: &mut String, batches: &BatchStats) {
+    let _ = writeln!(
+        out,
+        "# HELP riptide_ledger_batch_events Transfers per ledger request."
+    );
+    let _ = writeln!(out, "# TYPE riptide_ledger_batch_events summary");
+    for quantile in [0.5, 0.9, 0.99] {
+        let events = batches.events.value_at_quantile(quantile);
+        let _ = writeln!(
+            out,
+            "riptide_ledger_batch_events{{quantile=\"{quantile}\"}} {events}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "riptide_ledger_batch_events_count {}",
+        batches.events.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP riptide_ledger_request_seconds Time of one ledger request."
+    );
+    let _ = writeln!(out, "# TYPE riptide_ledger_request_seconds summary");
+    for quantile in [0.5, 0.9, 0.99] {
+        let seconds = batches.latency_us.value_at_quantile(quantile) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "riptide_ledger_request_seconds{{quantile=\"{quantile}\"}} {seconds}"
+        );
+    }
 }

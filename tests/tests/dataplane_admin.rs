@@ -159,3 +159,25 @@ fn status_metrics_and_auth() {
         .expect("http");
     assert_eq!(wrong.status, 401);
 }
+
+#[test]
+fn ledger_batches_are_measured() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let riptide = start(&sink);
+    for seed in 0..4 {
+        let (status, _) = send_amount(&riptide, 10, 40 + seed);
+        assert_eq!(status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let metrics = riptide.admin_request("GET", "/metrics", b"");
+    let text = String::from_utf8_lossy(&metrics.body);
+    // Each fulfilled packet makes two ledger requests: its hold and its post.
+    assert!(
+        text.contains("riptide_ledger_batch_events_count 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("riptide_ledger_request_seconds{quantile=\"0.5\"}"),
+        "{text}"
+    );
+}

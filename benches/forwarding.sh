@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Forwarding throughput and latency on this machine, side by side in one run:
+#   1. the load generator straight to the sink (no connector: the ceiling of the loader),
+#   2. through riptide with the embedded ledger,
+#   3. through riptide with TigerBeetle, next to TigerBeetle's own two-phase rate.
+# Usage: benches/forwarding.sh [seconds] [connections] [shards]
+# Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+source scripts/env.sh
+seconds="${1:-10}"
+connections="${2:-32}"
+shards="${3:-2}"
+target="${CARGO_TARGET_DIR:-target}/release"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+sink_port="$(free_port)"
+"$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
+wait_port "$sink_port"
+
+config() { # $1 ledger section
+    cat <<TOML
+[node]
+ilp_address = "test.riptide"
+connector_port = ${connector_port}
+admin_port = ${admin_port}
+public_port = $(free_port)
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "bench-admin-token-0123456789"
+
+[ledger]
+$1
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[peers]]
+id = "loader"
+asset = "USD"
+incoming_tokens = ["loader-token-0123456789"]
+initial_liquidity = 1000000000000000
+
+[[peers]]
+id = "sink"
+asset = "USD"
+outgoing_url = "http://127.0.0.1:${sink_port}/ilp"
+outgoing_token = "to-sink"
+routes = ["test.sink"]
+TOML
+}
+
+send() { # $1 target url, $2 label
+    "$target/riptide-loadgen" send --target "$1" --token loader-token-0123456789 \
+        --destination test.sink.bench --connections "$connections" --duration-s "$seconds" --amount 1 --json \
+        | sed "s/^/{\"run\":\"$2\",\"result\":/; s/\$/}/"
+}
+
+send "http://127.0.0.1:${sink_port}/ilp" "loader-to-sink"
+
+connector_port="$(free_port)"
+admin_port="$(free_port)"
+config 'kind = "memory"' > "$work/memory.toml"
+"$target/riptide" --config "$work/memory.toml" --shards "$shards" 2>"$work/memory.log" & pids+=($!)
+wait_port "$connector_port"
+send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+tb_port="$(free_port)"
+"$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 --development "$work/tb" >/dev/null 2>&1
+"$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" --development --experimental \
+    --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
+wait_port "$tb_port"
+connector_port="$(free_port)"
+admin_port="$(free_port)"
+config "kind = \"tigerbeetle\"
+addresses = \"127.0.0.1:${tb_port}\"" > "$work/tb.toml"
+"$target/riptide" --config "$work/tb.toml" --shards "$shards" 2>"$work/tb.log" & pids+=($!)
+wait_port "$connector_port"
+send "http://127.0.0.1:${connector_port}/ilp" "riptide-tigerbeetle"
+sleep 1.2
+curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
+    | grep -E "^riptide_ledger_(batch_events|request_seconds)" | sed "s/^/# /" || true
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+for batch in 1 32 1000; do
+    "$target/riptide-loadgen" tb-ceiling --address "127.0.0.1:${tb_port}" --batch "$batch" --in-flight 4 --duration-s "$seconds" \
+        | sed "s/^/{\"run\":\"tigerbeetle-two-phase-ceiling\",\"result\":/; s/\$/}/"
+done
