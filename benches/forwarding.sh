@@ -91,7 +91,7 @@ sleep 1.2
 curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
     | grep -E "^riptide_ledger_(batch_events|request_seconds)" | sed "s/^/# /" || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-for batch in 1 32 1000; do
+for batch in 1 16 32 1000; do
     "$target/riptide-loadgen" tb-ceiling --address "127.0.0.1:${tb_port}" --batch "$batch" --in-flight 4 --duration-s "$seconds" \
         | sed "s/^/{\"run\":\"tigerbeetle-two-phase-ceiling\",\"result\":/; s/\$/}/"
 done

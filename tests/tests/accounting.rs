@@ -132,6 +132,10 @@ outgoing_url = "{url}"
 outgoing_token = "to-carol"
 routes = ["test.carol"]
 
+[[wallets]]
+id = "shop{alice}"
+asset = "{usd}"
+
 [rates]
 base = "{usd}"
 rates = {{ {usd} = 1.0, {eur} = 0.5 }}
@@ -180,6 +184,10 @@ fn balances(riptide: &RiptideProcess) -> HashMap<(String, String), [u128; 4]> {
             let key = (
                 row["kind"].as_str().expect("kind").to_owned(),
                 row["name"].as_str().expect("name").to_owned(),
+            );
+            assert_eq!(
+                row["exists"], true,
+                "every account of the state exists: {row}"
             );
             let amounts = [
                 number(row, "debits_posted"),
@@ -349,6 +357,12 @@ fn out_of_balance_and_timeouts(ledger: Ledger) {
         "{ledger:?}: 3 x 300 moved, nothing held"
     );
     assert_eq!(peer(&b, &setup.names.bob), [0, 900, 0, 0], "{ledger:?}");
+    let shop = ("receiving".to_owned(), format!("shop{}", setup.names.alice));
+    assert_eq!(
+        b.get(&shop),
+        Some(&[0, 0, 0, 0]),
+        "{ledger:?}: the wallet has its receiving account"
+    );
 }
 
 #[test]

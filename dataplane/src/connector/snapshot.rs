@@ -76,6 +76,16 @@ pub struct Snapshot {
     pub peer_by_token_hash: HashMap<[u8; 32], PeerIndex>,
     pub routes: RoutingTable<RouteTarget>,
     pub rates: RateTable,
+    /// Local wallet addresses and their receiving accounts.
+    pub wallets: Vec<Wallet>,
+}
+
+/// A local wallet address: STREAM payments to it credit its receiving account.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    pub id: String,
+    pub asset: AssetIndex,
+    pub account_id: u128,
 }
 
 pub fn token_hash(token: &[u8]) -> [u8; 32] {
@@ -106,12 +116,27 @@ impl Snapshot {
             peer_by_token_hash: HashMap::new(),
             routes: RoutingTable::new(),
             rates: build_rates(state)?,
+            wallets: Vec::with_capacity(state.wallets.len()),
         };
         snapshot
             .routes
             .insert(&node.ilp_address, RouteTarget::Local);
         for peer_config in &state.peers {
             snapshot.add_peer(node, peer_config, &asset_index)?;
+        }
+        for wallet in &state.wallets {
+            let asset = *asset_index.get(&wallet.asset).ok_or_else(|| {
+                SnapshotError::Invalid(format!(
+                    "wallets.{}: unknown asset {}",
+                    wallet.id, wallet.asset
+                ))
+            })?;
+            let account_id = account_id(AccountKind::Receiving, &wallet.id);
+            snapshot.wallets.push(Wallet {
+                id: wallet.id.clone(),
+                asset,
+                account_id,
+            });
         }
         Ok(snapshot)
     }

@@ -21,6 +21,7 @@ use thiserror::Error;
 /// Account codes, as in Rafiki's chart.
 const ACCOUNT_CODE_LIQUIDITY: u16 = 2;
 const ACCOUNT_CODE_PEER: u16 = 3;
+const ACCOUNT_CODE_RECEIVING: u16 = 4;
 const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
 
 /// Legs of one packet: one for a same-asset packet, two across assets.
@@ -452,6 +453,16 @@ impl LedgerPort {
                 });
             }
         }
+        for wallet in &snapshot.wallets {
+            let asset = snapshot.asset(wallet.asset).code.clone();
+            rows.push(BalanceRow {
+                kind: "receiving",
+                name: wallet.id.clone(),
+                asset,
+                account_id: wallet.account_id,
+                account: None,
+            });
+        }
         for peer in &snapshot.peers {
             let asset = snapshot.asset(peer.asset).code.clone();
             rows.push(BalanceRow {
@@ -507,6 +518,15 @@ fn chart_of_accounts(snapshot: &Snapshot) -> Vec<Account> {
                 credits_must_not_exceed_debits: true,
                 ..AccountFlags::default()
             },
+            ..Account::default()
+        });
+    }
+    for wallet in &snapshot.wallets {
+        // A receiving account only collects: no balance flag, so it never refuses.
+        accounts.push(Account {
+            id: wallet.account_id,
+            ledger: snapshot.asset(wallet.asset).ledger,
+            code: ACCOUNT_CODE_RECEIVING,
             ..Account::default()
         });
     }
