@@ -186,11 +186,11 @@ fn status(admin: &Admin) -> Response<Full<Bytes>> {
     let shared = &admin.shard.shared;
     let merged = shared.metrics.merged();
     let mut peers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for ((peer, outcome), count) in &merged.packets {
-        peers
-            .entry(peer.clone())
-            .or_default()
-            .insert(outcome.clone(), *count);
+    for (peer, by_outcome) in &merged.packets {
+        let entry = peers.entry(peer.clone()).or_default();
+        for (outcome, count) in by_outcome {
+            entry.insert(outcome.label(), *count);
+        }
     }
     let snapshot = shared.snapshot.load();
     for peer in &snapshot.peers {

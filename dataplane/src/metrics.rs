@@ -11,21 +11,39 @@ use std::sync::Mutex;
 /// Highest latency the histograms track: packets are held at most 30 s.
 const LATENCY_US_MAX: u64 = 60_000_000;
 
-/// What happened to a packet, as a metric label.
-pub fn outcome_label(reply: &[u8]) -> String {
-    match reply.first() {
-        Some(13) => "fulfilled".to_owned(),
-        Some(14) => crate::packet::Reject::parse(reply)
-            .map(|r| r.code.to_string())
-            .unwrap_or_else(|_| "invalid".to_owned()),
-        _ => "invalid".to_owned(),
+/// What happened to a packet. `Copy`, so counting it on the packet path allocates
+/// nothing; it becomes a label only when metrics are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Fulfilled,
+    Rejected([u8; 3]),
+    Invalid,
+}
+
+impl Outcome {
+    pub fn of_reply(reply: &[u8]) -> Outcome {
+        match reply.first() {
+            Some(13) => Outcome::Fulfilled,
+            Some(14) => crate::packet::Reject::parse(reply)
+                .map(|r| Outcome::Rejected(r.code.to_bytes()))
+                .unwrap_or(Outcome::Invalid),
+            _ => Outcome::Invalid,
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Outcome::Fulfilled => "fulfilled".to_owned(),
+            Outcome::Rejected(code) => crate::packet::ErrorCode::from_bytes(code).to_string(),
+            Outcome::Invalid => "invalid".to_owned(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct ShardMetrics {
-    /// Packets by (incoming peer id, outcome).
-    pub packets: BTreeMap<(String, String), u64>,
+    /// Packets by incoming peer id, then outcome.
+    pub packets: BTreeMap<String, BTreeMap<Outcome, u64>>,
     /// Time from a Prepare's arrival to its reply, in microseconds.
     pub latency_us: Histogram<u64>,
     /// Ledger hold/post/void failures by kind.
@@ -51,11 +69,15 @@ impl Default for ShardMetrics {
 }
 
 impl ShardMetrics {
-    pub fn record_packet(&mut self, peer_id: &str, outcome: String, latency_us: u64) {
-        *self
-            .packets
-            .entry((peer_id.to_owned(), outcome))
-            .or_default() += 1;
+    pub fn record_packet(&mut self, peer_id: &str, outcome: Outcome, latency_us: u64) {
+        // The peer's map exists after its first packet: no allocation from then on.
+        match self.packets.get_mut(peer_id) {
+            Some(by_outcome) => *by_outcome.entry(outcome).or_default() += 1,
+            None => {
+                self.packets
+                    .insert(peer_id.to_owned(), BTreeMap::from([(outcome, 1)]));
+            }
+        }
         // Saturate rather than fail: a value over the maximum is still "slow".
         let _ = self.latency_us.record(latency_us.min(LATENCY_US_MAX));
     }
@@ -69,8 +91,11 @@ impl ShardMetrics {
     }
 
     fn merge(&mut self, other: &ShardMetrics) {
-        for (key, count) in &other.packets {
-            *self.packets.entry(key.clone()).or_default() += count;
+        for (peer, by_outcome) in &other.packets {
+            let mine = self.packets.entry(peer.clone()).or_default();
+            for (outcome, count) in by_outcome {
+                *mine.entry(*outcome).or_default() += count;
+            }
         }
         let _ = self.latency_us.add(&other.latency_us);
         for (key, count) in &other.ledger_failures {
@@ -128,7 +153,11 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
         "# HELP riptide_packets_total ILP Prepares answered, by incoming peer and outcome."
     );
     let _ = writeln!(out, "# TYPE riptide_packets_total counter");
-    for ((peer, outcome), count) in &metrics.packets {
+    for (peer, outcome, count) in metrics.packets.iter().flat_map(|(peer, by_outcome)| {
+        by_outcome
+            .iter()
+            .map(move |(outcome, count)| (peer, outcome.label(), count))
+    }) {
         let _ = writeln!(
             out,
             "riptide_packets_total{{peer=\"{peer}\",outcome=\"{outcome}\"}} {count}"

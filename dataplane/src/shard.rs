@@ -1,7 +1,9 @@
 //! One glommio executor per core, sharing nothing on the packet path. Each peer's
 //! mutable state (rate and throughput buckets) belongs to shard `hash(peer id) % N`;
-//! a packet that arrives on another shard crosses once, over a bounded channel, to
-//! its owner, which runs the whole pipeline and the forward, and sends the reply back.
+//! a packet of a peer with limits that arrives on another shard crosses once, over a
+//! bounded channel, to its owner, which runs the whole pipeline and the forward, and
+//! sends the reply back. A peer without limits has no state to own: its packets are
+//! handled where they arrive.
 
 use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict};
 use crate::connector::reject::RejectReason;
@@ -9,7 +11,7 @@ use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::{HoldOutcome, LedgerPort};
-use crate::metrics::{outcome_label, MetricsRegistry, ShardMetrics};
+use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
 use crate::packet::{rewrite_prepare, Prepare};
 use arc_swap::ArcSwap;
 use futures::channel::oneshot;
@@ -163,8 +165,13 @@ impl Shard {
         prepare: Vec<u8>,
     ) -> Vec<u8> {
         let arrived_at = Instant::now();
-        let owner = owner_of(&snapshot.peer(from).id, self.shared.shard_count);
-        if owner == self.id {
+        let peer = snapshot.peer(from);
+        let owner = owner_of(&peer.id, self.shared.shard_count);
+        // Only a peer's limit buckets need their owner; a peer without limits has no
+        // mutable state, so its packets stay on the shard they arrived on.
+        let stateless = peer.rate_limit_packets_per_second.is_none()
+            && peer.throughput_limit_per_second.is_none();
+        if owner == self.id || stateless {
             return self
                 .process_owned(&snapshot, from, prepare, arrived_at)
                 .await;
@@ -207,7 +214,7 @@ impl Shard {
         let latency_us = arrived_at.elapsed().as_micros() as u64;
         self.metrics.borrow_mut().record_packet(
             &snapshot.peer(from).id,
-            outcome_label(reply),
+            Outcome::of_reply(reply),
             latency_us,
         );
     }
