@@ -498,3 +498,50 @@ fn server_address_line(config: &str) -> String {
         .expect("addresses line")
         .to_owned()
 }
+
+/// Both shortfalls are T04, told apart in the message: the sender's own balance, or
+/// the connector's liquidity in the destination asset.
+#[test]
+fn balance_and_liquidity_shortfalls_are_told_apart() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let mut setup = setup(Ledger::Memory, &sink, 1000);
+    let eur_block = format!(
+        "ledger = {}\ninitial_liquidity = 1000000",
+        setup.names.ledger_eur
+    );
+    assert!(setup.config.contains(&eur_block));
+    setup.config = setup.config.replace(
+        &eur_block,
+        &format!(
+            "ledger = {}\ninitial_liquidity = 100",
+            setup.names.ledger_eur
+        ),
+    );
+    let riptide = start(&setup);
+    let token = format!("{}-token-0123456789", setup.names.alice);
+    let mut client = HttpClient::new(riptide.connector);
+    let mut send = |amount: u64, destination: &str, seed: u8| {
+        let prepare =
+            prepare_with_outcome(amount, destination, Duration::from_secs(20), [seed; 32], 0);
+        client.post_packet(&token, &prepare).expect("http").body
+    };
+    // 400 USD units become 200 EUR units: more than the 100 of EUR liquidity.
+    let reply = send(400, "test.carol.x", 1);
+    let reject = riptide_dataplane::packet::Reject::parse(&reply).expect("a Reject");
+    assert_eq!(
+        (reject.code, reject.message),
+        (ErrorCode::T04, &b"insufficient liquidity"[..])
+    );
+    let reply = send(1001, "test.bob.x", 2);
+    let reject = riptide_dataplane::packet::Reject::parse(&reply).expect("a Reject");
+    assert_eq!(
+        (reject.code, reject.message),
+        (ErrorCode::T04, &b"insufficient balance"[..])
+    );
+    let b = balances(&riptide);
+    assert_eq!(
+        peer(&b, &setup.names.alice),
+        [0, 1000, 0, 0],
+        "nothing moved"
+    );
+}

@@ -27,6 +27,9 @@ pub enum RejectReason {
     ThroughputLimited,
     #[error("insufficient liquidity")]
     InsufficientLiquidity,
+    /// The sending peer's balance with this connector does not cover the amount.
+    #[error("insufficient balance")]
+    InsufficientBalance,
     #[error("expiry too soon")]
     InsufficientTimeout,
     #[error("peer did not answer before the packet expired")]
@@ -57,7 +60,9 @@ impl RejectReason {
             | RejectReason::Internal(_) => ErrorCode::T00,
             RejectReason::PeerUnreachable(_) => ErrorCode::T01,
             RejectReason::Busy => ErrorCode::T03,
-            RejectReason::ThroughputLimited | RejectReason::InsufficientLiquidity => ErrorCode::T04,
+            RejectReason::ThroughputLimited
+            | RejectReason::InsufficientLiquidity
+            | RejectReason::InsufficientBalance => ErrorCode::T04,
             RejectReason::RateLimited => ErrorCode::T05,
             RejectReason::TimedOut => ErrorCode::R00,
             RejectReason::AmountConvertsToZero => ErrorCode::R01,

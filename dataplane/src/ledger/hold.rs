@@ -213,20 +213,22 @@ impl LedgerPort {
             .submit(transfers)
             .await
             .map_err(|e| RejectReason::Internal(e.to_string()))?;
-        match results.iter().find(|r| {
+        let failed = results.iter().enumerate().find(|(_, r)| {
             !matches!(
                 r,
                 CreateTransferResult::Ok | CreateTransferResult::LinkedEventFailed
             )
-        }) {
+        });
+        match failed {
             None if results.iter().all(|r| *r == CreateTransferResult::Ok) => Ok(hold),
             None => Err(RejectReason::Internal(
                 "hold refused without a cause".into(),
             )),
-            Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::ExceedsDebits) => {
-                Err(RejectReason::InsufficientLiquidity)
-            }
-            Some(other) => Err(RejectReason::Internal(format!("hold refused: {other:?}"))),
+            Some((
+                index,
+                CreateTransferResult::ExceedsCredits | CreateTransferResult::ExceedsDebits,
+            )) => Err(shortfall_reason(legs, index)),
+            Some((_, other)) => Err(RejectReason::Internal(format!("hold refused: {other:?}"))),
         }
     }
 
@@ -337,6 +339,26 @@ impl LedgerPort {
                 result: format!("{result:?}"),
             }),
         }
+    }
+}
+
+/// Both shortfalls answer T04; they differ for the operator. A peer that ran out of
+/// balance is that peer's business; the connector's own asset liquidity running dry
+/// needs a deposit, so it is logged as a warning.
+fn shortfall_reason(legs: &[Leg], failed_index: usize) -> RejectReason {
+    // In a cross-asset chain the second leg debits the destination asset's liquidity.
+    let liquidity_leg = legs.len() == LEGS_MAX && failed_index == 1;
+    if liquidity_leg {
+        if let Some(leg) = legs.get(failed_index) {
+            tracing::warn!(
+                account = format!("{:032x}", leg.debit_account_id),
+                amount = leg.amount,
+                "asset liquidity exhausted"
+            );
+        }
+        RejectReason::InsufficientLiquidity
+    } else {
+        RejectReason::InsufficientBalance
     }
 }
 
