@@ -13,13 +13,8 @@ seconds="${1:-10}"
 connections="${2:-32}"
 shards="${3:-2}"
 target="${CARGO_TARGET_DIR:-target}/release"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 sink_port="$(free_port)"
 "$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
@@ -75,11 +70,7 @@ wait_port "$connector_port"
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
-tb_port="$(free_port)"
-"$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 --development "$work/tb" >/dev/null 2>&1
-"$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" --development --experimental \
-    --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
-wait_port "$tb_port"
+start_tigerbeetle
 connector_port="$(free_port)"
 admin_port="$(free_port)"
 config "kind = \"tigerbeetle\"

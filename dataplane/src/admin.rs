@@ -11,6 +11,9 @@
 //! - `POST /v1/liquidity`: deposit to or withdraw from a peer's or an asset's
 //!   liquidity account through the settlement account, idempotent by key.
 //! - `GET /v1/balances`: every account of the state with its balances.
+//! - `POST /v1/incoming-payments`, `GET /v1/incoming-payments/{id}`,
+//!   `POST /v1/incoming-payments/{id}/credentials`: incoming payments in the
+//!   receipt store, and STREAM credentials to pay them (fresh ones on each ask).
 
 use crate::config::StateDocument;
 use crate::connector::snapshot::Snapshot;
@@ -28,6 +31,8 @@ use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod incoming_payments;
 
 /// Largest state document accepted.
 const STATE_BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
@@ -111,6 +116,15 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         (Method::GET, "/metrics") => metrics(admin),
         (Method::POST, "/v1/liquidity") => liquidity(admin, request).await,
         (Method::GET, "/v1/balances") => balances(admin).await,
+        (Method::POST, "/v1/incoming-payments") => incoming_payments::create(admin, request).await,
+        (method, p) if p.starts_with("/v1/incoming-payments/") => {
+            let rest = &p["/v1/incoming-payments/".len()..];
+            match (method, rest.strip_suffix("/credentials")) {
+                (Method::GET, None) => incoming_payments::get(admin, rest).await,
+                (Method::POST, Some(id)) => incoming_payments::credentials(admin, id).await,
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            }
+        }
         (_, "/v1/state" | "/v1/status" | "/metrics" | "/v1/liquidity" | "/v1/balances") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -259,14 +273,9 @@ fn parse_liquidity(
 }
 
 async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request too large or unreadable",
-            )
-        }
+    let body = match read_body(request, 64 * 1024).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let (account, direction, amount, key) = match parse_liquidity(&body) {
         Ok(parsed) => parsed,
@@ -282,6 +291,20 @@ async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
         Ok(created) => json_response(StatusCode::OK, json!({ "created": created })),
         Err(LedgerFailure::Refused { result, .. }) => error(StatusCode::CONFLICT, &result),
         Err(other) => error(StatusCode::SERVICE_UNAVAILABLE, &other.to_string()),
+    }
+}
+
+/// The body, or the response that refuses it.
+async fn read_body(
+    request: Request<Incoming>,
+    size_max: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(request.into_body(), size_max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request too large or unreadable",
+        )),
     }
 }
 

@@ -253,12 +253,36 @@ impl Default for LedgerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsConfig {
     /// Env `REDIS_URL`; absent means the embedded in-process store.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// How long a STREAM connection's total outlives its last packet. A connection
+    /// idle for longer starts again from zero, and so do its receipts.
+    #[serde(default = "default_connection_ttl_s")]
+    pub connection_ttl_s: u64,
+    /// Longest wait for one Redis round trip; past it the packet is rejected T00.
+    #[serde(default = "default_redis_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_connection_ttl_s() -> u64 {
+    86_400
+}
+fn default_redis_request_timeout_ms() -> u64 {
+    2_000
+}
+
+impl Default for ReceiptsConfig {
+    fn default() -> Self {
+        ReceiptsConfig {
+            redis_url: None,
+            connection_ttl_s: default_connection_ttl_s(),
+            request_timeout_ms: default_redis_request_timeout_ms(),
+        }
+    }
 }
 
 /// What the admin API replaces at once: assets, peers (with their routes and

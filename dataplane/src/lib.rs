@@ -9,12 +9,14 @@
 pub mod admin;
 pub mod config;
 pub mod connector;
+pub mod delivery;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod packet;
 pub mod rates;
+pub mod receipts;
 pub mod routing;
 pub mod shard;
 pub mod stream;

@@ -6,10 +6,14 @@ use crate::config::{Config, LedgerKind};
 use crate::connector::pipeline::PipelineOptions;
 use crate::connector::snapshot::Snapshot;
 use crate::http::ingress;
+use crate::http::spsp::{self, Spsp};
 use crate::ledger::hold::{LedgerBackend, LedgerPort};
 use crate::ledger::memory::MemoryLedger;
 use crate::metrics::MetricsRegistry;
-use crate::shard::{Job, Shard, Shared, MESH_CHANNEL_SIZE};
+use crate::receipts::memory::MemoryStore;
+use crate::receipts::redis::RedisOptions;
+use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared, MESH_CHANNEL_SIZE};
+use crate::stream::ServerSecret;
 use arc_swap::ArcSwap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -32,6 +36,8 @@ pub enum NodeError {
     State(String),
     #[error("ledger: {0}")]
     Ledger(String),
+    #[error("receipt store (Redis): {0}")]
+    Receipts(String),
     #[error("executors: {0}")]
     Executors(String),
     #[error("shard {shard}: {message}")]
@@ -62,8 +68,35 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         shutdown,
         shard_count,
         http_body_size_max: config.node.http_body_size_max,
+        receipts: receipt_store(&config)?,
+        stream_secret: config.node.stream_secret,
     });
     start_shards(config, shared)
+}
+
+/// The embedded store, or Redis checked with a PING so that a wrong URL stops the
+/// start rather than every local packet.
+fn receipt_store(config: &Config) -> Result<ReceiptStoreSetup, NodeError> {
+    let receipts = &config.receipts;
+    let Some(url) = &receipts.redis_url else {
+        return Ok(ReceiptStoreSetup::Memory(Arc::new(MemoryStore::new(
+            receipts.connection_ttl_s,
+        ))));
+    };
+    let timeout = Duration::from_millis(receipts.request_timeout_ms);
+    let unavailable = |e: redis::RedisError| NodeError::Receipts(e.to_string());
+    let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+    let mut connection = client
+        .get_connection_with_timeout(timeout)
+        .map_err(unavailable)?;
+    redis::cmd("PING")
+        .query::<String>(&mut connection)
+        .map_err(unavailable)?;
+    Ok(ReceiptStoreSetup::Redis(RedisOptions {
+        url: url.clone(),
+        connection_ttl_s: receipts.connection_ttl_s,
+        request_timeout: timeout,
+    }))
 }
 
 #[cfg(feature = "tigerbeetle")]
@@ -102,6 +135,7 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
     let mesh = MeshBuilder::<Job, _>::full(shard_count, MESH_CHANNEL_SIZE);
     let connector_address = SocketAddr::new(config.node.bind_address, config.node.connector_port);
     let admin_address = SocketAddr::new(config.node.admin_bind_address, config.node.admin_port);
+    let public_address = SocketAddr::new(config.node.bind_address, config.node.public_port);
     let document = Arc::new(Mutex::new(config.state.clone()));
     let node = config.node.clone();
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, None))
@@ -115,19 +149,16 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
                 node.clone(),
             );
             async move {
-                run_shard(
-                    shared,
-                    mesh,
-                    connector_address,
-                    admin_address,
-                    document,
-                    node,
-                )
-                .await
+                let addresses = Listeners {
+                    connector: connector_address,
+                    admin: admin_address,
+                    public: public_address,
+                };
+                run_shard(shared, mesh, addresses, document, node).await
             }
         })
         .map_err(|e| NodeError::Executors(e.to_string()))?;
-    tracing::info!(shards = shard_count, %connector_address, %admin_address, "riptide started");
+    tracing::info!(shards = shard_count, %connector_address, %admin_address, %public_address, "riptide started");
     for (shard, result) in handles.join_all().into_iter().enumerate() {
         match result {
             Ok(Ok(())) => {}
@@ -143,11 +174,22 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Where a shard listens.
+#[derive(Debug, Clone, Copy)]
+struct Listeners {
+    connector: SocketAddr,
+    admin: SocketAddr,
+    public: SocketAddr,
+}
+
+fn bind(address: SocketAddr) -> Result<glommio::net::TcpListener, String> {
+    glommio::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))
+}
+
 async fn run_shard(
     shared: Arc<Shared>,
     mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
-    connector_address: SocketAddr,
-    admin_address: SocketAddr,
+    addresses: Listeners,
     document: Arc<Mutex<crate::config::StateDocument>>,
     node: crate::config::NodeConfig,
 ) -> Result<(), String> {
@@ -155,14 +197,19 @@ async fn run_shard(
         .join()
         .await
         .map_err(|_| "cross-shard mesh failed".to_owned())?;
-    let shard = Shard::new(Arc::clone(&shared), senders);
+    let shard = Shard::new(Arc::clone(&shared), senders).map_err(|e| e.to_string())?;
     shard.spawn_mesh_receivers(receivers);
     shard.spawn_metrics_publisher();
-    let listener = glommio::net::TcpListener::bind(connector_address)
-        .map_err(|e| format!("cannot listen on {connector_address}: {e}"))?;
+    let listener = bind(addresses.connector)?;
+    // SPSP on every shard, like the connector port: the kernel spreads connections.
+    let spsp = Rc::new(Spsp {
+        shard: Rc::clone(&shard),
+        server_secret: ServerSecret::new(&node.stream_secret),
+        random: ring::rand::SystemRandom::new(),
+    });
+    glommio::spawn_local(spsp::serve(spsp, bind(addresses.public)?)).detach();
     if shard.id == 0 {
-        let admin_listener = glommio::net::TcpListener::bind(admin_address)
-            .map_err(|e| format!("cannot listen on {admin_address}: {e}"))?;
+        let admin_listener = bind(addresses.admin)?;
         let admin = Rc::new(Admin {
             shard: Rc::clone(&shard),
             token: node.admin_token.clone(),

@@ -8,11 +8,16 @@
 use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict};
 use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::{PeerIndex, Snapshot};
+use crate::delivery::{DeliveryPorts, LocalReceiver};
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::{HoldOutcome, LedgerPort};
 use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
 use crate::packet::{rewrite_prepare, Prepare};
+use crate::receipts::batcher::{StoreBackend, StoreBatcher};
+use crate::receipts::memory::MemoryStore;
+use crate::receipts::redis::{RedisOptions, RedisWorker};
+use crate::receipts::StoreError;
 use arc_swap::ArcSwap;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -37,10 +42,45 @@ pub struct Shared {
     pub shutdown: Arc<AtomicBool>,
     pub shard_count: u32,
     pub http_body_size_max: usize,
+    pub receipts: ReceiptStoreSetup,
+    pub stream_secret: [u8; 32],
+}
+
+/// Where the shards keep connection totals and incoming payments.
+pub enum ReceiptStoreSetup {
+    /// One in-process store for every shard.
+    Memory(Arc<MemoryStore>),
+    /// One Redis connection and worker thread per shard.
+    Redis(RedisOptions),
+}
+
+impl ReceiptStoreSetup {
+    fn backend(&self, shard: u32) -> Result<(StoreBackend, Duration), StoreError> {
+        match self {
+            ReceiptStoreSetup::Memory(store) => Ok((
+                StoreBackend::Memory(Arc::clone(store)),
+                Duration::from_secs(1),
+            )),
+            ReceiptStoreSetup::Redis(options) => {
+                let worker = RedisWorker::spawn(options.clone(), format!("riptide-redis-{shard}"))?;
+                Ok((StoreBackend::Redis(worker), options.request_timeout))
+            }
+        }
+    }
+}
+
+/// What a job asks of the shard it is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Run the whole pipeline: the receiving shard owns the peer.
+    Pipeline,
+    /// Deliver locally: the receiving shard owns the STREAM connection.
+    Deliver,
 }
 
 /// A packet handed to its owner shard.
 pub struct Job {
+    pub stage: Stage,
     pub from: PeerIndex,
     pub snapshot: Arc<Snapshot>,
     pub prepare: Vec<u8>,
@@ -55,6 +95,8 @@ pub struct Shard {
     limiters: RefCell<PeerLimiters>,
     client: PeerClient,
     batcher: Rc<TransferBatcher>,
+    store: Rc<StoreBatcher>,
+    receiver: LocalReceiver,
     senders: Senders<Job>,
     /// Packets this shard's pipeline works on, its own and other shards'.
     in_flight: Cell<u32>,
@@ -81,21 +123,30 @@ pub fn owner_of(peer_id: &str, shard_count: u32) -> u32 {
 }
 
 impl Shard {
-    pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Rc<Shard> {
+    pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Result<Rc<Shard>, StoreError> {
         let id = senders.peer_id() as u32;
         assert!(id < shared.shard_count);
         let batcher = TransferBatcher::new(shared.ledger.backend());
-        Rc::new(Shard {
+        let (store_backend, store_timeout) = shared.receipts.backend(id)?;
+        let receiver = LocalReceiver::new(&shared.stream_secret);
+        Ok(Rc::new(Shard {
             id,
-            shared,
             limiters: RefCell::new(PeerLimiters::default()),
             client: PeerClient::default(),
             batcher,
+            store: StoreBatcher::new(store_backend, store_timeout),
+            receiver,
+            shared,
             senders,
             in_flight: Cell::new(0),
             requests_waiting: Cell::new(0),
             metrics: RefCell::new(ShardMetrics::default()),
-        })
+        }))
+    }
+
+    /// This shard's receipt store, for the admin API.
+    pub fn store(&self) -> &Rc<StoreBatcher> {
+        &self.store
     }
 
     /// Work that must finish before this shard stops.
@@ -115,9 +166,23 @@ impl Shard {
                 while let Some(job) = receiver.recv().await {
                     let shard = Rc::clone(&shard);
                     glommio::spawn_local(async move {
-                        let reply = shard
-                            .process_owned(&job.snapshot, job.from, job.prepare, job.arrived_at)
-                            .await;
+                        let reply = match job.stage {
+                            Stage::Pipeline => {
+                                shard
+                                    .process_owned(
+                                        &job.snapshot,
+                                        job.from,
+                                        job.prepare,
+                                        job.arrived_at,
+                                    )
+                                    .await
+                            }
+                            Stage::Deliver => {
+                                shard
+                                    .deliver_owned(&job.snapshot, job.from, &job.prepare)
+                                    .await
+                            }
+                        };
                         // The asking shard may have given up (shutdown); nothing to do then.
                         let _ = job.reply.send(reply);
                     })
@@ -176,8 +241,23 @@ impl Shard {
                 .process_owned(&snapshot, from, prepare, arrived_at)
                 .await;
         }
+        self.send_to_owner(owner, Stage::Pipeline, snapshot, from, prepare, arrived_at)
+            .await
+    }
+
+    /// Hands a packet to the shard that owns its state and waits for the reply.
+    async fn send_to_owner(
+        &self,
+        owner: u32,
+        stage: Stage,
+        snapshot: Arc<Snapshot>,
+        from: PeerIndex,
+        prepare: Vec<u8>,
+        arrived_at: Instant,
+    ) -> Vec<u8> {
         let (reply_sender, reply_receiver) = oneshot::channel();
         let job = Job {
+            stage,
             from,
             snapshot: Arc::clone(&snapshot),
             prepare,
@@ -221,7 +301,7 @@ impl Shard {
 
     async fn process_owned(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         from: PeerIndex,
         prepare: Vec<u8>,
         arrived_at: Instant,
@@ -236,9 +316,63 @@ impl Shard {
         reply
     }
 
+    /// Local delivery on the shard that owns the connection; the packet has passed
+    /// the pipeline on the shard that sent it here.
+    async fn deliver_owned(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
+        // Counted and recorded by the shard where the packet arrived.
+        if self.in_flight.get() >= IN_FLIGHT_MAX {
+            return RejectReason::Busy.to_reject_bytes(&snapshot.own_address);
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        let reply = self.deliver_here(snapshot, from, prepare).await;
+        self.in_flight.set(self.in_flight.get() - 1);
+        reply
+    }
+
+    async fn deliver_here(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
+        let ports = DeliveryPorts {
+            ledger: &self.shared.ledger,
+            transfers: &self.batcher,
+            store: &self.store,
+        };
+        self.receiver
+            .deliver(&ports, snapshot, from, prepare, unix_now_ms())
+            .await
+    }
+
+    /// Delivers here when this shard owns the packet's STREAM connection, else at
+    /// its owner: one shard serializes a connection's packets and keeps its keys.
+    async fn deliver(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        from: PeerIndex,
+        prepare_bytes: Vec<u8>,
+    ) -> Vec<u8> {
+        let owner = Prepare::parse(&prepare_bytes)
+            .ok()
+            .and_then(|p| {
+                LocalReceiver::segment(snapshot, p.destination.as_str())
+                    .map(|s| owner_of(s, self.shared.shard_count))
+            })
+            .unwrap_or(self.id);
+        if owner == self.id {
+            return self.deliver_here(snapshot, from, &prepare_bytes).await;
+        }
+        // The reply is recorded by the shard where the packet arrived.
+        self.send_to_owner(
+            owner,
+            Stage::Deliver,
+            Arc::clone(snapshot),
+            from,
+            prepare_bytes,
+            Instant::now(),
+        )
+        .await
+    }
+
     async fn run_pipeline(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         from: PeerIndex,
         mut prepare_bytes: Vec<u8>,
     ) -> Vec<u8> {
@@ -262,9 +396,7 @@ impl Shard {
         match decision {
             Decision::Fulfill(bytes) => bytes,
             Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),
-            Decision::Local => {
-                RejectReason::LocalUnreachable.to_reject_bytes(&snapshot.own_address)
-            }
+            Decision::Local => self.deliver(snapshot, from, prepare_bytes).await,
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
         }
     }

@@ -130,3 +130,29 @@ impl PacketClient {
         Ok((status, body))
     }
 }
+
+/// One GET on a fresh connection; answers the status and body.
+pub fn get(
+    address: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut reader = BufReader::new(stream);
+    reader.get_mut().write_all(request.as_bytes())?;
+    let head = read_head(&mut reader)?.ok_or_else(|| std::io::Error::other("connection closed"))?;
+    let status = head
+        .first_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = read_body(&mut reader, &head.headers)?;
+    Ok((status, body))
+}

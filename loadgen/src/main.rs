@@ -8,6 +8,7 @@ mod http;
 mod report;
 mod send;
 mod sink;
+mod stream;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,34 +25,50 @@ struct Cli {
     command: Command,
 }
 
+/// What every sending mode takes: where, as whom, how hard and how long.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// ILP-over-HTTP endpoint, e.g. http://127.0.0.1:3002/ilp
+    #[arg(long)]
+    target: String,
+    /// The bearer token the connector knows this peer by.
+    #[arg(long)]
+    token: String,
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Packets per second in all (open loop); without it, closed loop.
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 100)]
+    amount: u64,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Send Prepares to a connector as one of its peers.
     Send {
-        /// ILP-over-HTTP endpoint, e.g. http://127.0.0.1:3002/ilp
-        #[arg(long)]
-        target: String,
-        /// The bearer token the connector knows this peer by.
-        #[arg(long)]
-        token: String,
+        #[command(flatten)]
+        load: LoadArgs,
         /// ILP address of the packets (routed to a sink).
         #[arg(long)]
         destination: String,
-        #[arg(long, default_value_t = 16)]
-        connections: u32,
-        #[arg(long, default_value_t = 10)]
-        duration_s: u64,
-        /// Packets per second in all (open loop); without it, closed loop.
-        #[arg(long)]
-        rate: Option<u64>,
-        #[arg(long, default_value_t = 100)]
-        amount: u64,
         /// Percentage of packets the sink should reject.
         #[arg(long, default_value_t = 0)]
         reject_percent: u8,
-        /// Print the result as JSON instead of a table.
+    },
+    /// Pay a wallet with STREAM, as a peer of the connector: each connection asks
+    /// SPSP for its own credentials, then sends fulfillable STREAM Prepares.
+    Stream {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// The wallet's SPSP URL, e.g. http://127.0.0.1:3004/shop
         #[arg(long)]
-        json: bool,
+        spsp: String,
     },
     /// Act as the downstream peer: fulfill (or reject, or delay) every Prepare.
     Sink {
@@ -76,45 +93,28 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Send {
-            target,
-            token,
+            load,
             destination,
-            connections,
-            duration_s,
-            rate,
-            amount,
             reject_percent,
-            json,
         } => {
-            let (address, path) = match http::split_url(&target) {
-                Ok(parts) => parts,
-                Err(message) => return fail(&format!("--target: {message}")),
-            };
             if riptide_dataplane::packet::Address::parse_str(&destination).is_err() {
                 return fail("--destination: not a valid ILP address");
             }
-            if connections == 0 || reject_percent > 100 {
-                return fail("--connections must be at least 1 and --reject-percent at most 100");
+            if reject_percent > 100 {
+                return fail("--reject-percent must be at most 100");
             }
-            let options = send::SendOptions {
-                target: address,
-                path,
-                token,
-                destination,
-                connections,
-                duration: Duration::from_secs(duration_s),
-                rate,
-                amount,
-                reject_percent,
-            };
-            let report = send::run(options, !json);
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_table());
-            }
-            ExitCode::SUCCESS
+            run_load(
+                load,
+                send::Payload::Sink {
+                    destination,
+                    reject_percent,
+                },
+            )
         }
+        Command::Stream { load, spsp } => match http::split_url(&spsp) {
+            Ok((spsp, path)) => run_load(load, send::Payload::Stream { spsp, path }),
+            Err(message) => fail(&format!("--spsp: {message}")),
+        },
         Command::Sink { listen, delay_ms } => {
             match sink::run(sink::SinkOptions {
                 listen,
@@ -156,6 +156,34 @@ fn ceiling(address: String, batch: u32, in_flight: u32, duration_s: u64) -> Exit
 #[cfg(not(feature = "tigerbeetle"))]
 fn ceiling(_: String, _: u32, _: u32, _: u64) -> ExitCode {
     fail("tb-ceiling: built without TigerBeetle; rebuild with --features tigerbeetle")
+}
+
+fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
+    let (target, path) = match http::split_url(&load.target) {
+        Ok(parts) => parts,
+        Err(message) => return fail(&format!("--target: {message}")),
+    };
+    if load.connections == 0 {
+        return fail("--connections must be at least 1");
+    }
+    let json = load.json;
+    let options = send::SendOptions {
+        target,
+        path,
+        token: load.token,
+        payload,
+        connections: load.connections,
+        duration: Duration::from_secs(load.duration_s),
+        rate: load.rate,
+        amount: load.amount,
+    };
+    let report = send::run(options, !json);
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

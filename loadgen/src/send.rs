@@ -5,6 +5,7 @@
 
 use crate::http::PacketClient;
 use crate::report::Report;
+use crate::stream::StreamSender;
 use riptide_dataplane::packet::{condition_of, Address, Packet, Prepare, Timestamp};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,19 +15,32 @@ pub struct SendOptions {
     pub target: std::net::SocketAddr,
     pub path: String,
     pub token: String,
-    pub destination: String,
+    pub payload: Payload,
     pub connections: u32,
     pub duration: Duration,
     /// Packets per second in all, open loop; `None` for closed loop.
     pub rate: Option<u64>,
     pub amount: u64,
-    /// Share of packets (0-100) whose data asks the sink to reject.
-    pub reject_percent: u8,
+}
+
+/// What the packets carry.
+pub enum Payload {
+    /// Packets a sink fulfills; a share (0-100) asks the sink to reject.
+    Sink {
+        destination: String,
+        reject_percent: u8,
+    },
+    /// STREAM payments to the wallet at an SPSP endpoint, one connection per
+    /// loader connection.
+    Stream {
+        spsp: std::net::SocketAddr,
+        path: String,
+    },
 }
 
 /// The Prepare a sink can fulfill: its data starts with the fulfillment, then one
 /// byte the sink reads to reject a share.
-pub fn make_prepare(options: &SendOptions, sequence: u64, reject: bool) -> Vec<u8> {
+pub fn make_prepare(destination: &str, amount: u64, sequence: u64, reject: bool) -> Vec<u8> {
     let mut fulfillment = [0u8; 32];
     fulfillment[..8].copy_from_slice(&sequence.to_be_bytes());
     fulfillment[8..16].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
@@ -38,9 +52,9 @@ pub fn make_prepare(options: &SendOptions, sequence: u64, reject: bool) -> Vec<u
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     // The destination was validated once in main; this cannot fail here.
-    let destination = Address::parse_str(&options.destination).unwrap_or_else(|_| unreachable!());
+    let destination = Address::parse_str(destination).unwrap_or_else(|_| unreachable!());
     Prepare {
-        amount: options.amount,
+        amount,
         expires_at: Timestamp::from_unix_ms_saturating(now_ms + 30_000),
         execution_condition: &condition,
         destination,
@@ -105,6 +119,19 @@ fn connection_loop(
 ) {
     let mut client = PacketClient::new(options.target, &options.path, &options.token);
     let mut local = Report::new();
+    let mut stream = match &options.payload {
+        Payload::Stream { spsp, path } => match StreamSender::connect(*spsp, path) {
+            Ok(sender) => Some(sender),
+            Err(error) => {
+                local.record_error(&error);
+                if let Ok(mut shared) = report.lock() {
+                    shared.merge(&local);
+                }
+                return;
+            }
+        },
+        Payload::Sink { .. } => None,
+    };
     // Open loop: this connection's share of the rate, as a fixed interval.
     let interval = options
         .rate
@@ -122,8 +149,20 @@ fn connection_loop(
             due = Instant::now();
         }
         sequence += 1;
-        let reject = (sequence % 100) < u64::from(options.reject_percent);
-        let prepare = make_prepare(options, sequence, reject);
+        let prepare = match (&mut stream, &options.payload) {
+            (Some(stream), _) => stream.prepare(options.amount),
+            (
+                None,
+                Payload::Sink {
+                    destination,
+                    reject_percent,
+                },
+            ) => {
+                let reject = (sequence % 100) < u64::from(*reject_percent);
+                make_prepare(destination, options.amount, sequence, reject)
+            }
+            (None, Payload::Stream { .. }) => unreachable!("stream connections connect first"),
+        };
         let result = client.send(&prepare);
         let latency_us = due.elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 //! process is stopped on drop, even when a test panics.
 
 pub mod dataplane;
+pub mod stream_client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 
 use super::limits::TokenBucket;
 use super::reject::RejectReason;
-use super::snapshot::{PeerIndex, RouteTarget, Snapshot};
+use super::snapshot::{AssetIndex, PeerIndex, RouteTarget, Snapshot};
 use crate::packet::ildcp::{is_ildcp_request, IldcpResponse};
 use crate::packet::{fulfillment_matches, Address, Fulfill, Packet, Prepare, Timestamp};
 use crate::rates::RateError;
@@ -244,14 +244,32 @@ fn convert(
     to: PeerIndex,
     amount: u64,
 ) -> Result<u64, RejectReason> {
+    convert_between(
+        snapshot,
+        snapshot.peer(from).asset,
+        snapshot.peer(to).asset,
+        amount,
+    )
+}
+
+/// Converts `amount` of `source` into `destination` (exact, rounded down); an
+/// amount that converts to zero is refused (R01), as it would deliver nothing.
+pub fn convert_between(
+    snapshot: &Snapshot,
+    source: AssetIndex,
+    destination: AssetIndex,
+    amount: u64,
+) -> Result<u64, RejectReason> {
     if amount == 0 {
         return Ok(0);
     }
-    let source = snapshot.asset_ref(snapshot.peer(from).asset);
-    let destination = snapshot.asset_ref(snapshot.peer(to).asset);
     let converted = snapshot
         .rates
-        .convert(amount, source, destination)
+        .convert(
+            amount,
+            snapshot.asset_ref(source),
+            snapshot.asset_ref(destination),
+        )
         .map_err(|e| match e {
             RateError::MissingRate(code) => RejectReason::RateMissing(code),
             _ => RejectReason::ConversionOverflow,
@@ -269,33 +287,49 @@ fn hold_legs(
     amount_in: u64,
     amount_out: u64,
 ) -> Vec<Leg> {
+    let (source, destination) = (snapshot.peer(from), snapshot.peer(to));
+    legs_between(
+        snapshot,
+        (source.account_id, source.asset),
+        (destination.account_id, destination.asset),
+        amount_in,
+        amount_out,
+    )
+}
+
+/// The legs that move `amount_in` out of `debit` and `amount_out` into `credit`,
+/// each given as (account id, asset): one leg within an asset, two through the
+/// assets' liquidity accounts across assets; none for a zero amount.
+pub fn legs_between(
+    snapshot: &Snapshot,
+    debit: (u128, AssetIndex),
+    credit: (u128, AssetIndex),
+    amount_in: u64,
+    amount_out: u64,
+) -> Vec<Leg> {
     if amount_in == 0 {
         return Vec::new();
     }
-    let (source, destination) = (snapshot.peer(from), snapshot.peer(to));
-    let (source_asset, destination_asset) = (
-        snapshot.asset(source.asset),
-        snapshot.asset(destination.asset),
-    );
-    if source.asset == destination.asset {
+    let (source_asset, destination_asset) = (snapshot.asset(debit.1), snapshot.asset(credit.1));
+    if debit.1 == credit.1 {
         debug_assert_eq!(amount_in, amount_out);
         return vec![Leg {
-            debit_account_id: source.account_id,
-            credit_account_id: destination.account_id,
+            debit_account_id: debit.0,
+            credit_account_id: credit.0,
             amount: amount_in,
             ledger: source_asset.ledger,
         }];
     }
     vec![
         Leg {
-            debit_account_id: source.account_id,
+            debit_account_id: debit.0,
             credit_account_id: source_asset.liquidity_account_id,
             amount: amount_in,
             ledger: source_asset.ledger,
         },
         Leg {
             debit_account_id: destination_asset.liquidity_account_id,
-            credit_account_id: destination.account_id,
+            credit_account_id: credit.0,
             amount: amount_out,
             ledger: destination_asset.ledger,
         },

@@ -78,6 +78,7 @@ pub struct Snapshot {
     pub rates: RateTable,
     /// Local wallet addresses and their receiving accounts.
     pub wallets: Vec<Wallet>,
+    pub wallet_by_id: HashMap<String, usize>,
 }
 
 /// A local wallet address: STREAM payments to it credit its receiving account.
@@ -117,6 +118,7 @@ impl Snapshot {
             routes: RoutingTable::new(),
             rates: build_rates(state)?,
             wallets: Vec::with_capacity(state.wallets.len()),
+            wallet_by_id: HashMap::new(),
         };
         snapshot
             .routes
@@ -132,6 +134,9 @@ impl Snapshot {
                 ))
             })?;
             let account_id = account_id(AccountKind::Receiving, &wallet.id);
+            snapshot
+                .wallet_by_id
+                .insert(wallet.id.clone(), snapshot.wallets.len());
             snapshot.wallets.push(Wallet {
                 id: wallet.id.clone(),
                 asset,
@@ -193,6 +198,10 @@ impl Snapshot {
             throughput_limit_per_second: config.throughput_limit_per_second,
         });
         Ok(())
+    }
+
+    pub fn wallet(&self, id: &str) -> Option<&Wallet> {
+        self.wallet_by_id.get(id).map(|&index| &self.wallets[index])
     }
 
     pub fn peer(&self, index: PeerIndex) -> &Peer {

@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod frame;
 pub mod packet;
 pub mod receipt;
+pub mod receiver;
 pub mod token;
 
 pub use crypto::{CryptoError, StreamKeys, ENCRYPTION_OVERHEAD, IV_SIZE};

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Local STREAM receive end to end on this machine, side by side in one run: STREAM
+# payments over SPSP to a wallet (loader -> riptide's receiver), each packet decrypted,
+# credited in the ledger, counted in the receipt store and answered encrypted:
+#   1. embedded ledger and embedded store,
+#   2. TigerBeetle and Redis (the production backends).
+# Usage: benches/receive.sh [seconds] [connections] [shards]
+# Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+source scripts/env.sh
+seconds="${1:-10}"
+connections="${2:-32}"
+shards="${3:-2}"
+target="${CARGO_TARGET_DIR:-target}/release"
+# shellcheck source=benches/common.sh
+source benches/common.sh
+
+config() { # $1 ledger section, $2 receipts section
+    cat <<TOML
+[node]
+ilp_address = "test.riptide"
+connector_port = ${connector_port}
+admin_port = ${admin_port}
+public_port = ${public_port}
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "bench-admin-token-0123456789"
+
+[ledger]
+$1
+
+[receipts]
+$2
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[peers]]
+id = "loader"
+asset = "USD"
+incoming_tokens = ["loader-token-0123456789"]
+initial_liquidity = 1000000000000000
+
+[[wallets]]
+id = "shop"
+asset = "USD"
+TOML
+}
+
+run() { # $1 label, $2 ledger section, $3 receipts section
+    connector_port="$(free_port)"; admin_port="$(free_port)"; public_port="$(free_port)"
+    config "$2" "$3" > "$work/$1.toml"
+    "$target/riptide" --config "$work/$1.toml" --shards "$shards" 2>"$work/$1.log" & pids+=($!)
+    wait_port "$connector_port"; wait_port "$public_port"
+    "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
+        --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
+        --connections "$connections" --duration-s "$seconds" --amount 1 --json \
+        | sed "s/^/{\"run\":\"$1\",\"result\":/; s/\$/}/"
+    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
+        | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance:", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'
+    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+}
+
+run "receive-embedded" 'kind = "memory"' ''
+
+start_tigerbeetle
+redis_port="$(free_port)"
+"$RIPTIDE_REDIS_SERVER" --save '' --appendonly no --bind 127.0.0.1 --port "$redis_port" >/dev/null 2>&1 & pids+=($!)
+wait_port "$redis_port"
+run "receive-tigerbeetle-redis" "kind = \"tigerbeetle\"
+addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://127.0.0.1:${redis_port}/\""

@@ -1,0 +1,258 @@
+//! `POST /v1/incoming-payments` and `GET /v1/incoming-payments/{id}`: incoming
+//! payments live in the receipt store, so every data plane sharing it sees them; the
+//! answer to a creation carries the STREAM credentials a sender pays with.
+
+use super::{error, json_response, read_body, Admin};
+use crate::receipts::{IncomingPayment, PaymentState, StoreAnswer, StoreOp, INCOMING_AMOUNT_MAX};
+use crate::shard::unix_now_ms;
+use crate::stream::{ServerSecret, TokenDetails, IV_SIZE};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Default life of an incoming payment, as Rafiki's (one day).
+const EXPIRY_MS_DEFAULT: u64 = 24 * 3_600 * 1_000;
+/// Longest life an incoming payment may be given (one year).
+const EXPIRY_MS_MAX: u64 = 365 * 24 * 3_600 * 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    wallet: String,
+    /// Integer, or a string for values over 2^53.
+    #[serde(default)]
+    incoming_amount: Option<serde_json::Value>,
+    /// Absolute expiry (Unix ms); or `expires_in_ms` from now; default one day.
+    #[serde(default)]
+    expires_at_ms: Option<u64>,
+    #[serde(default)]
+    expires_in_ms: Option<u64>,
+}
+
+pub async fn create(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match read_body(request, 64 * 1024).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let now_ms = unix_now_ms();
+    let payment = match parse_create(&body, now_ms) {
+        Ok(payment) => payment,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let credentials = match mint_credentials(admin, &payment) {
+        Ok(credentials) => credentials,
+        Err(refusal) => return refusal.response(),
+    };
+    let op = StoreOp::CreatePayment {
+        payment: payment.clone(),
+    };
+    match admin.shard.store().execute(op).await {
+        Ok(StoreAnswer::Created) => {}
+        Ok(other) => return error(StatusCode::BAD_GATEWAY, &format!("store: {other:?}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+    let mut body = describe(&payment, now_ms);
+    merge(&mut body, credentials);
+    json_response(StatusCode::CREATED, body)
+}
+
+/// Fresh credentials for an existing pending payment: one more connection to pay
+/// it through, as Open Payments hands one to each client that asks.
+pub async fn credentials(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
+    let payment = match lookup(admin, id).await {
+        Ok(payment) => payment,
+        Err(refusal) => return refusal.response(),
+    };
+    let now_ms = unix_now_ms();
+    if payment.state(now_ms) != PaymentState::Pending {
+        return error(
+            StatusCode::CONFLICT,
+            "incoming payment is no longer pending",
+        );
+    }
+    match mint_credentials(admin, &payment) {
+        Ok(credentials) => {
+            let mut body = describe(&payment, now_ms);
+            merge(&mut body, credentials);
+            json_response(StatusCode::OK, body)
+        }
+        Err(refusal) => refusal.response(),
+    }
+}
+
+fn merge(body: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+}
+
+/// Why an admin request is refused: the status and the message for the body.
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn new(status: StatusCode, message: &str) -> Refusal {
+        Refusal(status, message.to_owned())
+    }
+
+    fn response(&self) -> Response<Full<Bytes>> {
+        error(self.0, &self.1)
+    }
+}
+
+/// The STREAM destination and shared secret (base64) that pay `payment`, with the
+/// asset its wallet receives in.
+fn mint_credentials(
+    admin: &Admin,
+    payment: &IncomingPayment,
+) -> Result<serde_json::Value, Refusal> {
+    let snapshot = admin.shard.shared.snapshot.load_full();
+    let Some(wallet) = snapshot.wallet(&payment.wallet) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "wallet: no such wallet in the state",
+        ));
+    };
+    let asset = snapshot.asset(wallet.asset);
+    let mut iv = [0u8; IV_SIZE];
+    SystemRandom::new()
+        .fill(&mut iv)
+        .map_err(|_| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "no randomness"))?;
+    let details = TokenDetails {
+        payment_tag: Some(payment.id.clone()),
+        receipt: None,
+        asset: Some((asset.code.clone(), asset.scale)),
+    };
+    let credentials = ServerSecret::new(&admin.node.stream_secret)
+        .generate_credentials(&snapshot.own_address, iv, &details)
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    Ok(json!({
+        "ilp_address": credentials.destination,
+        "shared_secret": STANDARD.encode(credentials.shared_secret),
+        "asset": { "code": asset.code, "scale": asset.scale },
+    }))
+}
+
+async fn lookup(admin: &Admin, id: &str) -> Result<IncomingPayment, Refusal> {
+    let not_found = || Refusal::new(StatusCode::NOT_FOUND, "no such incoming payment");
+    if !crate::receipts::is_payment_id(id) {
+        return Err(not_found());
+    }
+    let op = StoreOp::GetPayment { id: id.to_owned() };
+    match admin.shard.store().execute(op).await {
+        Ok(StoreAnswer::Payment(Some(payment))) => Ok(payment),
+        Ok(_) => Err(not_found()),
+        Err(e) => Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e.to_string(),
+        )),
+    }
+}
+
+pub async fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
+    match lookup(admin, id).await {
+        Ok(payment) => json_response(StatusCode::OK, describe(&payment, unix_now_ms())),
+        Err(refusal) => refusal.response(),
+    }
+}
+
+fn describe(payment: &IncomingPayment, now_ms: u64) -> serde_json::Value {
+    json!({
+        "id": payment.id,
+        "wallet": payment.wallet,
+        "incoming_amount": payment.incoming_amount.map(|a| a.to_string()),
+        "received": payment.received.to_string(),
+        "expires_at_ms": payment.expires_at_ms,
+        "state": payment.state(now_ms),
+    })
+}
+
+fn parse_create(body: &[u8], now_ms: u64) -> Result<IncomingPayment, String> {
+    let request: CreateRequest =
+        serde_json::from_slice(body).map_err(|e| format!("incoming payment: {e}"))?;
+    let incoming_amount = match &request.incoming_amount {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) => Some(text.parse::<u64>().ok()),
+        Some(serde_json::Value::Number(number)) => Some(number.as_u64()),
+        Some(_) => Some(None),
+    }
+    .map(|amount| {
+        amount
+            .filter(|a| (1..=INCOMING_AMOUNT_MAX).contains(a))
+            .ok_or(format!(
+                "incoming_amount: must be an integer from 1 to {INCOMING_AMOUNT_MAX}"
+            ))
+    })
+    .transpose()?;
+    let expires_at_ms = match (request.expires_at_ms, request.expires_in_ms) {
+        (Some(_), Some(_)) => return Err("give expires_at_ms or expires_in_ms, not both".into()),
+        (Some(at), None) => at,
+        (None, Some(within)) => now_ms.saturating_add(within),
+        (None, None) => now_ms + EXPIRY_MS_DEFAULT,
+    };
+    if expires_at_ms <= now_ms || expires_at_ms > now_ms + EXPIRY_MS_MAX {
+        return Err("expiry: must be in the future and within a year".into());
+    }
+    Ok(IncomingPayment {
+        id: new_payment_id()?,
+        wallet: request.wallet,
+        incoming_amount,
+        expires_at_ms,
+        received: 0,
+    })
+}
+
+/// A random UUID (version 4), as Rafiki's ids.
+fn new_payment_id() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "no randomness".to_owned())?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_requests_are_checked() {
+        let ok = parse_create(
+            br#"{"wallet":"shop","incoming_amount":"500","expires_in_ms":1000}"#,
+            10,
+        )
+        .expect("valid");
+        assert_eq!((ok.incoming_amount, ok.expires_at_ms), (Some(500), 1010));
+        assert!(crate::receipts::is_payment_id(&ok.id));
+        for bad in [
+            &br#"{"wallet":"shop","incoming_amount":0}"#[..],
+            br#"{"wallet":"shop","incoming_amount":"9007199254740992"}"#,
+            br#"{"wallet":"shop","incoming_amount":-3}"#,
+            br#"{"wallet":"shop","expires_at_ms":5}"#,
+            br#"{"wallet":"shop","expires_at_ms":50,"expires_in_ms":5}"#,
+            br#"{"wallet":"shop","colour":"red"}"#,
+            br#"not json"#,
+        ] {
+            assert!(
+                parse_create(bad, 10).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Local delivery: the IO side of the STREAM receiver, for Prepares addressed under
+//! Riptide's own address. It finds the connection (cached per shard, keyed by the
+//! connection id), resolves its payment tag to a wallet or an incoming payment,
+//! converts the amount into the receiving asset, lets [`crate::stream::receiver`]
+//! decide, and carries out a credit in this order:
+//!
+//! 1. hold the amount in the ledger (peer account to the wallet's receiving
+//!    account; T04 when the peer's balance does not cover it);
+//! 2. count it in the receipt store (atomically capped for an incoming payment);
+//! 3. post the hold.
+//!
+//! A store failure voids the hold (T00); a refusal by the store (past the payment's
+//! amount, completed, expired) voids it and declines with F99; a failed post takes
+//! the count back (T00). So a total never counts money that the ledger did not move.
+
+use crate::connector::pipeline::{convert_between, legs_between};
+use crate::connector::reject::RejectReason;
+use crate::connector::snapshot::{PeerIndex, Snapshot};
+use crate::ledger::batcher::TransferBatcher;
+use crate::ledger::hold::{HoldOutcome, LedgerPort};
+use crate::packet::{ErrorCode, Fulfill, Prepare, Reject};
+use crate::receipts::batcher::StoreBatcher;
+use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
+use crate::stream::receiver::{
+    self, Arrival, ConnectionContext, Credit, CreditOutcome, ReceiptSigner, Reply, Step,
+    TargetState,
+};
+use crate::stream::{connection_id_hex, token_segment, ServerSecret, StreamKeys, IV_SIZE};
+use ring::rand::{SecureRandom, SystemRandom};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Connections a shard keeps keys for; past this one is forgotten (and derived
+/// again if it comes back).
+pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
+
+/// What a connection pays into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Wallet,
+    IncomingPayment { id: String, expires_at_ms: u64 },
+}
+
+/// A connection this shard has seen.
+struct Connection {
+    context: ConnectionContext,
+    /// `stream_received:<this>` in the store.
+    id_hex: String,
+    wallet: String,
+    target: Target,
+    /// The last total the store reported, for replies that move no money.
+    known_total: Cell<u64>,
+    /// The store said the target takes no more.
+    closed: Cell<bool>,
+}
+
+/// Why a packet never reached the receiver: answered without any STREAM data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    /// Not a connection of ours (F02).
+    Address,
+    /// A token that does not open under our secret (F06).
+    Token,
+    /// The store could not say whether the payment exists (T00).
+    StoreUnavailable,
+}
+
+/// One shard's receiver.
+pub struct LocalReceiver {
+    server_secret: ServerSecret,
+    connections: RefCell<HashMap<String, Rc<Connection>>>,
+    scratch: RefCell<Vec<u8>>,
+    random: SystemRandom,
+}
+
+/// What a delivery needs from its shard.
+pub struct DeliveryPorts<'a> {
+    pub ledger: &'a LedgerPort,
+    pub transfers: &'a Rc<TransferBatcher>,
+    pub store: &'a Rc<StoreBatcher>,
+}
+
+impl LocalReceiver {
+    pub fn new(stream_secret: &[u8; 32]) -> LocalReceiver {
+        LocalReceiver {
+            server_secret: ServerSecret::new(stream_secret),
+            connections: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(Vec::with_capacity(1024)),
+            random: SystemRandom::new(),
+        }
+    }
+
+    /// The token segment of a local destination: what decides the owner shard.
+    pub fn segment<'a>(snapshot: &Snapshot, destination: &'a str) -> Option<&'a str> {
+        token_segment(&snapshot.own_address, destination).ok()
+    }
+
+    /// Receives `prepare` from peer `from` and answers the reply bytes.
+    pub async fn deliver(
+        &self,
+        ports: &DeliveryPorts<'_>,
+        snapshot: &Snapshot,
+        from: PeerIndex,
+        prepare_bytes: &[u8],
+        now_ms: u64,
+    ) -> Vec<u8> {
+        let own_address = snapshot.own_address.as_str();
+        let Ok(prepare) = Prepare::parse(prepare_bytes) else {
+            return RejectReason::Internal("unparseable prepare".into())
+                .to_reject_bytes(own_address);
+        };
+        let connection = match self.connection(ports, snapshot, &prepare).await {
+            Ok(connection) => connection,
+            Err(Unknown::Address) => return bare_reject(ErrorCode::F02, own_address),
+            Err(Unknown::Token) => return bare_reject(ErrorCode::F06, own_address),
+            Err(Unknown::StoreUnavailable) => return bare_reject(ErrorCode::T00, own_address),
+        };
+        let Some(wallet) = snapshot.wallet(&connection.wallet) else {
+            return bare_reject(ErrorCode::F02, own_address);
+        };
+        let amount = match convert_between(
+            snapshot,
+            snapshot.peer(from).asset,
+            wallet.asset,
+            prepare.amount,
+        ) {
+            Ok(amount) => amount,
+            Err(reason) => return reason.to_reject_bytes(own_address),
+        };
+        let step = receiver::receive(
+            &connection.context,
+            Arrival {
+                amount,
+                execution_condition: prepare.execution_condition,
+                data: prepare.data,
+            },
+            target_state(&connection, now_ms),
+            connection.known_total.get(),
+            self.iv(),
+            &mut self.scratch.borrow_mut(),
+        );
+        match step {
+            Step::Reply(reply) => reply_bytes(&reply, own_address),
+            Step::Credit(credit) => {
+                let legs = legs_between(
+                    snapshot,
+                    (snapshot.peer(from).account_id, snapshot.peer(from).asset),
+                    (wallet.account_id, wallet.asset),
+                    prepare.amount,
+                    amount,
+                );
+                self.credit(ports, &connection, &credit, &legs, now_ms, own_address)
+                    .await
+            }
+        }
+    }
+
+    async fn credit(
+        &self,
+        ports: &DeliveryPorts<'_>,
+        connection: &Connection,
+        credit: &Credit,
+        legs: &[crate::connector::pipeline::Leg],
+        now_ms: u64,
+        own_address: &str,
+    ) -> Vec<u8> {
+        let hold = match ports.ledger.hold(legs, ports.transfers).await {
+            Ok(hold) => hold,
+            Err(reason) => return reason.to_reject_bytes(own_address),
+        };
+        let payment = match &connection.target {
+            Target::Wallet => None,
+            Target::IncomingPayment { id, .. } => Some(id.clone()),
+        };
+        let op = StoreOp::Credit {
+            connection: connection.id_hex.clone(),
+            amount: credit.amount,
+            payment: payment.clone(),
+            now_ms,
+        };
+        let result = match ports.store.execute(op).await {
+            Ok(StoreAnswer::Credit(result)) => result,
+            Ok(other) => {
+                tracing::error!(
+                    ?other,
+                    "receipt store answered a credit with something else"
+                );
+                return self.void(ports, hold, own_address).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "receipt store refused a credit; hold voided");
+                return self.void(ports, hold, own_address).await;
+            }
+        };
+        let outcome = match result {
+            CreditResult::Credited {
+                connection_total,
+                remaining,
+            } => CreditOutcome::Credited {
+                connection_total,
+                remaining,
+            },
+            CreditResult::Exceeds {
+                connection_total,
+                remaining,
+            } => CreditOutcome::Exceeds {
+                connection_total,
+                remaining,
+            },
+            CreditResult::Completed | CreditResult::Expired | CreditResult::UnknownPayment => {
+                connection.closed.set(true);
+                CreditOutcome::Closed
+            }
+        };
+        let CreditOutcome::Credited {
+            connection_total, ..
+        } = outcome
+        else {
+            self.finish_quietly(ports, hold, HoldOutcome::Void).await;
+            return reply_bytes(
+                &receiver::settle(&connection.context, credit, outcome, self.iv()),
+                own_address,
+            );
+        };
+        if let Err(error) = ports
+            .ledger
+            .finish(hold, HoldOutcome::Post, ports.transfers)
+            .await
+        {
+            tracing::error!(%error, "posting a local credit failed; count taken back");
+            let undo = StoreOp::Undo {
+                connection: connection.id_hex.clone(),
+                amount: credit.amount,
+                payment,
+            };
+            if let Err(error) = ports.store.execute(undo).await {
+                tracing::error!(%error, connection = %connection.id_hex, "could not take back a count");
+            }
+            return RejectReason::Internal("ledger".into()).to_reject_bytes(own_address);
+        }
+        connection.known_total.set(connection_total);
+        reply_bytes(
+            &receiver::settle(&connection.context, credit, outcome, self.iv()),
+            own_address,
+        )
+    }
+
+    async fn void(
+        &self,
+        ports: &DeliveryPorts<'_>,
+        hold: crate::ledger::hold::Hold,
+        own_address: &str,
+    ) -> Vec<u8> {
+        self.finish_quietly(ports, hold, HoldOutcome::Void).await;
+        RejectReason::Internal("receipt store".into()).to_reject_bytes(own_address)
+    }
+
+    async fn finish_quietly(
+        &self,
+        ports: &DeliveryPorts<'_>,
+        hold: crate::ledger::hold::Hold,
+        outcome: HoldOutcome,
+    ) {
+        if let Err(error) = ports.ledger.finish(hold, outcome, ports.transfers).await {
+            // The pending transfer times out in the ledger on its own.
+            tracing::error!(%error, ?outcome, "ledger could not finish a local hold");
+        }
+    }
+
+    /// The cached connection, or a new one from the token.
+    async fn connection(
+        &self,
+        ports: &DeliveryPorts<'_>,
+        snapshot: &Snapshot,
+        prepare: &Prepare<'_>,
+    ) -> Result<Rc<Connection>, Unknown> {
+        let destination = prepare.destination.as_str();
+        let segment =
+            token_segment(&snapshot.own_address, destination).map_err(|_| Unknown::Address)?;
+        // The connection id covers the address up to the token, so that extra
+        // segments after it (as `@interledger/pay` adds) stay one connection.
+        let base_length = snapshot.own_address.len() + 1 + segment.len();
+        let id_hex = connection_id_hex(&destination[..base_length]);
+        if let Some(connection) = self.connections.borrow().get(&id_hex) {
+            return Ok(Rc::clone(connection));
+        }
+        let token = self
+            .server_secret
+            .decode_sealed_segment(segment)
+            .map_err(|_| Unknown::Token)?;
+        let tag = token
+            .details
+            .payment_tag
+            .as_deref()
+            .ok_or(Unknown::Address)?;
+        let (wallet, target) = resolve_tag(ports, snapshot, tag).await?;
+        let asset = snapshot
+            .wallet(&wallet)
+            .map(|w| snapshot.asset(w.asset))
+            .ok_or(Unknown::Address)?;
+        let connection = Rc::new(Connection {
+            context: ConnectionContext {
+                keys: StreamKeys::new(&token.shared_secret),
+                asset_code: asset.code.clone(),
+                asset_scale: asset.scale,
+                receipts: token.details.receipt.as_ref().map(ReceiptSigner::new),
+            },
+            id_hex: id_hex.clone(),
+            wallet,
+            target,
+            known_total: Cell::new(0),
+            closed: Cell::new(false),
+        });
+        let mut connections = self.connections.borrow_mut();
+        if connections.len() >= CONNECTIONS_CACHED_MAX {
+            if let Some(key) = connections.keys().next().cloned() {
+                connections.remove(&key);
+            }
+        }
+        connections.insert(id_hex, Rc::clone(&connection));
+        Ok(connection)
+    }
+
+    fn iv(&self) -> [u8; IV_SIZE] {
+        let mut iv = [0u8; IV_SIZE];
+        // The OS generator fails only on a broken system; a zero IV would then
+        // repeat, so give up on this reply rather than risk it.
+        if self.random.fill(&mut iv).is_err() {
+            tracing::error!("system random generator failed");
+            std::process::abort();
+        }
+        iv
+    }
+}
+
+/// A wallet of the state, else an incoming payment in the store.
+async fn resolve_tag(
+    ports: &DeliveryPorts<'_>,
+    snapshot: &Snapshot,
+    tag: &str,
+) -> Result<(String, Target), Unknown> {
+    if snapshot.wallet(tag).is_some() {
+        return Ok((tag.to_owned(), Target::Wallet));
+    }
+    if !is_payment_id(tag) {
+        return Err(Unknown::Address);
+    }
+    let op = StoreOp::GetPayment { id: tag.to_owned() };
+    match ports.store.execute(op).await {
+        Ok(StoreAnswer::Payment(Some(payment))) => Ok((
+            payment.wallet,
+            Target::IncomingPayment {
+                id: payment.id,
+                expires_at_ms: payment.expires_at_ms,
+            },
+        )),
+        Ok(_) => Err(Unknown::Address),
+        Err(error) => {
+            tracing::warn!(%error, "incoming payment lookup failed");
+            Err(Unknown::StoreUnavailable)
+        }
+    }
+}
+
+fn target_state(connection: &Connection, now_ms: u64) -> TargetState {
+    let expired = match &connection.target {
+        Target::IncomingPayment { expires_at_ms, .. } => now_ms >= *expires_at_ms,
+        Target::Wallet => false,
+    };
+    if expired || connection.closed.get() {
+        TargetState::Closed
+    } else {
+        TargetState::Open
+    }
+}
+
+fn bare_reject(code: ErrorCode, own_address: &str) -> Vec<u8> {
+    Reject {
+        code,
+        triggered_by: own_address,
+        message: b"",
+        data: b"",
+    }
+    .to_bytes()
+}
+
+fn reply_bytes(reply: &Reply, own_address: &str) -> Vec<u8> {
+    match reply {
+        Reply::Fulfill { fulfillment, data } => Fulfill { fulfillment, data }.to_bytes(),
+        Reply::Reject { code, data } => Reject {
+            code: *code,
+            triggered_by: own_address,
+            message: b"",
+            data,
+        }
+        .to_bytes(),
+    }
+}

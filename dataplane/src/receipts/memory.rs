@@ -1,0 +1,228 @@
+//! The embedded receipt store: the rules of the Redis store, in process, for a
+//! first run with no servers. One mutex for all shards: it is not the production
+//! path.
+
+use super::{CreditResult, IncomingPayment, StoreAnswer, StoreOp};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Connection totals kept at most; past this the oldest expiry goes first.
+const CONNECTIONS_MAX: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    connection_ttl_s: u64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Total and the instant it expires.
+    connections: HashMap<String, (u64, Instant)>,
+    payments: HashMap<String, IncomingPayment>,
+}
+
+impl MemoryStore {
+    pub fn new(connection_ttl_s: u64) -> MemoryStore {
+        MemoryStore {
+            connection_ttl_s,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn execute(&self, op: &StoreOp) -> StoreAnswer {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match op {
+            StoreOp::Credit {
+                connection,
+                amount,
+                payment,
+                now_ms,
+            } => StoreAnswer::Credit(inner.credit(
+                connection,
+                *amount,
+                payment.as_deref(),
+                *now_ms,
+                self.connection_ttl_s,
+            )),
+            StoreOp::Undo {
+                connection,
+                amount,
+                payment,
+            } => {
+                inner.undo(connection, *amount, payment.as_deref());
+                StoreAnswer::Undone
+            }
+            StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(id).cloned()),
+            StoreOp::CreatePayment { payment } => {
+                inner
+                    .payments
+                    .entry(payment.id.clone())
+                    .or_insert_with(|| payment.clone());
+                StoreAnswer::Created
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn connection_total(&mut self, connection: &str) -> u64 {
+        match self.connections.get(connection) {
+            Some((total, expires)) if *expires > Instant::now() => *total,
+            _ => 0,
+        }
+    }
+
+    fn credit(
+        &mut self,
+        connection: &str,
+        amount: u64,
+        payment: Option<&str>,
+        now_ms: u64,
+        ttl_s: u64,
+    ) -> CreditResult {
+        let connection_total = self.connection_total(connection);
+        let mut remaining = None;
+        if let Some(id) = payment {
+            let Some(payment) = self.payments.get_mut(id) else {
+                return CreditResult::UnknownPayment;
+            };
+            if now_ms >= payment.expires_at_ms {
+                return CreditResult::Expired;
+            }
+            if let Some(cap) = payment.incoming_amount {
+                let left = cap.saturating_sub(payment.received);
+                if left == 0 {
+                    return CreditResult::Completed;
+                }
+                if amount > left {
+                    return CreditResult::Exceeds {
+                        connection_total,
+                        remaining: left,
+                    };
+                }
+                remaining = Some(left - amount);
+            }
+            payment.received = payment.received.saturating_add(amount);
+        }
+        if self.connections.len() >= CONNECTIONS_MAX && !self.connections.contains_key(connection) {
+            self.evict_one();
+        }
+        let total = connection_total.saturating_add(amount);
+        let expires = Instant::now() + std::time::Duration::from_secs(ttl_s);
+        self.connections
+            .insert(connection.to_owned(), (total, expires));
+        CreditResult::Credited {
+            connection_total: total,
+            remaining,
+        }
+    }
+
+    fn undo(&mut self, connection: &str, amount: u64, payment: Option<&str>) {
+        if let Some((total, _)) = self.connections.get_mut(connection) {
+            *total = total.saturating_sub(amount);
+        }
+        if let Some(payment) = payment.and_then(|id| self.payments.get_mut(id)) {
+            payment.received = payment.received.saturating_sub(amount);
+        }
+    }
+
+    fn evict_one(&mut self) {
+        let oldest = self
+            .connections
+            .iter()
+            .min_by_key(|(_, (_, expires))| *expires)
+            .map(|(key, _)| key.clone());
+        if let Some(key) = oldest {
+            self.connections.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(cap: Option<u64>) -> StoreOp {
+        StoreOp::CreatePayment {
+            payment: IncomingPayment {
+                id: "p1".into(),
+                wallet: "shop".into(),
+                incoming_amount: cap,
+                expires_at_ms: 1_000,
+                received: 0,
+            },
+        }
+    }
+
+    fn credit(store: &MemoryStore, connection: &str, amount: u64, now_ms: u64) -> CreditResult {
+        let op = StoreOp::Credit {
+            connection: connection.into(),
+            amount,
+            payment: Some("p1".into()),
+            now_ms,
+        };
+        match store.execute(&op) {
+            StoreAnswer::Credit(result) => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn payment_never_goes_past_its_amount() {
+        let store = MemoryStore::new(60);
+        store.execute(&payment(Some(100)));
+        assert_eq!(
+            credit(&store, "a", 60, 0),
+            CreditResult::Credited {
+                connection_total: 60,
+                remaining: Some(40)
+            }
+        );
+        assert_eq!(
+            credit(&store, "b", 50, 0),
+            CreditResult::Exceeds {
+                connection_total: 0,
+                remaining: 40
+            }
+        );
+        assert_eq!(
+            credit(&store, "b", 40, 0),
+            CreditResult::Credited {
+                connection_total: 40,
+                remaining: Some(0)
+            }
+        );
+        assert_eq!(credit(&store, "a", 1, 0), CreditResult::Completed);
+    }
+
+    #[test]
+    fn undo_takes_back_both_totals_and_expiry_closes() {
+        let store = MemoryStore::new(60);
+        store.execute(&payment(None));
+        credit(&store, "a", 70, 0);
+        store.execute(&StoreOp::Undo {
+            connection: "a".into(),
+            amount: 70,
+            payment: Some("p1".into()),
+        });
+        let StoreAnswer::Payment(Some(found)) =
+            store.execute(&StoreOp::GetPayment { id: "p1".into() })
+        else {
+            panic!("payment exists");
+        };
+        assert_eq!(found.received, 0);
+        assert_eq!(credit(&store, "a", 1, 1_000), CreditResult::Expired);
+        let unknown = StoreOp::Credit {
+            connection: "a".into(),
+            amount: 1,
+            payment: Some("nope".into()),
+            now_ms: 0,
+        };
+        assert_eq!(
+            store.execute(&unknown),
+            StoreAnswer::Credit(CreditResult::UnknownPayment)
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The Redis receipt store. Each shard owns one [`RedisWorker`]: a thread with one
+//! blocking connection that runs each batch of operations as one pipeline (one
+//! round trip), so the executor never blocks on Redis. Credits to an incoming
+//! payment run as one script, atomic in Redis, so that no interleaving of
+//! connections or data planes takes a payment past its amount.
+
+use super::{
+    connection_key, payment_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
+};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use futures::channel::oneshot;
+use redis::{ErrorKind, Value};
+use std::time::Duration;
+
+/// Batches waiting for a worker; past this a shard answers T00 (busy) at once.
+const WORKER_QUEUE_BATCHES_MAX: usize = 64;
+/// An incoming payment stays readable this long after it expires, so that late
+/// packets get "expired" rather than "unknown" and operators can look it up.
+const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
+
+/// Credits a connection and an incoming payment together, refusing what would go
+/// past the payment's amount. KEYS: payment, connection. ARGV: amount, connection
+/// ttl in seconds, now in ms. Returns {code, a, b}: 0 unknown, 1 expired,
+/// 2 completed, 3 exceeds (a = remaining, b = connection total), 4 credited
+/// (a = remaining or -1 without a cap, b = connection total).
+const CREDIT_PAYMENT_SCRIPT: &str = r"
+local p = redis.call('HMGET', KEYS[1], 'incoming_amount', 'received', 'expires_at_ms')
+if not p[3] then return {0, 0, 0} end
+if tonumber(ARGV[3]) >= tonumber(p[3]) then return {1, 0, 0} end
+local amount = tonumber(ARGV[1])
+local remaining = -1
+if p[1] and p[1] ~= '' then
+  local left = tonumber(p[1]) - tonumber(p[2])
+  if left <= 0 then return {2, 0, 0} end
+  if amount > left then
+    return {3, left, tonumber(redis.call('GET', KEYS[2]) or '0')}
+  end
+  remaining = left - amount
+end
+redis.call('HINCRBY', KEYS[1], 'received', ARGV[1])
+local total = redis.call('INCRBY', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {4, remaining, total}
+";
+
+type Answer = Result<StoreAnswer, StoreError>;
+
+/// Operations of one shard pass and where their answers go.
+pub type Batch = Vec<(StoreOp, oneshot::Sender<Answer>)>;
+
+/// The handle a shard keeps on its worker thread.
+#[derive(Debug)]
+pub struct RedisWorker {
+    sender: Sender<Batch>,
+}
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: String,
+    pub connection_ttl_s: u64,
+    pub request_timeout: Duration,
+}
+
+impl RedisWorker {
+    /// Starts the worker thread. The URL is checked here; the connection is made
+    /// by the worker, and made again after any failure.
+    pub fn spawn(options: RedisOptions, name: String) -> Result<RedisWorker, StoreError> {
+        let client = redis::Client::open(options.url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || Worker::new(client, options).run(receiver))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start worker: {e}")))?;
+        Ok(RedisWorker { sender })
+    }
+
+    /// Hands a batch to the worker; gives it back when the worker is too far behind.
+    pub fn send(&self, batch: Batch) -> Result<(), Batch> {
+        self.sender.try_send(batch).map_err(|e| match e {
+            TrySendError::Full(batch) | TrySendError::Disconnected(batch) => batch,
+        })
+    }
+}
+
+struct Worker {
+    client: redis::Client,
+    options: RedisOptions,
+    connection: Option<redis::Connection>,
+    credit_script: redis::Script,
+}
+
+impl Worker {
+    fn new(client: redis::Client, options: RedisOptions) -> Worker {
+        Worker {
+            client,
+            options,
+            connection: None,
+            credit_script: redis::Script::new(CREDIT_PAYMENT_SCRIPT),
+        }
+    }
+
+    fn run(mut self, receiver: Receiver<Batch>) {
+        while let Ok(batch) = receiver.recv() {
+            let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch.into_iter().unzip();
+            let answers = self.execute(&ops);
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // The packet may have given up waiting; nothing to do then.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// One answer per op, in order. A connection failure fails the whole batch and
+    /// drops the connection, which the next batch makes again.
+    fn execute(&mut self, ops: &[StoreOp]) -> Vec<Answer> {
+        match self.execute_pipeline(ops) {
+            Ok(answers) => answers,
+            Err(error) => {
+                self.connection = None;
+                tracing::warn!(%error, "Redis pipeline failed");
+                ops.iter()
+                    .map(|_| Err(StoreError::Unavailable(error.to_string())))
+                    .collect()
+            }
+        }
+    }
+
+    fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
+        if self.connection.is_none() {
+            let timeout = self.options.request_timeout;
+            let mut connection = self.client.get_connection_with_timeout(timeout)?;
+            connection.set_read_timeout(Some(timeout))?;
+            connection.set_write_timeout(Some(timeout))?;
+            self.credit_script.load(&mut connection)?;
+            self.connection = Some(connection);
+        }
+        self.connection
+            .as_mut()
+            .ok_or_else(|| (ErrorKind::Io, "no connection").into())
+    }
+
+    fn execute_pipeline(&mut self, ops: &[StoreOp]) -> redis::RedisResult<Vec<Answer>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut shapes = Vec::with_capacity(ops.len());
+        for op in ops {
+            shapes.push(self.queue(&mut pipe, op));
+        }
+        let values: Vec<Value> = pipe.query(self.connection()?)?;
+        let mut values = values.into_iter();
+        let mut answers = Vec::with_capacity(ops.len());
+        let mut script_missing = false;
+        for (op, shape) in ops.iter().zip(shapes) {
+            let taken: Vec<Value> = values.by_ref().take(shape).collect();
+            if taken.len() != shape {
+                return Err((ErrorKind::Client, "pipeline answered too few replies").into());
+            }
+            let answer = interpret(op, &taken);
+            script_missing |=
+                matches!(&answer, Err(StoreError::Protocol(m)) if m.starts_with("NOSCRIPT"));
+            answers.push(answer);
+        }
+        if script_missing {
+            // Redis lost its scripts (restart, SCRIPT FLUSH): those ops did not run,
+            // so running them again after a reload counts nothing twice.
+            self.connection = None;
+            self.retry_missing_scripts(ops, &mut answers)?;
+        }
+        Ok(answers)
+    }
+
+    fn retry_missing_scripts(
+        &mut self,
+        ops: &[StoreOp],
+        answers: &mut [Answer],
+    ) -> redis::RedisResult<()> {
+        for (op, answer) in ops.iter().zip(answers.iter_mut()) {
+            if matches!(answer, Err(StoreError::Protocol(m)) if m.starts_with("NOSCRIPT")) {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                let shape = self.queue(&mut pipe, op);
+                let values: Vec<Value> = pipe.query(self.connection()?)?;
+                if values.len() != shape {
+                    return Err((ErrorKind::Client, "pipeline answered too few replies").into());
+                }
+                *answer = interpret(op, &values);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the commands of `op` and returns how many replies they give.
+    fn queue(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
+        let ttl_s = self.options.connection_ttl_s;
+        match op {
+            StoreOp::Credit {
+                connection,
+                amount,
+                payment: Some(id),
+                now_ms,
+            } => {
+                pipe.cmd("EVALSHA")
+                    .arg(self.credit_script.get_hash())
+                    .arg(2)
+                    .arg(payment_key(id))
+                    .arg(connection_key(connection))
+                    .arg(*amount)
+                    .arg(ttl_s)
+                    .arg(*now_ms);
+                1
+            }
+            StoreOp::Credit {
+                connection,
+                amount,
+                payment: None,
+                ..
+            } => {
+                let key = connection_key(connection);
+                pipe.cmd("INCRBY").arg(&key).arg(*amount);
+                pipe.cmd("EXPIRE").arg(&key).arg(ttl_s);
+                2
+            }
+            StoreOp::Undo {
+                connection,
+                amount,
+                payment,
+            } => {
+                pipe.cmd("DECRBY")
+                    .arg(connection_key(connection))
+                    .arg(*amount);
+                if let Some(id) = payment {
+                    let negative = -i128::from(*amount);
+                    pipe.cmd("HINCRBY")
+                        .arg(payment_key(id))
+                        .arg("received")
+                        .arg(negative.to_string());
+                    return 2;
+                }
+                1
+            }
+            StoreOp::GetPayment { id } => {
+                pipe.cmd("HMGET")
+                    .arg(payment_key(id))
+                    .arg("wallet")
+                    .arg("incoming_amount")
+                    .arg("expires_at_ms")
+                    .arg("received");
+                1
+            }
+            StoreOp::CreatePayment { payment } => {
+                let key = payment_key(&payment.id);
+                let incoming_amount = payment
+                    .incoming_amount
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg("wallet")
+                    .arg(&payment.wallet)
+                    .arg("incoming_amount")
+                    .arg(incoming_amount)
+                    .arg("expires_at_ms")
+                    .arg(payment.expires_at_ms)
+                    .arg("received")
+                    .arg(payment.received);
+                pipe.cmd("PEXPIREAT")
+                    .arg(&key)
+                    .arg(payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS));
+                2
+            }
+        }
+    }
+}
+
+/// Turns the replies of one op into its answer.
+fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
+    if let Some(error) = values.iter().find_map(server_error) {
+        return Err(StoreError::Protocol(error));
+    }
+    match op {
+        StoreOp::Credit {
+            payment: Some(_), ..
+        } => credit_script_result(values),
+        StoreOp::Credit { payment: None, .. } => {
+            let total = values.first().map(as_u64).transpose()?.unwrap_or(0);
+            Ok(StoreAnswer::Credit(CreditResult::Credited {
+                connection_total: total,
+                remaining: None,
+            }))
+        }
+        StoreOp::Undo { .. } => Ok(StoreAnswer::Undone),
+        StoreOp::GetPayment { id } => payment_from_fields(id, values.first()),
+        StoreOp::CreatePayment { .. } => Ok(StoreAnswer::Created),
+    }
+}
+
+fn server_error(value: &Value) -> Option<String> {
+    match value {
+        Value::ServerError(error) => Some(
+            [error.code(), error.details().unwrap_or_default()]
+                .join(" ")
+                .trim()
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+fn as_u64(value: &Value) -> Result<u64, StoreError> {
+    match value {
+        Value::Int(number) => u64::try_from(*number)
+            .map_err(|_| StoreError::Protocol(format!("negative total {number}"))),
+        other => Err(StoreError::Protocol(format!(
+            "expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+fn as_i64(value: Option<&Value>) -> Result<i64, StoreError> {
+    match value {
+        Some(Value::Int(number)) => Ok(*number),
+        other => Err(StoreError::Protocol(format!(
+            "expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+fn credit_script_result(values: &[Value]) -> Answer {
+    let Some(Value::Array(fields)) = values.first() else {
+        return Err(StoreError::Protocol("credit script gave no array".into()));
+    };
+    let code = as_i64(fields.first())?;
+    let a = as_i64(fields.get(1))?;
+    let b = as_i64(fields.get(2))?;
+    let non_negative =
+        |n: i64| u64::try_from(n).map_err(|_| StoreError::Protocol(format!("negative amount {n}")));
+    let result = match code {
+        0 => CreditResult::UnknownPayment,
+        1 => CreditResult::Expired,
+        2 => CreditResult::Completed,
+        3 => CreditResult::Exceeds {
+            remaining: non_negative(a)?,
+            connection_total: non_negative(b)?,
+        },
+        4 => CreditResult::Credited {
+            remaining: (a >= 0).then_some(a.unsigned_abs()),
+            connection_total: non_negative(b)?,
+        },
+        other => return Err(StoreError::Protocol(format!("credit script code {other}"))),
+    };
+    Ok(StoreAnswer::Credit(result))
+}
+
+fn payment_from_fields(id: &str, value: Option<&Value>) -> Answer {
+    let Some(Value::Array(fields)) = value else {
+        return Err(StoreError::Protocol("HMGET gave no array".into()));
+    };
+    let text = |index: usize| -> Option<String> {
+        match fields.get(index) {
+            Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
+            _ => None,
+        }
+    };
+    let Some(wallet) = text(0) else {
+        return Ok(StoreAnswer::Payment(None));
+    };
+    let number = |index: usize, name: &str| -> Result<Option<u64>, StoreError> {
+        match text(index).as_deref() {
+            None | Some("") => Ok(None),
+            Some(digits) => digits
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Protocol(format!("incoming payment {name}: {digits:?}"))),
+        }
+    };
+    Ok(StoreAnswer::Payment(Some(IncomingPayment {
+        id: id.to_owned(),
+        wallet,
+        incoming_amount: number(1, "incoming_amount")?,
+        expires_at_ms: number(2, "expires_at_ms")?.unwrap_or(0),
+        received: number(3, "received")?.unwrap_or(0),
+    })))
+}
