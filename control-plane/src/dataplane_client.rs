@@ -18,7 +18,7 @@ pub enum ClientError {
     #[error("admin token refused (HTTP 401)")]
     Unauthorized,
     /// A state push older than the version in force.
-    #[error("has version {current}, newer than {offered}")]
+    #[error("holds version {current}, newer than {offered}")]
     Conflict { current: u64, offered: u64 },
     /// A 4xx other than 401 and 409: the request itself is wrong.
     #[error("refused (HTTP {status}): {message}")]
