@@ -36,7 +36,14 @@ pub fn run(
     let (mut document, highest) = newest_state(fleet)?;
     let changed = edit(&mut document).map_err(|e| CtlError::Invalid(e.to_string()))?;
     if !changed {
-        println!("no change: the data planes already hold this (version {highest})");
+        if json {
+            println!(
+                "{:#}",
+                serde_json::json!({ "version": highest, "changed": false })
+            );
+        } else {
+            println!("no change: the data planes already hold this (version {highest})");
+        }
         return Ok(());
     }
     document

@@ -165,7 +165,7 @@ impl RatesFeed {
         RatesFeed::with_fetcher(Box::new(move |url, base| fetch(&agent, url, base)), timeout)
     }
 
-    fn with_fetcher(fetcher: Box<Fetcher>, timeout: Duration) -> RatesFeed {
+    pub(crate) fn with_fetcher(fetcher: Box<Fetcher>, timeout: Duration) -> RatesFeed {
         RatesFeed {
             fetcher,
             wait_max: timeout + Duration::from_secs(1),

@@ -519,3 +519,40 @@ fn rates_json(shared: &Shared) -> Value {
         "last_error": status.last_error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn feed(eur: f64) -> RatesFeed {
+        RatesFeed::with_fetcher(
+            Box::new(move |_, _| Ok(BTreeMap::from([("EUR".to_owned(), eur)]))),
+            Duration::from_secs(1),
+        )
+    }
+
+    fn source(base: &str) -> FeedSource {
+        FeedSource {
+            url: "http://feed".into(),
+            base: base.into(),
+            lifetime: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn the_desired_state_is_the_file_with_the_feeds_rates() {
+        let mut state = StateDocument::default();
+        state.rates.rates.insert("EUR".into(), 0.5);
+        let feed = feed(0.9);
+        let plain = compose(&state, None, &feed, true);
+        assert_eq!(plain, state);
+        let before_any_fetch = compose(&state, Some(&source("USD")), &feed, false);
+        assert_eq!(before_any_fetch.rates.rates.get("EUR"), Some(&0.5));
+        let merged = compose(&state, Some(&source("USD")), &feed, true);
+        assert_eq!(merged.rates.rates.get("EUR"), Some(&0.9));
+        // Rates for another base say nothing about this one.
+        let other_base = compose(&state, Some(&source("GBP")), &feed, false);
+        assert_eq!(other_base.rates.rates.get("EUR"), Some(&0.5));
+    }
+}

@@ -218,4 +218,20 @@ mod tests {
         let token = AdminToken("secret-value".into());
         assert!(!format!("{token:?}").contains("secret-value"));
     }
+
+    #[test]
+    fn token_files_give_their_first_line_and_errors_never_quote_them() {
+        let dir = std::env::temp_dir().join(format!("riptidectl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("token");
+        std::fs::write(&good, "  file-secret-token \nsecond line\n").expect("write");
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\nfile-secret-token\n").expect("write");
+        assert_eq!(read_token_file(&good).as_deref(), Ok("file-secret-token"));
+        let error = read_token_file(&empty).expect_err("empty first line");
+        assert!(!error.to_string().contains("file-secret-token"), "{error}");
+        let missing = read_token_file(&dir.join("missing")).expect_err("missing");
+        assert!(matches!(missing, TargetError::TokenFile { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
