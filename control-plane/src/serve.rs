@@ -407,15 +407,20 @@ fn reconcile(
         ));
     }
     view.seen_version = Some(version);
-    if version >= desired.version {
-        view.state = if version == desired.version {
-            "in_sync"
-        } else {
-            "ahead"
-        };
-        if version == desired.version {
-            view.acknowledged_version = Some(version);
+    if version > desired.version {
+        if view.state != "ahead" {
+            log(format!(
+                "{} holds version {version}, ahead of the desired {}: left alone until the next change",
+                client.url(),
+                desired.version
+            ));
         }
+        view.state = "ahead";
+        return Ok(());
+    }
+    if version == desired.version {
+        view.state = "in_sync";
+        view.acknowledged_version = Some(version);
         return Ok(());
     }
     view.state = "behind";
