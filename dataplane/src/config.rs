@@ -749,14 +749,16 @@ fn validate_limits(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldError
     Ok(())
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The line (from 1) of a byte offset in `text`: for TOML errors that carry a span.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len()))
         .map(|before| before.matches('\n').count() + 1)
         .unwrap_or(1)
 }
 
 /// The line of the field at `path` in the TOML text, or of its nearest ancestor.
-fn locate(text: &str, path: &FieldPath) -> usize {
+/// Public so that `riptidectl` names lines in its state file the same way.
+pub fn locate(text: &str, path: &FieldPath) -> usize {
     let Ok(document) = toml_edit::ImDocument::parse(text) else {
         return 1;
     };

@@ -1,0 +1,366 @@
+//! Exchange rates from a Rafiki-format feed: `GET <url>?base=CODE` answers
+//! `{"base": "USD", "rates": {"EUR": 0.9}}`. Rates are kept for `rates.lifetime_ms`;
+//! concurrent callers share one fetch (single flight); a failed fetch keeps the last
+//! good rates, so a feed outage never empties the data planes' rate tables.
+
+use riptide_dataplane::config::StateDocument;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Largest feed answer read.
+const BODY_SIZE_MAX: u64 = 1024 * 1024;
+/// After a failed fetch, the next one waits at least this long (or the lifetime, if
+/// shorter), so a feed that is down is not hammered.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RatesError {
+    #[error("rates feed unreachable: {0}")]
+    Unreachable(String),
+    #[error("rates feed answered HTTP {0}")]
+    Status(u16),
+    #[error("rates feed answer: {0}")]
+    Invalid(String),
+}
+
+/// Where rates come from: the state's `rates.url`, its base, and how long rates live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSource {
+    pub url: String,
+    pub base: String,
+    pub lifetime: Duration,
+}
+
+impl FeedSource {
+    /// The state's feed, if it names one; the base is `rates.base` or the first asset.
+    pub fn of(state: &StateDocument) -> Option<FeedSource> {
+        let url = state.rates.url.clone()?;
+        let base = state
+            .rates
+            .base
+            .clone()
+            .or_else(|| state.assets.first().map(|a| a.code.clone()))?;
+        Some(FeedSource {
+            url,
+            base,
+            lifetime: Duration::from_millis(state.rates.lifetime_ms.max(1)),
+        })
+    }
+}
+
+/// Rates from the feed, with when they came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedRates {
+    pub base: String,
+    pub rates: BTreeMap<String, f64>,
+    pub fetched_unix_ms: u64,
+}
+
+/// Reads the feed's answer: the base must be the one asked for, every rate a
+/// positive number. Unknown fields are ignored.
+pub fn parse_response(body: &[u8], base: &str) -> Result<BTreeMap<String, f64>, RatesError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| RatesError::Invalid(format!("not JSON: {e}")))?;
+    let answered = value["base"]
+        .as_str()
+        .ok_or_else(|| RatesError::Invalid("no `base`".into()))?;
+    if answered != base {
+        return Err(RatesError::Invalid(format!(
+            "asked for base {base}, got {answered}"
+        )));
+    }
+    let listed = value["rates"]
+        .as_object()
+        .ok_or_else(|| RatesError::Invalid("no `rates` object".into()))?;
+    let mut rates = BTreeMap::new();
+    for (code, rate) in listed {
+        let number = rate
+            .as_f64()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .ok_or_else(|| RatesError::Invalid(format!("rates.{code} is not a positive number")))?;
+        rates.insert(code.clone(), number);
+    }
+    Ok(rates)
+}
+
+/// One `GET <url>?base=CODE`, bounded by the agent's timeout.
+pub fn fetch(
+    agent: &ureq::Agent,
+    url: &str,
+    base: &str,
+) -> Result<BTreeMap<String, f64>, RatesError> {
+    let mut response = agent
+        .get(url)
+        .query("base", base)
+        .header("Accept", "application/json")
+        .call()
+        .map_err(|e| RatesError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(RatesError::Status(status));
+    }
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(BODY_SIZE_MAX)
+        .read_to_vec()
+        .map_err(|e| RatesError::Unreachable(e.to_string()))?;
+    parse_response(&body, base)
+}
+
+/// An agent for feeds: bounded, following no redirects to other hosts' surprises.
+pub fn feed_agent(timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
+/// The state with the feed's rates in it: the feed's base, and its rates over the
+/// file's (a rate the feed does not list keeps the file's value).
+pub fn merge(state: &StateDocument, fetched: &FetchedRates) -> StateDocument {
+    let mut merged = state.clone();
+    merged.rates.base = Some(fetched.base.clone());
+    for (code, rate) in &fetched.rates {
+        merged.rates.rates.insert(code.clone(), *rate);
+    }
+    merged
+}
+
+type Fetcher = dyn Fn(&str, &str) -> Result<BTreeMap<String, f64>, RatesError> + Send + Sync;
+
+#[derive(Default)]
+struct FeedState {
+    source: Option<(String, String)>,
+    last_good: Option<(FetchedRates, Instant)>,
+    last_error: Option<String>,
+    last_attempt: Option<Instant>,
+    fetching: bool,
+}
+
+/// What `serve`'s status shows about the feed.
+#[derive(Debug, Clone, Default)]
+pub struct FeedStatus {
+    pub last_good: Option<FetchedRates>,
+    pub age: Option<Duration>,
+    pub last_error: Option<String>,
+}
+
+/// The feed's last good rates, refreshed once they are older than their lifetime.
+pub struct RatesFeed {
+    fetcher: Box<Fetcher>,
+    /// Longest wait for another caller's fetch.
+    wait_max: Duration,
+    state: Mutex<FeedState>,
+    fetched: Condvar,
+}
+
+impl RatesFeed {
+    pub fn new(timeout: Duration) -> RatesFeed {
+        let agent = feed_agent(timeout);
+        RatesFeed::with_fetcher(Box::new(move |url, base| fetch(&agent, url, base)), timeout)
+    }
+
+    pub(crate) fn with_fetcher(fetcher: Box<Fetcher>, timeout: Duration) -> RatesFeed {
+        RatesFeed {
+            fetcher,
+            wait_max: timeout + Duration::from_secs(1),
+            state: Mutex::new(FeedState::default()),
+            fetched: Condvar::new(),
+        }
+    }
+
+    /// The last good rates for `source`, fetched first if they are stale. Only one
+    /// caller fetches at a time; the others wait for its result.
+    pub fn refresh(&self, source: &FeedSource, now_unix_ms: u64) -> Option<FetchedRates> {
+        let Ok(mut state) = self.state.lock() else {
+            return None;
+        };
+        let key = (source.url.clone(), source.base.clone());
+        if state.source.as_ref() != Some(&key) {
+            // Rates of another feed or base say nothing about this one.
+            *state = FeedState {
+                source: Some(key.clone()),
+                fetching: state.fetching,
+                ..FeedState::default()
+            };
+        }
+        let deadline = Instant::now() + self.wait_max;
+        while state.fetching && Instant::now() < deadline {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            state = match self.fetched.wait_timeout(state, wait) {
+                Ok((guard, _)) => guard,
+                Err(_) => return None,
+            };
+        }
+        if state.fetching || !due(&state, source.lifetime, Instant::now()) {
+            return state.last_good.as_ref().map(|(rates, _)| rates.clone());
+        }
+        state.fetching = true;
+        state.last_attempt = Some(Instant::now());
+        drop(state);
+        let result = (self.fetcher)(&source.url, &source.base);
+        let Ok(mut state) = self.state.lock() else {
+            return None;
+        };
+        state.fetching = false;
+        self.fetched.notify_all();
+        if state.source.as_ref() != Some(&key) {
+            // The source changed while this fetch ran: its answer is for the old one.
+            return state.last_good.as_ref().map(|(rates, _)| rates.clone());
+        }
+        match result {
+            Ok(rates) => {
+                let fetched = FetchedRates {
+                    base: source.base.clone(),
+                    rates,
+                    fetched_unix_ms: now_unix_ms,
+                };
+                state.last_good = Some((fetched, Instant::now()));
+                state.last_error = None;
+            }
+            Err(error) => state.last_error = Some(error.to_string()),
+        }
+        state.last_good.as_ref().map(|(rates, _)| rates.clone())
+    }
+
+    pub fn status(&self) -> FeedStatus {
+        let Ok(state) = self.state.lock() else {
+            return FeedStatus::default();
+        };
+        FeedStatus {
+            last_good: state.last_good.as_ref().map(|(rates, _)| rates.clone()),
+            age: state.last_good.as_ref().map(|(_, at)| at.elapsed()),
+            last_error: state.last_error.clone(),
+        }
+    }
+}
+
+/// Whether a fetch is due: no good rates yet or they outlived `lifetime`, and not
+/// right after a failure.
+fn due(state: &FeedState, lifetime: Duration, now: Instant) -> bool {
+    let stale = state
+        .last_good
+        .as_ref()
+        .is_none_or(|(_, at)| now.duration_since(*at) >= lifetime);
+    let backing_off = state.last_error.is_some()
+        && state
+            .last_attempt
+            .is_some_and(|at| now.duration_since(at) < RETRY_AFTER_FAILURE.min(lifetime));
+    stale && !backing_off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn rafiki_answers_are_parsed_and_checked() {
+        let rates = parse_response(br#"{"base":"USD","rates":{"EUR":0.9,"JPY":150}}"#, "USD")
+            .expect("valid");
+        assert_eq!(rates.get("EUR"), Some(&0.9));
+        assert_eq!(rates.get("JPY"), Some(&150.0));
+        let extra = br#"{"base":"USD","rates":{},"timestamp":1}"#;
+        assert!(parse_response(extra, "USD").expect("valid").is_empty());
+        let wrong_base = parse_response(br#"{"base":"EUR","rates":{}}"#, "USD");
+        assert_eq!(
+            wrong_base,
+            Err(RatesError::Invalid("asked for base USD, got EUR".into()))
+        );
+        for bad in [
+            &br#"{"base":"USD","rates":{"EUR":"0.9"}}"#[..],
+            br#"{"base":"USD","rates":{"EUR":-1}}"#,
+            br#"{"base":"USD"}"#,
+            br#"not json"#,
+        ] {
+            assert!(parse_response(bad, "USD").is_err());
+        }
+    }
+
+    #[test]
+    fn fetched_rates_override_the_files() {
+        let mut state = StateDocument::default();
+        state.rates.rates.insert("EUR".into(), 0.5);
+        state.rates.rates.insert("GBP".into(), 0.7);
+        let fetched = FetchedRates {
+            base: "USD".into(),
+            rates: BTreeMap::from([("EUR".to_owned(), 0.9)]),
+            fetched_unix_ms: 1,
+        };
+        let merged = merge(&state, &fetched);
+        assert_eq!(merged.rates.base.as_deref(), Some("USD"));
+        assert_eq!(merged.rates.rates.get("EUR"), Some(&0.9));
+        assert_eq!(merged.rates.rates.get("GBP"), Some(&0.7));
+    }
+
+    fn source(lifetime_ms: u64) -> FeedSource {
+        FeedSource {
+            url: "http://feed".into(),
+            base: "USD".into(),
+            lifetime: Duration::from_millis(lifetime_ms),
+        }
+    }
+
+    #[test]
+    fn concurrent_callers_share_one_fetch() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let feed = RatesFeed::with_fetcher(
+            Box::new(move |_, _| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+                Ok(BTreeMap::from([("EUR".to_owned(), 0.9)]))
+            }),
+            Duration::from_secs(2),
+        );
+        let source = source(60_000);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let rates = feed.refresh(&source, 1).expect("rates");
+                    assert_eq!(rates.rates.get("EUR"), Some(&0.9));
+                });
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        feed.refresh(&source, 2);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "fresh rates are not fetched again"
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_good_rates() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let feed = RatesFeed::with_fetcher(
+            Box::new(move |_, _| match counter.fetch_add(1, Ordering::SeqCst) {
+                0 => Ok(BTreeMap::from([("EUR".to_owned(), 0.9)])),
+                _ => Err(RatesError::Status(500)),
+            }),
+            Duration::from_secs(1),
+        );
+        let source = source(50);
+        assert!(feed.refresh(&source, 1).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        let kept = feed.refresh(&source, 2).expect("last good rates");
+        assert_eq!(kept.rates.get("EUR"), Some(&0.9));
+        assert_eq!(kept.fetched_unix_ms, 1);
+        let status = feed.status();
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some("rates feed answered HTTP 500")
+        );
+        // Right after a failure the feed is not asked again.
+        feed.refresh(&source, 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,683 @@
+//! The control plane against real data planes: `riptidectl apply` and its day-to-day
+//! commands change what two running riptide processes do with the next packets, a data
+//! plane that is down is reported with a non-zero exit, and `riptidectl serve` follows
+//! its file and a Rafiki-format rates feed and re-pushes to a data plane that restarts.
+
+use riptide_dataplane::packet::{ErrorCode, Packet, Prepare};
+use riptide_tests::dataplane::{
+    prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+};
+use riptide_tests::free_loopback_port;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const ADMIN_TOKEN: &str = "admin-token-for-control-plane-0123456789";
+const ALICE_TOKEN: &str = "alice-token-0123456789";
+/// Longest any single wait in these tests may take.
+const WAIT_MAX: Duration = Duration::from_secs(20);
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A data plane that starts with an empty state: everything comes from riptidectl.
+struct Dataplane {
+    process: Option<RiptideProcess>,
+    config: String,
+    connector: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Dataplane {
+    fn start() -> Dataplane {
+        let (connector, admin, public) = (
+            free_loopback_port(),
+            free_loopback_port(),
+            free_loopback_port(),
+        );
+        let config = format!(
+            r#"
+[node]
+ilp_address = "test.riptide"
+connector_port = {connector}
+admin_port = {admin}
+public_port = {public}
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "{ADMIN_TOKEN}"
+
+[ledger]
+kind = "memory"
+"#
+        );
+        let mut dataplane = Dataplane {
+            process: None,
+            config,
+            connector: loopback(connector),
+            admin: loopback(admin),
+        };
+        dataplane.restart();
+        dataplane
+    }
+
+    /// Stops the process if it runs and starts it again on the same ports, with the
+    /// state of its file (empty, version 0).
+    fn restart(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.terminate(Duration::from_secs(10));
+        }
+        self.process = Some(RiptideProcess::start(
+            &self.config,
+            self.connector,
+            self.admin,
+            ADMIN_TOKEN,
+            1,
+        ));
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// Sends a Prepare from alice to carol; the HTTP status and the reply.
+    fn send(&self, amount: u64, seed: u8) -> (u16, Vec<u8>) {
+        let prepare = prepare_for_sink(amount, "test.carol.x", Duration::from_secs(20), [seed; 32]);
+        let response = HttpClient::new(self.connector)
+            .post_packet(ALICE_TOKEN, &prepare)
+            .expect("http to the data plane");
+        (response.status, response.body)
+    }
+}
+
+/// What a packet of 1000 from alice became at carol's end, or why it did not arrive.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Delivered(u64),
+    Rejected(ErrorCode),
+    HttpStatus(u16),
+}
+
+fn deliver(dataplane: &Dataplane, carol: &SinkPeer, seed: u8) -> Delivery {
+    let (status, reply) = dataplane.send(1000, seed);
+    if status != 200 {
+        return Delivery::HttpStatus(status);
+    }
+    match Packet::parse(&reply) {
+        Ok(Packet::Fulfill(_)) => {
+            let received = carol.received();
+            let last = received.last().expect("carol saw the packet");
+            Delivery::Delivered(Prepare::parse(&last.body).expect("a Prepare").amount)
+        }
+        Ok(Packet::Reject(reject)) => Delivery::Rejected(reject.code),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Waits until every data plane delivers as `expected` (bounded).
+fn wait_for_delivery(dataplanes: &[&Dataplane], carol: &SinkPeer, expected: Delivery) {
+    let started = Instant::now();
+    let mut seed = 0u8;
+    for dataplane in dataplanes {
+        loop {
+            seed = seed.wrapping_add(1);
+            let got = deliver(dataplane, carol, seed);
+            if got == expected {
+                break;
+            }
+            assert!(
+                started.elapsed() < WAIT_MAX,
+                "{}: expected {expected:?}, still {got:?}",
+                dataplane.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The desired state: alice (USD, sends) and carol (EUR, receives), one rate source.
+struct StateSpec<'a> {
+    dataplanes: &'a [String],
+    carol_url: String,
+    alice: bool,
+    max_packet: u64,
+    rates: &'a str,
+}
+
+impl StateSpec<'_> {
+    fn toml(&self) -> String {
+        let urls: Vec<String> = self
+            .dataplanes
+            .iter()
+            .map(|url| format!("{{ url = \"{url}\" }}"))
+            .collect();
+        let alice = if self.alice {
+            format!(
+                r#"
+[[peers]]
+id = "alice"
+asset = "USD"
+incoming_tokens = ["{ALICE_TOKEN}"]
+initial_liquidity = 100000000
+max_packet_amount = {}
+"#,
+                self.max_packet
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"
+[control]
+dataplanes = [{}]
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[assets]]
+code = "EUR"
+scale = 2
+ledger = 2
+initial_liquidity = 1000000000
+{alice}
+[[peers]]
+id = "carol"
+asset = "EUR"
+outgoing_url = "{}"
+outgoing_token = "riptide-to-carol-token"
+routes = ["test.carol"]
+
+[rates]
+base = "USD"
+{}
+"#,
+            urls.join(", "),
+            self.carol_url,
+            self.rates
+        )
+    }
+}
+
+/// Writes the file whole, by rename, as an editor does: a watcher never reads half.
+fn write_atomically(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).expect("write state file");
+    std::fs::rename(&temporary, path).expect("rename state file");
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs riptidectl with the admin token in its environment; bounded in time.
+fn riptidectl(args: &[&str]) -> Output {
+    let mut child = Command::new(workspace_binary("riptidectl"))
+        .args(args)
+        .env("RIPTIDE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("RIPTIDE_DATAPLANES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start riptidectl");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let readers = (
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        }),
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        }),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("riptidectl {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        code: status.code().unwrap_or(-1),
+        stdout: readers.0.join().unwrap_or_default(),
+        stderr: readers.1.join().unwrap_or_default(),
+    };
+    assert!(
+        !output.stdout.contains(ADMIN_TOKEN) && !output.stderr.contains(ADMIN_TOKEN),
+        "the admin token leaked: {}{}",
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
+/// `riptidectl` against both data planes, with short timeouts.
+fn ctl(dataplanes: &[&Dataplane], args: &[&str]) -> Output {
+    let urls: Vec<String> = dataplanes.iter().map(|d| d.url()).collect();
+    let mut all: Vec<&str> = Vec::new();
+    for url in &urls {
+        all.extend(["--dataplane", url]);
+    }
+    all.extend(["--timeout-ms", "3000", "--attempts", "3"]);
+    all.extend(args);
+    riptidectl(&all)
+}
+
+fn assert_ok(output: &Output) {
+    assert_eq!(
+        output.code, 0,
+        "stdout: {}\nstderr: {}",
+        output.stdout, output.stderr
+    );
+}
+
+#[test]
+fn apply_and_day_to_day_commands_reach_every_dataplane() {
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let (a, b) = (Dataplane::start(), Dataplane::start());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("state.toml");
+    let urls = [a.url(), b.url()];
+    let spec = StateSpec {
+        dataplanes: &urls,
+        carol_url: carol.url(),
+        alice: true,
+        max_packet: 5000,
+        rates: "rates = { USD = 1.0, EUR = 0.5 }",
+    };
+    std::fs::write(&file, spec.toml()).expect("write state");
+    let file_arg = file.display().to_string();
+
+    let applied = riptidectl(&["apply", "-f", &file_arg, "--json"]);
+    assert_ok(&applied);
+    let report = applied.json();
+    let version = report["version"].as_u64().expect("version");
+    for dataplane in report["dataplanes"].as_array().expect("dataplanes") {
+        assert_eq!(dataplane["acknowledged_version"], version, "{report}");
+    }
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Delivered(500));
+
+    // Applying the same file again changes nothing and says so.
+    let again = riptidectl(&["apply", "-f", &file_arg]);
+    assert_ok(&again);
+    assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
+
+    assert_ok(&ctl(&[&a, &b], &["rates", "set", "EUR=0.8"]));
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Delivered(800));
+    let rates = ctl(&[&a], &["rates", "show", "--json"]).json();
+    assert_eq!(rates["rates"]["EUR"], 0.8);
+
+    assert_ok(&ctl(
+        &[&a, &b],
+        &["limits", "set", "alice", "--max-packet", "100"],
+    ));
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Rejected(ErrorCode::F08));
+
+    let peers = ctl(&[&b], &["peer", "list", "--json"]);
+    assert_ok(&peers);
+    assert!(!peers.stdout.contains(ALICE_TOKEN), "tokens are not listed");
+    let alice = &peers.json()["peers"][0];
+    assert_eq!(
+        (alice["id"].as_str(), alice["max_packet_amount"].as_u64()),
+        (Some("alice"), Some(100))
+    );
+
+    assert_ok(&ctl(
+        &[&a, &b],
+        &["route", "add", "test.elsewhere", "--peer", "carol"],
+    ));
+    let routes = ctl(&[&a], &["route", "list"]);
+    assert!(
+        routes.stdout.contains("test.elsewhere  carol"),
+        "{}",
+        routes.stdout
+    );
+
+    // Counters are published once a second; rejects by code show after that.
+    std::thread::sleep(Duration::from_millis(1200));
+    let status = ctl(&[&a, &b], &["status", "--json", "--interval-ms", "0"]);
+    assert_ok(&status);
+    let status = status.json();
+    let rows = status["dataplanes"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["version"], rows[1]["version"]);
+    assert!(
+        rows[0]["rejects_by_code"]["F08"].as_u64() >= Some(1),
+        "{status}"
+    );
+    assert!(rows[0]["fulfilled"].as_u64() >= Some(1), "{status}");
+
+    let deposit = [
+        "liquidity",
+        "deposit",
+        "--peer",
+        "alice",
+        "1000",
+        "--key",
+        "k-1",
+        "--json",
+    ];
+    assert_eq!(ctl(&[&a], &deposit).json()["created"], true);
+    assert_eq!(
+        ctl(&[&a], &deposit).json()["created"],
+        false,
+        "the key moves money once"
+    );
+    let balances = ctl(&[&a], &["balance", "--json"]).json();
+    let accounts = balances["balances"]["accounts"]
+        .as_array()
+        .expect("accounts");
+    assert!(accounts.iter().any(|account| account["name"] == "alice"));
+
+    let missing = ctl(&[&a, &b], &["peer", "remove", "nobody"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert_ok(&ctl(&[&a, &b], &["peer", "remove", "alice"]));
+    wait_for_delivery(&[&a, &b], &carol, Delivery::HttpStatus(401));
+}
+
+#[test]
+fn apply_reports_a_dataplane_that_is_down_and_exits_non_zero() {
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let up = Dataplane::start();
+    let down = format!("http://127.0.0.1:{}", free_loopback_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("state.toml");
+    let urls = [up.url(), down.clone()];
+    let spec = StateSpec {
+        dataplanes: &urls,
+        carol_url: carol.url(),
+        alice: true,
+        max_packet: 5000,
+        rates: "rates = { USD = 1.0, EUR = 0.5 }",
+    };
+    std::fs::write(&file, spec.toml()).expect("write state");
+    let file_arg = file.display().to_string();
+
+    let applied = riptidectl(&["apply", "-f", &file_arg, "--json", "--attempts", "3"]);
+    assert_eq!(applied.code, 1, "stderr: {}", applied.stderr);
+    let report = applied.json();
+    assert_eq!(report["ok"], false);
+    let rows = report["dataplanes"].as_array().expect("rows");
+    assert_eq!(rows[0]["acknowledged_version"], report["version"]);
+    assert_eq!(rows[1]["url"], down.as_str());
+    assert_eq!(rows[1]["acknowledged_version"], Value::Null);
+    assert_eq!(rows[1]["attempts"], 3);
+    assert!(rows[1]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("unreachable")));
+    assert!(applied.stderr.contains("retrying"), "{}", applied.stderr);
+    assert!(
+        applied.stderr.contains("did not acknowledge"),
+        "{}",
+        applied.stderr
+    );
+    // The data plane that is up got the state all the same.
+    wait_for_delivery(&[&up], &carol, Delivery::Delivered(500));
+
+    // An invalid file is refused before anything is sent, naming field and line.
+    let invalid = spec
+        .toml()
+        .replace("max_packet_amount = 5000", "max_packet_amount = 0");
+    std::fs::write(&file, invalid).expect("write state");
+    let refused = riptidectl(&["apply", "-f", &file_arg]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("line 22: peers[0].max_packet_amount: must be greater than 0"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// A Rafiki-format rates feed: `GET /rates?base=USD` answers the current EUR rate.
+struct RatesServer {
+    address: SocketAddr,
+    eur: Arc<Mutex<String>>,
+    requests: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RatesServer {
+    fn start(eur: &str) -> RatesServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind rates feed");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let address = listener.local_addr().expect("address");
+        let eur = Arc::new(Mutex::new(eur.to_owned()));
+        let requests = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (eur, requests, stop) =
+                (Arc::clone(&eur), Arc::clone(&requests), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            requests.fetch_add(1, Ordering::Relaxed);
+                            answer_rates(stream, &eur);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        RatesServer {
+            address,
+            eur,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/rates", self.address)
+    }
+
+    fn set(&self, eur: &str) {
+        *self.eur.lock().expect("rates lock") = eur.to_owned();
+    }
+}
+
+impl Drop for RatesServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer_rates(stream: std::net::TcpStream, eur: &Mutex<String>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    let (status, body) = if request_line.starts_with("GET /rates?base=USD ") {
+        let eur = eur.lock().expect("rates lock").clone();
+        (
+            "200 OK",
+            format!(r#"{{"base":"USD","rates":{{"EUR":{eur}}}}}"#),
+        )
+    } else {
+        ("404 Not Found", "{}".to_owned())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = reader.get_mut().write_all(response.as_bytes());
+}
+
+/// `riptidectl serve` as a child process, stopped on drop.
+struct Serve {
+    child: Child,
+    status: SocketAddr,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(file: &Path, log: PathBuf) -> Serve {
+        let status = loopback(free_loopback_port());
+        let child = Command::new(workspace_binary("riptidectl"))
+            .args(["serve", "-f"])
+            .arg(file)
+            .args([
+                "--listen",
+                &status.to_string(),
+                "--watch-ms",
+                "100",
+                "--poll-ms",
+                "200",
+            ])
+            .args(["--timeout-ms", "2000"])
+            .env("RIPTIDE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("RIPTIDE_DATAPLANES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start riptidectl serve");
+        Serve { child, status, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn status(&self) -> Option<Value> {
+        let response = HttpClient::new(self.status)
+            .request("GET", "/status", &[], b"")
+            .ok()?;
+        (response.status == 200).then(|| serde_json::from_slice(&response.body).ok())?
+    }
+
+    /// Waits until `check` holds for the status document (bounded).
+    fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.status() {
+                if check(&status) {
+                    return status;
+                }
+            }
+            assert!(
+                started.elapsed() < WAIT_MAX,
+                "serve: {what} not reached: {:?}\nlog:\n{}",
+                self.status(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn in_sync(status: &Value) -> bool {
+    let desired = &status["desired_version"];
+    status["in_sync"] == true
+        && status["dataplanes"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .all(|row| &row["acknowledged_version"] == desired)
+        })
+}
+
+#[test]
+fn serve_follows_the_file_the_rates_feed_and_restarted_dataplanes() {
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let feed = RatesServer::start("0.5");
+    let (a, mut b) = (Dataplane::start(), Dataplane::start());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("state.toml");
+    let urls = [a.url(), b.url()];
+    let rates = format!("url = \"{}\"\nlifetime_ms = 300", feed.url());
+    let mut spec = StateSpec {
+        dataplanes: &urls,
+        carol_url: carol.url(),
+        alice: true,
+        max_packet: 5000,
+        rates: &rates,
+    };
+    write_atomically(&file, &spec.toml());
+    let serve = Serve::start(&file, dir.path().join("serve.log"));
+
+    let first = serve.wait_for("both data planes in sync", in_sync);
+    assert!(first["rates"]["age_ms"].as_u64().is_some(), "{first}");
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Delivered(500));
+
+    // A new rate from the feed reaches the next packets.
+    feed.set("0.8");
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Delivered(800));
+    assert!(feed.requests.load(Ordering::Relaxed) >= 2);
+
+    // An edit of the file does too.
+    spec.max_packet = 100;
+    write_atomically(&file, &spec.toml());
+    wait_for_delivery(&[&a, &b], &carol, Delivery::Rejected(ErrorCode::F08));
+
+    // A data plane that restarts on its own (empty) file gets the state again.
+    b.restart();
+    let restarted = serve.wait_for("the restart noticed and repaired", |status| {
+        in_sync(status) && status["dataplanes"][1]["restarts_detected"].as_u64() >= Some(1)
+    });
+    assert_eq!(restarted["dataplanes"][0]["restarts_detected"], 0);
+    wait_for_delivery(&[&b], &carol, Delivery::Rejected(ErrorCode::F08));
+
+    // Removing a peer from the file refuses its token everywhere.
+    spec.alice = false;
+    write_atomically(&file, &spec.toml());
+    wait_for_delivery(&[&a, &b], &carol, Delivery::HttpStatus(401));
+
+    // A broken file keeps the last good state and says why.
+    write_atomically(&file, "[[peers]]\nid = 5\n");
+    let broken = serve.wait_for("the file error reported", |status| {
+        status["file"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 2"))
+    });
+    assert!(in_sync(&broken));
+    assert!(!serve.log().contains(ADMIN_TOKEN));
+}
