@@ -14,6 +14,8 @@
 //! - `POST /v1/incoming-payments`, `GET /v1/incoming-payments/{id}`,
 //!   `POST /v1/incoming-payments/{id}/credentials`: incoming payments in the
 //!   receipt store, and STREAM credentials to pay them (fresh ones on each ask).
+//! - `POST /v1/quotes`, `POST /v1/outgoing-payments`, `GET /v1/outgoing-payments/{id}`:
+//!   quotes by rate probe and payments over STREAM from a wallet's account.
 
 use crate::config::StateDocument;
 use crate::connector::snapshot::Snapshot;
@@ -33,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod incoming_payments;
+mod outgoing;
 
 /// Largest state document accepted.
 const STATE_BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
@@ -44,6 +47,8 @@ pub struct Admin {
     pub node: crate::config::NodeConfig,
     /// The document in force; only the admin task touches it, the lock is for `Send`.
     pub document: Arc<Mutex<StateDocument>>,
+    /// Quotes and outgoing payments made through this admin API.
+    pub payments: Rc<crate::outgoing::Payments>,
 }
 
 pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
@@ -117,6 +122,11 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         (Method::POST, "/v1/liquidity") => liquidity(admin, request).await,
         (Method::GET, "/v1/balances") => balances(admin).await,
         (Method::POST, "/v1/incoming-payments") => incoming_payments::create(admin, request).await,
+        (Method::POST, "/v1/quotes") => outgoing::quote(admin, request).await,
+        (Method::POST, "/v1/outgoing-payments") => outgoing::pay(admin, request).await,
+        (Method::GET, p) if p.starts_with("/v1/outgoing-payments/") => {
+            outgoing::get(admin, &p["/v1/outgoing-payments/".len()..])
+        }
         (method, p) if p.starts_with("/v1/incoming-payments/") => {
             let rest = &p["/v1/incoming-payments/".len()..];
             match (method, rest.strip_suffix("/credentials")) {
@@ -255,7 +265,8 @@ fn parse_liquidity(
     let account = match request.account.split_once(':') {
         Some(("peer", id)) => LiquidityAccount::Peer(id.to_owned()),
         Some(("asset", code)) => LiquidityAccount::Asset(code.to_owned()),
-        _ => return Err("account: must be peer:<id> or asset:<code>".into()),
+        Some(("wallet", id)) => LiquidityAccount::Wallet(id.to_owned()),
+        _ => return Err("account: must be peer:<id>, asset:<code> or wallet:<id>".into()),
     };
     let direction = match request.direction.as_str() {
         "deposit" => LiquidityDirection::Deposit,

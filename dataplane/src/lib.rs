@@ -14,6 +14,7 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod node;
+pub mod outgoing;
 pub mod packet;
 pub mod rates;
 pub mod receipts;

@@ -215,6 +215,7 @@ async fn run_shard(
             token: node.admin_token.clone(),
             node,
             document,
+            payments: Rc::new(crate::outgoing::Payments::default()),
         });
         glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
     }

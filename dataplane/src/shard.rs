@@ -489,8 +489,63 @@ impl Shard {
         }
     }
 
+    /// Sends a Prepare made inside this process from a wallet's account: the
+    /// pipeline and the forward of a peer's packet, with the wallet paying. Probes
+    /// (`hold` false) move nothing on this side.
+    pub async fn send_from_wallet(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        wallet_id: &str,
+        mut prepare_bytes: Vec<u8>,
+        hold: bool,
+    ) -> Vec<u8> {
+        let own_address = snapshot.own_address.as_str();
+        let Some(wallet) = snapshot.wallet(wallet_id) else {
+            return RejectReason::NoRoute.to_reject_bytes(own_address);
+        };
+        let decision = match Prepare::parse(&prepare_bytes) {
+            Ok(prepare) => pipeline::decide_from_account(
+                snapshot,
+                &self.shared.options,
+                (wallet.account_id, wallet.asset),
+                &prepare,
+                unix_now_ms(),
+                hold,
+            ),
+            Err(_) => Decision::Reject(RejectReason::Internal("unparseable prepare".into())),
+        };
+        // Counted until this future ends or is dropped (a quote stops waiting for
+        // its last probes).
+        let _counted = InFlight::enter(&self.in_flight);
+        match decision {
+            Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
+            Decision::Reject(reason) => reason.to_reject_bytes(own_address),
+            // Paying a wallet of this node needs no ILP (Rafiki settles such payments
+            // in its own books); not offered here.
+            Decision::Local | Decision::Fulfill(_) => {
+                RejectReason::NoRoute.to_reject_bytes(own_address)
+            }
+        }
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shared.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// One packet counted in a shard's in-flight total for as long as it lives.
+struct InFlight<'a>(&'a Cell<u32>);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a Cell<u32>) -> InFlight<'a> {
+        count.set(count.get() + 1);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 

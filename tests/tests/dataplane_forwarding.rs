@@ -664,9 +664,10 @@ rates = {{ USD = 1.0, EUR = 0.5 }}
     );
     let reply = send(&a, "client-token-0123456789", &unknown);
     let reject = reject_of(&reply);
+    // `nobody` is not a connection token of B's receiver: F06 from B.
     assert_eq!(
         (reject.code, reject.triggered_by),
-        (ErrorCode::F02, "test.b"),
+        (ErrorCode::F06, "test.b"),
         "B's reject is relayed unchanged"
     );
 }

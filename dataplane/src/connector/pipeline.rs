@@ -198,6 +198,54 @@ fn decide_inner(
     }))
 }
 
+/// Decides what happens to a Prepare made inside this process (a quote's probe or
+/// an outgoing payment's packet) and paid from the account `source` (id, asset).
+/// The same checks as for a peer's packet, less the peer's own limits; with
+/// `hold` false (unfulfillable probes) nothing is held on this side, as Rafiki does.
+pub fn decide_from_account(
+    snapshot: &Snapshot,
+    options: &PipelineOptions,
+    source: (u128, AssetIndex),
+    prepare: &Prepare<'_>,
+    now_ms: u64,
+    hold: bool,
+) -> Decision {
+    let decide = || -> Result<Decision, RejectReason> {
+        if prepare.destination.scheme() == "peer" {
+            return Err(RejectReason::PeerProtocolUnhandled);
+        }
+        let expires_at_outgoing = outgoing_expiry(options, prepare.expires_at, now_ms)?;
+        let to = match snapshot
+            .routes
+            .lookup(prepare.destination.as_str(), |_| false)
+        {
+            Some(RouteTarget::Peer(to)) => *to,
+            Some(RouteTarget::Local) => return Ok(Decision::Local),
+            None => return Err(RejectReason::NoRoute),
+        };
+        let peer = snapshot.peer(to);
+        let amount_outgoing = convert_between(snapshot, source.1, peer.asset, prepare.amount)?;
+        let legs = if hold {
+            legs_between(
+                snapshot,
+                source,
+                (peer.account_id, peer.asset),
+                prepare.amount,
+                amount_outgoing,
+            )
+        } else {
+            Vec::new()
+        };
+        Ok(Decision::Forward(Forward {
+            to,
+            amount_outgoing,
+            expires_at_outgoing,
+            legs,
+        }))
+    };
+    decide().unwrap_or_else(Decision::Reject)
+}
+
 fn answer_ildcp(snapshot: &Snapshot, from: PeerIndex) -> Result<Decision, RejectReason> {
     let peer = snapshot.peer(from);
     let asset = snapshot.asset(peer.asset);

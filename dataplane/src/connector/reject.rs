@@ -42,8 +42,6 @@ pub enum RejectReason {
     Busy,
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("destination is local and has no receiver")]
-    LocalUnreachable,
 }
 
 impl RejectReason {
@@ -51,8 +49,7 @@ impl RejectReason {
         match self {
             RejectReason::PeerProtocolUnhandled
             | RejectReason::NoRoute
-            | RejectReason::RouteToSender
-            | RejectReason::LocalUnreachable => ErrorCode::F02,
+            | RejectReason::RouteToSender => ErrorCode::F02,
             RejectReason::AmountTooLarge { .. } => ErrorCode::F08,
             RejectReason::WrongCondition => ErrorCode::F05,
             RejectReason::RateMissing(_)

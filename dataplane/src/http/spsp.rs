@@ -16,7 +16,7 @@ use crate::stream::{ReceiptSetup, ServerSecret, TokenDetails, IV_SIZE};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -199,9 +199,94 @@ fn status_only(status: StatusCode) -> Response<Full<Bytes>> {
     response
 }
 
+/// Largest SPSP answer read from a receiver.
+const ANSWER_SIZE_MAX: usize = 16 * 1024;
+
+/// Why an SPSP query gave no credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpspError {
+    #[error("SPSP URL must be http://host:port/path: {0}")]
+    Url(String),
+    #[error("SPSP query to {0} failed: {1}")]
+    Transport(String, String),
+    #[error("SPSP server answered HTTP {0}")]
+    Status(u16),
+    #[error("SPSP answer is not valid: {0}")]
+    Answer(String),
+}
+
+/// Asks an SPSP server (plain `http://`, as within a cluster) for a destination
+/// and shared secret; the secret may be in either base64 alphabet.
+pub async fn query(url: &str) -> Result<(String, Vec<u8>), SpspError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| SpspError::Url(url.to_owned()))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let transport = |e: String| SpspError::Transport(authority.to_owned(), e);
+    let stream = glommio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(HyperStream::new(stream))
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    glommio::spawn_local(async move {
+        let _ = connection.await;
+    })
+    .detach();
+    let request = Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::ACCEPT,
+            "application/spsp4+json, application/spsp+json",
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| SpspError::Url(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(SpspError::Status(status));
+    }
+    let body = http_body_util::Limited::new(response.into_body(), ANSWER_SIZE_MAX)
+        .collect()
+        .await
+        .map_err(|e| transport(e.to_string()))?
+        .to_bytes();
+    parse_answer(&body)
+}
+
+fn parse_answer(body: &[u8]) -> Result<(String, Vec<u8>), SpspError> {
+    let answer: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| SpspError::Answer(e.to_string()))?;
+    let destination = answer["destination_account"]
+        .as_str()
+        .ok_or_else(|| SpspError::Answer("no destination_account".into()))?;
+    let secret = answer["shared_secret"]
+        .as_str()
+        .and_then(|text| decode_exact::<32>(text.as_bytes()))
+        .ok_or_else(|| SpspError::Answer("shared_secret is not 32 bytes of base64".into()))?;
+    Ok((destination.to_owned(), secret.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode_exact;
+    use super::{decode_exact, parse_answer, SpspError};
+
+    #[test]
+    fn answers_are_read_in_either_alphabet_and_checked() {
+        let secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let body =
+            format!(r#"{{"destination_account":"g.x.y","shared_secret":"{secret}","extra":1}}"#);
+        let (destination, bytes) = parse_answer(body.as_bytes()).expect("valid");
+        assert_eq!((destination.as_str(), bytes[31]), ("g.x.y", 31));
+        assert!(matches!(
+            parse_answer(br#"{"destination_account":"g.x","shared_secret":"AAAA"}"#),
+            Err(SpspError::Answer(_))
+        ));
+    }
 
     #[test]
     fn receipt_headers_decode_in_either_alphabet() {

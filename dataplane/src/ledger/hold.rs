@@ -367,6 +367,8 @@ fn shortfall_reason(legs: &[Leg], failed_index: usize) -> RejectReason {
 pub enum LiquidityAccount {
     Peer(String),
     Asset(String),
+    /// A wallet's account: a deposit funds its outgoing payments.
+    Wallet(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,6 +419,12 @@ impl LedgerPort {
                     .find(|a| &a.code == code)
                     .ok_or_else(|| refused(format!("unknown asset {code:?}")))?;
                 (asset.liquidity_account_id, asset)
+            }
+            LiquidityAccount::Wallet(id) => {
+                let wallet = snapshot
+                    .wallet(id)
+                    .ok_or_else(|| refused(format!("unknown wallet {id:?}")))?;
+                (wallet.account_id, snapshot.asset(wallet.asset))
             }
         };
         if amount == 0 || idempotency_key.is_empty() {
@@ -544,11 +552,16 @@ fn chart_of_accounts(snapshot: &Snapshot) -> Vec<Account> {
         });
     }
     for wallet in &snapshot.wallets {
-        // A receiving account only collects: no balance flag, so it never refuses.
+        // A wallet's account collects STREAM payments and pays outgoing ones; the
+        // flag never refuses a credit, and keeps payments within what it holds.
         accounts.push(Account {
             id: wallet.account_id,
             ledger: snapshot.asset(wallet.asset).ledger,
             code: ACCOUNT_CODE_RECEIVING,
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: true,
+                ..AccountFlags::default()
+            },
             ..Account::default()
         });
     }

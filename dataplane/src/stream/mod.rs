@@ -20,6 +20,7 @@ pub mod frame;
 pub mod packet;
 pub mod receipt;
 pub mod receiver;
+pub mod sender;
 pub mod token;
 
 pub use crypto::{CryptoError, StreamKeys, ENCRYPTION_OVERHEAD, IV_SIZE};

@@ -1,0 +1,214 @@
+//! `POST /v1/quotes`, `POST /v1/outgoing-payments`, `GET /v1/outgoing-payments/{id}`:
+//! quotes by rate probe and outgoing payments over STREAM, from a wallet.
+//!
+//! A destination is `{"spsp": "http://host:port/path"}` or `{"ilp_address": "...",
+//! "shared_secret": "<base64>"}`; the amount is `send_amount` (fixed send, source
+//! units) or `receive_amount` (fixed delivery, destination units); `slippage` is a
+//! fraction (default 0.01). A payment names a `quote_id`, or carries a quote request
+//! and is quoted first.
+
+use super::{error, json_response, read_body, Admin};
+use crate::outgoing::{Destination, PayError, QuoteError, QuoteRequest};
+use crate::stream::sender::Target;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+
+const SLIPPAGE_DEFAULT: f64 = 0.01;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestinationBody {
+    #[serde(default)]
+    spsp: Option<String>,
+    #[serde(default)]
+    ilp_address: Option<String>,
+    #[serde(default)]
+    shared_secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteBody {
+    wallet: String,
+    destination: DestinationBody,
+    #[serde(default)]
+    send_amount: Option<serde_json::Value>,
+    #[serde(default)]
+    receive_amount: Option<serde_json::Value>,
+    #[serde(default)]
+    slippage: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentBody {
+    #[serde(default)]
+    quote_id: Option<String>,
+    #[serde(flatten)]
+    quote: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match read_body(request, 64 * 1024).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let request = match serde_json::from_slice::<QuoteBody>(&body)
+        .map_err(|e| format!("quote: {e}"))
+        .and_then(parse_quote)
+    {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match admin.payments.quote(&admin.shard, request).await {
+        Ok(quote) => json_response(StatusCode::CREATED, serde_json::json!(quote)),
+        Err(e) => quote_failure(&e),
+    }
+}
+
+pub async fn pay(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match read_body(request, 64 * 1024).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let parsed: PaymentBody = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("payment: {e}")),
+    };
+    let quote_id = match (parsed.quote_id, parsed.quote.filter(|m| !m.is_empty())) {
+        (Some(id), None) => id,
+        (None, Some(fields)) => {
+            let request = match serde_json::from_value::<QuoteBody>(fields.into())
+                .map_err(|e| format!("payment: {e}"))
+                .and_then(parse_quote)
+            {
+                Ok(request) => request,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            match admin.payments.quote(&admin.shard, request).await {
+                Ok(quote) => quote.id,
+                Err(e) => return quote_failure(&e),
+            }
+        }
+        _ => return error(
+            StatusCode::BAD_REQUEST,
+            "payment: give quote_id, or a quote request (wallet, destination, amount), not both",
+        ),
+    };
+    match admin.payments.pay(&admin.shard, &quote_id) {
+        Ok(payment) => json_response(StatusCode::CREATED, serde_json::json!(payment)),
+        Err(PayError::UnknownQuote) => {
+            error(StatusCode::NOT_FOUND, "no such quote (or paid already)")
+        }
+        Err(PayError::QuoteExpired) => error(StatusCode::CONFLICT, "the quote expired"),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+pub fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
+    match admin.payments.payment(id) {
+        Some(payment) => json_response(StatusCode::OK, serde_json::json!(payment)),
+        None => error(StatusCode::NOT_FOUND, "no such outgoing payment"),
+    }
+}
+
+fn quote_failure(e: &QuoteError) -> Response<Full<Bytes>> {
+    let status = match e {
+        QuoteError::UnknownWallet(_) => StatusCode::NOT_FOUND,
+        QuoteError::Random => StatusCode::SERVICE_UNAVAILABLE,
+        QuoteError::Spsp(_) | QuoteError::Probe(_) | QuoteError::NothingDelivered => {
+            StatusCode::BAD_GATEWAY
+        }
+    };
+    error(status, &e.to_string())
+}
+
+fn parse_quote(body: QuoteBody) -> Result<QuoteRequest, String> {
+    let destination = match body.destination {
+        DestinationBody {
+            spsp: Some(url),
+            ilp_address: None,
+            shared_secret: None,
+        } => Destination::Spsp(url),
+        DestinationBody {
+            spsp: None,
+            ilp_address: Some(address),
+            shared_secret: Some(secret),
+        } => {
+            let shared_secret = STANDARD
+                .decode(&secret)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(secret.trim_end_matches('=')))
+                .ok()
+                .filter(|s| s.len() == 32)
+                .ok_or("destination.shared_secret: must be 32 bytes in base64")?;
+            Destination::Credentials {
+                address,
+                shared_secret,
+            }
+        }
+        _ => return Err("destination: give spsp, or ilp_address and shared_secret".into()),
+    };
+    let target = match (body.send_amount, body.receive_amount) {
+        (Some(amount), None) => Target::FixedSend(positive(&amount, "send_amount")?),
+        (None, Some(amount)) => Target::FixedDelivery(positive(&amount, "receive_amount")?),
+        _ => return Err("give send_amount or receive_amount, not both".into()),
+    };
+    let slippage = body.slippage.unwrap_or(SLIPPAGE_DEFAULT);
+    if !(0.0..1.0).contains(&slippage) {
+        return Err("slippage: must be at least 0 and below 1".into());
+    }
+    Ok(QuoteRequest {
+        wallet: body.wallet,
+        destination,
+        target,
+        slippage_ppm: (slippage * 1_000_000.0).round() as u32,
+    })
+}
+
+fn positive(value: &serde_json::Value, name: &str) -> Result<u64, String> {
+    match value {
+        serde_json::Value::String(text) => text.parse::<u64>().ok(),
+        serde_json::Value::Number(number) => number.as_u64(),
+        _ => None,
+    }
+    .filter(|amount| *amount > 0)
+    .ok_or(format!(
+        "{name}: must be a positive integer (a string for values over 2^53)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<QuoteRequest, String> {
+        serde_json::from_str::<QuoteBody>(text)
+            .map_err(|e| e.to_string())
+            .and_then(parse_quote)
+    }
+
+    #[test]
+    fn quote_requests_are_checked() {
+        let ok = parse(r#"{"wallet":"w","destination":{"spsp":"http://127.0.0.1:1/w"},"receive_amount":"500"}"#)
+            .expect("valid");
+        assert_eq!(
+            (ok.target, ok.slippage_ppm),
+            (Target::FixedDelivery(500), 10_000)
+        );
+        for bad in [
+            r#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":1,"receive_amount":1}"#,
+            r#"{"wallet":"w","destination":{"spsp":"u"}}"#,
+            r#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":0}"#,
+            r#"{"wallet":"w","destination":{"ilp_address":"g.x"},"send_amount":5}"#,
+            r#"{"wallet":"w","destination":{"ilp_address":"g.x","shared_secret":"AAAA"},"send_amount":5}"#,
+            r#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":5,"slippage":1.5}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Quotes and outgoing payments: the IO side of the STREAM sender. Packets enter the
+//! pipeline through [`Shard::send_from_wallet`], never through a socket; the wallet's
+//! account pays, the outgoing peer's account is credited.
+//!
+//! * A quote resolves the destination (SPSP, or an address and shared secret), sends
+//!   the rate probe, and states the source amount, the minimum delivery (after
+//!   slippage), the rates, the path's max packet amount and an expiry.
+//! * An outgoing payment pays a quote in a task of its own; its state, totals and
+//!   last error are kept for `GET /v1/outgoing-payments/{id}`. Failures end in a
+//!   state with a reason, never a crash.
+//!
+//! Quotes and payments live in the memory of the data plane that made them.
+
+use crate::http::spsp;
+use crate::shard::{unix_now_ms, Shard};
+use crate::stream::sender::{
+    Action, Answer, Progress, RateProbe, Ratio, SendError, SenderOptions, StreamSender, Target,
+};
+use crate::stream::IV_SIZE;
+use futures::stream::{FuturesUnordered, StreamExt};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// How long a quote may be paid.
+pub const QUOTE_LIFETIME_MS: u64 = 5 * 60 * 1_000;
+/// Longest the rate probe waits for its replies.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Packets of one payment in flight at once.
+const PAYMENT_IN_FLIGHT_MAX: usize = 16;
+/// Temporary rejects in a row before a payment fails.
+const PAYMENT_RETRIES_MAX: u32 = 10;
+/// Quotes and payments kept; past this the oldest finished ones go.
+const RECORDS_MAX: usize = 100_000;
+
+/// Where a payment goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Spsp(String),
+    Credentials {
+        address: String,
+        shared_secret: Vec<u8>,
+    },
+}
+
+/// What a quote asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteRequest {
+    pub wallet: String,
+    pub destination: Destination,
+    pub target: Target,
+    /// Parts per million below the probed rate that a packet may still deliver.
+    pub slippage_ppm: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QuoteError {
+    #[error("unknown wallet {0:?}")]
+    UnknownWallet(String),
+    #[error(transparent)]
+    Spsp(#[from] spsp::SpspError),
+    #[error(transparent)]
+    Probe(#[from] SendError),
+    #[error("the quote would deliver nothing")]
+    NothingDelivered,
+    #[error("no randomness available")]
+    Random,
+}
+
+/// A priced payment, ready to pay until `expires_at_ms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Quote {
+    pub id: String,
+    pub wallet: String,
+    #[serde(skip)]
+    destination_address: String,
+    #[serde(skip)]
+    shared_secret: Vec<u8>,
+    pub destination: String,
+    #[serde(with = "as_string")]
+    pub source_amount: u64,
+    #[serde(with = "as_string")]
+    pub min_delivery_amount: u64,
+    /// Destination units per source unit, as probed and after slippage.
+    pub rate: f64,
+    pub min_rate: f64,
+    #[serde(with = "as_string")]
+    pub max_packet_amount: u64,
+    pub destination_asset: Option<AssetView>,
+    pub fixed: &'static str,
+    pub expires_at_ms: u64,
+    #[serde(skip)]
+    target: Target,
+    #[serde(skip)]
+    rate_exact: Ratio,
+    #[serde(skip)]
+    min_rate_exact: Ratio,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetView {
+    pub code: String,
+    pub scale: u8,
+}
+
+/// Where a payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentState {
+    Sending,
+    Completed,
+    Failed,
+}
+
+/// An outgoing payment as `GET /v1/outgoing-payments/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutgoingPayment {
+    pub id: String,
+    pub quote_id: String,
+    pub wallet: String,
+    pub destination: String,
+    pub state: PaymentState,
+    #[serde(with = "as_string")]
+    pub source_amount: u64,
+    #[serde(with = "as_string")]
+    pub min_delivery_amount: u64,
+    #[serde(with = "as_string")]
+    pub sent: u64,
+    #[serde(with = "as_string")]
+    pub delivered: u64,
+    pub packets_fulfilled: u64,
+    pub packets_rejected: u64,
+    pub last_error: Option<String>,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PayError {
+    #[error("no such quote")]
+    UnknownQuote,
+    #[error("the quote expired")]
+    QuoteExpired,
+    #[error(transparent)]
+    Sender(#[from] SendError),
+    #[error("no randomness available")]
+    Random,
+}
+
+/// Quotes and payments of one data plane, served by its admin shard.
+#[derive(Default)]
+pub struct Payments {
+    quotes: RefCell<HashMap<String, Quote>>,
+    payments: RefCell<HashMap<String, OutgoingPayment>>,
+}
+
+impl Payments {
+    pub fn payment(&self, id: &str) -> Option<OutgoingPayment> {
+        self.payments.borrow().get(id).cloned()
+    }
+
+    /// Resolves the destination, probes the path and keeps the quote.
+    pub async fn quote(
+        &self,
+        shard: &Rc<Shard>,
+        request: QuoteRequest,
+    ) -> Result<Quote, QuoteError> {
+        let snapshot = shard.shared.snapshot.load_full();
+        if snapshot.wallet(&request.wallet).is_none() {
+            return Err(QuoteError::UnknownWallet(request.wallet));
+        }
+        let (address, shared_secret) = match &request.destination {
+            Destination::Spsp(url) => spsp::query(url).await?,
+            Destination::Credentials {
+                address,
+                shared_secret,
+            } => (address.clone(), shared_secret.clone()),
+        };
+        let probed = probe(shard, &request.wallet, &address, &shared_secret).await?;
+        let min_rate = probed.rate.reduced_by_ppm(request.slippage_ppm);
+        let (source_amount, min_delivery_amount) = match request.target {
+            Target::FixedSend(amount) => (amount, min_rate.floor_mul(amount)),
+            Target::FixedDelivery(amount) => (min_rate.ceil_source_for(amount), amount),
+        };
+        if min_delivery_amount == 0 || source_amount == u64::MAX {
+            return Err(QuoteError::NothingDelivered);
+        }
+        let quote = Quote {
+            id: random_id().ok_or(QuoteError::Random)?,
+            wallet: request.wallet,
+            destination: match &request.destination {
+                Destination::Spsp(url) => url.clone(),
+                Destination::Credentials { address, .. } => address.clone(),
+            },
+            destination_address: address,
+            shared_secret,
+            source_amount,
+            min_delivery_amount,
+            rate: probed.rate.as_f64(),
+            min_rate: min_rate.as_f64(),
+            max_packet_amount: probed.max_packet_amount,
+            destination_asset: probed.asset.map(|(code, scale)| AssetView { code, scale }),
+            fixed: match request.target {
+                Target::FixedSend(_) => "send",
+                Target::FixedDelivery(_) => "delivery",
+            },
+            expires_at_ms: unix_now_ms() + QUOTE_LIFETIME_MS,
+            target: request.target,
+            rate_exact: probed.rate,
+            min_rate_exact: min_rate,
+        };
+        let mut quotes = self.quotes.borrow_mut();
+        evict_oldest(&mut quotes, |q| q.expires_at_ms);
+        quotes.insert(quote.id.clone(), quote.clone());
+        Ok(quote)
+    }
+
+    /// Starts paying a quote; the payment goes on in its own task.
+    pub fn pay(
+        self: &Rc<Self>,
+        shard: &Rc<Shard>,
+        quote_id: &str,
+    ) -> Result<OutgoingPayment, PayError> {
+        let quote = self
+            .quotes
+            .borrow_mut()
+            .remove(quote_id)
+            .ok_or(PayError::UnknownQuote)?;
+        if unix_now_ms() >= quote.expires_at_ms {
+            return Err(PayError::QuoteExpired);
+        }
+        let options = SenderOptions {
+            target: quote.target,
+            min_rate: quote.min_rate_exact,
+            rate: quote.rate_exact,
+            max_packet_amount: quote.max_packet_amount,
+            source_amount_max: quote.source_amount,
+            in_flight_max: PAYMENT_IN_FLIGHT_MAX,
+            retries_max: PAYMENT_RETRIES_MAX,
+        };
+        let sender = StreamSender::new(&quote.destination_address, &quote.shared_secret, options)?;
+        let payment = OutgoingPayment {
+            id: random_id().ok_or(PayError::Random)?,
+            quote_id: quote.id.clone(),
+            wallet: quote.wallet.clone(),
+            destination: quote.destination.clone(),
+            state: PaymentState::Sending,
+            source_amount: quote.source_amount,
+            min_delivery_amount: quote.min_delivery_amount,
+            sent: 0,
+            delivered: 0,
+            packets_fulfilled: 0,
+            packets_rejected: 0,
+            last_error: None,
+            created_at_ms: unix_now_ms(),
+        };
+        {
+            let mut payments = self.payments.borrow_mut();
+            evict_oldest(&mut payments, |p| p.created_at_ms);
+            payments.insert(payment.id.clone(), payment.clone());
+        }
+        let (payments, shard, id) = (Rc::clone(self), Rc::clone(shard), payment.id.clone());
+        glommio::spawn_local(async move {
+            let outcome = drive(&shard, &payments, &id, &quote.wallet, sender).await;
+            payments.finish(&id, outcome);
+        })
+        .detach();
+        Ok(payment)
+    }
+
+    fn update(&self, id: &str, progress: Progress) {
+        if let Some(payment) = self.payments.borrow_mut().get_mut(id) {
+            payment.sent = progress.sent;
+            payment.delivered = progress.delivered;
+            payment.packets_fulfilled = progress.packets_fulfilled;
+            payment.packets_rejected = progress.packets_rejected;
+        }
+    }
+
+    fn finish(&self, id: &str, outcome: Result<(), SendError>) {
+        if let Some(payment) = self.payments.borrow_mut().get_mut(id) {
+            match outcome {
+                Ok(()) => payment.state = PaymentState::Completed,
+                Err(error) => {
+                    tracing::info!(payment = id, %error, "outgoing payment failed");
+                    payment.state = PaymentState::Failed;
+                    payment.last_error = Some(error.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Sends every probe at once and reads what came back within the probe timeout.
+async fn probe(
+    shard: &Rc<Shard>,
+    wallet: &str,
+    address: &str,
+    shared_secret: &[u8],
+) -> Result<crate::stream::sender::ProbeResult, QuoteError> {
+    let snapshot = shard.shared.snapshot.load_full();
+    let mut probe = RateProbe::new(address, shared_secret)?;
+    let mut iv_failed = false;
+    let packets = probe.packets(unix_now_ms(), || {
+        random_iv().unwrap_or_else(|| {
+            iv_failed = true;
+            [0; IV_SIZE]
+        })
+    });
+    if iv_failed {
+        return Err(QuoteError::Random);
+    }
+    let mut replies: FuturesUnordered<_> = packets
+        .into_iter()
+        .map(|(sequence, prepare)| {
+            let (shard, snapshot) = (Rc::clone(shard), Arc::clone(&snapshot));
+            async move {
+                let reply = shard
+                    .send_from_wallet(&snapshot, wallet, prepare, false)
+                    .await;
+                (sequence, reply)
+            }
+        })
+        .collect();
+    let collect = async {
+        while let Some((sequence, reply)) = replies.next().await {
+            probe.on_reply(sequence, Answer::parse(&reply));
+        }
+    };
+    // Probes still out when the timer fires are dropped: their answers are not
+    // needed to price the path.
+    futures_lite::future::or(collect, glommio::timer::sleep(PROBE_TIMEOUT)).await;
+    let result = probe.result();
+    if let Some(iv) = random_iv() {
+        let close = probe.close_prepare(unix_now_ms(), iv);
+        let _ = shard
+            .send_from_wallet(&snapshot, wallet, close, false)
+            .await;
+    }
+    Ok(result?)
+}
+
+/// Runs the sender until it is done: a window of packets in flight, replies fed
+/// back as they come, waits as the sender asks.
+async fn drive(
+    shard: &Rc<Shard>,
+    payments: &Payments,
+    id: &str,
+    wallet: &str,
+    mut sender: StreamSender,
+) -> Result<(), SendError> {
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let Some(iv) = random_iv() else {
+            return Err(SendError::Rejected("no randomness available".into()));
+        };
+        match sender.poll(unix_now_ms(), iv) {
+            Action::Send {
+                sequence, prepare, ..
+            } => {
+                let (shard, snapshot) = (Rc::clone(shard), shard.shared.snapshot.load_full());
+                let wallet = wallet.to_owned();
+                // The forward races the packet's own expiry (R00), so every packet
+                // comes back: none is dropped with its hold in place.
+                in_flight.push(async move {
+                    let reply = shard
+                        .send_from_wallet(&snapshot, &wallet, prepare, true)
+                        .await;
+                    (sequence, reply)
+                });
+            }
+            Action::Wait { until_ms } => {
+                let wait_ms = until_ms.map(|until| until.saturating_sub(unix_now_ms()));
+                let next = async { in_flight.next().await };
+                let timer = async {
+                    match wait_ms {
+                        Some(ms) => glommio::timer::sleep(Duration::from_millis(ms)).await,
+                        None => futures::future::pending::<()>().await,
+                    }
+                    None
+                };
+                if let Some((sequence, reply)) = futures_lite::future::or(next, timer).await {
+                    sender.on_reply(sequence, Answer::parse(&reply), unix_now_ms());
+                    payments.update(id, sender.progress());
+                }
+            }
+            Action::Done(outcome) => {
+                if let Some(iv) = random_iv() {
+                    let close = sender.close_prepare(unix_now_ms(), iv);
+                    let snapshot = shard.shared.snapshot.load_full();
+                    let _ = shard
+                        .send_from_wallet(&snapshot, wallet, close, false)
+                        .await;
+                }
+                payments.update(id, sender.progress());
+                return outcome;
+            }
+        }
+    }
+}
+
+fn random_iv() -> Option<[u8; IV_SIZE]> {
+    let mut iv = [0u8; IV_SIZE];
+    SystemRandom::new().fill(&mut iv).ok()?;
+    Some(iv)
+}
+
+fn random_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Keeps a map under [`RECORDS_MAX`] by dropping the entry with the smallest key.
+fn evict_oldest<T>(map: &mut HashMap<String, T>, age: impl Fn(&T) -> u64) {
+    if map.len() < RECORDS_MAX {
+        return;
+    }
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, value)| age(value))
+        .map(|(key, _)| key.clone());
+    if let Some(key) = oldest {
+        map.remove(&key);
+    }
+}
+
+/// u64 amounts as JSON strings, so that clients in JavaScript lose no digits.
+mod as_string {
+    pub fn serialize<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+}

@@ -1,0 +1,437 @@
+//! Quotes and outgoing payments end to end: riptide A pays from a wallet through its
+//! peer riptide B into B's wallet (SPSP), same currency and across currencies, and
+//! into a receiver made with the npm `ilp-protocol-stream` server. Balances in a real
+//! TigerBeetle match what was sent and delivered to the unit; a payment that runs out
+//! of money stops in a failed state that says why.
+
+use riptide_tests::dataplane::{NodeScript, RiptideProcess};
+use riptide_tests::{free_loopback_port, shared_tigerbeetle};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Ports and names of one two-node setup, unique in this run.
+struct Names {
+    tag: String,
+    usd: String,
+    eur: String,
+    ledger_base: u32,
+}
+
+fn names() -> Names {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let run = std::process::id() % 100_000;
+    let tag = format!("o{run}x{n}");
+    Names {
+        usd: format!("U{tag}"),
+        eur: format!("E{tag}"),
+        ledger_base: 800_000 + (run % 1000) * 100 + n * 2,
+        tag,
+    }
+}
+
+struct Node {
+    process: RiptideProcess,
+    public: u16,
+}
+
+impl Node {
+    fn start(address: &str, body: &str) -> Node {
+        start_with_connector(address, body, free_loopback_port())
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let response = self.process.admin_request(method, path, text.as_bytes());
+        let parsed = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        (response.status, parsed)
+    }
+
+    fn balance(&self, kind: &str, name: &str) -> i128 {
+        let (status, body) = self.admin("GET", "/v1/balances", &Value::Null);
+        assert_eq!(status, 200, "{body}");
+        let row = body["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|row| row["kind"] == kind && row["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} account {name}: {body}"))
+            .clone();
+        assert_eq!(row["debits_pending"], "0", "nothing left pending on {name}");
+        assert_eq!(
+            row["credits_pending"], "0",
+            "nothing left pending on {name}"
+        );
+        row["balance"]
+            .as_str()
+            .expect("balance")
+            .parse()
+            .expect("number")
+    }
+
+    fn fund_wallet(&self, wallet: &str, amount: u64) {
+        let (status, body) = self.admin(
+            "POST",
+            "/v1/liquidity",
+            &json!({
+                "account": format!("wallet:{wallet}"),
+                "direction": "deposit",
+                "amount": amount.to_string(),
+                "idempotency_key": format!("fund-{wallet}"),
+            }),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Quotes, pays, and waits (bounded) for the payment to end.
+    fn quote_and_pay(&self, request: &Value) -> (Value, Value) {
+        let (status, quote) = self.admin("POST", "/v1/quotes", request);
+        assert_eq!(status, 201, "{quote}");
+        let (status, payment) = self.admin(
+            "POST",
+            "/v1/outgoing-payments",
+            &json!({ "quote_id": quote["id"] }),
+        );
+        assert_eq!(status, 201, "{payment}");
+        let path = format!(
+            "/v1/outgoing-payments/{}",
+            payment["id"].as_str().expect("id")
+        );
+        let started = Instant::now();
+        loop {
+            let (status, payment) = self.admin("GET", &path, &Value::Null);
+            assert_eq!(status, 200, "{payment}");
+            if payment["state"] != "sending" {
+                return (quote, payment);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "payment still sending after 60 s: {payment}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn amount(value: &Value) -> u64 {
+    value
+        .as_str()
+        .expect("amount string")
+        .parse()
+        .expect("number")
+}
+
+/// A pays from its wallet (in `payer_asset`) through peer B (paid in `link_asset`)
+/// into B's wallet (in `payee_asset`); B takes packets up to `max_packet`.
+struct Pair {
+    a: Node,
+    b: Node,
+    payer: String,
+    payee: String,
+    b_on_a: String,
+    a_on_b: String,
+}
+
+fn pair(
+    names: &Names,
+    payer_asset: &str,
+    link_asset: &str,
+    payee_asset: &str,
+    max_packet: u64,
+) -> Pair {
+    let Names {
+        tag,
+        usd,
+        eur,
+        ledger_base,
+    } = names;
+    let assets = format!(
+        r#"
+[[assets]]
+code = "{usd}"
+scale = 2
+ledger = {ledger_base}
+initial_liquidity = 100000000
+
+[[assets]]
+code = "{eur}"
+scale = 2
+ledger = {ledger_eur}
+initial_liquidity = 100000000
+
+[rates]
+base = "{usd}"
+rates = {{ {usd} = 1.0, {eur} = 0.5 }}
+"#,
+        ledger_eur = ledger_base + 1
+    );
+    let (payer, payee) = (format!("payer{tag}"), format!("payee{tag}"));
+    let (b_on_a, a_on_b) = (format!("b{tag}"), format!("a{tag}"));
+    let b_connector = free_loopback_port();
+    // B first: A's peer entry needs B's connector port, which B's config fixes.
+    let b_body = format!(
+        r#"{assets}
+[[peers]]
+id = "{a_on_b}"
+asset = "{link_asset}"
+incoming_tokens = ["a-to-b-{tag}-0123456789"]
+initial_liquidity = 100000000
+max_packet_amount = {max_packet}
+
+[[wallets]]
+id = "{payee}"
+asset = "{payee_asset}"
+"#
+    );
+    let b = start_with_connector("test.b", &b_body, b_connector);
+    let a_body = format!(
+        r#"{assets}
+[[peers]]
+id = "{b_on_a}"
+asset = "{link_asset}"
+outgoing_url = "http://127.0.0.1:{b_connector}/ilp"
+outgoing_token = "a-to-b-{tag}-0123456789"
+routes = ["test.b"]
+
+[[wallets]]
+id = "{payer}"
+asset = "{payer_asset}"
+"#
+    );
+    let a = Node::start("test.a", &a_body);
+    Pair {
+        a,
+        b,
+        payer,
+        payee,
+        b_on_a,
+        a_on_b,
+    }
+}
+
+/// [`Node::start`] with a chosen connector port.
+fn start_with_connector(address: &str, body: &str, connector: u16) -> Node {
+    let (admin, public) = (free_loopback_port(), free_loopback_port());
+    let config = format!(
+        r#"
+[node]
+ilp_address = "{address}"
+connector_port = {connector}
+admin_port = {admin}
+public_port = {public}
+stream_secret = "{SECRET}"
+admin_token = "{ADMIN_TOKEN}"
+
+[ledger]
+kind = "tigerbeetle"
+addresses = "{tb}"
+
+{body}
+"#,
+        tb = shared_tigerbeetle().address()
+    );
+    let process = RiptideProcess::start(
+        &config,
+        SocketAddr::from(([127, 0, 0, 1], connector)),
+        SocketAddr::from(([127, 0, 0, 1], admin)),
+        ADMIN_TOKEN,
+        2,
+    );
+    Node { process, public }
+}
+
+#[test]
+fn fixed_send_through_a_peer_into_its_wallet_balances_exactly() {
+    let names = names();
+    let p = pair(&names, &names.usd, &names.usd, &names.usd, 1_000_000);
+    p.a.fund_wallet(&p.payer, 100_000);
+    let spsp = format!("http://127.0.0.1:{}/{}", p.b.public, p.payee);
+    let (quote, payment) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": { "spsp": spsp },
+        "send_amount": "50000",
+    }));
+    assert_eq!(quote["destination_asset"]["code"], names.usd.as_str());
+    assert_eq!(quote["rate"], 1.0);
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(
+        (amount(&payment["sent"]), amount(&payment["delivered"])),
+        (50_000, 50_000)
+    );
+    assert_eq!(
+        p.a.balance("receiving", &p.payer),
+        50_000,
+        "the wallet paid what was sent"
+    );
+    assert_eq!(
+        p.a.balance("peer", &p.b_on_a),
+        50_000,
+        "A owes B's side what it forwarded"
+    );
+    assert_eq!(p.b.balance("peer", &p.a_on_b), 100_000_000 - 50_000);
+    assert_eq!(
+        p.b.balance("receiving", &p.payee),
+        50_000,
+        "B's wallet got every unit"
+    );
+}
+
+#[test]
+fn fixed_delivery_across_currencies_delivers_exactly() {
+    let names = names();
+    // A's wallet is in USD; A pays B in EUR (0.5 per USD); B's wallet is in EUR.
+    let p = pair(&names, &names.usd, &names.eur, &names.eur, 4_000);
+    p.a.fund_wallet(&p.payer, 100_000);
+    let spsp = format!("http://127.0.0.1:{}/{}", p.b.public, p.payee);
+    let (quote, payment) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": { "spsp": spsp },
+        "receive_amount": 10_000,
+        "slippage": 0.01,
+    }));
+    assert_eq!(quote["rate"], 0.5, "{quote}");
+    assert_eq!(
+        quote["max_packet_amount"], "8000",
+        "B's F08 limit of 4000 EUR, in USD"
+    );
+    assert_eq!(payment["state"], "completed", "{payment}");
+    let (sent, delivered) = (amount(&payment["sent"]), amount(&payment["delivered"]));
+    assert_eq!(delivered, 10_000);
+    assert_eq!(sent, 20_000);
+    assert!(sent <= amount(&quote["source_amount"]));
+    assert_eq!(
+        p.a.balance("receiving", &p.payer),
+        100_000 - i128::from(sent)
+    );
+    assert_eq!(p.b.balance("receiving", &p.payee), 10_000);
+    assert_eq!(p.b.balance("peer", &p.a_on_b), 100_000_000 - 10_000);
+}
+
+#[test]
+fn a_payment_that_runs_out_of_money_fails_with_the_reason() {
+    let names = names();
+    let p = pair(&names, &names.usd, &names.usd, &names.usd, 1_000);
+    p.a.fund_wallet(&p.payer, 3_500);
+    let spsp = format!("http://127.0.0.1:{}/{}", p.b.public, p.payee);
+    let (_, payment) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": { "spsp": spsp },
+        "send_amount": 10_000,
+    }));
+    assert_eq!(payment["state"], "failed", "{payment}");
+    let error = payment["last_error"].as_str().expect("a reason");
+    assert!(error.contains("T04 insufficient balance"), "{error}");
+    let sent = amount(&payment["sent"]);
+    assert!((3_000..=3_500).contains(&sent), "{payment}");
+    assert_eq!(amount(&payment["delivered"]), sent);
+    assert_eq!(p.a.balance("receiving", &p.payer), 3_500 - i128::from(sent));
+    assert_eq!(p.b.balance("receiving", &p.payee), i128::from(sent));
+}
+
+#[test]
+fn quotes_refuse_what_cannot_be_paid() {
+    let names = names();
+    let p = pair(&names, &names.usd, &names.usd, &names.usd, 1_000);
+    let unknown_wallet = p.a.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({"wallet": "nobody", "destination": {"spsp": "http://127.0.0.1:1/x"}, "send_amount": 5}),
+    );
+    assert_eq!(unknown_wallet.0, 404, "{}", unknown_wallet.1);
+    let no_receiver = p.a.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({
+            "wallet": p.payer,
+            "destination": {"ilp_address": "test.b.nobody", "shared_secret": SECRET},
+            "send_amount": 5
+        }),
+    );
+    assert_eq!(no_receiver.0, 502, "{}", no_receiver.1);
+    let bad_spsp = p.a.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({"wallet": p.payer, "destination": {"spsp": format!("http://127.0.0.1:{}/nobody", p.b.public)}, "send_amount": 5}),
+    );
+    assert_eq!(bad_spsp.0, 502, "{}", bad_spsp.1);
+    assert!(
+        bad_spsp.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("404")),
+        "{}",
+        bad_spsp.1
+    );
+    let unknown_quote = p.a.admin(
+        "POST",
+        "/v1/outgoing-payments",
+        &json!({"quote_id": "feed"}),
+    );
+    assert_eq!(unknown_quote.0, 404);
+}
+
+#[test]
+fn pays_an_ilp_protocol_stream_receiver() {
+    let names = names();
+    let Names { tag, usd, .. } = &names;
+    let js_port = free_loopback_port();
+    let connector = free_loopback_port();
+    let body = format!(
+        r#"
+[[assets]]
+code = "{usd}"
+scale = 2
+ledger = {ledger}
+initial_liquidity = 100000000
+
+[[peers]]
+id = "js{tag}"
+asset = "{usd}"
+incoming_tokens = ["js-to-a-{tag}-0123456789"]
+outgoing_url = "http://127.0.0.1:{js_port}/"
+outgoing_token = "a-to-js-{tag}-0123456789"
+
+[[wallets]]
+id = "payer{tag}"
+asset = "{usd}"
+"#,
+        ledger = names.ledger_base
+    );
+    let a = start_with_connector("test.a", &body, connector);
+    a.fund_wallet(&format!("payer{tag}"), 50_000);
+    let mut receiver = NodeScript::start(
+        "stream_pay.js",
+        &[
+            "receiver".into(),
+            js_port.to_string(),
+            format!("http://127.0.0.1:{connector}/ilp"),
+            format!("a-to-js-{tag}-0123456789"),
+            format!("js-to-a-{tag}-0123456789"),
+            "20000".into(),
+            "40".into(),
+        ],
+    );
+    let credentials = receiver.next_json(Duration::from_secs(30));
+    let (_, payment) = a.quote_and_pay(&json!({
+        "wallet": format!("payer{tag}"),
+        "destination": {
+            "ilp_address": credentials["destination"],
+            "shared_secret": credentials["secret"],
+        },
+        "send_amount": 20_000,
+    }));
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(amount(&payment["delivered"]), 20_000);
+    let received = receiver.next_json(Duration::from_secs(30));
+    assert_eq!(received["received"], "20000");
+    assert_eq!(a.balance("receiving", &format!("payer{tag}")), 30_000);
+    assert_eq!(a.balance("peer", &format!("js{tag}")), 20_000);
+}
