@@ -27,6 +27,8 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
+command -v node >/dev/null && command -v npm >/dev/null \
+    || { echo "benches/reference.sh: needs Node.js and npm for ilp-connector" >&2; exit 1; }
 # The reference connector's pinned packages (benches/reference/package-lock.json).
 if [ ! -d benches/reference/node_modules ]; then
     (cd benches/reference && npm ci --no-audit --no-fund --loglevel=error >&2)
@@ -129,6 +131,11 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 summary = {
+    "riptide_packets_per_second": riptide["fulfilled_per_second"],
+    "reference_packets_per_second": reference["fulfilled_per_second"],
+    "bare_sink_packets_per_second": sink["fulfilled_per_second"],
+    "riptide_cpu_us_per_packet": cpu_us(riptide),
+    "reference_cpu_us_per_packet": cpu_us(reference),
     "riptide_over_reference_packets_per_second": ratio(riptide["fulfilled_per_second"], reference["fulfilled_per_second"]),
     "reference_over_riptide_cpu_per_packet": ratio(cpu_us(reference), cpu_us(riptide)),
     "riptide_over_bare_sink_packets_per_second": ratio(riptide["fulfilled_per_second"], sink["fulfilled_per_second"]),
