@@ -4,6 +4,7 @@
 
 #[cfg(feature = "tigerbeetle")]
 mod ceiling;
+mod cpu;
 mod http;
 mod report;
 mod send;
@@ -36,8 +37,17 @@ struct LoadArgs {
     token: String,
     #[arg(long, default_value_t = 16)]
     connections: u32,
+    /// Length of the measured window, after the warm-up.
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
+    /// Seconds of sending before the measured window, not recorded (connection
+    /// set-up, first-packet costs).
+    #[arg(long, default_value_t = 1)]
+    warmup_s: u64,
+    /// Report the CPU time this process (all its threads) used in the measured
+    /// window, and CPU microseconds per fulfilled packet; repeatable.
+    #[arg(long = "cpu-pid", value_name = "PID")]
+    cpu_pids: Vec<u32>,
     /// Packets per second in all (open loop); without it, closed loop.
     #[arg(long)]
     rate: Option<u64>,
@@ -166,6 +176,9 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
     if load.connections == 0 {
         return fail("--connections must be at least 1");
     }
+    if load.duration_s == 0 {
+        return fail("--duration-s must be at least 1");
+    }
     let json = load.json;
     let options = send::SendOptions {
         target,
@@ -173,11 +186,16 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
         token: load.token,
         payload,
         connections: load.connections,
+        warmup: Duration::from_secs(load.warmup_s),
         duration: Duration::from_secs(load.duration_s),
         rate: load.rate,
         amount: load.amount,
+        cpu_pids: load.cpu_pids,
     };
-    let report = send::run(options, !json);
+    let report = match send::run(options, !json) {
+        Ok(report) => report,
+        Err(message) => return fail(&format!("--cpu-pid: {message}")),
+    };
     if json {
         println!("{}", report.to_json());
     } else {

@@ -1,5 +1,6 @@
 //! What a run measured: packets by outcome and the latency distribution.
 
+use crate::cpu::CpuReport;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -13,7 +14,12 @@ pub struct Report {
     pub rejects: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     pub latency_us: Histogram<u64>,
+    /// The measured window (after the warm-up).
     pub elapsed: Duration,
+    /// Unmeasured warm-up before the window.
+    pub warmup: Duration,
+    /// CPU used in the window by the processes given with `--cpu-pid`.
+    pub cpu: Option<CpuReport>,
 }
 
 impl Report {
@@ -25,6 +31,8 @@ impl Report {
             latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
                 .expect("constant histogram bounds are valid"),
             elapsed: Duration::ZERO,
+            warmup: Duration::ZERO,
+            cpu: None,
         }
     }
 
@@ -53,12 +61,34 @@ impl Report {
         let _ = self.latency_us.add(&other.latency_us);
     }
 
-    fn answered(&self) -> u64 {
+    pub fn answered(&self) -> u64 {
         self.fulfilled + self.rejects.values().sum::<u64>()
     }
 
     fn per_second(&self, count: u64) -> f64 {
         count as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU microseconds the watched processes spent per fulfilled packet.
+    fn cpu_us_per_fulfilled(&self, seconds: f64) -> Option<f64> {
+        (self.fulfilled > 0).then(|| seconds * 1e6 / self.fulfilled as f64)
+    }
+
+    fn cpu_json(&self) -> serde_json::Value {
+        let Some(cpu) = &self.cpu else {
+            return serde_json::Value::Null;
+        };
+        let total: f64 = cpu.processes.iter().map(|p| p.seconds).sum();
+        json!({
+            "seconds": total,
+            "us_per_fulfilled": self.cpu_us_per_fulfilled(total),
+            "processes": cpu.processes.iter().map(|p| json!({
+                "pid": p.pid,
+                "seconds": p.seconds,
+                "us_per_fulfilled": self.cpu_us_per_fulfilled(p.seconds),
+            })).collect::<Vec<_>>(),
+            "loader_seconds": cpu.loader_seconds,
+        })
     }
 
     fn quantile_ms(&self, quantile: f64) -> f64 {
@@ -68,8 +98,10 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "seconds": self.elapsed.as_secs_f64(),
+            "warmup_seconds": self.warmup.as_secs_f64(),
             "answered_per_second": self.per_second(self.answered()),
             "fulfilled_per_second": self.per_second(self.fulfilled),
+            "answered": self.answered(),
             "fulfilled": self.fulfilled,
             "rejects": self.rejects,
             "errors": self.errors,
@@ -80,14 +112,16 @@ impl Report {
                 "p99.9": self.quantile_ms(0.999),
                 "max": self.latency_us.max() as f64 / 1000.0,
             },
+            "cpu": self.cpu_json(),
         })
     }
 
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "seconds             {:>12.1}\n",
-            self.elapsed.as_secs_f64()
+            "seconds             {:>12.1}   (after {:.1} s warm-up)\n",
+            self.elapsed.as_secs_f64(),
+            self.warmup.as_secs_f64()
         ));
         out.push_str(&format!(
             "answered/s          {:>12.0}\n",
@@ -98,7 +132,7 @@ impl Report {
             self.per_second(self.fulfilled)
         ));
         for (code, count) in &self.rejects {
-            out.push_str(&format!("reject {code}          {count:>12}\n"));
+            out.push_str(&format!("reject {code:<12} {count:>12}\n"));
         }
         for (what, count) in &self.errors {
             out.push_str(&format!("error {what:<13} {count:>12}\n"));
@@ -113,6 +147,31 @@ impl Report {
             "latency max    ms   {:>12.3}\n",
             self.latency_us.max() as f64 / 1000.0
         ));
+        if let Some(cpu) = &self.cpu {
+            let per_packet = |seconds: f64| {
+                self.cpu_us_per_fulfilled(seconds)
+                    .map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"))
+            };
+            for process in &cpu.processes {
+                out.push_str(&format!(
+                    "cpu pid {:<8} s  {:>12.2}   {:>10} us/fulfilled\n",
+                    process.pid,
+                    process.seconds,
+                    per_packet(process.seconds)
+                ));
+            }
+            if cpu.processes.len() > 1 {
+                let total: f64 = cpu.processes.iter().map(|p| p.seconds).sum();
+                out.push_str(&format!(
+                    "cpu total       s   {:>12.2}   {:>10} us/fulfilled\n",
+                    total,
+                    per_packet(total)
+                ));
+            }
+            if let Some(seconds) = cpu.loader_seconds {
+                out.push_str(&format!("cpu loader      s   {seconds:>12.2}\n"));
+            }
+        }
         out
     }
 }

@@ -1,8 +1,10 @@
 //! `send`: an upstream peer. Closed loop (each connection sends its next Prepare when
 //! the last reply arrives) or open loop at a fixed rate, where latency counts from
 //! the moment a packet was due, so a stalled connector cannot hide its stall
-//! (coordinated omission).
+//! (coordinated omission). A warm-up sends without recording, so connection set-up
+//! does not count; the measured window follows it.
 
+use crate::cpu::CpuWatch;
 use crate::http::PacketClient;
 use crate::report::Report;
 use crate::stream::StreamSender;
@@ -17,10 +19,15 @@ pub struct SendOptions {
     pub token: String,
     pub payload: Payload,
     pub connections: u32,
+    /// Sending but not recording, before the measured window.
+    pub warmup: Duration,
+    /// The measured window.
     pub duration: Duration,
     /// Packets per second in all, open loop; `None` for closed loop.
     pub rate: Option<u64>,
     pub amount: u64,
+    /// Processes whose CPU time over the measured window is reported.
+    pub cpu_pids: Vec<u32>,
 }
 
 /// What the packets carry.
@@ -63,11 +70,14 @@ pub fn make_prepare(destination: &str, amount: u64, sequence: u64, reject: bool)
     .to_bytes()
 }
 
-pub fn run(options: SendOptions, progress: bool) -> Report {
+pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
+    CpuWatch::check(&options.cpu_pids)?;
     let report = Arc::new(Mutex::new(Report::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let measure_from = started + options.warmup;
+    let end = measure_from + options.duration;
     let options = Arc::new(options);
     let threads: Vec<_> = (0..options.connections)
         .map(|connection| {
@@ -78,23 +88,59 @@ pub fn run(options: SendOptions, progress: bool) -> Report {
                 Arc::clone(&sent),
             );
             std::thread::spawn(move || {
-                connection_loop(&options, connection, &report, &stop, &sent, started)
+                connection_loop(
+                    &options,
+                    connection,
+                    &report,
+                    &stop,
+                    &sent,
+                    started,
+                    measure_from,
+                )
             })
         })
         .collect();
     let mut last = 0;
-    while started.elapsed() < options.duration {
-        std::thread::sleep(
-            Duration::from_secs(1).min(options.duration.saturating_sub(started.elapsed())),
-        );
-        if progress {
-            let now = sent.load(Ordering::Relaxed);
-            eprintln!(
-                "{:>4.0} s  {:>8} packets/s",
-                started.elapsed().as_secs_f64(),
-                now - last
-            );
-            last = now;
+    let mut tick = started;
+    let mut cpu = None;
+    loop {
+        let now = Instant::now();
+        if cpu.is_none() && now >= measure_from {
+            // A process that ended in the warm-up is an error worth stopping for.
+            match CpuWatch::start(&options.cpu_pids) {
+                Ok(watch) => cpu = Some(watch),
+                Err(error) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
+        }
+        if now >= end {
+            break;
+        }
+        // Wake each second for progress, and exactly at the start and end of the window.
+        let next = [tick + Duration::from_secs(1), measure_from, end]
+            .into_iter()
+            .filter(|&t| t > now)
+            .min()
+            .unwrap_or(end);
+        std::thread::sleep(next - now);
+        if Instant::now() >= tick + Duration::from_secs(1) {
+            tick += Duration::from_secs(1);
+            if progress {
+                let count = sent.load(Ordering::Relaxed);
+                let phase = if tick <= measure_from {
+                    "  (warm-up)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "{:>4.0} s  {:>8} packets/s{phase}",
+                    (tick - started).as_secs_f64(),
+                    count - last
+                );
+                last = count;
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -105,8 +151,12 @@ pub fn run(options: SendOptions, progress: bool) -> Report {
         .lock()
         .map(|r| r.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
-    report.elapsed = started.elapsed();
-    report
+    report.elapsed = measure_from.elapsed();
+    report.warmup = options.warmup;
+    report.cpu = cpu
+        .filter(|_| !options.cpu_pids.is_empty())
+        .map(|watch| watch.finish());
+    Ok(report)
 }
 
 fn connection_loop(
@@ -116,6 +166,7 @@ fn connection_loop(
     stop: &AtomicBool,
     sent: &AtomicU64,
     started: Instant,
+    measure_from: Instant,
 ) {
     let mut client = PacketClient::new(options.target, &options.path, &options.token);
     let mut local = Report::new();
@@ -136,7 +187,12 @@ fn connection_loop(
     let interval = options
         .rate
         .map(|rate| Duration::from_secs_f64(f64::from(options.connections) / rate.max(1) as f64));
-    let mut due = started;
+    // Connections start a fraction of the interval apart, so the packets arrive evenly
+    // spread rather than in bursts of one per connection.
+    let mut due = started
+        + interval.map_or(Duration::ZERO, |interval| {
+            interval.mul_f64(f64::from(connection) / f64::from(options.connections))
+        });
     let mut sequence = u64::from(connection) << 40;
     while !stop.load(Ordering::Relaxed) {
         if let Some(interval) = interval {
@@ -166,6 +222,10 @@ fn connection_loop(
         let result = client.send(&prepare);
         let latency_us = due.elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);
+        // Packets due in the warm-up are sent but not recorded.
+        if due < measure_from {
+            continue;
+        }
         match result {
             Ok((200, body)) => match Packet::parse(&body) {
                 Ok(Packet::Fulfill(_)) => local.record_fulfilled(latency_us),
@@ -180,5 +240,31 @@ fn connection_loop(
     }
     if let Ok(mut shared) = report.lock() {
         shared.merge(&local);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Every packet of a run is distinct (a connector may answer a repeated Prepare from
+    /// a cache): the sequence, unique per connection and packet, is in the fulfillment,
+    /// so in the condition and the data.
+    #[test]
+    fn prepares_are_distinct_across_packets_and_connections() {
+        let mut conditions = HashSet::new();
+        for connection in 0..4u64 {
+            for n in 1..=1000u64 {
+                let bytes = make_prepare("test.sink.bench", 1, (connection << 40) + n, false);
+                let Ok(Packet::Prepare(prepare)) = Packet::parse(&bytes) else {
+                    panic!("make_prepare makes a valid Prepare");
+                };
+                let fulfillment: [u8; 32] = prepare.data[..32].try_into().expect("32 bytes");
+                assert_eq!(condition_of(&fulfillment), *prepare.execution_condition);
+                assert!(conditions.insert(*prepare.execution_condition));
+            }
+        }
+        assert_eq!(conditions.len(), 4000);
     }
 }
