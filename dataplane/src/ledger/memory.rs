@@ -6,11 +6,18 @@
 use super::{
     Account, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer, AMOUNT_MAX,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// Transfers remembered for idempotency (a retry with the same id finds its first
+/// result) and for finished pending transfers; older ones are forgotten, oldest
+/// first, except transfers still pending. TigerBeetle keeps every transfer; an
+/// embedded ledger that did would grow without bound and stall every shard while
+/// its maps rehash. The maps are sized for this up front, so they never rehash.
+pub const TRANSFERS_RETAINED_MAX: usize = 1 << 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PendingState {
@@ -27,13 +34,26 @@ struct Pending {
     expires_at_ms: Option<u64>,
 }
 
-#[derive(Default)]
 struct State {
     accounts: HashMap<u128, Account>,
     transfers: HashMap<u128, Transfer>,
     pending: HashMap<u128, Pending>,
     /// Pending transfers by expiry, to release them in order.
     expiries: BTreeSet<(u64, u128)>,
+    /// Transfer ids in the order they were created, to forget the oldest.
+    order: VecDeque<u128>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            accounts: HashMap::new(),
+            transfers: HashMap::with_capacity(TRANSFERS_RETAINED_MAX + 1),
+            pending: HashMap::with_capacity(TRANSFERS_RETAINED_MAX + 1),
+            expiries: BTreeSet::new(),
+            order: VecDeque::with_capacity(TRANSFERS_RETAINED_MAX + 1),
+        }
+    }
 }
 
 /// What a failed chain must undo.
@@ -222,7 +242,32 @@ impl State {
             );
             chain_start = chain_end;
         }
+        self.forget_oldest();
         results
+    }
+
+    /// Keeps at most [`TRANSFERS_RETAINED_MAX`] transfers, forgetting the oldest
+    /// that are not pending any more.
+    fn forget_oldest(&mut self) {
+        // Each id is looked at once per call at most: transfers still pending go to
+        // the back, and there are at most as many as the order holds.
+        let mut budget = self.order.len();
+        while self.order.len() > TRANSFERS_RETAINED_MAX && budget > 0 {
+            budget -= 1;
+            let Some(id) = self.order.pop_front() else {
+                break;
+            };
+            let still_pending = self
+                .pending
+                .get(&id)
+                .is_some_and(|p| p.state == PendingState::Pending);
+            if still_pending {
+                self.order.push_back(id);
+                continue;
+            }
+            self.transfers.remove(&id);
+            self.pending.remove(&id);
+        }
     }
 
     /// Applies a chain all or nothing: on the first failure everything the chain
@@ -309,6 +354,7 @@ impl State {
         };
         if result == R::Ok {
             self.transfers.insert(transfer.id, *transfer);
+            self.order.push_back(transfer.id);
             undo.push(Undo::Transfer(transfer.id));
         }
         result

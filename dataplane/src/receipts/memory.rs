@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Connection totals kept at most; past this the oldest expiry goes first.
+/// Connection totals kept at most; past this expired ones go first.
 const CONNECTIONS_MAX: usize = 1 << 20;
 
 #[derive(Debug)]
@@ -128,14 +128,22 @@ impl Inner {
         }
     }
 
+    /// Makes room once the map is full: forgets every expired total, and if that
+    /// frees too little, an eighth of the rest (arbitrary ones), so the O(n) sweep
+    /// runs once per many inserts.
     fn evict_one(&mut self) {
-        let oldest = self
-            .connections
-            .iter()
-            .min_by_key(|(_, (_, expires))| *expires)
-            .map(|(key, _)| key.clone());
-        if let Some(key) = oldest {
-            self.connections.remove(&key);
+        let now = Instant::now();
+        self.connections.retain(|_, (_, expires)| *expires > now);
+        if self.connections.len() + CONNECTIONS_MAX / 8 > CONNECTIONS_MAX {
+            let victims: Vec<String> = self
+                .connections
+                .keys()
+                .take(CONNECTIONS_MAX / 8)
+                .cloned()
+                .collect();
+            for key in victims {
+                self.connections.remove(&key);
+            }
         }
     }
 }

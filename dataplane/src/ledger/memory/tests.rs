@@ -327,3 +327,39 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn old_transfers_are_forgotten_but_pending_ones_stay() {
+    let (ledger, _) = setup();
+    let held = pending(200, 2, 3, 5, false);
+    assert_eq!(
+        ledger.create_transfers_now(&[held]).expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    let batch: Vec<Transfer> = (0..super::TRANSFERS_RETAINED_MAX as u128)
+        .map(|i| transfer(10_000 + i, 1, 4, 1))
+        .collect();
+    for chunk in batch.chunks(8_000) {
+        ledger.create_transfers_now(chunk).expect("lock");
+    }
+    // The deposit (id 100) is the oldest finished transfer: forgotten, so the same
+    // id is new again. The pending transfer is still there to be posted.
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[transfer(100, 1, 2, 1_000)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(201, 200, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    let newest = transfer(10_000 + super::TRANSFERS_RETAINED_MAX as u128 - 1, 1, 4, 1);
+    assert_eq!(
+        ledger.create_transfers_now(&[newest]).expect("lock"),
+        [CreateTransferResult::Exists],
+        "recent transfers are still remembered"
+    );
+}
