@@ -61,7 +61,7 @@ run() { # $1 label, $2 ledger section, $3 receipts section
         --connections "$connections" --duration-s "$seconds" --amount 1 --json \
         | sed "s/^/{\"run\":\"$1\",\"result\":/; s/\$/}/"
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-        | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance:", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'
+        | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance (warm-up included):", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 

@@ -22,7 +22,7 @@ use crate::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use crate::receipts::batcher::StoreBatcher;
 use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use crate::stream::receiver::{
-    self, Arrival, ConnectionContext, Credit, CreditOutcome, ReceiptSigner, Reply, Step,
+    self, Arrival, ConnectionContext, Credit, CreditOutcome, Known, ReceiptSigner, Reply, Step,
     TargetState,
 };
 use crate::stream::{connection_id_hex, token_segment, ServerSecret, StreamKeys, IV_SIZE};
@@ -49,8 +49,8 @@ struct Connection {
     id_hex: String,
     wallet: String,
     target: Target,
-    /// The last total the store reported, for replies that move no money.
-    known_total: Cell<u64>,
+    /// What the store last reported, for replies that move no money.
+    known: Cell<Known>,
     /// The store said the target takes no more.
     closed: Cell<bool>,
 }
@@ -136,7 +136,7 @@ impl LocalReceiver {
                 data: prepare.data,
             },
             target_state(&connection, now_ms),
-            connection.known_total.get(),
+            connection.known.get(),
             self.iv(),
             &mut self.scratch.borrow_mut(),
         );
@@ -150,7 +150,8 @@ impl LocalReceiver {
                     prepare.amount,
                     amount,
                 );
-                self.credit(ports, &connection, &credit, &legs, now_ms, own_address)
+                let times = (now_ms, prepare.expires_at.unix_ms());
+                self.credit(ports, &connection, &credit, &legs, times, own_address)
                     .await
             }
         }
@@ -162,7 +163,7 @@ impl LocalReceiver {
         connection: &Connection,
         credit: &Credit,
         legs: &[crate::connector::pipeline::Leg],
-        now_ms: u64,
+        (now_ms, expires_at_ms): (u64, u64),
         own_address: &str,
     ) -> Vec<u8> {
         let hold = match ports.ledger.hold(legs, ports.transfers).await {
@@ -214,7 +215,8 @@ impl LocalReceiver {
             }
         };
         let CreditOutcome::Credited {
-            connection_total, ..
+            connection_total,
+            remaining,
         } = outcome
         else {
             self.finish_quietly(ports, hold, HoldOutcome::Void).await;
@@ -223,27 +225,41 @@ impl LocalReceiver {
                 own_address,
             );
         };
+        let undo = StoreOp::Undo {
+            connection: connection.id_hex.clone(),
+            amount: credit.amount,
+            payment,
+        };
+        // Past its expiry the sender has given the packet up: fulfilling now would
+        // charge the peer for a payment it counts as failed.
+        if crate::shard::unix_now_ms() >= expires_at_ms {
+            self.finish_quietly(ports, hold, HoldOutcome::Void).await;
+            self.take_back(ports, connection, undo).await;
+            return RejectReason::TimedOut.to_reject_bytes(own_address);
+        }
         if let Err(error) = ports
             .ledger
             .finish(hold, HoldOutcome::Post, ports.transfers)
             .await
         {
             tracing::error!(%error, "posting a local credit failed; count taken back");
-            let undo = StoreOp::Undo {
-                connection: connection.id_hex.clone(),
-                amount: credit.amount,
-                payment,
-            };
-            if let Err(error) = ports.store.execute(undo).await {
-                tracing::error!(%error, connection = %connection.id_hex, "could not take back a count");
-            }
+            self.take_back(ports, connection, undo).await;
             return RejectReason::Internal("ledger".into()).to_reject_bytes(own_address);
         }
-        connection.known_total.set(connection_total);
+        connection.known.set(Known {
+            connection_total,
+            remaining,
+        });
         reply_bytes(
             &receiver::settle(&connection.context, credit, outcome, self.iv()),
             own_address,
         )
+    }
+
+    async fn take_back(&self, ports: &DeliveryPorts<'_>, connection: &Connection, undo: StoreOp) {
+        if let Err(error) = ports.store.execute(undo).await {
+            tracing::error!(%error, connection = %connection.id_hex, "could not take back a count");
+        }
     }
 
     async fn void(
@@ -309,7 +325,7 @@ impl LocalReceiver {
             id_hex: id_hex.clone(),
             wallet,
             target,
-            known_total: Cell::new(0),
+            known: Cell::new(Known::default()),
             closed: Cell::new(false),
         });
         let mut connections = self.connections.borrow_mut();

@@ -29,6 +29,8 @@ use thiserror::Error;
 
 /// How long a quote may be paid.
 pub const QUOTE_LIFETIME_MS: u64 = 5 * 60 * 1_000;
+/// Longest wait for an SPSP server's answer.
+const SPSP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the rate probe waits for its replies.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets of one payment in flight at once.
@@ -174,7 +176,21 @@ impl Payments {
             return Err(QuoteError::UnknownWallet(request.wallet));
         }
         let (address, shared_secret) = match &request.destination {
-            Destination::Spsp(url) => spsp::query(url).await?,
+            Destination::Spsp(url) => {
+                let query = async { Some(spsp::query(url).await) };
+                let deadline = async {
+                    glommio::timer::sleep(SPSP_TIMEOUT).await;
+                    None
+                };
+                futures_lite::future::or(query, deadline)
+                    .await
+                    .unwrap_or_else(|| {
+                        Err(spsp::SpspError::Transport(
+                            url.clone(),
+                            "no answer in time".into(),
+                        ))
+                    })?
+            }
             Destination::Credentials {
                 address,
                 shared_secret,
@@ -260,7 +276,11 @@ impl Payments {
         };
         {
             let mut payments = self.payments.borrow_mut();
-            evict_oldest(&mut payments, |p| p.created_at_ms);
+            // Payments still sending are never forgotten: they sort last.
+            evict_oldest(&mut payments, |p| match p.state {
+                PaymentState::Sending => u64::MAX,
+                _ => p.created_at_ms,
+            });
             payments.insert(payment.id.clone(), payment.clone());
         }
         let (payments, shard, id) = (Rc::clone(self), Rc::clone(shard), payment.id.clone());
@@ -358,6 +378,16 @@ async fn drive(
         let Some(iv) = random_iv() else {
             return Err(SendError::Rejected("no randomness available".into()));
         };
+        if shard.shutting_down() {
+            // Nothing more goes out; what is in flight still comes back and counts.
+            let next: Option<(u64, Vec<u8>)> = in_flight.next().await;
+            let Some((sequence, reply)) = next else {
+                return Err(SendError::Rejected("the data plane shut down".into()));
+            };
+            sender.on_reply(sequence, Answer::parse(&reply), unix_now_ms());
+            payments.update(id, sender.progress());
+            continue;
+        }
         match sender.poll(unix_now_ms(), iv) {
             Action::Send {
                 sequence, prepare, ..
@@ -375,6 +405,13 @@ async fn drive(
             }
             Action::Wait { until_ms } => {
                 let wait_ms = until_ms.map(|until| until.saturating_sub(unix_now_ms()));
+                if in_flight.is_empty() {
+                    // Backing off with nothing out: an empty set would answer at
+                    // once and this loop would spin.
+                    let wait = Duration::from_millis(wait_ms.unwrap_or(10).max(1));
+                    glommio::timer::sleep(wait).await;
+                    continue;
+                }
                 let next = async { in_flight.next().await };
                 let timer = async {
                     match wait_ms {

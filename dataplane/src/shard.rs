@@ -63,7 +63,11 @@ impl ReceiptStoreSetup {
             )),
             ReceiptStoreSetup::Redis(options) => {
                 let worker = RedisWorker::spawn(options.clone(), format!("riptide-redis-{shard}"))?;
-                Ok((StoreBackend::Redis(worker), options.request_timeout))
+                // Longer than the worker's own socket timeouts, so that a slow Redis
+                // answers with an error rather than a packet giving up while its
+                // operation may still run.
+                let wait = options.request_timeout * 2 + Duration::from_secs(1);
+                Ok((StoreBackend::Redis(worker), wait))
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use riptide_dataplane::stream::receiver::{
-    receive, settle, Arrival, ConnectionContext, CreditOutcome, Reply, Step, TargetState,
+    receive, settle, Arrival, ConnectionContext, CreditOutcome, Known, Reply, Step, TargetState,
 };
 use riptide_dataplane::stream::{StreamKeys, StreamPacket};
 
@@ -29,7 +29,11 @@ fuzz_target!(|input: &[u8]| {
         execution_condition: &condition,
         data: &data,
     };
-    let reply = match receive(&connection, arrival, TargetState::Open, 5, [1; 12], &mut Vec::new()) {
+    let known = Known {
+        connection_total: 5,
+        remaining: Some(7),
+    };
+    let reply = match receive(&connection, arrival, TargetState::Open, known, [1; 12], &mut Vec::new()) {
         Step::Reply(reply) => reply,
         Step::Credit(credit) => {
             assert_eq!(credit.amount, amount);

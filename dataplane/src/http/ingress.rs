@@ -67,7 +67,7 @@ fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
 
 /// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
 /// far longer than a packet's hold time, so a request in flight is never cut off.
-async fn idle_watchdog(last_read_at: &std::cell::Cell<std::time::Instant>) {
+pub(crate) async fn idle_watchdog(last_read_at: &std::cell::Cell<std::time::Instant>) {
     loop {
         let idle_for = last_read_at.get().elapsed();
         if idle_for >= IDLE_TIMEOUT {
@@ -153,7 +153,19 @@ async fn handle_inner(shard: &Rc<Shard>, request: Request<Incoming>) -> Response
     if Prepare::parse(&body).is_err() {
         return plain(StatusCode::BAD_REQUEST, "body is not an ILP Prepare\n");
     }
-    let reply = shard.handle(snapshot, from, body.to_vec()).await;
+    // The packet runs in a task of its own: if the peer hangs up, hyper drops this
+    // future, but a packet that has started (a ledger hold, a count in the store)
+    // still finishes and settles its books.
+    let packet_shard = Rc::clone(shard);
+    let packet = body.to_vec();
+    let reply =
+        glommio::spawn_local(async move { packet_shard.handle(snapshot, from, packet).await })
+            .detach()
+            .await
+            .unwrap_or_else(|| {
+                crate::connector::reject::RejectReason::Internal("packet task cancelled".into())
+                    .to_reject_bytes(&shard.shared.snapshot.load().own_address)
+            });
     let mut response = Response::new(Full::new(Bytes::from(reply)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

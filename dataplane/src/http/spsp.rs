@@ -52,9 +52,16 @@ pub async fn serve(spsp: Rc<Spsp>, listener: glommio::net::TcpListener) {
                 let spsp = Rc::clone(&spsp);
                 async move { Ok::<_, Infallible>(respond(&spsp, &request)) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(HyperStream::new(stream), service)
-                .await;
+            let io = HyperStream::new(stream);
+            let last_read_at = io.last_read_at();
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            // A client that sends nothing is dropped, as on the connector port.
+            let _ = futures_lite::future::or(async { connection.await.ok() }, async {
+                super::ingress::idle_watchdog(&last_read_at).await;
+                None
+            })
+            .await;
         })
         .detach();
     }

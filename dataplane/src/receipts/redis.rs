@@ -103,7 +103,15 @@ impl Worker {
 
     fn run(mut self, receiver: Receiver<Batch>) {
         while let Ok(batch) = receiver.recv() {
-            let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch.into_iter().unzip();
+            // A packet that stopped waiting has voided its hold: its count must not
+            // happen late.
+            let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch
+                .into_iter()
+                .filter(|(_, reply)| !reply.is_canceled())
+                .unzip();
+            if ops.is_empty() {
+                continue;
+            }
             let answers = self.execute(&ops);
             for (reply, answer) in replies.into_iter().zip(answers) {
                 // The packet may have given up waiting; nothing to do then.

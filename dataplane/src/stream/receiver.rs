@@ -138,15 +138,23 @@ pub struct Arrival<'a> {
     pub data: &'a [u8],
 }
 
+/// What the connection last learnt from the store, reported in the reply to a
+/// packet that moves no money.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    pub connection_total: u64,
+    /// What the target still takes; `None` when it has no cap.
+    pub remaining: Option<u64>,
+}
+
 /// Decides on one Prepare addressed to a connection of this receiver.
 ///
-/// `scratch` is a reusable buffer for the plaintext; `known_total` is the
-/// connection's last known total, reported in the reply to a zero-amount packet.
+/// `scratch` is a reusable buffer for the plaintext.
 pub fn receive(
     connection: &ConnectionContext,
     arrival: Arrival<'_>,
     target: TargetState,
-    known_total: u64,
+    known: Known,
     iv: [u8; IV_SIZE],
     scratch: &mut Vec<u8>,
 ) -> Step {
@@ -186,8 +194,8 @@ pub fn receive(
             connection,
             &request,
             fulfillment,
-            known_total,
-            None,
+            known.connection_total,
+            known.remaining,
             iv,
         ));
     }

@@ -198,8 +198,9 @@ impl Connection {
         (self.sequence, prepare)
     }
 
-    /// Decrypts a reply's STREAM data; empty when there is none or it is not ours.
-    fn read(&self, data: &[u8]) -> ReplyFrames {
+    /// Decrypts a reply's STREAM data; empty when there is none, it is not ours,
+    /// or it answers another request (a replayed reply must not steer the sender).
+    fn read(&self, sequence: u64, data: &[u8]) -> ReplyFrames {
         let mut plaintext = Vec::new();
         if data.is_empty() || self.keys.decrypt_into(data, &mut plaintext).is_err() {
             return ReplyFrames::default();
@@ -207,6 +208,10 @@ impl Connection {
         let Ok(packet) = StreamPacket::parse(&plaintext) else {
             return ReplyFrames::default();
         };
+        let header = packet.header();
+        if header.sequence != sequence || header.ilp_packet_type == TYPE_PREPARE {
+            return ReplyFrames::default();
+        }
         let mut frames = ReplyFrames {
             amount_arrived: Some(packet.header().prepare_amount),
             ..ReplyFrames::default()
@@ -330,7 +335,7 @@ impl RateProbe {
             self.last_reject = Some("no reply".into());
             return;
         };
-        let frames = self.connection.read(data);
+        let frames = self.connection.read(sequence, data);
         if let Some(asset) = frames.asset {
             self.asset = Some(asset);
         }
@@ -351,7 +356,7 @@ impl RateProbe {
         let best = self
             .arrived
             .iter()
-            .filter(|(_, arrived)| *arrived > 0)
+            .filter(|(sent, arrived)| *sent > 0 && *arrived > 0)
             .max_by_key(|(sent, _)| *sent)
             .ok_or_else(|| {
                 SendError::RateProbeFailed(self.last_reject.clone().unwrap_or_default())
@@ -464,7 +469,9 @@ impl StreamSender {
         shared_secret: &[u8],
         options: SenderOptions,
     ) -> Result<StreamSender, SendError> {
-        assert!(options.in_flight_max > 0 && options.max_packet_amount > 0);
+        if options.in_flight_max == 0 || options.max_packet_amount == 0 {
+            return Err(SendError::Rejected("the path takes no packet".into()));
+        }
         Ok(StreamSender {
             connection: Connection::new(destination, shared_secret)?,
             max_packet_amount: options.max_packet_amount,
@@ -537,12 +544,12 @@ impl StreamSender {
         let (_, amount, minimum) = self.in_flight.swap_remove(index);
         self.progress.in_flight -= amount;
         match reply {
-            Some(Answer::Fulfill { data }) => self.fulfilled(amount, minimum, data),
+            Some(Answer::Fulfill { data }) => self.fulfilled(sequence, amount, minimum, data),
             Some(Answer::Reject {
                 code,
                 message,
                 data,
-            }) => self.rejected(amount, code, message, data, now_ms),
+            }) => self.rejected(sequence, amount, (code, message, data), now_ms),
             None => self.temporary("no reply".into(), now_ms),
         }
     }
@@ -552,13 +559,13 @@ impl StreamSender {
         self.connection.close_prepare(now_ms, iv)
     }
 
-    fn fulfilled(&mut self, amount: u64, minimum: u64, data: &[u8]) {
-        let frames = self.connection.read(data);
+    fn fulfilled(&mut self, sequence: u64, amount: u64, minimum: u64, data: &[u8]) {
+        let frames = self.connection.read(sequence, data);
         // A receiver that does not say what arrived is credited the minimum it
         // accepted by fulfilling.
         let delivered = frames.amount_arrived.unwrap_or(minimum);
-        self.progress.sent += amount;
-        self.progress.delivered += delivered;
+        self.progress.sent = self.progress.sent.saturating_add(amount);
+        self.progress.delivered = self.progress.delivered.saturating_add(delivered);
         self.progress.packets_fulfilled += 1;
         self.retries = 0;
         self.backoff_ms = BACKOFF_MS_MIN;
@@ -568,18 +575,30 @@ impl StreamSender {
         }
     }
 
-    fn rejected(&mut self, amount: u64, code: ErrorCode, message: &[u8], data: &[u8], now_ms: u64) {
+    fn rejected(
+        &mut self,
+        sequence: u64,
+        amount: u64,
+        (code, message, data): (ErrorCode, &[u8], &[u8]),
+        now_ms: u64,
+    ) {
         self.progress.packets_rejected += 1;
-        let frames = self.connection.read(data);
+        let frames = self.connection.read(sequence, data);
         self.note_receivable(&frames);
         if frames.closed {
             return self.finish_if_open(Err(SendError::ClosedByReceiver));
         }
+        let reason = describe_reject(code, message);
         if code == ErrorCode::F08 {
             let max = AmountTooLargeData::parse(data)
                 .map(|f08| max_from_f08(amount, f08))
-                .unwrap_or(amount / 2);
-            self.max_packet_amount = max.min(amount.saturating_sub(1)).max(1);
+                .unwrap_or(amount / 2)
+                .min(amount.saturating_sub(1));
+            if max == 0 {
+                // Not even one unit passes: nothing left to try.
+                return self.finish_if_open(Err(SendError::Rejected(reason)));
+            }
+            self.max_packet_amount = max;
             return;
         }
         if code == ErrorCode::F99 {
@@ -588,13 +607,13 @@ impl StreamSender {
                     return self.finish_if_open(Err(SendError::InsufficientExchangeRate));
                 }
                 if frames.receivable.is_some() {
-                    // Declined for going past what the receiver takes; the next
-                    // packet is sized to fit.
-                    return;
+                    // Declined for going past what the receiver takes: the next
+                    // packet is sized to fit. Counted as a retry, so that a receiver
+                    // that keeps declining cannot hold the sender in a loop.
+                    return self.temporary(reason, now_ms);
                 }
             }
         }
-        let reason = describe_reject(code, message);
         match code.class() {
             ErrorClass::Temporary => self.temporary(reason, now_ms),
             _ => self.finish_if_open(Err(SendError::Rejected(reason))),

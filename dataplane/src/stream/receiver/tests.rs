@@ -62,7 +62,17 @@ fn run(
         execution_condition: condition,
         data,
     };
-    receive(connection, arrival, target, 40, IV, &mut Vec::new())
+    receive(
+        connection,
+        arrival,
+        target,
+        Known {
+            connection_total: 40,
+            remaining: None,
+        },
+        IV,
+        &mut Vec::new(),
+    )
 }
 
 /// Decrypts a reply and returns (ILP type, sequence, prepare amount, frames as text).

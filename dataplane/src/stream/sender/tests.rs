@@ -73,7 +73,10 @@ impl Path {
             &self.context,
             arrival,
             TargetState::Open,
-            self.total,
+            receiver::Known {
+                connection_total: self.total,
+                remaining: self.cap.map(|c| c - self.total),
+            },
             [4; 12],
             &mut Vec::new(),
         );
@@ -301,5 +304,20 @@ fn ratio_arithmetic_is_exact() {
         }
         .floor_mul(2),
         u64::MAX
+    );
+}
+
+#[test]
+fn a_path_that_takes_nothing_ends_the_payment() {
+    let mut path = Path::new(HALF);
+    path.max_packet = Some(0);
+    let (outcome, progress) = pay(&mut path, options(Target::FixedSend(10), HALF, 8));
+    assert_eq!(outcome, Err(SendError::Rejected("F08".into())));
+    assert_eq!(
+        progress.packets_rejected, 2,
+        "8, then 1, then nothing smaller to try"
+    );
+    assert!(
+        StreamSender::new(DESTINATION, &SECRET, options(Target::FixedSend(1), HALF, 0)).is_err()
     );
 }
