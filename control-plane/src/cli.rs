@@ -105,6 +105,27 @@ pub enum Command {
               value_parser = clap::value_parser!(u64).range(0..=60_000))]
         interval_ms: u64,
     },
+    /// Incoming payments into a wallet: create one (with the STREAM credentials that
+    /// pay it), show one, or get fresh credentials for one.
+    #[command(after_help = ONE_DATAPLANE)]
+    IncomingPayment {
+        #[command(subcommand)]
+        action: IncomingPaymentAction,
+    },
+    /// Quote a payment from a wallet: resolve the destination, probe the path, and
+    /// print the amounts and rates (the quote can be paid with `pay --quote ID`).
+    #[command(after_help = ONE_DATAPLANE)]
+    Quote(QuoteArgs),
+    /// Pay from a wallet: a quote made earlier, or quote and pay at once; then wait
+    /// until the payment ends (exit 0 when completed, 1 when failed or still sending).
+    #[command(after_help = ONE_DATAPLANE)]
+    Pay(PayArgs),
+    /// Show an outgoing payment.
+    #[command(after_help = ONE_DATAPLANE)]
+    Payment {
+        #[command(subcommand)]
+        action: PaymentAction,
+    },
     /// Print an ILP packet (hex) as JSON; with the shared secret, its STREAM packet too.
     Decode {
         /// The packet as hex (spaces and a 0x prefix are allowed); `-` reads stdin.
@@ -112,6 +133,126 @@ pub enum Command {
         /// STREAM shared secret (base64 or base64url) to decrypt the packet's data.
         #[arg(long)]
         shared_secret: Option<String>,
+    },
+}
+
+/// Help for the commands that talk to a single data plane.
+const ONE_DATAPLANE: &str = "Talks to ONE data plane: the first given with --dataplane or \
+    RIPTIDE_DATAPLANES (the others are ignored, with a note). Quotes and outgoing payments \
+    live in the memory of the data plane that made them; incoming payments in its receipt \
+    store. Quotes and payments are asked once, never retried (a retry could pay twice); \
+    they wait at least 30 s for the answer, since the data plane probes the path first.";
+
+#[derive(Subcommand)]
+pub enum IncomingPaymentAction {
+    /// Create an incoming payment and print its id, ILP address and shared secret.
+    Create {
+        /// The wallet that receives.
+        #[arg(long)]
+        wallet: String,
+        /// Amount to receive, in the wallet's asset; without it, any amount.
+        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        amount: Option<u64>,
+        /// Seconds until it expires (default: one day; at most a year).
+        #[arg(long, value_name = "S",
+              value_parser = clap::value_parser!(u64).range(1..=EXPIRES_IN_S_MAX))]
+        expires_in_s: Option<u64>,
+    },
+    /// Show an incoming payment: amount, received, state.
+    Show {
+        #[arg(value_parser = parse_record_id)]
+        id: String,
+    },
+    /// Fresh STREAM credentials (ILP address, shared secret) for a pending payment.
+    Credentials {
+        #[arg(value_parser = parse_record_id)]
+        id: String,
+    },
+}
+
+/// Longest expiry the data plane accepts: a year, in seconds.
+const EXPIRES_IN_S_MAX: u64 = 365 * 24 * 3_600;
+
+#[derive(Args)]
+pub struct QuoteArgs {
+    /// The wallet that pays (its account is funded with `liquidity deposit --wallet`).
+    #[arg(long, requires = "DestinationArgs", requires = "AmountArgs")]
+    pub wallet: String,
+    #[command(flatten)]
+    pub payment: PaymentSpec,
+}
+
+/// Where a payment goes, how much, and the slippage allowed.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct PaymentSpec {
+    #[command(flatten)]
+    pub destination: DestinationArgs,
+    #[command(flatten)]
+    pub amount: AmountArgs,
+    /// Fraction below the probed rate a packet may still deliver, from 0 to below 1
+    /// (the data plane's default is 0.01).
+    #[arg(long, value_name = "F", value_parser = parse_slippage)]
+    pub slippage: Option<f64>,
+}
+
+/// `--spsp URL`, or `--ilp-address A --shared-secret S`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+#[group(multiple = true)]
+pub struct DestinationArgs {
+    /// The receiver's SPSP URL, e.g. https://wallet.example/alice.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["ilp_address", "shared_secret"])]
+    pub spsp: Option<String>,
+    /// The receiver's ILP address (from its incoming payment), with --shared-secret.
+    #[arg(long, value_name = "ADDRESS", requires = "shared_secret")]
+    pub ilp_address: Option<String>,
+    /// The receiver's STREAM shared secret: 32 bytes in base64 or base64url.
+    #[arg(long, value_name = "BASE64", requires = "ilp_address",
+          value_parser = parse_shared_secret)]
+    pub shared_secret: Option<String>,
+}
+
+/// `--send N` (fixed send, in the wallet's units) or `--receive N` (fixed delivery,
+/// in the receiver's units).
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+#[group(multiple = false)]
+pub struct AmountArgs {
+    /// Send exactly this much from the wallet.
+    #[arg(long, value_name = "N", value_parser = parse_amount)]
+    pub send: Option<u64>,
+    /// Deliver exactly this much to the receiver.
+    #[arg(long, value_name = "N", value_parser = parse_amount)]
+    pub receive: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct PayArgs {
+    /// A quote made with `riptidectl quote` on the same data plane; or give the
+    /// options of `quote` to quote and pay at once.
+    #[arg(long = "quote", value_name = "ID", value_parser = parse_record_id,
+          required_unless_present = "wallet",
+          conflicts_with_all = ["wallet", "spsp", "ilp_address", "shared_secret", "send",
+                                "receive", "slippage"])]
+    pub quote_id: Option<String>,
+    /// The wallet that pays, when quoting on the way.
+    #[arg(long, requires = "DestinationArgs", requires = "AmountArgs")]
+    pub wallet: Option<String>,
+    #[command(flatten)]
+    pub payment: PaymentSpec,
+    /// Print the payment as created and return, without waiting for it to end.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Longest wait for the payment to end, polling every 200 ms.
+    #[arg(long, value_name = "S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait_s: u64,
+}
+
+#[derive(Subcommand)]
+pub enum PaymentAction {
+    /// Show an outgoing payment: state, sent, delivered, last error.
+    Show {
+        #[arg(value_parser = parse_record_id)]
+        id: String,
     },
 }
 
@@ -296,6 +437,9 @@ pub struct AccountArg {
     /// An asset's liquidity account.
     #[arg(long)]
     pub asset: Option<String>,
+    /// A wallet's account: what its outgoing payments spend.
+    #[arg(long)]
+    pub wallet: Option<String>,
 }
 
 pub fn parse_amount(text: &str) -> Result<u64, String> {
@@ -303,6 +447,52 @@ pub fn parse_amount(text: &str) -> Result<u64, String> {
         Ok(0) => Err("must be greater than 0".into()),
         Ok(value) => Ok(value),
         Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// A slippage: a fraction from 0 to below 1, as the data plane takes it.
+pub fn parse_slippage(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if (0.0..1.0).contains(&value) => Ok(value),
+        Ok(_) => Err("must be at least 0 and below 1 (0.01 is 1%)".into()),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// A STREAM shared secret: 32 bytes in base64 or base64url, padding optional;
+/// given on in standard padded base64, which the data plane reads.
+pub fn parse_shared_secret(text: &str) -> Result<String, String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let unpadded = text.trim().trim_end_matches('=');
+    let decoded = STANDARD_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
+        .map_err(|_| "must be base64 or base64url".to_owned())?;
+    if decoded.len() != 32 {
+        return Err(format!("must be 32 bytes, not {}", decoded.len()));
+    }
+    Ok(STANDARD.encode(decoded))
+}
+
+/// Longest id of an incoming payment, quote or outgoing payment.
+const RECORD_ID_SIZE_MAX: usize = 128;
+
+/// The id of an incoming payment, quote or outgoing payment: letters, digits, `-`
+/// and `_`, so that it is one path segment of the admin API.
+pub fn parse_record_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    let valid = !id.is_empty()
+        && id.len() <= RECORD_ID_SIZE_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(id.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not an id (letters, digits, - and _, at most {RECORD_ID_SIZE_MAX})"
+        ))
     }
 }
 
@@ -383,5 +573,201 @@ mod tests {
             "10"
         ])
         .is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("riptidectl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn liquidity_takes_a_wallet_too() {
+        let cli = parse(&["liquidity", "withdraw", "--wallet", "payer", "10"]).expect("valid");
+        let Command::Liquidity {
+            action: LiquidityAction::Withdraw(args),
+        } = cli.command
+        else {
+            panic!("not a withdrawal");
+        };
+        assert_eq!(args.account.wallet.as_deref(), Some("payer"));
+        assert!(parse(&["liquidity", "deposit", "--wallet", "w", "--peer", "p", "10"]).is_err());
+    }
+
+    const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn a_quote_needs_one_destination_and_one_amount() {
+        let cli = parse(&[
+            "quote",
+            "--wallet",
+            "w",
+            "--ilp-address",
+            "test.b.x",
+            "--shared-secret",
+            SECRET,
+            "--receive",
+            "5000",
+            "--slippage",
+            "0.02",
+        ])
+        .expect("valid");
+        let Command::Quote(QuoteArgs { wallet, payment }) = cli.command else {
+            panic!("not a quote");
+        };
+        assert_eq!(wallet, "w");
+        assert_eq!(payment.destination.ilp_address.as_deref(), Some("test.b.x"));
+        assert_eq!(payment.amount.receive, Some(5000));
+        assert_eq!(payment.slippage, Some(0.02));
+        let spsp = ["quote", "--wallet", "w", "--spsp", "http://h/x"];
+        assert!(parse(&[&spsp[..], &["--send", "5"]].concat()).is_ok());
+        for bad in [
+            &[&spsp[..], &[]].concat(),
+            &[&spsp[..], &["--send", "5", "--receive", "5"]].concat(),
+            &[&spsp[..], &["--send", "0"]].concat(),
+            &[&spsp[..], &["--send", "5", "--slippage", "1"]].concat(),
+            &[&spsp[..], &["--send", "5", "--ilp-address", "g.x"]].concat(),
+            &["quote", "--wallet", "w", "--send", "5"][..],
+            &["quote", "--spsp", "http://h/x", "--send", "5"][..],
+            &[
+                "quote",
+                "--wallet",
+                "w",
+                "--ilp-address",
+                "g.x",
+                "--send",
+                "5",
+            ][..],
+            &[
+                "quote",
+                "--wallet",
+                "w",
+                "--shared-secret",
+                SECRET,
+                "--send",
+                "5",
+            ][..],
+            &[
+                "quote",
+                "--wallet",
+                "w",
+                "--ilp-address",
+                "g.x",
+                "--shared-secret",
+                "AAAA",
+                "--send",
+                "5",
+            ][..],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pay_takes_a_quote_or_a_quote_request() {
+        let cli = parse(&["pay", "--quote", "0a1b", "--no-wait"]).expect("valid");
+        let Command::Pay(args) = cli.command else {
+            panic!("not a payment");
+        };
+        assert_eq!(args.quote_id.as_deref(), Some("0a1b"));
+        assert!(args.wallet.is_none() && args.payment.destination.spsp.is_none());
+        assert!(args.no_wait);
+        assert_eq!(args.wait_s, 60);
+
+        let cli = parse(&[
+            "pay",
+            "--wallet",
+            "w",
+            "--spsp",
+            "http://h/x",
+            "--send",
+            "7",
+            "--wait-s",
+            "5",
+        ])
+        .expect("valid");
+        let Command::Pay(args) = cli.command else {
+            panic!("not a payment");
+        };
+        assert_eq!(args.wallet.as_deref(), Some("w"));
+        assert_eq!(args.payment.amount.send, Some(7));
+        assert_eq!(args.wait_s, 5);
+
+        for bad in [
+            &["pay"][..],
+            &["pay", "--quote", "a", "--wallet", "w"],
+            &["pay", "--quote", "a", "--send", "5"],
+            &["pay", "--quote", "a/../b"],
+            &["pay", "--wallet", "w", "--send", "5"],
+            &["pay", "--wallet", "w", "--spsp", "http://h/x"],
+            &["pay", "--spsp", "http://h/x", "--send", "5"],
+            &["pay", "--quote", "a", "--wait-s", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn incoming_payments_and_ids_are_checked() {
+        assert!(parse(&["incoming-payment", "create", "--wallet", "shop"]).is_ok());
+        assert!(parse(&[
+            "incoming-payment",
+            "create",
+            "--wallet",
+            "shop",
+            "--amount",
+            "5000",
+            "--expires-in-s",
+            "60"
+        ])
+        .is_ok());
+        assert!(parse(&[
+            "incoming-payment",
+            "create",
+            "--wallet",
+            "s",
+            "--amount",
+            "0"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "incoming-payment",
+            "create",
+            "--wallet",
+            "s",
+            "--expires-in-s",
+            "0"
+        ])
+        .is_err());
+        assert!(parse(&["incoming-payment", "create", "--amount", "5"]).is_err());
+        assert!(parse(&[
+            "incoming-payment",
+            "show",
+            "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+        ])
+        .is_ok());
+        assert!(parse(&["incoming-payment", "credentials", "x?y"]).is_err());
+        assert!(parse(&["payment", "show", "feed"]).is_ok());
+        assert!(parse(&["payment", "show", ""]).is_err());
+        assert_eq!(parse_record_id(" ab-c_1 "), Ok("ab-c_1".to_owned()));
+        assert!(parse_record_id(&"a".repeat(129)).is_err());
+        assert!(parse_record_id("a/b").is_err());
+    }
+
+    #[test]
+    fn secrets_and_slippage_are_checked() {
+        assert_eq!(parse_shared_secret(SECRET), Ok(SECRET.to_owned()));
+        let unpadded = SECRET.trim_end_matches('=');
+        assert_eq!(parse_shared_secret(unpadded), Ok(SECRET.to_owned()));
+        // base64url comes out as standard base64, padded, as the data plane reads it.
+        assert_eq!(
+            parse_shared_secret("-__7__v_-__7__v_-__7__v_-__7__v_-__7__v_-_8"),
+            Ok("+//7//v/+//7//v/+//7//v/+//7//v/+//7//v/+/8=".to_owned())
+        );
+        assert!(parse_shared_secret("AAAA").is_err());
+        assert!(parse_shared_secret("not base64!").is_err());
+        assert_eq!(parse_slippage("0"), Ok(0.0));
+        assert_eq!(parse_slippage("0.5"), Ok(0.5));
+        for bad in ["1", "-0.1", "NaN", "inf", "x"] {
+            assert!(parse_slippage(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -134,6 +134,25 @@ impl DataplaneClient {
         expect_json(status, &body)
     }
 
+    /// `GET path`, answered with 200 and JSON.
+    pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
+        let (status, body) = self.call("GET", path, None)?;
+        expect_json(status, &body)
+    }
+
+    /// `POST path` with a JSON body, answered with `expected` (200 or 201) and JSON.
+    pub fn post_json(
+        &self,
+        path: &str,
+        request: &Value,
+        expected: u16,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+        let (status, answer) = self.call("POST", path, Some(&body))?;
+        expect_status(status, expected, &answer)
+    }
+
     fn call(
         &self,
         method: &str,
@@ -188,7 +207,16 @@ fn parse_json(body: &[u8]) -> Result<Value, ClientError> {
 }
 
 fn expect_json(status: u16, body: &[u8]) -> Result<Value, ClientError> {
-    if status != 200 {
+    expect_status(status, 200, body)
+}
+
+fn expect_status(status: u16, expected: u16, body: &[u8]) -> Result<Value, ClientError> {
+    if (200..300).contains(&status) && status != expected {
+        return Err(ClientError::Protocol(format!(
+            "HTTP {status} where {expected} was expected"
+        )));
+    }
+    if status != expected {
         return Err(status_error(status, body));
     }
     parse_json(body)
@@ -225,5 +253,24 @@ mod tests {
         assert!(server.is_retryable());
         assert!(!ClientError::Unauthorized.is_retryable());
         assert!(ClientError::Unreachable("refused".into()).is_retryable());
+    }
+
+    #[test]
+    fn creations_expect_their_own_status() {
+        assert_eq!(
+            expect_status(201, 201, br#"{"id": "a"}"#),
+            Ok(serde_json::json!({"id": "a"}))
+        );
+        assert!(matches!(
+            expect_status(200, 201, b"{}"),
+            Err(ClientError::Protocol(_))
+        ));
+        assert_eq!(
+            expect_status(502, 201, br#"{"error": "SPSP: HTTP 404"}"#),
+            Err(ClientError::Server {
+                status: 502,
+                message: "SPSP: HTTP 404".into()
+            })
+        );
     }
 }

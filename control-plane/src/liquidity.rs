@@ -1,13 +1,25 @@
-//! `riptidectl liquidity deposit|withdraw`: money between a peer's or an asset's
-//! liquidity account and its settlement account, through one data plane's admin API.
+//! `riptidectl liquidity deposit|withdraw`: money between a peer's, an asset's or a
+//! wallet's account and its settlement account, through one data plane's admin API.
 //! The idempotency key names the transfer, so a retried command moves money once.
 
-use crate::cli::LiquidityArgs;
+use crate::cli::{AccountArg, LiquidityArgs};
 use crate::error::CtlError;
 use crate::fleet::Fleet;
 use crate::version::now_unix_ms;
 use crate::views::first_answer;
 use serde_json::json;
+
+/// `peer:<id>`, `asset:<code>` or `wallet:<id>`, as the admin API names accounts.
+fn account_name(account: &AccountArg) -> Result<String, CtlError> {
+    match (&account.peer, &account.asset, &account.wallet) {
+        (Some(peer), None, None) => Ok(format!("peer:{peer}")),
+        (None, Some(asset), None) => Ok(format!("asset:{asset}")),
+        (None, None, Some(wallet)) => Ok(format!("wallet:{wallet}")),
+        _ => Err(CtlError::Invalid(
+            "give exactly one of --peer, --asset and --wallet".into(),
+        )),
+    }
+}
 
 pub fn run(
     fleet: &Fleet,
@@ -15,15 +27,7 @@ pub fn run(
     args: &LiquidityArgs,
     json: bool,
 ) -> Result<(), CtlError> {
-    let account = match (&args.account.peer, &args.account.asset) {
-        (Some(peer), None) => format!("peer:{peer}"),
-        (None, Some(asset)) => format!("asset:{asset}"),
-        _ => {
-            return Err(CtlError::Invalid(
-                "give exactly one of --peer and --asset".into(),
-            ))
-        }
-    };
+    let account = account_name(&args.account)?;
     let key = match &args.key {
         Some(key) => key.clone(),
         None => {
@@ -63,4 +67,33 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_are_named_as_the_admin_api_names_them() {
+        let account = |peer: Option<&str>, asset: Option<&str>, wallet: Option<&str>| AccountArg {
+            peer: peer.map(str::to_owned),
+            asset: asset.map(str::to_owned),
+            wallet: wallet.map(str::to_owned),
+        };
+        assert_eq!(
+            account_name(&account(Some("alice"), None, None)).ok(),
+            Some("peer:alice".to_owned())
+        );
+        assert_eq!(
+            account_name(&account(None, Some("USD"), None)).ok(),
+            Some("asset:USD".to_owned())
+        );
+        assert_eq!(
+            account_name(&account(None, None, Some("payer"))).ok(),
+            Some("wallet:payer".to_owned())
+        );
+        let error = account_name(&account(Some("a"), None, Some("w"))).expect_err("two");
+        assert_eq!(error.exit_code(), 2);
+        assert!(account_name(&account(None, None, None)).is_err());
+    }
 }

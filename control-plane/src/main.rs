@@ -13,6 +13,7 @@ mod edit;
 mod error;
 mod fleet;
 mod liquidity;
+mod payments;
 mod rates_feed;
 mod serve;
 mod state_file;
@@ -52,6 +53,10 @@ fn run(cli: &Cli) -> Result<(), CtlError> {
             packet_hex,
             shared_secret,
         } => run_decode(packet_hex, shared_secret.as_deref()),
+        Command::IncomingPayment { action } => payments::incoming_payment(global, action),
+        Command::Quote(args) => payments::quote(global, args),
+        Command::Pay(args) => payments::pay(global, args),
+        Command::Payment { action } => payments::payment(global, action),
         other => run_against_dataplanes(global, other),
     }
 }
@@ -107,7 +112,13 @@ fn run_against_dataplanes(global: &GlobalArgs, command: &Command) -> Result<(), 
         Command::Status { interval_ms } => {
             status::run(&fleet, Duration::from_millis(*interval_ms), json)
         }
-        Command::Apply { .. } | Command::Serve(_) | Command::Decode { .. } => Ok(()),
+        Command::Apply { .. }
+        | Command::Serve(_)
+        | Command::Decode { .. }
+        | Command::IncomingPayment { .. }
+        | Command::Quote(_)
+        | Command::Pay(_)
+        | Command::Payment { .. } => Ok(()),
     }
 }
 

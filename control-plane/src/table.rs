@@ -42,6 +42,23 @@ impl Table {
     }
 }
 
+/// One record as `name  value` lines, the values lined up.
+pub fn render_fields(fields: &[(&str, String)]) -> String {
+    let width = fields
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (name, value) in fields {
+        out.push_str(name);
+        out.extend(std::iter::repeat_n(' ', width - name.chars().count() + 2));
+        out.push_str(value);
+        out.push('\n');
+    }
+    out
+}
+
 /// `-` for an absent value.
 pub fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
@@ -59,5 +76,12 @@ mod tests {
         assert_eq!(table.render(), "ID     ASSET\nalice  USD\nb      \n");
         assert_eq!(or_dash(None::<u64>), "-");
         assert_eq!(or_dash(Some(5)), "5");
+    }
+
+    #[test]
+    fn fields_line_up() {
+        let fields = [("id", "a1".to_owned()), ("state", "completed".to_owned())];
+        assert_eq!(render_fields(&fields), "id     a1\nstate  completed\n");
+        assert_eq!(render_fields(&[]), "");
     }
 }

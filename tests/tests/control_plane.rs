@@ -2,6 +2,8 @@
 //! commands change what two running riptide processes do with the next packets, a data
 //! plane that is down is reported with a non-zero exit, and `riptidectl serve` follows
 //! its file and a Rafiki-format rates feed and re-pushes to a data plane that restarts.
+//! `riptidectl incoming-payment`, `quote` and `pay` move money from a wallet on one
+//! data plane through its peer into a wallet on the other.
 
 use riptide_dataplane::packet::{ErrorCode, Packet, Prepare};
 use riptide_tests::dataplane::{
@@ -680,4 +682,288 @@ fn serve_follows_the_file_the_rates_feed_and_restarted_dataplanes() {
     });
     assert!(in_sync(&broken));
     assert!(!serve.log().contains(ADMIN_TOKEN));
+}
+
+const A_TO_B_TOKEN: &str = "a-to-b-token-for-control-plane-0123456789";
+
+/// A data plane with its state in its file: the memory ledger and the embedded
+/// receipt store, one USD asset, and `body` (peers, wallets).
+struct PaymentNode {
+    _process: RiptideProcess,
+    admin: SocketAddr,
+    public: u16,
+}
+
+impl PaymentNode {
+    fn start(address: &str, connector: u16, body: &str) -> PaymentNode {
+        let (admin, public) = (free_loopback_port(), free_loopback_port());
+        let config = format!(
+            r#"
+[node]
+ilp_address = "{address}"
+connector_port = {connector}
+admin_port = {admin}
+public_port = {public}
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "{ADMIN_TOKEN}"
+
+[ledger]
+kind = "memory"
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[rates]
+base = "USD"
+rates = {{ USD = 1.0 }}
+{body}
+"#
+        );
+        let process = RiptideProcess::start(
+            &config,
+            loopback(connector),
+            loopback(admin),
+            ADMIN_TOKEN,
+            1,
+        );
+        PaymentNode {
+            _process: process,
+            admin: loopback(admin),
+            public,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+}
+
+/// `riptidectl` against these payment nodes, with short timeouts.
+fn ctl_pay(nodes: &[&PaymentNode], args: &[&str]) -> Output {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let mut all: Vec<&str> = Vec::new();
+    for url in &urls {
+        all.extend(["--dataplane", url]);
+    }
+    all.extend(["--timeout-ms", "3000", "--attempts", "3"]);
+    all.extend(args);
+    riptidectl(&all)
+}
+
+/// The value of `name` in riptidectl's `name  value` lines.
+fn field<'a>(output: &'a Output, name: &str) -> Option<&'a str> {
+    output.stdout.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim())
+    })
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+}
+
+#[test]
+fn incoming_payments_quotes_and_payments_between_two_dataplanes() {
+    // B first: A's peer entry names B's connector port.
+    let b_connector = free_loopback_port();
+    let b = PaymentNode::start(
+        "test.b",
+        b_connector,
+        &format!(
+            r#"
+[[peers]]
+id = "a"
+asset = "USD"
+incoming_tokens = ["{A_TO_B_TOKEN}"]
+initial_liquidity = 100000000
+
+[[wallets]]
+id = "shop"
+asset = "USD"
+"#
+        ),
+    );
+    let a = PaymentNode::start(
+        "test.a",
+        free_loopback_port(),
+        &format!(
+            r#"
+[[peers]]
+id = "b"
+asset = "USD"
+outgoing_url = "http://127.0.0.1:{b_connector}/ilp"
+outgoing_token = "{A_TO_B_TOKEN}"
+routes = ["test.b"]
+
+[[wallets]]
+id = "payer"
+asset = "USD"
+"#
+        ),
+    );
+
+    let funded = ctl_pay(
+        &[&a],
+        &[
+            "liquidity",
+            "deposit",
+            "--wallet",
+            "payer",
+            "100000",
+            "--key",
+            "fund-payer",
+            "--json",
+        ],
+    );
+    assert_ok(&funded);
+    assert_eq!(funded.json()["account"], "wallet:payer");
+    assert_eq!(funded.json()["created"], true);
+
+    // An incoming payment on B, paid from A with its credentials.
+    let created = ctl_pay(
+        &[&b],
+        &[
+            "incoming-payment",
+            "create",
+            "--wallet",
+            "shop",
+            "--amount",
+            "5000",
+            "--json",
+        ],
+    );
+    assert_ok(&created);
+    let incoming = created.json();
+    assert_eq!(incoming["state"], "pending", "{incoming}");
+    assert_eq!(incoming["incoming_amount"], "5000");
+    let (incoming_id, address, secret) = (
+        text(&incoming, "id"),
+        text(&incoming, "ilp_address"),
+        text(&incoming, "shared_secret"),
+    );
+    assert!(address.starts_with("test.b."), "{address}");
+
+    let quoted = ctl_pay(
+        &[&a],
+        &[
+            "quote",
+            "--wallet",
+            "payer",
+            "--ilp-address",
+            address,
+            "--shared-secret",
+            secret,
+            "--receive",
+            "5000",
+            "--json",
+        ],
+    );
+    assert_ok(&quoted);
+    let quote = quoted.json();
+    assert_eq!(quote["min_delivery_amount"], "5000", "{quote}");
+    assert_eq!(quote["fixed"], "delivery");
+    let source: u64 = text(&quote, "source_amount").parse().expect("number");
+    assert!((5000..=5100).contains(&source), "{quote}");
+
+    // Given both data planes, pay uses the first (A, which holds the quote) and says so.
+    let paid = ctl_pay(&[&a, &b], &["pay", "--quote", text(&quote, "id"), "--json"]);
+    assert_ok(&paid);
+    assert!(
+        paid.stderr.contains("using the first data plane only"),
+        "{}",
+        paid.stderr
+    );
+    let payment = paid.json();
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(payment["delivered"], "5000");
+    assert_eq!(payment["dataplane"], a.url().as_str());
+
+    let shown = ctl_pay(&[&b], &["incoming-payment", "show", incoming_id, "--json"]);
+    assert_ok(&shown);
+    let shown = shown.json();
+    assert_eq!(
+        (shown["state"].as_str(), shown["received"].as_str()),
+        (Some("completed"), Some("5000")),
+        "{shown}"
+    );
+    let shown_text = ctl_pay(&[&b], &["incoming-payment", "show", incoming_id]);
+    assert_ok(&shown_text);
+    assert_eq!(
+        field(&shown_text, "state"),
+        Some("completed"),
+        "{}",
+        shown_text.stdout
+    );
+    assert_eq!(field(&shown_text, "received"), Some("5000"));
+    let closed = ctl_pay(&[&b], &["incoming-payment", "credentials", incoming_id]);
+    assert_eq!(closed.code, 1, "no credentials for a completed payment");
+    assert!(
+        closed.stderr.contains("no longer pending"),
+        "{}",
+        closed.stderr
+    );
+
+    // Quote and pay at once, to B's wallet through SPSP, as people read it.
+    let spsp = format!("http://127.0.0.1:{}/shop", b.public);
+    let paid = ctl_pay(
+        &[&a],
+        &[
+            "pay", "--wallet", "payer", "--spsp", &spsp, "--send", "2000",
+        ],
+    );
+    assert_ok(&paid);
+    assert_eq!(field(&paid, "state"), Some("completed"), "{}", paid.stdout);
+    assert_eq!(field(&paid, "delivered"), Some("2000"));
+    let payment_id = field(&paid, "id").expect("an id").to_owned();
+    let shown = ctl_pay(&[&a], &["payment", "show", &payment_id, "--json"]);
+    assert_ok(&shown);
+    assert_eq!(shown.json()["sent"], "2000");
+
+    // An SPSP URL for a wallet B does not have: the quote fails, and says why.
+    let unknown = format!("http://127.0.0.1:{}/nobody", b.public);
+    let refused = ctl_pay(
+        &[&a],
+        &[
+            "pay", "--wallet", "payer", "--spsp", &unknown, "--send", "100",
+        ],
+    );
+    assert_eq!(
+        refused.code, 1,
+        "stdout: {}\nstderr: {}",
+        refused.stdout, refused.stderr
+    );
+    assert!(refused.stderr.contains("404"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("retrying"),
+        "a quote is asked once"
+    );
+
+    // More than the wallet holds: the payment starts, fails on the way, and says why.
+    let too_much = ctl_pay(
+        &[&a],
+        &[
+            "pay", "--wallet", "payer", "--spsp", &spsp, "--send", "1000000", "--json",
+        ],
+    );
+    assert_eq!(
+        too_much.code, 1,
+        "stdout: {}\nstderr: {}",
+        too_much.stdout, too_much.stderr
+    );
+    let failed = too_much.json();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        too_much.stderr.contains("insufficient balance"),
+        "{}",
+        too_much.stderr
+    );
+
+    // What was refused before anything was sent is a usage error.
+    let usage = ctl_pay(&[&a], &["pay", "--quote", "q", "--wallet", "payer"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
 }

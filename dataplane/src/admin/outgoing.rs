@@ -44,13 +44,36 @@ struct QuoteBody {
     slippage: Option<f64>,
 }
 
+/// The fields other than `quote_id` are a quote request, checked (unknown fields
+/// included) when it is parsed: serde cannot deny unknown fields next to a flatten.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PaymentBody {
     #[serde(default)]
     quote_id: Option<String>,
     #[serde(flatten)]
     quote: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What a payment request names: a quote made earlier, or a quote to make first.
+#[derive(Debug)]
+enum PaymentRequest {
+    QuoteId(String),
+    QuoteFirst(QuoteRequest),
+}
+
+fn parse_payment(body: &[u8]) -> Result<PaymentRequest, String> {
+    let parsed: PaymentBody = serde_json::from_slice(body).map_err(|e| format!("payment: {e}"))?;
+    match (parsed.quote_id, parsed.quote.filter(|m| !m.is_empty())) {
+        (Some(id), None) => Ok(PaymentRequest::QuoteId(id)),
+        (None, Some(fields)) => serde_json::from_value::<QuoteBody>(fields.into())
+            .map_err(|e| format!("payment: {e}"))
+            .and_then(parse_quote)
+            .map(PaymentRequest::QuoteFirst),
+        _ => Err(
+            "payment: give quote_id, or a quote request (wallet, destination, amount), not both"
+                .into(),
+        ),
+    }
 }
 
 pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -76,29 +99,15 @@ pub async fn pay(admin: &Admin, request: Request<Incoming>) -> Response<Full<Byt
         Ok(body) => body,
         Err(response) => return response,
     };
-    let parsed: PaymentBody = match serde_json::from_slice(&body) {
-        Ok(parsed) => parsed,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("payment: {e}")),
-    };
-    let quote_id = match (parsed.quote_id, parsed.quote.filter(|m| !m.is_empty())) {
-        (Some(id), None) => id,
-        (None, Some(fields)) => {
-            let request = match serde_json::from_value::<QuoteBody>(fields.into())
-                .map_err(|e| format!("payment: {e}"))
-                .and_then(parse_quote)
-            {
-                Ok(request) => request,
-                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-            };
+    let quote_id = match parse_payment(&body) {
+        Ok(PaymentRequest::QuoteId(id)) => id,
+        Ok(PaymentRequest::QuoteFirst(request)) => {
             match admin.payments.quote(&admin.shard, request).await {
                 Ok(quote) => quote.id,
                 Err(e) => return quote_failure(&e),
             }
         }
-        _ => return error(
-            StatusCode::BAD_REQUEST,
-            "payment: give quote_id, or a quote request (wallet, destination, amount), not both",
-        ),
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     match admin.payments.pay(&admin.shard, &quote_id) {
         Ok(payment) => json_response(StatusCode::CREATED, serde_json::json!(payment)),
@@ -209,6 +218,36 @@ mod tests {
             r#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":5,"slippage":1.5}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn payments_name_a_quote_or_carry_a_quote_request() {
+        assert!(matches!(
+            parse_payment(br#"{"quote_id":"feed"}"#),
+            Ok(PaymentRequest::QuoteId(id)) if id == "feed"
+        ));
+        let inline =
+            br#"{"wallet":"w","destination":{"spsp":"http://127.0.0.1:1/w"},"send_amount":"7"}"#;
+        assert!(matches!(
+            parse_payment(inline),
+            Ok(PaymentRequest::QuoteFirst(QuoteRequest {
+                target: Target::FixedSend(7),
+                ..
+            }))
+        ));
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"quote_id":"feed","wallet":"w"}"#,
+            br#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":7,"colour":"red"}"#,
+            br#"{"quote_id":7}"#,
+            br#"not json"#,
+        ] {
+            assert!(
+                parse_payment(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -1,0 +1,622 @@
+//! `riptidectl incoming-payment`, `quote`, `pay` and `payment show`: payments through
+//! ONE data plane's admin API, the first one given. Quotes and outgoing payments live
+//! in the memory of the data plane that made them, so every step of a payment must
+//! reach the same one; incoming payments live in its receipt store.
+//!
+//! Reads, and creations that a repeat cannot harm (an incoming payment, fresh
+//! credentials), are retried like every other command. Quotes and outgoing payments are
+//! asked once: a payment retried after a lost answer could pay twice, and a failed
+//! probe (HTTP 502) says why at once.
+
+use crate::cli::{
+    DestinationArgs, GlobalArgs, IncomingPaymentAction, PayArgs, PaymentAction, PaymentSpec,
+    QuoteArgs,
+};
+use crate::dataplane_client::{ClientError, DataplaneClient};
+use crate::error::CtlError;
+use crate::fleet::{with_retries, RetryPolicy};
+use crate::table::{or_dash, render_fields};
+use crate::targets::{self, TargetError};
+use crate::version::now_unix_ms;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Shortest wait for the answer to a quote, or to a payment quoted on the way: the
+/// data plane resolves SPSP and probes the path (up to 10 s) before it answers.
+const PROBE_ANSWER_TIMEOUT_MIN: Duration = Duration::from_secs(30);
+/// Time between two reads of a payment that is sending.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The one data plane of these commands.
+struct Dataplane {
+    url: String,
+    /// Bounded by `--timeout-ms`.
+    client: DataplaneClient,
+    /// Bounded by `--timeout-ms`, or [`PROBE_ANSWER_TIMEOUT_MIN`] if that is longer.
+    patient: DataplaneClient,
+    policy: RetryPolicy,
+}
+
+impl Dataplane {
+    /// The first data plane given; the others are named and left alone.
+    fn first(global: &GlobalArgs) -> Result<Dataplane, CtlError> {
+        let targets = targets::resolve(&global.dataplanes, &crate::token_sources(global), None)?;
+        let mut targets = targets.into_iter();
+        let target = targets.next().ok_or(TargetError::NoDataplane)?;
+        let ignored: Vec<String> = targets.map(|t| t.url).collect();
+        if !ignored.is_empty() {
+            eprintln!(
+                "riptidectl: using the first data plane only, {} (payments live in one data \
+                 plane); ignoring {}",
+                target.url,
+                ignored.join(", ")
+            );
+        }
+        let timeout = Duration::from_millis(global.timeout_ms);
+        Ok(Dataplane {
+            url: target.url.clone(),
+            client: DataplaneClient::new(target.clone(), timeout),
+            patient: DataplaneClient::new(target, timeout.max(PROBE_ANSWER_TIMEOUT_MIN)),
+            policy: RetryPolicy::new(global.attempts),
+        })
+    }
+
+    /// `operation` with the usual retries and backoff.
+    fn retried<T>(
+        &self,
+        operation: impl Fn(&DataplaneClient) -> Result<T, ClientError>,
+    ) -> Result<T, CtlError> {
+        let (result, _) = with_retries(
+            &self.policy,
+            &self.url,
+            || operation(&self.client),
+            &std::thread::sleep,
+        );
+        result.map_err(|error| self.failure(&error))
+    }
+
+    fn failure(&self, error: &ClientError) -> CtlError {
+        CtlError::Failed(format!("{}: {error}", self.url))
+    }
+}
+
+pub fn incoming_payment(
+    global: &GlobalArgs,
+    action: &IncomingPaymentAction,
+) -> Result<(), CtlError> {
+    let dataplane = Dataplane::first(global)?;
+    let answer = match action {
+        IncomingPaymentAction::Create {
+            wallet,
+            amount,
+            expires_in_s,
+        } => {
+            let request = incoming_request(wallet, *amount, *expires_in_s);
+            dataplane.retried(|c| c.post_json("/v1/incoming-payments", &request, 201))?
+        }
+        IncomingPaymentAction::Show { id } => {
+            dataplane.retried(|c| c.get_json(&format!("/v1/incoming-payments/{id}")))?
+        }
+        IncomingPaymentAction::Credentials { id } => dataplane.retried(|c| {
+            c.post_json(
+                &format!("/v1/incoming-payments/{id}/credentials"),
+                &json!({}),
+                200,
+            )
+        })?,
+    };
+    if global.json {
+        print_json(&dataplane.url, answer);
+    } else {
+        print!(
+            "{}",
+            render_fields(&incoming_fields(&answer, now_unix_ms()))
+        );
+    }
+    Ok(())
+}
+
+/// The body of `POST /v1/incoming-payments`; amounts as strings (u64 does not fit a
+/// JSON number everywhere).
+fn incoming_request(wallet: &str, amount: Option<u64>, expires_in_s: Option<u64>) -> Value {
+    let mut request = json!({ "wallet": wallet });
+    if let Some(amount) = amount {
+        request["incoming_amount"] = json!(amount.to_string());
+    }
+    if let Some(seconds) = expires_in_s {
+        request["expires_in_ms"] = json!(seconds.saturating_mul(1000));
+    }
+    request
+}
+
+pub fn quote(global: &GlobalArgs, args: &QuoteArgs) -> Result<(), CtlError> {
+    let request = quote_request(&args.wallet, &args.payment)?;
+    let dataplane = Dataplane::first(global)?;
+    let answer = dataplane
+        .patient
+        .post_json("/v1/quotes", &request, 201)
+        .map_err(|error| dataplane.failure(&error))?;
+    if global.json {
+        print_json(&dataplane.url, answer);
+    } else {
+        print!("{}", render_fields(&quote_fields(&answer, now_unix_ms())));
+    }
+    Ok(())
+}
+
+/// The body of `POST /v1/quotes`, and of a payment quoted on the way. The command
+/// line already holds one destination and one amount; this says so if it does not.
+fn quote_request(wallet: &str, spec: &PaymentSpec) -> Result<Value, CtlError> {
+    let destination = match &spec.destination {
+        DestinationArgs {
+            spsp: Some(url),
+            ilp_address: None,
+            shared_secret: None,
+        } => json!({ "spsp": url }),
+        DestinationArgs {
+            spsp: None,
+            ilp_address: Some(address),
+            shared_secret: Some(secret),
+        } => json!({ "ilp_address": address, "shared_secret": secret }),
+        _ => {
+            return Err(CtlError::Invalid(
+                "give --spsp URL, or --ilp-address and --shared-secret".into(),
+            ))
+        }
+    };
+    let mut request = json!({ "wallet": wallet, "destination": destination });
+    match (spec.amount.send, spec.amount.receive) {
+        (Some(send), None) => request["send_amount"] = json!(send.to_string()),
+        (None, Some(receive)) => request["receive_amount"] = json!(receive.to_string()),
+        _ => return Err(CtlError::Invalid("give --send N or --receive N".into())),
+    }
+    if let Some(slippage) = spec.slippage {
+        request["slippage"] = json!(slippage);
+    }
+    Ok(request)
+}
+
+pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
+    let request = match (&args.quote_id, &args.wallet) {
+        (Some(id), None) => json!({ "quote_id": id }),
+        (None, Some(wallet)) => quote_request(wallet, &args.payment)?,
+        _ => {
+            return Err(CtlError::Invalid(
+                "give --quote ID, or a quote request (--wallet, a destination, an amount)".into(),
+            ))
+        }
+    };
+    let dataplane = Dataplane::first(global)?;
+    let created = dataplane
+        .patient
+        .post_json("/v1/outgoing-payments", &request, 201)
+        .map_err(|error| dataplane.failure(&error))?;
+    let id = created["id"]
+        .as_str()
+        .ok_or_else(|| dataplane.failure(&ClientError::Protocol("payment without an id".into())))?
+        .to_owned();
+    if args.no_wait {
+        print_payment(&dataplane.url, created, global.json);
+        return Ok(());
+    }
+    eprintln!(
+        "riptidectl: payment {id} created on {}; waiting up to {} s for it to end",
+        dataplane.url, args.wait_s
+    );
+    let path = format!("/v1/outgoing-payments/{id}");
+    let started = Instant::now();
+    let waited = wait_for_end(
+        || dataplane.client.get_json(&path),
+        created,
+        Duration::from_secs(args.wait_s),
+        &|| started.elapsed(),
+        &std::thread::sleep,
+    );
+    let (payment, poll_error) = match waited {
+        Waited::Ended(payment) => (payment, None),
+        Waited::Deadline { latest, poll_error } => (latest, poll_error),
+        Waited::Lost(error) => {
+            return Err(CtlError::Failed(format!(
+                "{}: payment {id}: {error}",
+                dataplane.url
+            )))
+        }
+    };
+    let verdict = verdict(&id, &payment, args.wait_s, poll_error.as_ref());
+    print_payment(&dataplane.url, payment, global.json);
+    verdict
+}
+
+/// How a wait for a payment ended.
+#[derive(Debug, PartialEq)]
+enum Waited {
+    /// The payment is no longer sending: its last view.
+    Ended(Value),
+    /// Still sending at the deadline: the last view read, and the error of the last
+    /// read if it failed.
+    Deadline {
+        latest: Value,
+        poll_error: Option<ClientError>,
+    },
+    /// A read failed in a way a retry cannot fix (the payment is unknown, the token
+    /// refused).
+    Lost(ClientError),
+}
+
+/// Reads the payment every [`POLL_INTERVAL`] until it is no longer sending or `wait`
+/// has passed; `created` is its view at creation.
+fn wait_for_end(
+    mut poll: impl FnMut() -> Result<Value, ClientError>,
+    created: Value,
+    wait: Duration,
+    elapsed: &dyn Fn() -> Duration,
+    sleep: &dyn Fn(Duration),
+) -> Waited {
+    let mut latest = created;
+    let mut poll_error = None;
+    loop {
+        if latest["state"] != "sending" {
+            return Waited::Ended(latest);
+        }
+        let spent = elapsed();
+        if spent >= wait {
+            return Waited::Deadline { latest, poll_error };
+        }
+        sleep(POLL_INTERVAL.min(wait - spent));
+        match poll() {
+            Ok(payment) => {
+                latest = payment;
+                poll_error = None;
+            }
+            Err(error) if error.is_retryable() => poll_error = Some(error),
+            Err(error) => return Waited::Lost(error),
+        }
+    }
+}
+
+/// Exit 0 when the payment completed; 1 with the reason otherwise.
+fn verdict(
+    id: &str,
+    payment: &Value,
+    wait_s: u64,
+    poll_error: Option<&ClientError>,
+) -> Result<(), CtlError> {
+    let last_error = payment["last_error"].as_str().unwrap_or("none");
+    match payment["state"].as_str() {
+        Some("completed") => Ok(()),
+        Some("failed") => Err(CtlError::Failed(format!(
+            "payment {id} failed: {last_error}"
+        ))),
+        Some("sending") => {
+            let unreadable = poll_error
+                .map(|e| format!("; the last read failed: {e}"))
+                .unwrap_or_default();
+            Err(CtlError::Failed(format!(
+                "payment {id} still sending after {wait_s} s (last error: {last_error}{unreadable}); \
+                 it goes on: `riptidectl payment show {id}`"
+            )))
+        }
+        other => Err(CtlError::Failed(format!(
+            "payment {id} ended in state {}",
+            other.unwrap_or("(none)")
+        ))),
+    }
+}
+
+pub fn payment(global: &GlobalArgs, action: &PaymentAction) -> Result<(), CtlError> {
+    let PaymentAction::Show { id } = action;
+    let dataplane = Dataplane::first(global)?;
+    let answer = dataplane.retried(|c| c.get_json(&format!("/v1/outgoing-payments/{id}")))?;
+    print_payment(&dataplane.url, answer, global.json);
+    Ok(())
+}
+
+fn print_payment(url: &str, payment: Value, json: bool) {
+    if json {
+        print_json(url, payment);
+    } else {
+        print!("{}", render_fields(&payment_fields(&payment)));
+    }
+}
+
+/// The data plane's answer with the data plane that gave it.
+fn print_json(url: &str, mut answer: Value) {
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("dataplane".into(), json!(url));
+    }
+    println!("{answer:#}");
+}
+
+/// A string or number field as text; `-` when absent.
+fn text(value: &Value, key: &str) -> String {
+    match &value[key] {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `1700000000000 (in 60 s)`, or `(expired)`.
+fn expiry(value: &Value, now_ms: u64) -> String {
+    match value["expires_at_ms"].as_u64() {
+        Some(at) if at > now_ms => format!("{at} (in {} s)", (at - now_ms) / 1000),
+        Some(at) => format!("{at} (expired)"),
+        None => "-".to_owned(),
+    }
+}
+
+fn asset(value: &Value) -> String {
+    match (value["code"].as_str(), value["scale"].as_u64()) {
+        (Some(code), Some(scale)) => format!("{code} (scale {scale})"),
+        _ => "-".to_owned(),
+    }
+}
+
+fn incoming_fields(payment: &Value, now_ms: u64) -> Vec<(&'static str, String)> {
+    let amount = match &payment["incoming_amount"] {
+        Value::Null => "any".to_owned(),
+        _ => text(payment, "incoming_amount"),
+    };
+    let mut fields = vec![
+        ("id", text(payment, "id")),
+        ("wallet", text(payment, "wallet")),
+        ("state", text(payment, "state")),
+        ("amount", amount),
+        ("received", text(payment, "received")),
+        ("expires_at_ms", expiry(payment, now_ms)),
+    ];
+    // Only a creation or a credentials request carries the credentials.
+    if payment.get("ilp_address").is_some() {
+        fields.push(("ilp_address", text(payment, "ilp_address")));
+        fields.push(("shared_secret", text(payment, "shared_secret")));
+        fields.push(("asset", asset(&payment["asset"])));
+    }
+    fields
+}
+
+fn quote_fields(quote: &Value, now_ms: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", text(quote, "id")),
+        ("wallet", text(quote, "wallet")),
+        ("destination", text(quote, "destination")),
+        ("fixed", text(quote, "fixed")),
+        ("source_amount", text(quote, "source_amount")),
+        ("min_delivery_amount", text(quote, "min_delivery_amount")),
+        ("rate", text(quote, "rate")),
+        ("min_rate", text(quote, "min_rate")),
+        ("max_packet_amount", text(quote, "max_packet_amount")),
+        ("destination_asset", asset(&quote["destination_asset"])),
+        ("expires_at_ms", expiry(quote, now_ms)),
+    ]
+}
+
+fn payment_fields(payment: &Value) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", text(payment, "id")),
+        ("state", text(payment, "state")),
+        ("wallet", text(payment, "wallet")),
+        ("destination", text(payment, "destination")),
+        ("quote_id", text(payment, "quote_id")),
+        ("source_amount", text(payment, "source_amount")),
+        ("min_delivery_amount", text(payment, "min_delivery_amount")),
+        ("sent", text(payment, "sent")),
+        ("delivered", text(payment, "delivered")),
+        (
+            "packets",
+            format!(
+                "{} fulfilled, {} rejected",
+                or_dash(payment["packets_fulfilled"].as_u64()),
+                or_dash(payment["packets_rejected"].as_u64())
+            ),
+        ),
+        ("last_error", text(payment, "last_error")),
+        ("created_at_ms", text(payment, "created_at_ms")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::AmountArgs;
+    use std::cell::{Cell, RefCell};
+
+    fn spec(destination: DestinationArgs, send: Option<u64>, receive: Option<u64>) -> PaymentSpec {
+        PaymentSpec {
+            destination,
+            amount: AmountArgs { send, receive },
+            slippage: None,
+        }
+    }
+
+    fn spsp() -> DestinationArgs {
+        DestinationArgs {
+            spsp: Some("http://b/shop".into()),
+            ilp_address: None,
+            shared_secret: None,
+        }
+    }
+
+    #[test]
+    fn requests_carry_amounts_as_strings() {
+        assert_eq!(
+            quote_request("payer", &spec(spsp(), Some(u64::MAX), None)).ok(),
+            Some(json!({
+                "wallet": "payer",
+                "destination": { "spsp": "http://b/shop" },
+                "send_amount": "18446744073709551615",
+            }))
+        );
+        let credentials = DestinationArgs {
+            spsp: None,
+            ilp_address: Some("test.b.x".into()),
+            shared_secret: Some("c2VjcmV0".into()),
+        };
+        let mut with_slippage = spec(credentials.clone(), None, Some(5000));
+        with_slippage.slippage = Some(0.02);
+        assert_eq!(
+            quote_request("payer", &with_slippage).ok(),
+            Some(json!({
+                "wallet": "payer",
+                "destination": { "ilp_address": "test.b.x", "shared_secret": "c2VjcmV0" },
+                "receive_amount": "5000",
+                "slippage": 0.02,
+            }))
+        );
+        for bad in [
+            spec(spsp(), None, None),
+            spec(spsp(), Some(1), Some(1)),
+            spec(
+                DestinationArgs {
+                    shared_secret: None,
+                    ..credentials.clone()
+                },
+                Some(1),
+                None,
+            ),
+            spec(
+                DestinationArgs {
+                    spsp: Some("http://b/shop".into()),
+                    ..credentials
+                },
+                Some(1),
+                None,
+            ),
+        ] {
+            let error = quote_request("payer", &bad).expect_err("invalid");
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
+        assert_eq!(
+            incoming_request("shop", Some(5000), Some(60)),
+            json!({ "wallet": "shop", "incoming_amount": "5000", "expires_in_ms": 60_000 })
+        );
+        assert_eq!(
+            incoming_request("shop", None, None),
+            json!({ "wallet": "shop" })
+        );
+    }
+
+    /// A clock that moves only when the wait sleeps.
+    struct FakeTime {
+        now: Cell<Duration>,
+        sleeps: RefCell<Vec<Duration>>,
+    }
+
+    impl FakeTime {
+        fn new() -> FakeTime {
+            FakeTime {
+                now: Cell::new(Duration::ZERO),
+                sleeps: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn wait(&self, poll: impl FnMut() -> Result<Value, ClientError>, wait: Duration) -> Waited {
+            wait_for_end(
+                poll,
+                json!({ "id": "p", "state": "sending" }),
+                wait,
+                &|| self.now.get(),
+                &|d| {
+                    self.now.set(self.now.get() + d);
+                    self.sleeps.borrow_mut().push(d);
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn the_wait_ends_when_the_payment_does() {
+        let time = FakeTime::new();
+        let mut reads = 0;
+        let waited = time.wait(
+            || {
+                reads += 1;
+                Ok(json!({ "state": if reads < 3 { "sending" } else { "completed" } }))
+            },
+            Duration::from_secs(60),
+        );
+        assert_eq!(waited, Waited::Ended(json!({ "state": "completed" })));
+        assert_eq!(*time.sleeps.borrow(), vec![POLL_INTERVAL; 3]);
+    }
+
+    #[test]
+    fn the_wait_is_bounded_and_keeps_the_last_view() {
+        let time = FakeTime::new();
+        let mut reads = 0u64;
+        let waited = time.wait(
+            || {
+                reads += 1;
+                if reads == 4 {
+                    Err(ClientError::Unreachable("reset".into()))
+                } else {
+                    Ok(json!({ "state": "sending", "sent": reads.to_string() }))
+                }
+            },
+            Duration::from_millis(700),
+        );
+        // Reads at 200, 400, 600 and 700 ms: the last one failed.
+        assert_eq!(
+            waited,
+            Waited::Deadline {
+                latest: json!({ "state": "sending", "sent": "3" }),
+                poll_error: Some(ClientError::Unreachable("reset".into())),
+            }
+        );
+        assert_eq!(time.now.get(), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn a_payment_that_cannot_be_read_ends_the_wait() {
+        let time = FakeTime::new();
+        let waited = time.wait(
+            || {
+                Err(ClientError::Refused {
+                    status: 404,
+                    message: "no such outgoing payment".into(),
+                })
+            },
+            Duration::from_secs(60),
+        );
+        assert!(matches!(
+            waited,
+            Waited::Lost(ClientError::Refused { status: 404, .. })
+        ));
+    }
+
+    #[test]
+    fn only_a_completed_payment_exits_zero() {
+        let completed = json!({ "state": "completed" });
+        assert!(verdict("p", &completed, 60, None).is_ok());
+        let failed = json!({ "state": "failed", "last_error": "T04 insufficient balance" });
+        let error = verdict("p", &failed, 60, None).expect_err("failed");
+        assert_eq!(error.exit_code(), 1);
+        assert!(error.to_string().contains("T04 insufficient balance"));
+        let sending = json!({ "state": "sending", "last_error": null });
+        let unreachable = ClientError::Unreachable("reset".into());
+        let error = verdict("p", &sending, 5, Some(&unreachable)).expect_err("sending");
+        assert_eq!(error.exit_code(), 1);
+        let message = error.to_string();
+        assert!(message.contains("still sending after 5 s"), "{message}");
+        assert!(message.contains("unreachable: reset"), "{message}");
+    }
+
+    #[test]
+    fn records_print_as_fields() {
+        let created = json!({
+            "id": "i1", "wallet": "shop", "incoming_amount": null, "received": "0",
+            "expires_at_ms": 61_000, "state": "pending", "ilp_address": "test.b.x",
+            "shared_secret": "c2VjcmV0", "asset": { "code": "USD", "scale": 2 },
+        });
+        let fields = incoming_fields(&created, 1_000);
+        assert!(fields.contains(&("amount", "any".to_owned())));
+        assert!(fields.contains(&("expires_at_ms", "61000 (in 60 s)".to_owned())));
+        assert!(fields.contains(&("asset", "USD (scale 2)".to_owned())));
+        let shown = json!({ "id": "i1", "received": "5000", "incoming_amount": "5000" });
+        let fields = incoming_fields(&shown, 1_000);
+        assert!(fields.iter().all(|(name, _)| *name != "shared_secret"));
+        let payment = json!({ "id": "p", "packets_fulfilled": 3, "packets_rejected": 0,
+                              "last_error": null });
+        let fields = payment_fields(&payment);
+        assert!(fields.contains(&("packets", "3 fulfilled, 0 rejected".to_owned())));
+        assert!(fields.contains(&("last_error", "-".to_owned())));
+    }
+}
