@@ -34,6 +34,8 @@ use std::rc::Rc;
 /// Connections a shard keeps keys for; past this one is forgotten (and derived
 /// again if it comes back).
 pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
+/// Tries to take back a credit whose outcome is unknown (200 ms, then doubling).
+const TAKE_BACK_ATTEMPTS: u32 = 5;
 
 /// What a connection pays into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,24 +176,29 @@ impl LocalReceiver {
             Target::Wallet => None,
             Target::IncomingPayment { id, .. } => Some(id.clone()),
         };
+        let credit_id = self.credit_id();
         let op = StoreOp::Credit {
             connection: connection.id_hex.clone(),
             amount: credit.amount,
             payment: payment.clone(),
             now_ms,
+            credit_id,
+        };
+        let undo = StoreOp::Undo {
+            connection: connection.id_hex.clone(),
+            amount: credit.amount,
+            payment,
+            credit_id,
         };
         let result = match ports.store.execute(op).await {
             Ok(StoreAnswer::Credit(result)) => result,
-            Ok(other) => {
-                tracing::error!(
-                    ?other,
-                    "receipt store answered a credit with something else"
-                );
-                return self.void(ports, hold, own_address).await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "receipt store refused a credit; hold voided");
-                return self.void(ports, hold, own_address).await;
+            other => {
+                // The store may have counted the credit even though no answer came
+                // back: the take-back removes it if, and only if, it was counted.
+                tracing::warn!(answer = ?other, "receipt store gave no credit; hold voided");
+                self.finish_quietly(ports, hold, HoldOutcome::Void).await;
+                take_back_later(ports.store, undo);
+                return RejectReason::Internal("receipt store".into()).to_reject_bytes(own_address);
             }
         };
         let outcome = match result {
@@ -225,11 +232,6 @@ impl LocalReceiver {
                 own_address,
             );
         };
-        let undo = StoreOp::Undo {
-            connection: connection.id_hex.clone(),
-            amount: credit.amount,
-            payment,
-        };
         // Past its expiry the sender has given the packet up: fulfilling now would
         // charge the peer for a payment it counts as failed.
         if crate::shard::unix_now_ms() >= expires_at_ms {
@@ -257,19 +259,20 @@ impl LocalReceiver {
     }
 
     async fn take_back(&self, ports: &DeliveryPorts<'_>, connection: &Connection, undo: StoreOp) {
-        if let Err(error) = ports.store.execute(undo).await {
-            tracing::error!(%error, connection = %connection.id_hex, "could not take back a count");
+        if let Err(error) = ports.store.execute(undo.clone()).await {
+            tracing::warn!(%error, connection = %connection.id_hex, "take-back failed; retrying");
+            take_back_later(ports.store, undo);
         }
     }
 
-    async fn void(
-        &self,
-        ports: &DeliveryPorts<'_>,
-        hold: crate::ledger::hold::Hold,
-        own_address: &str,
-    ) -> Vec<u8> {
-        self.finish_quietly(ports, hold, HoldOutcome::Void).await;
-        RejectReason::Internal("receipt store".into()).to_reject_bytes(own_address)
+    /// A fresh id for one credit attempt, so that its take-back is exact.
+    fn credit_id(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        if self.random.fill(&mut bytes).is_err() {
+            tracing::error!("system random generator failed");
+            std::process::abort();
+        }
+        u64::from_le_bytes(bytes)
     }
 
     async fn finish_quietly(
@@ -348,6 +351,28 @@ impl LocalReceiver {
         }
         iv
     }
+}
+
+/// Attempts to take back a credit whose outcome is unknown, a few times over a few
+/// seconds, in the background. The take-back is conditional and idempotent, so a
+/// repeat never subtracts twice; if every attempt fails, the total may count money
+/// the ledger did not move, and that is logged for the operator.
+fn take_back_later(store: &Rc<StoreBatcher>, undo: StoreOp) {
+    let store = Rc::clone(store);
+    glommio::spawn_local(async move {
+        for attempt in 0..TAKE_BACK_ATTEMPTS {
+            glommio::timer::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            match store.execute(undo.clone()).await {
+                Ok(_) => return,
+                Err(error) => tracing::warn!(%error, attempt, "take-back attempt failed"),
+            }
+        }
+        tracing::error!(
+            ?undo,
+            "a credit could not be taken back: its total may be too high"
+        );
+    })
+    .detach();
 }
 
 /// A wallet of the state, else an incoming payment in the store.

@@ -3,7 +3,7 @@
 //! path.
 
 use super::{CreditResult, IncomingPayment, StoreAnswer, StoreOp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ struct Inner {
     /// Total and the instant it expires.
     connections: HashMap<String, (u64, Instant)>,
     payments: HashMap<String, IncomingPayment>,
+    /// Credits that may still be taken back, by (connection, credit id).
+    credits: HashSet<(String, u64)>,
 }
 
 impl MemoryStore {
@@ -39,20 +41,35 @@ impl MemoryStore {
                 amount,
                 payment,
                 now_ms,
-            } => StoreAnswer::Credit(inner.credit(
-                connection,
-                *amount,
-                payment.as_deref(),
-                *now_ms,
-                self.connection_ttl_s,
-            )),
+                credit_id,
+            } => {
+                let result = inner.credit(
+                    connection,
+                    *amount,
+                    payment.as_deref(),
+                    *now_ms,
+                    self.connection_ttl_s,
+                );
+                if matches!(result, CreditResult::Credited { .. }) {
+                    if inner.credits.len() >= CONNECTIONS_MAX {
+                        // Markers only serve take-backs right after a failure.
+                        inner.credits.clear();
+                    }
+                    inner.credits.insert((connection.clone(), *credit_id));
+                }
+                StoreAnswer::Credit(result)
+            }
             StoreOp::Undo {
                 connection,
                 amount,
                 payment,
+                credit_id,
             } => {
-                inner.undo(connection, *amount, payment.as_deref());
-                StoreAnswer::Undone
+                let counted = inner.credits.remove(&(connection.clone(), *credit_id));
+                if counted {
+                    inner.undo(connection, *amount, payment.as_deref());
+                }
+                StoreAnswer::Undone(counted)
             }
             StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(id).cloned()),
             StoreOp::CreatePayment { payment } => {
@@ -170,6 +187,7 @@ mod tests {
             amount,
             payment: Some("p1".into()),
             now_ms,
+            credit_id: amount,
         };
         match store.execute(&op) {
             StoreAnswer::Credit(result) => result,
@@ -210,11 +228,18 @@ mod tests {
         let store = MemoryStore::new(60);
         store.execute(&payment(None));
         credit(&store, "a", 70, 0);
-        store.execute(&StoreOp::Undo {
+        let undo = StoreOp::Undo {
             connection: "a".into(),
             amount: 70,
             payment: Some("p1".into()),
-        });
+            credit_id: 70,
+        };
+        assert_eq!(store.execute(&undo), StoreAnswer::Undone(true));
+        assert_eq!(
+            store.execute(&undo),
+            StoreAnswer::Undone(false),
+            "only once"
+        );
         let StoreAnswer::Payment(Some(found)) =
             store.execute(&StoreOp::GetPayment { id: "p1".into() })
         else {
@@ -227,6 +252,7 @@ mod tests {
             amount: 1,
             payment: Some("nope".into()),
             now_ms: 0,
+            credit_id: 1,
         };
         assert_eq!(
             store.execute(&unknown),

@@ -73,18 +73,23 @@ pub enum PaymentState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
     /// Count `amount` on the connection and, when given, on the incoming payment,
-    /// unless that would take the payment past its amount.
+    /// unless that would take the payment past its amount. The store remembers
+    /// `credit_id` for [`CREDIT_MARKER_TTL_S`], so that the credit can be taken back
+    /// exactly once even when its own answer was lost.
     Credit {
         connection: String,
         amount: u64,
         payment: Option<String>,
         now_ms: u64,
+        credit_id: u64,
     },
-    /// Take back a credit whose ledger step failed.
+    /// Take back credit `credit_id` if, and only if, the store counted it and it
+    /// was not taken back yet: safe after a lost answer, safe to repeat.
     Undo {
         connection: String,
         amount: u64,
         payment: Option<String>,
+        credit_id: u64,
     },
     GetPayment {
         id: String,
@@ -98,7 +103,8 @@ pub enum StoreOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreAnswer {
     Credit(CreditResult),
-    Undone,
+    /// Whether there was a counted credit to take back.
+    Undone(bool),
     Payment(Option<IncomingPayment>),
     Created,
 }
@@ -120,6 +126,14 @@ pub enum CreditResult {
     Expired,
     /// The payment is not in the store (never created, or long expired).
     UnknownPayment,
+}
+
+/// How long the store remembers a credit, for a take-back after a lost answer.
+pub const CREDIT_MARKER_TTL_S: u64 = 600;
+
+/// The key that records one credit until it is taken back or forgotten.
+pub fn credit_marker_key(connection_id_hex: &str, credit_id: u64) -> String {
+    format!("riptide:credit:{connection_id_hex}:{credit_id:016x}")
 }
 
 /// Rafiki's key for a connection total.

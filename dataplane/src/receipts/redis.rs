@@ -5,7 +5,8 @@
 //! connections or data planes takes a payment past its amount.
 
 use super::{
-    connection_key, payment_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
+    connection_key, credit_marker_key, payment_key, CreditResult, IncomingPayment, StoreAnswer,
+    StoreError, StoreOp, CREDIT_MARKER_TTL_S,
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
@@ -19,10 +20,11 @@ const WORKER_QUEUE_BATCHES_MAX: usize = 64;
 const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
 /// Credits a connection and an incoming payment together, refusing what would go
-/// past the payment's amount. KEYS: payment, connection. ARGV: amount, connection
-/// ttl in seconds, now in ms. Returns {code, a, b}: 0 unknown, 1 expired,
-/// 2 completed, 3 exceeds (a = remaining, b = connection total), 4 credited
-/// (a = remaining or -1 without a cap, b = connection total).
+/// past the payment's amount, and records the credit. KEYS: payment, connection,
+/// credit marker. ARGV: amount, connection ttl in seconds, now in ms, marker ttl.
+/// Returns {code, a, b}: 0 unknown, 1 expired, 2 completed, 3 exceeds
+/// (a = remaining, b = connection total), 4 credited (a = remaining or -1 without a
+/// cap, b = connection total).
 const CREDIT_PAYMENT_SCRIPT: &str = r"
 local p = redis.call('HMGET', KEYS[1], 'incoming_amount', 'received', 'expires_at_ms')
 if not p[3] then return {0, 0, 0} end
@@ -40,7 +42,20 @@ end
 redis.call('HINCRBY', KEYS[1], 'received', ARGV[1])
 local total = redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
 return {4, remaining, total}
+";
+
+/// Takes a credit back once, only if it was counted (its marker exists), and never
+/// recreates an expired total. KEYS: connection, credit marker, and the payment when
+/// there is one. ARGV: amount, its negation. Returns 1 when it took something back.
+const UNDO_SCRIPT: &str = r"
+if redis.call('DEL', KEYS[2]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HINCRBY', KEYS[3], 'received', ARGV[2])
+end
+return 1
 ";
 
 type Answer = Result<StoreAnswer, StoreError>;
@@ -89,6 +104,7 @@ struct Worker {
     options: RedisOptions,
     connection: Option<redis::Connection>,
     credit_script: redis::Script,
+    undo_script: redis::Script,
 }
 
 impl Worker {
@@ -98,6 +114,7 @@ impl Worker {
             options,
             connection: None,
             credit_script: redis::Script::new(CREDIT_PAYMENT_SCRIPT),
+            undo_script: redis::Script::new(UNDO_SCRIPT),
         }
     }
 
@@ -142,6 +159,7 @@ impl Worker {
             connection.set_read_timeout(Some(timeout))?;
             connection.set_write_timeout(Some(timeout))?;
             self.credit_script.load(&mut connection)?;
+            self.undo_script.load(&mut connection)?;
             self.connection = Some(connection);
         }
         self.connection
@@ -208,44 +226,57 @@ impl Worker {
                 amount,
                 payment: Some(id),
                 now_ms,
+                credit_id,
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(self.credit_script.get_hash())
-                    .arg(2)
+                    .arg(3)
                     .arg(payment_key(id))
                     .arg(connection_key(connection))
+                    .arg(credit_marker_key(connection, *credit_id))
                     .arg(*amount)
                     .arg(ttl_s)
-                    .arg(*now_ms);
+                    .arg(*now_ms)
+                    .arg(CREDIT_MARKER_TTL_S);
                 1
             }
             StoreOp::Credit {
                 connection,
                 amount,
                 payment: None,
+                credit_id,
                 ..
             } => {
+                // A transaction rather than a script: INCRBY's exact 64-bit answer
+                // would pass through a Lua double.
                 let key = connection_key(connection);
+                pipe.cmd("MULTI");
                 pipe.cmd("INCRBY").arg(&key).arg(*amount);
                 pipe.cmd("EXPIRE").arg(&key).arg(ttl_s);
-                2
+                pipe.cmd("SET")
+                    .arg(credit_marker_key(connection, *credit_id))
+                    .arg(1)
+                    .arg("EX")
+                    .arg(CREDIT_MARKER_TTL_S);
+                pipe.cmd("EXEC");
+                5
             }
             StoreOp::Undo {
                 connection,
                 amount,
                 payment,
+                credit_id,
             } => {
-                pipe.cmd("DECRBY")
+                let negative = -i128::from(*amount);
+                pipe.cmd("EVALSHA")
+                    .arg(self.undo_script.get_hash())
+                    .arg(if payment.is_some() { 3 } else { 2 })
                     .arg(connection_key(connection))
-                    .arg(*amount);
+                    .arg(credit_marker_key(connection, *credit_id));
                 if let Some(id) = payment {
-                    let negative = -i128::from(*amount);
-                    pipe.cmd("HINCRBY")
-                        .arg(payment_key(id))
-                        .arg("received")
-                        .arg(negative.to_string());
-                    return 2;
+                    pipe.arg(payment_key(id));
                 }
+                pipe.arg(*amount).arg(negative.to_string());
                 1
             }
             StoreOp::GetPayment { id } => {
@@ -292,13 +323,24 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
             payment: Some(_), ..
         } => credit_script_result(values),
         StoreOp::Credit { payment: None, .. } => {
-            let total = values.first().map(as_u64).transpose()?.unwrap_or(0);
+            // MULTI, three QUEUED, then EXEC's array: INCRBY's total comes first.
+            let total = match values.last() {
+                Some(Value::Array(results)) => results.first().map(as_u64).transpose()?,
+                other => {
+                    return Err(StoreError::Protocol(format!(
+                        "transaction answered {other:?}"
+                    )))
+                }
+            };
             Ok(StoreAnswer::Credit(CreditResult::Credited {
-                connection_total: total,
+                connection_total: total.unwrap_or(0),
                 remaining: None,
             }))
         }
-        StoreOp::Undo { .. } => Ok(StoreAnswer::Undone),
+        StoreOp::Undo { .. } => match values.first() {
+            Some(Value::Int(taken_back)) => Ok(StoreAnswer::Undone(*taken_back == 1)),
+            other => Err(StoreError::Protocol(format!("undo answered {other:?}"))),
+        },
         StoreOp::GetPayment { id } => payment_from_fields(id, values.first()),
         StoreOp::CreatePayment { .. } => Ok(StoreAnswer::Created),
     }

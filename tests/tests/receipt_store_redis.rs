@@ -1,0 +1,180 @@
+//! The Redis receipt store against a real Redis, without a data plane: credits and
+//! their take-backs. A take-back happens once and only for a credit that was
+//! counted, so it is safe after a lost answer and safe to repeat.
+
+use futures::channel::oneshot;
+use riptide_dataplane::receipts::redis::{RedisOptions, RedisWorker};
+use riptide_dataplane::receipts::{
+    connection_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
+};
+use riptide_tests::shared_redis;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+fn worker() -> RedisWorker {
+    let options = RedisOptions {
+        url: shared_redis().url(),
+        connection_ttl_s: 60,
+        request_timeout: Duration::from_secs(2),
+    };
+    RedisWorker::spawn(options, "test-redis-worker".into()).expect("worker")
+}
+
+/// Runs `ops` as one batch (one pipeline) and waits for every answer.
+fn run(worker: &RedisWorker, ops: Vec<StoreOp>) -> Vec<Result<StoreAnswer, StoreError>> {
+    let (batch, answers): (Vec<_>, Vec<_>) = ops
+        .into_iter()
+        .map(|op| {
+            let (reply, answer) = oneshot::channel();
+            ((op, reply), answer)
+        })
+        .unzip();
+    assert!(worker.send(batch).is_ok(), "worker queue has room");
+    answers
+        .into_iter()
+        .map(|answer| futures::executor::block_on(answer).expect("worker answers"))
+        .collect()
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+fn total(connection: &str) -> Option<String> {
+    let client = redis::Client::open(shared_redis().url()).expect("url");
+    let mut redis = client.get_connection().expect("connection");
+    redis::cmd("GET")
+        .arg(connection_key(connection))
+        .query(&mut redis)
+        .expect("GET")
+}
+
+#[test]
+fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
+    let worker = worker();
+    let connection = unique("wallet-connection-");
+    let credit = |id: u64, amount: u64| StoreOp::Credit {
+        connection: connection.clone(),
+        amount,
+        payment: None,
+        now_ms: 0,
+        credit_id: id,
+    };
+    let undo = |id: u64, amount: u64| StoreOp::Undo {
+        connection: connection.clone(),
+        amount,
+        payment: None,
+        credit_id: id,
+    };
+    let answers = run(
+        &worker,
+        vec![credit(1, 700), credit(2, 300), undo(2, 300), undo(2, 300)],
+    );
+    assert_eq!(
+        answers,
+        vec![
+            Ok(StoreAnswer::Credit(CreditResult::Credited {
+                connection_total: 700,
+                remaining: None
+            })),
+            Ok(StoreAnswer::Credit(CreditResult::Credited {
+                connection_total: 1_000,
+                remaining: None
+            })),
+            Ok(StoreAnswer::Undone(true)),
+            Ok(StoreAnswer::Undone(false)),
+        ]
+    );
+    assert_eq!(total(&connection).as_deref(), Some("700"));
+    // A take-back of a credit that never ran changes nothing and creates nothing.
+    let stranger = unique("never-credited-");
+    let answers = run(
+        &worker,
+        vec![StoreOp::Undo {
+            connection: stranger.clone(),
+            amount: 5,
+            payment: None,
+            credit_id: 9,
+        }],
+    );
+    assert_eq!(answers, vec![Ok(StoreAnswer::Undone(false))]);
+    assert_eq!(total(&stranger), None);
+}
+
+#[test]
+fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
+    let worker = worker();
+    let id = unique("payment-");
+    let connection = unique("payment-connection-");
+    let payment = IncomingPayment {
+        id: id.clone(),
+        wallet: "shop".into(),
+        incoming_amount: Some(1_000),
+        expires_at_ms: now_ms() + 3_600_000,
+        received: 0,
+    };
+    let credit = |credit_id: u64, amount: u64| StoreOp::Credit {
+        connection: connection.clone(),
+        amount,
+        payment: Some(id.clone()),
+        now_ms: now_ms(),
+        credit_id,
+    };
+    let answers = run(
+        &worker,
+        vec![
+            StoreOp::CreatePayment { payment },
+            credit(1, 600),
+            credit(2, 500),
+            StoreOp::Undo {
+                connection: connection.clone(),
+                amount: 600,
+                payment: Some(id.clone()),
+                credit_id: 1,
+            },
+            credit(3, 1_000),
+            credit(4, 1),
+            StoreOp::GetPayment { id: id.clone() },
+        ],
+    );
+    assert_eq!(answers[0], Ok(StoreAnswer::Created));
+    assert_eq!(
+        answers[1],
+        Ok(StoreAnswer::Credit(CreditResult::Credited {
+            connection_total: 600,
+            remaining: Some(400)
+        }))
+    );
+    assert_eq!(
+        answers[2],
+        Ok(StoreAnswer::Credit(CreditResult::Exceeds {
+            connection_total: 600,
+            remaining: 400
+        }))
+    );
+    assert_eq!(answers[3], Ok(StoreAnswer::Undone(true)));
+    assert_eq!(
+        answers[4],
+        Ok(StoreAnswer::Credit(CreditResult::Credited {
+            connection_total: 1_000,
+            remaining: Some(0)
+        }))
+    );
+    assert_eq!(answers[5], Ok(StoreAnswer::Credit(CreditResult::Completed)));
+    let Ok(StoreAnswer::Payment(Some(found))) = &answers[6] else {
+        panic!("payment: {:?}", answers[6]);
+    };
+    assert_eq!(found.received, 1_000);
+}
