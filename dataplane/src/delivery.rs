@@ -239,11 +239,11 @@ impl LocalReceiver {
             self.take_back(ports, connection, undo).await;
             return RejectReason::TimedOut.to_reject_bytes(own_address);
         }
-        if let Err(error) = ports
+        let posted = ports
             .ledger
-            .finish(hold, HoldOutcome::Post, ports.transfers)
-            .await
-        {
+            .finish_retrying(hold, HoldOutcome::Post, ports.transfers, expires_at_ms)
+            .await;
+        if let Err(error) = posted {
             tracing::error!(%error, "posting a local credit failed; count taken back");
             self.take_back(ports, connection, undo).await;
             return RejectReason::Internal("ledger".into()).to_reject_bytes(own_address);

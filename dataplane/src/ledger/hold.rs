@@ -26,6 +26,8 @@ const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
 
 /// Legs of one packet: one for a same-asset packet, two across assets.
 pub const LEGS_MAX: usize = 2;
+/// Tries to post or void a hold while the ledger's answers are lost.
+pub const FINISH_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum LedgerFailure {
@@ -265,12 +267,41 @@ impl LedgerPort {
             .submit(transfers)
             .await
             .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
-        match results.iter().find(|r| **r != CreateTransferResult::Ok) {
-            None => Ok(()),
-            Some(result) => Err(LedgerFailure::Refused {
-                operation: outcome.label(),
-                result: format!("{result:?} in {results:?}"),
-            }),
+        if finished(outcome, &results) {
+            return Ok(());
+        }
+        let result = results
+            .iter()
+            .find(|r| **r != CreateTransferResult::Ok)
+            .unwrap_or(&CreateTransferResult::Ok);
+        Err(LedgerFailure::Refused {
+            operation: outcome.label(),
+            result: format!("{result:?} in {results:?}"),
+        })
+    }
+
+    /// [`LedgerPort::finish`], tried again while the ledger's answer is lost and
+    /// `deadline_ms` (Unix ms) has not passed: a finish that went through before
+    /// comes back as already done, which counts as done, so a repeat never posts or
+    /// voids twice.
+    pub async fn finish_retrying(
+        &self,
+        hold: Hold,
+        outcome: HoldOutcome,
+        batcher: &Rc<TransferBatcher>,
+        deadline_ms: u64,
+    ) -> Result<(), LedgerFailure> {
+        let mut attempt = 1;
+        loop {
+            match self.finish(hold, outcome, batcher).await {
+                Err(LedgerFailure::Unavailable(reason))
+                    if attempt < FINISH_ATTEMPTS && crate::shard::unix_now_ms() < deadline_ms =>
+                {
+                    tracing::warn!(%reason, attempt, ?outcome, "ledger answer lost; finishing again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -340,6 +371,21 @@ impl LedgerPort {
             }),
         }
     }
+}
+
+/// Whether a post or void chain left the hold finished: every event done now, or the
+/// chain found its first pending transfer already finished the same way (an earlier
+/// attempt whose answer was lost did it, for the whole linked chain at once).
+fn finished(outcome: HoldOutcome, results: &[CreateTransferResult]) -> bool {
+    use CreateTransferResult as R;
+    let done_before = match outcome {
+        HoldOutcome::Post => R::PendingTransferAlreadyPosted,
+        HoldOutcome::Void => R::PendingTransferAlreadyVoided,
+    };
+    let all_ok = results.iter().all(|r| *r == R::Ok);
+    let repeated = results.first() == Some(&done_before)
+        && results.iter().skip(1).all(|r| *r == R::LinkedEventFailed);
+    all_ok || repeated
 }
 
 /// Both shortfalls answer T04; they differ for the operator. A peer that ran out of
@@ -578,4 +624,28 @@ fn chart_of_accounts(snapshot: &Snapshot) -> Vec<Account> {
         });
     }
     accounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CreateTransferResult as R;
+
+    #[test]
+    fn a_repeated_finish_counts_as_done() {
+        assert!(finished(HoldOutcome::Post, &[R::Ok, R::Ok]));
+        assert!(finished(
+            HoldOutcome::Post,
+            &[R::PendingTransferAlreadyPosted, R::LinkedEventFailed]
+        ));
+        assert!(!finished(
+            HoldOutcome::Post,
+            &[R::PendingTransferAlreadyVoided, R::LinkedEventFailed]
+        ));
+        assert!(!finished(HoldOutcome::Void, &[R::PendingTransferExpired]));
+        assert!(finished(
+            HoldOutcome::Void,
+            &[R::PendingTransferAlreadyVoided]
+        ));
+    }
 }
