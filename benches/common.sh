@@ -15,3 +15,48 @@ start_tigerbeetle() {
         --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
     wait_port "$tb_port"
 }
+
+# The [node] table of a bench riptide on ${connector_port}, ${admin_port} and
+# ${public_port}.
+node_config() {
+    cat <<TOML
+[node]
+ilp_address = "test.riptide"
+connector_port = ${connector_port}
+admin_port = ${admin_port}
+public_port = ${public_port}
+stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+admin_token = "bench-admin-token-0123456789"
+
+TOML
+}
+
+# A riptide between the loader (peer `loader`) and the sink (peer `sink`, on
+# ${sink_port}), listening on ${connector_port} and ${admin_port}.
+forwarding_config() { # $1 ledger section
+    public_port="$(free_port)"
+    node_config
+    cat <<TOML
+[ledger]
+$1
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[peers]]
+id = "loader"
+asset = "USD"
+incoming_tokens = ["loader-token-0123456789"]
+initial_liquidity = 1000000000000000
+
+[[peers]]
+id = "sink"
+asset = "USD"
+outgoing_url = "http://127.0.0.1:${sink_port}/ilp"
+outgoing_token = "to-sink"
+routes = ["test.sink"]
+TOML
+}

@@ -20,39 +20,6 @@ sink_port="$(free_port)"
 "$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
 wait_port "$sink_port"
 
-config() { # $1 ledger section
-    cat <<TOML
-[node]
-ilp_address = "test.riptide"
-connector_port = ${connector_port}
-admin_port = ${admin_port}
-public_port = $(free_port)
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "bench-admin-token-0123456789"
-
-[ledger]
-$1
-
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[peers]]
-id = "loader"
-asset = "USD"
-incoming_tokens = ["loader-token-0123456789"]
-initial_liquidity = 1000000000000000
-
-[[peers]]
-id = "sink"
-asset = "USD"
-outgoing_url = "http://127.0.0.1:${sink_port}/ilp"
-outgoing_token = "to-sink"
-routes = ["test.sink"]
-TOML
-}
 
 send() { # $1 target url, $2 label
     "$target/riptide-loadgen" send --target "$1" --token loader-token-0123456789 \
@@ -64,7 +31,7 @@ send "http://127.0.0.1:${sink_port}/ilp" "loader-to-sink"
 
 connector_port="$(free_port)"
 admin_port="$(free_port)"
-config 'kind = "memory"' > "$work/memory.toml"
+forwarding_config 'kind = "memory"' > "$work/memory.toml"
 "$target/riptide" --config "$work/memory.toml" --shards "$shards" 2>"$work/memory.log" & pids+=($!)
 wait_port "$connector_port"
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger"
@@ -73,7 +40,7 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 start_tigerbeetle
 connector_port="$(free_port)"
 admin_port="$(free_port)"
-config "kind = \"tigerbeetle\"
+forwarding_config "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" > "$work/tb.toml"
 "$target/riptide" --config "$work/tb.toml" --shards "$shards" 2>"$work/tb.log" & pids+=($!)
 wait_port "$connector_port"

@@ -18,15 +18,8 @@ target="${CARGO_TARGET_DIR:-target}/release"
 source benches/common.sh
 
 config() { # $1 ledger section, $2 receipts section
+    node_config
     cat <<TOML
-[node]
-ilp_address = "test.riptide"
-connector_port = ${connector_port}
-admin_port = ${admin_port}
-public_port = ${public_port}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "bench-admin-token-0123456789"
-
 [ledger]
 $1
 

@@ -55,37 +55,7 @@ send "http://127.0.0.1:${sink_port}/ilp" "loader-to-sink" "$sink_pid" "$warmup"
 # b and d. Riptide, embedded ledger; the same configuration as benches/forwarding.sh.
 connector_port="$(free_port)"
 admin_port="$(free_port)"
-cat > "$work/riptide.toml" <<TOML
-[node]
-ilp_address = "test.riptide"
-connector_port = ${connector_port}
-admin_port = ${admin_port}
-public_port = $(free_port)
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "bench-admin-token-0123456789"
-
-[ledger]
-kind = "memory"
-
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[peers]]
-id = "loader"
-asset = "USD"
-incoming_tokens = ["loader-token-0123456789"]
-initial_liquidity = 1000000000000000
-
-[[peers]]
-id = "sink"
-asset = "USD"
-outgoing_url = "http://127.0.0.1:${sink_port}/ilp"
-outgoing_token = "to-sink"
-routes = ["test.sink"]
-TOML
+forwarding_config 'kind = "memory"' > "$work/riptide.toml"
 "$target/riptide" --config "$work/riptide.toml" --shards "$shards" 2>"$work/riptide.log" & pids+=($!)
 riptide_pid=$!
 wait_port "$connector_port"

@@ -71,9 +71,13 @@ enum Unknown {
 /// One shard's receiver.
 pub struct LocalReceiver {
     server_secret: ServerSecret,
+    /// By token segment.
     connections: RefCell<HashMap<String, Rc<Connection>>>,
     scratch: RefCell<Vec<u8>>,
     random: SystemRandom,
+    /// The next credit id: a random start, then counting, so that a credit costs
+    /// no call to the OS generator.
+    next_credit_id: Cell<u64>,
 }
 
 /// What a delivery needs from its shard.
@@ -85,11 +89,13 @@ pub struct DeliveryPorts<'a> {
 
 impl LocalReceiver {
     pub fn new(stream_secret: &[u8; 32]) -> LocalReceiver {
+        let random = SystemRandom::new();
         LocalReceiver {
             server_secret: ServerSecret::new(stream_secret),
             connections: RefCell::new(HashMap::new()),
             scratch: RefCell::new(Vec::with_capacity(1024)),
-            random: SystemRandom::new(),
+            next_credit_id: Cell::new(u64::from_le_bytes(random_bytes(&random))),
+            random,
         }
     }
 
@@ -267,12 +273,9 @@ impl LocalReceiver {
 
     /// A fresh id for one credit attempt, so that its take-back is exact.
     fn credit_id(&self) -> u64 {
-        let mut bytes = [0u8; 8];
-        if self.random.fill(&mut bytes).is_err() {
-            tracing::error!("system random generator failed");
-            std::process::abort();
-        }
-        u64::from_le_bytes(bytes)
+        let id = self.next_credit_id.get();
+        self.next_credit_id.set(id.wrapping_add(1));
+        id
     }
 
     async fn finish_quietly(
@@ -297,11 +300,8 @@ impl LocalReceiver {
         let destination = prepare.destination.as_str();
         let segment =
             token_segment(&snapshot.own_address, destination).map_err(|_| Unknown::Address)?;
-        // The connection id covers the address up to the token, so that extra
-        // segments after it (as `@interledger/pay` adds) stay one connection.
-        let base_length = snapshot.own_address.len() + 1 + segment.len();
-        let id_hex = connection_id_hex(&destination[..base_length]);
-        if let Some(connection) = self.connections.borrow().get(&id_hex) {
+        // Cached by token segment: a hit costs one lookup, no hashing or allocation.
+        if let Some(connection) = self.connections.borrow().get(segment) {
             return Ok(Rc::clone(connection));
         }
         let token = self
@@ -318,6 +318,10 @@ impl LocalReceiver {
             .wallet(&wallet)
             .map(|w| snapshot.asset(w.asset))
             .ok_or(Unknown::Address)?;
+        // The connection id covers the address up to the token, so that extra
+        // segments after it (as `@interledger/pay` adds) stay one connection.
+        let base_length = snapshot.own_address.len() + 1 + segment.len();
+        let id_hex = connection_id_hex(&destination[..base_length]);
         let connection = Rc::new(Connection {
             context: ConnectionContext {
                 keys: StreamKeys::new(&token.shared_secret),
@@ -325,7 +329,7 @@ impl LocalReceiver {
                 asset_scale: asset.scale,
                 receipts: token.details.receipt.as_ref().map(ReceiptSigner::new),
             },
-            id_hex: id_hex.clone(),
+            id_hex,
             wallet,
             target,
             known: Cell::new(Known::default()),
@@ -337,20 +341,24 @@ impl LocalReceiver {
                 connections.remove(&key);
             }
         }
-        connections.insert(id_hex, Rc::clone(&connection));
+        connections.insert(segment.to_owned(), Rc::clone(&connection));
         Ok(connection)
     }
 
     fn iv(&self) -> [u8; IV_SIZE] {
-        let mut iv = [0u8; IV_SIZE];
-        // The OS generator fails only on a broken system; a zero IV would then
-        // repeat, so give up on this reply rather than risk it.
-        if self.random.fill(&mut iv).is_err() {
-            tracing::error!("system random generator failed");
-            std::process::abort();
-        }
-        iv
+        random_bytes(&self.random)
     }
+}
+
+/// Bytes from the OS generator. It fails only on a broken system, where a fixed
+/// IV would repeat under one key: stopping is safer than going on.
+fn random_bytes<const N: usize>(random: &SystemRandom) -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if random.fill(&mut bytes).is_err() {
+        tracing::error!("system random generator failed");
+        std::process::abort();
+    }
+    bytes
 }
 
 /// Attempts to take back a credit whose outcome is unknown, a few times over a few

@@ -4,16 +4,15 @@
 //! path: decrypt, ledger credit, receipt store, encrypted reply.
 
 use crate::http;
-use base64::Engine;
-use riptide_dataplane::packet::{Address, Prepare, Timestamp};
-use riptide_dataplane::stream::{Frame, StreamKeys, StreamPacketBuilder};
+use riptide_dataplane::stream::sender::StreamConnection;
+use riptide_dataplane::stream::Frame;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One STREAM connection's sending side.
 pub struct StreamSender {
-    destination: String,
-    keys: StreamKeys,
+    connection: StreamConnection,
+    /// Packets made, for the IVs.
     sequence: u64,
 }
 
@@ -25,24 +24,13 @@ impl StreamSender {
         if status != 200 {
             return Err(format!("SPSP query answered HTTP {status}"));
         }
-        let details: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("SPSP answer: {e}"))?;
-        let destination = details["destination_account"]
-            .as_str()
-            .ok_or("SPSP answer has no destination_account")?
-            .to_owned();
-        Address::parse_str(&destination).map_err(|e| format!("SPSP destination: {e}"))?;
-        let secret_text = details["shared_secret"]
-            .as_str()
-            .ok_or("SPSP answer has no shared_secret")?;
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(secret_text)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret_text))
-            .map_err(|e| format!("SPSP shared_secret: {e}"))?;
+        let (destination, secret) =
+            riptide_dataplane::http::spsp::parse_answer(&body).map_err(|e| e.to_string())?;
+        let connection = StreamConnection::new(&destination, &secret)
+            .map_err(|e| format!("SPSP destination: {e}"))?;
         Ok(StreamSender {
-            destination,
-            keys: StreamKeys::new(&secret),
             sequence: 0,
+            connection,
         })
     }
 
@@ -53,32 +41,16 @@ impl StreamSender {
             stream_id: 1,
             shares: 1,
         }];
-        let builder = StreamPacketBuilder {
-            ilp_packet_type: 12,
-            sequence: self.sequence,
-            prepare_amount: 0,
-            frames: &frames,
-        };
         // Every connection has its own fresh key, so a counter never repeats an IV
         // under one key.
         let mut iv = [0u8; 12];
         iv[..8].copy_from_slice(&self.sequence.to_be_bytes());
-        let mut data = Vec::with_capacity(64);
-        self.keys.encrypt_packet(iv, &builder, &mut data);
-        let condition = self.keys.condition(&data);
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        // Checked when the connection was made.
-        let destination = Address::parse_str(&self.destination).unwrap_or_else(|_| unreachable!());
-        Prepare {
-            amount,
-            expires_at: Timestamp::from_unix_ms_saturating(now_ms + 30_000),
-            execution_condition: &condition,
-            destination,
-            data: &data,
-        }
-        .to_bytes()
+        self.connection
+            .prepare(amount, 0, &frames, true, now_ms, iv)
+            .1
     }
 }

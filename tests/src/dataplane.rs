@@ -413,6 +413,27 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// The stream secret of every test riptide (base64 of the bytes 0 to 31).
+pub const TEST_STREAM_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The `[node]` table of a test riptide: its address, ports and admin token.
+pub fn node_section(
+    address: &str,
+    (connector, admin, public): (u16, u16, u16),
+    admin_token: &str,
+) -> String {
+    format!(
+        r#"[node]
+ilp_address = "{address}"
+connector_port = {connector}
+admin_port = {admin}
+public_port = {public}
+stream_secret = "{TEST_STREAM_SECRET}"
+admin_token = "{admin_token}"
+"#
+    )
+}
+
 /// A running `riptide` process, stopped (SIGTERM, then kill) on drop.
 pub struct RiptideProcess {
     pub child: Child,

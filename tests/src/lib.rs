@@ -12,10 +12,27 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// A loopback port nobody listens on right now.
+/// Where test ports come from: below the kernel's ephemeral range (32768 and up by
+/// default). An outgoing connection never takes one of these as its local port, so a
+/// test that stops a process and starts it again on the same port finds it free.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A loopback port nobody listens on right now, and never handed out before in this
+/// process.
 pub fn free_loopback_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    // Test binaries of one run start apart, so they rarely try the same ports.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = TEST_PORTS.start + (offset + n) % span;
+        let port = u16::try_from(port).expect("test ports fit in 16 bits");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str, limit: Duration) {

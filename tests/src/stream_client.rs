@@ -2,16 +2,24 @@
 //! fails between two packets, a probe, a packet below the minimum). Payments that
 //! test interoperability use the npm implementations instead.
 
-use riptide_dataplane::packet::{Address, ErrorCode, Packet, Prepare, Timestamp};
-use riptide_dataplane::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use riptide_dataplane::packet::{ErrorCode, Packet};
+use riptide_dataplane::stream::sender::StreamConnection;
+use riptide_dataplane::stream::{Frame, StreamPacket};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// One STREAM connection's sending side.
+/// A fresh IV: a process-wide counter and the process id, unique per process.
+fn unique_iv(iv: &mut [u8; 12]) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let counter = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    iv[..8].copy_from_slice(&counter.to_be_bytes());
+    iv[8..].copy_from_slice(&std::process::id().to_be_bytes());
+}
+
+/// One STREAM connection's sending side, made with the data plane's own
+/// [`StreamConnection`].
 pub struct StreamClient {
     pub destination: String,
-    keys: StreamKeys,
-    sequence: u64,
-    iv_counter: u64,
+    connection: StreamConnection,
 }
 
 /// What came back for one Prepare.
@@ -30,52 +38,27 @@ impl StreamClient {
     pub fn new(destination: &str, shared_secret: &[u8]) -> StreamClient {
         StreamClient {
             destination: destination.to_owned(),
-            keys: StreamKeys::new(shared_secret),
-            sequence: 0,
-            iv_counter: 0,
+            connection: StreamConnection::new(destination, shared_secret)
+                .expect("valid destination"),
         }
     }
 
     /// A Prepare paying `amount` on stream 1, asking the receiver for at least
     /// `minimum`; with `probe`, its condition cannot be fulfilled.
     pub fn prepare(&mut self, amount: u64, minimum: u64, probe: bool) -> Vec<u8> {
-        self.sequence += 1;
-        self.iv_counter += 1;
         let frames = [Frame::StreamMoney {
             stream_id: 1,
             shares: 1,
         }];
-        let builder = StreamPacketBuilder {
-            ilp_packet_type: 12,
-            sequence: self.sequence,
-            prepare_amount: minimum,
-            frames: &frames,
-        };
         let mut iv = [0u8; 12];
-        iv[..8].copy_from_slice(&self.iv_counter.to_be_bytes());
-        iv[8..].copy_from_slice(&std::process::id().to_be_bytes());
-        let mut data = Vec::new();
-        self.keys.encrypt_packet(iv, &builder, &mut data);
-        let condition = if probe {
-            [0x5a; 32]
-        } else {
-            self.keys.condition(&data)
-        };
+        unique_iv(&mut iv);
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")
             .as_millis() as u64;
-        Prepare {
-            amount,
-            expires_at: Timestamp::from_unix_ms(
-                now_ms + Duration::from_secs(20).as_millis() as u64,
-            )
-            .expect("in range"),
-            execution_condition: &condition,
-            destination: Address::parse_str(&self.destination).expect("valid destination"),
-            data: &data,
-        }
-        .to_bytes()
+        self.connection
+            .prepare(amount, minimum, &frames, !probe, now_ms, iv)
+            .1
     }
 
     /// Reads a Fulfill or Reject, decrypting its STREAM data when there is any.
@@ -86,7 +69,13 @@ impl StreamClient {
             Packet::Prepare(_) => panic!("a Prepare came back"),
         };
         let mut plaintext = Vec::new();
-        if data.is_empty() || self.keys.decrypt_into(data, &mut plaintext).is_err() {
+        if data.is_empty()
+            || self
+                .connection
+                .keys()
+                .decrypt_into(data, &mut plaintext)
+                .is_err()
+        {
             return StreamReply {
                 code,
                 message,

@@ -6,7 +6,7 @@
 
 use riptide_dataplane::packet::{ErrorCode, Packet};
 use riptide_tests::dataplane::{
-    prepare_with_outcome, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+    node_section, prepare_with_outcome, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::{free_loopback_port, shared_tigerbeetle};
 use serde_json::{json, Value};
@@ -85,15 +85,10 @@ fn setup(ledger: Ledger, sink: &SinkPeer, alice_liquidity: u64) -> Setup {
         ledger_eur,
     } = &names;
     let url = sink.url();
+    let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     let config = format!(
         r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 hold_ms_max = 5000
 
 [ledger]

@@ -7,7 +7,8 @@
 
 use riptide_dataplane::packet::{ErrorCode, Packet, Prepare};
 use riptide_tests::dataplane::{
-    prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+    node_section, prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour,
+    SinkPeer,
 };
 use riptide_tests::free_loopback_port;
 use serde_json::Value;
@@ -44,15 +45,10 @@ impl Dataplane {
             free_loopback_port(),
             free_loopback_port(),
         );
+        let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
         let config = format!(
             r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [ledger]
 kind = "memory"
@@ -697,15 +693,10 @@ struct PaymentNode {
 impl PaymentNode {
     fn start(address: &str, connector: u16, body: &str) -> PaymentNode {
         let (admin, public) = (free_loopback_port(), free_loopback_port());
+        let node = node_section(address, (connector, admin, public), ADMIN_TOKEN);
         let config = format!(
             r#"
-[node]
-ilp_address = "{address}"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [ledger]
 kind = "memory"

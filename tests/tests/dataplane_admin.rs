@@ -3,7 +3,7 @@
 
 use riptide_dataplane::packet::{ErrorCode, Fulfill, Packet, Reject};
 use riptide_tests::dataplane::{
-    prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+    node_section, prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::free_loopback_port;
 use serde_json::json;
@@ -18,15 +18,10 @@ fn start(sink: &SinkPeer) -> RiptideProcess {
         free_loopback_port(),
         free_loopback_port(),
     );
+    let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     let config = format!(
         r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [[assets]]
 code = "USD"

@@ -4,14 +4,13 @@
 
 use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use riptide_tests::dataplane::{
-    prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+    node_section, prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
-const STREAM_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -31,15 +30,10 @@ fn config(
     dead_url: &str,
     extra: &str,
 ) -> String {
+    let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     format!(
         r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "{STREAM_SECRET}"
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [ledger]
 kind = "memory"
@@ -546,15 +540,10 @@ fn two_riptides_chained() {
         free_loopback_port(),
         free_loopback_port(),
     );
+    let node = node_section("test.b", (b_connector, b_admin, b_public), ADMIN_TOKEN);
     let b_config = format!(
         r#"
-[node]
-ilp_address = "test.b"
-connector_port = {b_connector}
-admin_port = {b_admin}
-public_port = {b_public}
-stream_secret = "{STREAM_SECRET}"
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [[assets]]
 code = "EUR"
@@ -577,15 +566,10 @@ routes = ["test.b.sink"]
 "#,
         sink.url()
     );
+    let node = node_section("test.a", (a_connector, a_admin, a_public), ADMIN_TOKEN);
     let a_config = format!(
         r#"
-[node]
-ilp_address = "test.a"
-connector_port = {a_connector}
-admin_port = {a_admin}
-public_port = {a_public}
-stream_secret = "{STREAM_SECRET}"
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [[assets]]
 code = "USD"

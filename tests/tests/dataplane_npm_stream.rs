@@ -3,7 +3,7 @@
 //! through it. Both learn their addresses from riptide by ILDCP, and the receiver's
 //! replies travel back to the sender through riptide too.
 
-use riptide_tests::dataplane::{NodeScript, RiptideProcess};
+use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,15 +17,11 @@ fn config(
     server_port: u16,
     server_asset: &str,
 ) -> String {
+    let public = free_loopback_port();
+    let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     format!(
         r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [[assets]]
 code = "USD"
@@ -59,8 +55,7 @@ initial_liquidity = 100000000
 [rates]
 base = "USD"
 rates = {{ USD = 1.0, EUR = 0.5 }}
-"#,
-        public = free_loopback_port()
+"#
     )
 }
 

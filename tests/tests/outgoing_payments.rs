@@ -4,7 +4,7 @@
 //! TigerBeetle match what was sent and delivered to the unit; a payment that runs out
 //! of money stops in a failed state that says why.
 
-use riptide_tests::dataplane::{NodeScript, RiptideProcess};
+use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::{free_loopback_port, shared_tigerbeetle};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -221,15 +221,10 @@ asset = "{payer_asset}"
 /// [`Node::start`] with a chosen connector port.
 fn start_with_connector(address: &str, body: &str, connector: u16) -> Node {
     let (admin, public) = (free_loopback_port(), free_loopback_port());
+    let node = node_section(address, (connector, admin, public), ADMIN_TOKEN);
     let config = format!(
         r#"
-[node]
-ilp_address = "{address}"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "{SECRET}"
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 [ledger]
 kind = "tigerbeetle"

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use riptide_dataplane::packet::ErrorCode;
 use riptide_dataplane::stream::{connection_id_hex, Receipt};
-use riptide_tests::dataplane::{HttpClient, NodeScript, RiptideProcess};
+use riptide_tests::dataplane::{node_section, HttpClient, NodeScript, RiptideProcess};
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle, RedisServer};
 use serde_json::Value;
@@ -68,15 +68,10 @@ impl Receiver {
             format!("shop{tag}"),
             format!("boutique{tag}"),
         );
+        let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
         let config = format!(
             r#"
-[node]
-ilp_address = "test.riptide"
-connector_port = {connector}
-admin_port = {admin}
-public_port = {public}
-stream_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-admin_token = "{ADMIN_TOKEN}"
+{node}
 
 {backends_section}
 [[assets]]

@@ -265,7 +265,9 @@ pub async fn query(url: &str) -> Result<(String, Vec<u8>), SpspError> {
     parse_answer(&body)
 }
 
-fn parse_answer(body: &[u8]) -> Result<(String, Vec<u8>), SpspError> {
+/// Reads an SPSP answer: the destination and the 32-byte shared secret, in
+/// either base64 alphabet, padded or not; unknown fields are ignored.
+pub fn parse_answer(body: &[u8]) -> Result<(String, Vec<u8>), SpspError> {
     let answer: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| SpspError::Answer(e.to_string()))?;
     let destination = answer["destination_account"]

@@ -140,26 +140,32 @@ struct ReplyFrames {
     closed: bool,
 }
 
-/// The sending side of one STREAM connection: keys, destination, sequence.
+/// The sending side of one STREAM connection: keys, destination, sequence. The
+/// machines below use it; so can any client that sends its own packets.
 #[derive(Debug)]
-struct Connection {
+pub struct StreamConnection {
     keys: StreamKeys,
     destination: String,
     sequence: u64,
 }
 
-impl Connection {
-    fn new(destination: &str, shared_secret: &[u8]) -> Result<Connection, SendError> {
+impl StreamConnection {
+    pub fn new(destination: &str, shared_secret: &[u8]) -> Result<StreamConnection, SendError> {
         Address::parse_str(destination).map_err(|_| SendError::InvalidDestination)?;
-        Ok(Connection {
+        Ok(StreamConnection {
             keys: StreamKeys::new(shared_secret),
             destination: destination.to_owned(),
             sequence: 0,
         })
     }
 
-    /// A Prepare of `amount` carrying `frames`, asking for at least `minimum`.
-    fn prepare(
+    pub fn keys(&self) -> &StreamKeys {
+        &self.keys
+    }
+
+    /// The next Prepare of `amount` carrying `frames`, asking for at least
+    /// `minimum`, with its sequence; unfulfillable unless `fulfillable`.
+    pub fn prepare(
         &mut self,
         amount: u64,
         minimum: u64,
@@ -280,7 +286,7 @@ pub struct ProbeResult {
 /// Unfulfillable probes that measure a path.
 #[derive(Debug)]
 pub struct RateProbe {
-    connection: Connection,
+    connection: StreamConnection,
     /// (sequence, amount sent) of each probe.
     sent: Vec<(u64, u64)>,
     /// (amount sent, amount arrived) of each probe that reached the receiver.
@@ -293,7 +299,7 @@ pub struct RateProbe {
 impl RateProbe {
     pub fn new(destination: &str, shared_secret: &[u8]) -> Result<RateProbe, SendError> {
         Ok(RateProbe {
-            connection: Connection::new(destination, shared_secret)?,
+            connection: StreamConnection::new(destination, shared_secret)?,
             sent: Vec::new(),
             arrived: Vec::new(),
             f08_max: None,
@@ -450,7 +456,7 @@ pub struct Progress {
 /// Pays over one STREAM connection.
 #[derive(Debug)]
 pub struct StreamSender {
-    connection: Connection,
+    connection: StreamConnection,
     options: SenderOptions,
     max_packet_amount: u64,
     progress: Progress,
@@ -473,7 +479,7 @@ impl StreamSender {
             return Err(SendError::Rejected("the path takes no packet".into()));
         }
         Ok(StreamSender {
-            connection: Connection::new(destination, shared_secret)?,
+            connection: StreamConnection::new(destination, shared_secret)?,
             max_packet_amount: options.max_packet_amount,
             options,
             progress: Progress::default(),
