@@ -4,7 +4,8 @@
 #   a. the loader straight to the sink (no connector: the ceiling of the loader),
 #   b. through riptide (embedded ledger, same peers as forwarding.sh), closed loop,
 #   c. through ilp-connector (npm, ILP-over-HTTP peers via ilp-plugin-http), closed loop,
-#   d. through riptide again, open loop at half of its maximum from b.
+#   d. through riptide again, open loop at half of its maximum from b;
+#   and with BASELINE_RIPTIDE set to an earlier build's binary, b and d again with it.
 # Each load run reports the CPU time of the process in the middle (the sink in a) over
 # its measured window, so CPU microseconds per fulfilled packet. Then the ratios.
 # Usage: benches/reference.sh [seconds] [connections] [shards]
@@ -53,18 +54,29 @@ send() { # $1 target url, $2 label, $3 pid to measure, $4 warm-up s, then extra 
 send "http://127.0.0.1:${sink_port}/ilp" "loader-to-sink" "$sink_pid" "$warmup"
 
 # b and d. Riptide, embedded ledger; the same configuration as benches/forwarding.sh.
-connector_port="$(free_port)"
-admin_port="$(free_port)"
-forwarding_config 'kind = "memory"' > "$work/riptide.toml"
-"$target/riptide" --config "$work/riptide.toml" --shards "$shards" 2>"$work/riptide.log" & pids+=($!)
-riptide_pid=$!
-wait_port "$connector_port"
-send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger" "$riptide_pid" "$warmup"
-half_rate="$(python3 -c 'import json,sys
+# $1 the binary, $2 the label of its runs.
+riptide_runs() {
+    local binary="$1" label="$2"
+    local connector_port admin_port
+    connector_port="$(free_port)"
+    admin_port="$(free_port)"
+    forwarding_config 'kind = "memory"' > "$work/riptide.toml"
+    "$binary" --config "$work/riptide.toml" --shards "$shards" 2>"$work/riptide.log" & pids+=($!)
+    local riptide_pid=$!
+    wait_port "$connector_port"
+    send "http://127.0.0.1:${connector_port}/ilp" "$label" "$riptide_pid" "$warmup"
+    local half_rate
+    half_rate="$(python3 -c 'import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1])]
-print(max(1, int([r for r in rows if r["run"]=="riptide-memory-ledger"][-1]["result"]["fulfilled_per_second"] / 2)))' "$results")"
-send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger-half-load" "$riptide_pid" "$warmup" --rate "$half_rate"
-kill "$riptide_pid"; wait "$riptide_pid" 2>/dev/null || true
+print(max(1, int([r for r in rows if r["run"]==sys.argv[2]][-1]["result"]["fulfilled_per_second"] / 2)))' "$results" "$label")"
+    send "http://127.0.0.1:${connector_port}/ilp" "${label}-half-load" "$riptide_pid" "$warmup" --rate "$half_rate"
+    kill "$riptide_pid"; wait "$riptide_pid" 2>/dev/null || true
+}
+riptide_runs "$target/riptide" riptide-memory-ledger
+# An earlier build, to compare a change side by side: BASELINE_RIPTIDE=path/to/riptide.
+if [ -n "${BASELINE_RIPTIDE:-}" ]; then
+    riptide_runs "$BASELINE_RIPTIDE" riptide-baseline
+fi
 
 # c. ilp-connector: the same peers, USD scale 2, 1:1, no spread, no rate limit.
 loader_port="$(free_port)"
@@ -118,7 +130,11 @@ def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 print("# %-32s %11s %11s %11s %11s %15s" % ("run", "fulfilled/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU us/packet"))
-for name in ("loader-to-sink", "riptide-memory-ledger", "ilp-connector", "riptide-memory-ledger-half-load"):
+names = ["loader-to-sink", "riptide-memory-ledger", "ilp-connector", "riptide-memory-ledger-half-load",
+         "riptide-baseline", "riptide-baseline-half-load"]
+for name in names:
+    if name not in rows:
+        continue
     r = rows[name]
     print("# %-32s %11s %11s %11s %11s %15s" % (
         name, fmt(r["fulfilled_per_second"], ",.0f"), fmt(r["latency_ms"]["p50"], ".3f"),

@@ -409,7 +409,7 @@ impl Shard {
         &self,
         snapshot: &Snapshot,
         forward: Forward,
-        prepare_bytes: &mut Vec<u8>,
+        prepare_bytes: &mut [u8],
     ) -> Vec<u8> {
         let own_address = snapshot.own_address.as_str();
         let condition = match Prepare::parse(prepare_bytes) {
@@ -457,7 +457,7 @@ impl Shard {
         &self,
         snapshot: &Snapshot,
         forward: &Forward,
-        prepare_bytes: &mut Vec<u8>,
+        prepare_bytes: &mut [u8],
         condition: &[u8; 32],
     ) -> Result<(Vec<u8>, Verdict), RejectReason> {
         let peer = snapshot.peer(forward.to);
@@ -472,13 +472,7 @@ impl Shard {
             .expires_at_outgoing
             .unix_ms()
             .saturating_sub(unix_now_ms());
-        let call = async {
-            let result = self
-                .client
-                .send(endpoint, std::mem::take(prepare_bytes))
-                .await;
-            Some(result)
-        };
+        let call = async { Some(self.client.send(endpoint, prepare_bytes).await) };
         let deadline = async {
             glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
             None
@@ -488,7 +482,7 @@ impl Shard {
             Some(Err(error)) => Err(peer_error_reason(&peer.id, error)),
             Some(Ok(body)) => {
                 let verdict = pipeline::judge_reply(condition, &body);
-                Ok((body.to_vec(), verdict))
+                Ok((body, verdict))
             }
         }
     }

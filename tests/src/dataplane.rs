@@ -161,6 +161,45 @@ impl HttpClient {
     }
 }
 
+/// A connection that writes raw bytes and reads responses one by one, to test HTTP
+/// framing: pipelining, chunked bodies, interim responses, connection close.
+pub struct RawHttpConnection {
+    reader: BufReader<TcpStream>,
+}
+
+impl RawHttpConnection {
+    pub fn connect(address: SocketAddr) -> std::io::Result<RawHttpConnection> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawHttpConnection {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// The next response, or `None` when the server closed the connection.
+    pub fn response(&mut self) -> std::io::Result<Option<HttpResponse>> {
+        let Some((status_line, headers)) = read_head(&mut self.reader)? else {
+            return Ok(None);
+        };
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = read_body(&mut self.reader, &headers)?;
+        Ok(Some(HttpResponse {
+            status,
+            headers,
+            body,
+        }))
+    }
+}
+
 /// How the sink answers a Prepare.
 #[derive(Debug, Clone)]
 pub enum SinkBehaviour {

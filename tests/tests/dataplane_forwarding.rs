@@ -4,7 +4,8 @@
 
 use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use riptide_tests::dataplane::{
-    node_section, prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
+    node_section, prepare_for_sink, HttpClient, RawHttpConnection, RiptideProcess, SinkBehaviour,
+    SinkPeer,
 };
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
@@ -212,6 +213,134 @@ fn converts_across_assets_with_floor() {
     assert_eq!(
         reject_of(&send(&node, "alice-token-0123456789", &tiny)).code,
         ErrorCode::R01
+    );
+}
+
+/// A Prepare request's head, for a body of `length` bytes or chunked.
+fn packet_head(framing: &str) -> String {
+    format!(
+        "POST /ilp HTTP/1.1\r\nHost: riptide\r\nAuthorization: Bearer alice-token-0123456789\r\nContent-Type: application/octet-stream\r\n{framing}\r\n\r\n"
+    )
+}
+
+fn fulfilled(response: Option<riptide_tests::dataplane::HttpResponse>) -> bool {
+    response.is_some_and(|r| r.status == 200 && Fulfill::parse(&r.body).is_ok())
+}
+
+/// The packet port's HTTP/1.1: what real clients send beyond one request at a time
+/// with a Content-Length, and how malformed requests are refused.
+#[test]
+fn http_framing_on_the_packet_port() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 2);
+    let address = node.riptide.connector;
+    let prepare =
+        |seed: u8| prepare_for_sink(10, "test.bob", Duration::from_secs(20), fulfillment(seed));
+
+    // Two requests in one write, the first chunked in two chunks: answered in order.
+    let (first, second) = (prepare(60), prepare(61));
+    let mut request = packet_head("Transfer-Encoding: chunked").into_bytes();
+    let (a, b) = first.split_at(7);
+    for chunk in [a, b] {
+        request.extend_from_slice(format!("{:x};note=1\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    request.extend_from_slice(packet_head(&format!("Content-Length: {}", second.len())).as_bytes());
+    request.extend_from_slice(&second);
+    let mut connection = RawHttpConnection::connect(address).expect("connect");
+    connection.send(&request).expect("write");
+    let replies = [
+        connection.response().expect("read"),
+        connection.response().expect("read"),
+    ];
+    let fulfillments: Vec<[u8; 32]> = replies
+        .into_iter()
+        .map(|r| {
+            let body = r.expect("a response").body;
+            *Fulfill::parse(&body).expect("a Fulfill").fulfillment
+        })
+        .collect();
+    assert_eq!(fulfillments, vec![fulfillment(60), fulfillment(61)]);
+
+    // Expect: 100-continue gets the interim answer before the body is sent.
+    let third = prepare(62);
+    let head = packet_head(&format!(
+        "Content-Length: {}\r\nExpect: 100-continue",
+        third.len()
+    ));
+    connection.send(head.as_bytes()).expect("write");
+    let interim = connection.response().expect("read").expect("a response");
+    assert_eq!(interim.status, 100);
+    connection.send(&third).expect("write");
+    assert!(fulfilled(connection.response().expect("read")));
+
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    let fourth = prepare(63);
+    let mut old = RawHttpConnection::connect(address).expect("connect");
+    let head =
+        packet_head(&format!("Content-Length: {}", fourth.len())).replace("HTTP/1.1", "HTTP/1.0");
+    old.send(&[head.as_bytes(), &fourth].concat())
+        .expect("write");
+    let reply = old.response().expect("read").expect("a response");
+    assert_eq!(
+        reply.headers.get("connection").map(String::as_str),
+        Some("close")
+    );
+    assert!(Fulfill::parse(&reply.body).is_ok());
+    assert!(
+        old.response().expect("read").is_none(),
+        "closed after an HTTP/1.0 request"
+    );
+
+    // Refusals, each with the connection closed after it when the rest cannot be framed.
+    let refusals: [(&[u8], u16, bool); 5] = [
+        (b"GET /ilp HTTP/1.1\r\nHost: riptide\r\n\r\n", 405, false),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, true),
+        (
+            b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            true,
+        ),
+        (
+            b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            true,
+        ),
+    ];
+    for (request, status, closes) in refusals {
+        let mut connection = RawHttpConnection::connect(address).expect("connect");
+        connection.send(request).expect("write");
+        let response = connection.response().expect("read").expect("a response");
+        assert_eq!(
+            response.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+        if closes {
+            assert!(connection.response().expect("read").is_none());
+        }
+    }
+    let mut padded = b"POST /ilp HTTP/1.1\r\nX-Padding: ".to_vec();
+    padded.resize(9 * 1024, b'a');
+    padded.extend_from_slice(b"\r\n\r\n");
+    let mut connection = RawHttpConnection::connect(address).expect("connect");
+    connection.send(&padded).expect("write");
+    assert_eq!(
+        connection
+            .response()
+            .expect("read")
+            .expect("a response")
+            .status,
+        431
     );
 }
 

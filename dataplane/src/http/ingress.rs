@@ -1,25 +1,32 @@
 //! ILP-over-HTTP ingress (synchronous mode, as Rafiki and interledger-rs speak it):
 //! `POST` on any path with `Authorization: Bearer <token>` and an OER Prepare as the
 //! body; the answer is HTTP 200 with the Fulfill or Reject. HTTP errors are only for
-//! transport problems: 401 unknown token, 400 wrong content type or not a Prepare,
-//! 413 body too large, 405 not a POST.
+//! transport problems: 401 unknown token, 400 wrong content type, not a Prepare or a
+//! malformed request, 413 body too large, 405 not a POST, 431 head too large.
+//!
+//! Each connection is one task that reads a request, runs its packet to the end and
+//! writes the reply, then reads the next: HTTP/1.1 answers in order anyway, and a
+//! packet that has started (a ledger hold, a count in the store) always finishes and
+//! settles its books, whatever the peer does meanwhile.
 
-use super::io::HyperStream;
+use super::h1::{self, Framing, HeadError, RequestHead};
+use super::wire::{Connection, WireError};
+use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::packet::Prepare;
 use crate::shard::Shard;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use std::convert::Infallible;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Content types that carry an OER packet: Rafiki's and `ilp-plugin-http`'s.
-const PACKET_CONTENT_TYPES: [&str; 2] =
-    ["application/octet-stream", "application/ilp+octet-stream"];
+const PACKET_CONTENT_TYPES: [&[u8]; 2] =
+    [b"application/octet-stream", b"application/ilp+octet-stream"];
 /// A connection with no request for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Requests served on one connection before it is closed; peers reconnect at once.
+/// Bounds the life of a task, as every loop here is bounded.
+const REQUESTS_PER_CONNECTION_MAX: u64 = 1 << 40;
 
 /// Serves ILP-over-HTTP on `listener` until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
@@ -44,21 +51,13 @@ pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
 }
 
 fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
-    // Ignoring a failure here only costs latency, never correctness.
-    let _ = stream.set_nodelay(true);
     glommio::spawn_local(async move {
-        let service = hyper::service::service_fn(move |request| {
-            let shard = Rc::clone(&shard);
-            async move { Ok::<_, Infallible>(handle(&shard, request).await) }
-        });
-        let io = HyperStream::new(stream);
-        let last_read_at = io.last_read_at();
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(io, service);
-        let _ = futures_lite::future::or(async { connection.await.ok() }, async {
-            idle_watchdog(&last_read_at).await;
-            None
+        let connection = Connection::new(stream);
+        let last_read_at = connection.last_read_at();
+        let busy = Rc::new(Cell::new(false));
+        let watched = Rc::clone(&busy);
+        futures_lite::future::or(serve_connection(&shard, connection, &busy), async {
+            idle_watchdog_unless_busy(&last_read_at, &watched).await;
         })
         .await;
     })
@@ -67,27 +66,125 @@ fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
 
 /// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
 /// far longer than a packet's hold time, so a request in flight is never cut off.
-pub(crate) async fn idle_watchdog(last_read_at: &std::cell::Cell<std::time::Instant>) {
+pub(crate) async fn idle_watchdog(last_read_at: &Cell<Instant>) {
+    idle_watchdog_unless_busy(last_read_at, &Cell::new(false)).await
+}
+
+async fn idle_watchdog_unless_busy(last_read_at: &Cell<Instant>, busy: &Cell<bool>) {
     loop {
         let idle_for = last_read_at.get().elapsed();
-        if idle_for >= IDLE_TIMEOUT {
+        if idle_for >= IDLE_TIMEOUT && !busy.get() {
             return;
         }
-        glommio::timer::sleep(IDLE_TIMEOUT - idle_for).await;
+        glommio::timer::sleep(
+            IDLE_TIMEOUT
+                .saturating_sub(idle_for)
+                .max(Duration::from_secs(1)),
+        )
+        .await;
     }
 }
 
-fn plain(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(message.as_bytes())));
-    *response.status_mut() = status;
-    response
+/// What the head of a request decided, before its body is read.
+enum Admission {
+    Packet(Arc<Snapshot>, PeerIndex),
+    Refuse(u16, &'static str),
 }
 
-fn bearer_token(request: &Request<Incoming>) -> Option<&[u8]> {
-    let value = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .as_bytes();
+async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, busy: &Cell<bool>) {
+    let body_size_max = shard.shared.http_body_size_max;
+    let mut out = Vec::with_capacity(512);
+    for _ in 0..REQUESTS_PER_CONNECTION_MAX {
+        let head = match connection.read_head(h1::parse_request).await {
+            Ok(Some(head)) => head,
+            Ok(None) | Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
+            Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
+        };
+        busy.set(true);
+        let admission = admit(shard, connection.unread(), &head);
+        connection.consume_head(head.head_len);
+        if let Framing::Length(length) = head.framing {
+            if length > body_size_max {
+                let error = WireError::BodyTooLarge(body_size_max);
+                return refuse_and_close(shard, &mut connection, &error).await;
+            }
+        }
+        if head.expect_continue {
+            // Refused requests get their answer instead, and the connection closes,
+            // since the client may or may not send the body then.
+            if let Admission::Refuse(status, message) = admission {
+                return respond_and_close(shard, &mut connection, status, message).await;
+            }
+            if connection.write_all(h1::CONTINUE).await.is_err() {
+                return;
+            }
+        }
+        let body = match connection.read_body(head.framing, body_size_max).await {
+            Ok(body) => body,
+            Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
+            Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
+        };
+        let keep_alive = head.keep_alive && !shard.shutting_down();
+        out.clear();
+        match admission {
+            Admission::Packet(snapshot, from) => {
+                if Prepare::parse(&body).is_err() {
+                    refusal(
+                        shard,
+                        &mut out,
+                        400,
+                        "body is not an ILP Prepare\n",
+                        !keep_alive,
+                    );
+                } else {
+                    let reply = shard.handle(snapshot, from, body).await;
+                    h1::write_response(
+                        &mut out,
+                        200,
+                        "application/octet-stream",
+                        &reply,
+                        !keep_alive,
+                    );
+                }
+            }
+            Admission::Refuse(status, message) => {
+                refusal(shard, &mut out, status, message, !keep_alive);
+            }
+        }
+        busy.set(false);
+        if connection.write_all(&out).await.is_err() || !keep_alive {
+            return;
+        }
+    }
+}
+
+/// Decides from the head alone: everything but the body's content.
+fn admit(shard: &Shard, head_bytes: &[u8], head: &RequestHead) -> Admission {
+    if shard.shutting_down() {
+        return Admission::Refuse(503, "shutting down\n");
+    }
+    if !head.is_post {
+        return Admission::Refuse(405, "ILP-over-HTTP takes POST\n");
+    }
+    let snapshot = shard.shared.snapshot.load_full();
+    let Some(token) = head
+        .authorization
+        .clone()
+        .and_then(|range| bearer_token(&head_bytes[range]))
+    else {
+        return Admission::Refuse(401, "Bearer token required\n");
+    };
+    let Some(from) = snapshot.authenticate(token) else {
+        return Admission::Refuse(401, "Access denied: invalid token\n");
+    };
+    let content_type = head.content_type.clone().map(|range| &head_bytes[range]);
+    if !content_type.is_some_and(is_packet_content_type) {
+        return Admission::Refuse(400, "Content-Type must be application/octet-stream\n");
+    }
+    Admission::Packet(snapshot, from)
+}
+
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let prefix = b"Bearer ";
     if value.len() > prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix) {
         Some(&value[prefix.len()..])
@@ -96,80 +193,38 @@ fn bearer_token(request: &Request<Incoming>) -> Option<&[u8]> {
     }
 }
 
-fn has_packet_content_type(request: &Request<Incoming>) -> bool {
-    let Some(value) = request.headers().get(hyper::header::CONTENT_TYPE) else {
-        return false;
-    };
-    let Ok(text) = value.to_str() else {
-        return false;
-    };
-    let media_type = text.split(';').next().unwrap_or("").trim();
+fn is_packet_content_type(value: &[u8]) -> bool {
+    let media_type = value.split(|&b| b == b';').next().unwrap_or(b"");
+    let media_type = media_type.trim_ascii();
     PACKET_CONTENT_TYPES
         .iter()
         .any(|t| media_type.eq_ignore_ascii_case(t))
 }
 
-async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let response = handle_inner(shard, request).await;
-    if response.status() != StatusCode::OK {
-        shard.record_http_refusal(response.status().as_u16());
-    }
-    response
+fn refusal(shard: &Shard, out: &mut Vec<u8>, status: u16, message: &str, close: bool) {
+    shard.record_http_refusal(status);
+    h1::write_response(out, status, "text/plain", message.as_bytes(), close);
 }
 
-async fn handle_inner(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if shard.shutting_down() {
-        let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
-        response.headers_mut().insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
-        return response;
+async fn respond_and_close(shard: &Shard, connection: &mut Connection, status: u16, message: &str) {
+    let mut out = Vec::with_capacity(256);
+    refusal(shard, &mut out, status, message, true);
+    if connection.write_all(&out).await.is_ok() {
+        connection.close_lingering().await;
     }
-    if request.method() != hyper::Method::POST {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "ILP-over-HTTP takes POST\n");
-    }
-    let snapshot = shard.shared.snapshot.load_full();
-    let Some(token) = bearer_token(&request) else {
-        return plain(StatusCode::UNAUTHORIZED, "Bearer token required\n");
-    };
-    let Some(from) = snapshot.authenticate(token) else {
-        return plain(StatusCode::UNAUTHORIZED, "Access denied: invalid token\n");
-    };
-    if !has_packet_content_type(&request) {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Content-Type must be application/octet-stream\n",
-        );
-    }
-    let limit = shard.shared.http_body_size_max;
-    let body = match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+}
+
+/// Answers a request that cannot be read to its end, then closes: what follows on
+/// the connection cannot be framed.
+async fn refuse_and_close(shard: &Shard, connection: &mut Connection, error: &WireError) {
+    let (status, message) = match error {
+        WireError::BodyTooLarge(_) => (413, "body too large\n"),
+        WireError::Head(HeadError::TooLarge) => (431, "request head too large\n"),
+        WireError::Head(HeadError::UnsupportedTransferEncoding) => {
+            (501, "only chunked Transfer-Encoding is supported\n")
         }
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "body could not be read\n"),
+        _ => (400, "malformed HTTP request\n"),
     };
-    if Prepare::parse(&body).is_err() {
-        return plain(StatusCode::BAD_REQUEST, "body is not an ILP Prepare\n");
-    }
-    // The packet runs in a task of its own: if the peer hangs up, hyper drops this
-    // future, but a packet that has started (a ledger hold, a count in the store)
-    // still finishes and settles its books.
-    let packet_shard = Rc::clone(shard);
-    let packet = body.to_vec();
-    let reply =
-        glommio::spawn_local(async move { packet_shard.handle(snapshot, from, packet).await })
-            .detach()
-            .await
-            .unwrap_or_else(|| {
-                crate::connector::reject::RejectReason::Internal("packet task cancelled".into())
-                    .to_reject_bytes(&shard.shared.snapshot.load().own_address)
-            });
-    let mut response = Response::new(Full::new(Bytes::from(reply)));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/octet-stream"),
-    );
-    response
+    tracing::debug!(%error, status, "request refused");
+    respond_and_close(shard, connection, status, message).await;
 }

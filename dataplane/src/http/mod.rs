@@ -1,7 +1,11 @@
-//! HTTP at the edges: ILP-over-HTTP ingress, the peer client pool, SPSP on the
-//! public port, and hyper's IO traits over glommio sockets.
+//! HTTP at the edges. The packet path (the ILP-over-HTTP ingress and the peer client
+//! pool) speaks a small HTTP/1.1 of its own: `h1` parses and writes messages sans-IO,
+//! `wire` moves them over glommio sockets. SPSP on the public port and the admin API
+//! use hyper, through the IO traits in `io`.
 
+pub mod h1;
 pub mod ingress;
 pub mod io;
 pub mod peer_client;
 pub mod spsp;
+pub mod wire;

@@ -1,20 +1,25 @@
-//! ILP-over-HTTP client: one keep-alive pool per peer endpoint, per shard. hyper's
-//! HTTP/1 `SendRequest` is not `Clone`, so a request checks a connection out and
-//! puts it back once the response body is read.
+//! ILP-over-HTTP client: one keep-alive pool per peer endpoint, per shard. A request
+//! checks a connection out, writes the Prepare, reads the reply and puts the
+//! connection back, all in the packet's own task: no dispatch task or channel.
 
-use super::io::HyperStream;
+use super::h1::{self, Framing};
+use super::wire::{Connection, WireError};
 use crate::connector::snapshot::OutgoingEndpoint;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Idle connections kept per endpoint; more are closed after use.
 const IDLE_CONNECTIONS_MAX: usize = 256;
 /// Largest reply body accepted from a peer: an ILP reply is at most about 41 KB.
 const REPLY_SIZE_MAX: usize = 64 * 1024;
+/// Interim (1xx) responses skipped before the real one.
+const INTERIM_RESPONSES_MAX: usize = 8;
+/// A connection idle for longer is asked whether the peer closed it before reuse.
+/// Servers close idle connections after seconds (node's default is 5 s), so a
+/// connection used within this window is taken as open without a system call.
+const REUSE_WITHOUT_CHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Error)]
 pub enum PeerCallError {
@@ -23,20 +28,23 @@ pub enum PeerCallError {
         authority: String,
         source: std::io::Error,
     },
-    #[error("HTTP handshake: {0}")]
-    Handshake(hyper::Error),
     #[error("request: {0}")]
-    Request(hyper::Error),
+    Request(WireError),
+    #[error("peer closed the connection before replying")]
+    NoReply,
     #[error("peer answered HTTP {0}")]
     Status(u16),
-    #[error("reply body: {0}")]
-    Body(String),
+}
+
+struct Pooled {
+    connection: Connection,
+    idle_since: Instant,
 }
 
 /// Keep-alive connections of one shard, by endpoint authority.
 #[derive(Default)]
 pub struct PeerClient {
-    idle: RefCell<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    idle: RefCell<HashMap<String, Vec<Pooled>>>,
 }
 
 impl PeerClient {
@@ -44,88 +52,96 @@ impl PeerClient {
     pub async fn send(
         &self,
         endpoint: &OutgoingEndpoint,
-        prepare: Vec<u8>,
-    ) -> Result<Bytes, PeerCallError> {
-        let mut sender = self.checkout(endpoint).await?;
-        let request = hyper::Request::post(endpoint.path.as_str())
-            .header(hyper::header::HOST, endpoint.authority.as_str())
-            .header(
-                hyper::header::AUTHORIZATION,
-                endpoint.authorization.as_str(),
-            )
-            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
-            .header(hyper::header::ACCEPT, "application/octet-stream")
-            .body(Full::new(Bytes::from(prepare)))
-            .map_err(|e| PeerCallError::Body(e.to_string()))?;
-        let response = sender
-            .send_request(request)
+        prepare: &[u8],
+    ) -> Result<Vec<u8>, PeerCallError> {
+        let mut connection = self.checkout(endpoint).await?;
+        let mut request = Vec::with_capacity(192 + endpoint.authorization.len() + prepare.len());
+        h1::write_packet_request(
+            &mut request,
+            &endpoint.path,
+            &endpoint.authority,
+            &endpoint.authorization,
+            prepare,
+        );
+        connection
+            .write_all(&request)
             .await
             .map_err(PeerCallError::Request)?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), REPLY_SIZE_MAX)
-            .collect()
-            .await
-            .map_err(|e| PeerCallError::Body(e.to_string()))?
-            .to_bytes();
-        self.checkin(&endpoint.authority, sender);
+        let (status, body, keep_alive) = read_reply(&mut connection).await?;
+        if keep_alive {
+            self.checkin(&endpoint.authority, connection);
+        }
         if status != 200 {
             return Err(PeerCallError::Status(status));
         }
         Ok(body)
     }
 
-    async fn checkout(
-        &self,
-        endpoint: &OutgoingEndpoint,
-    ) -> Result<SendRequest<Full<Bytes>>, PeerCallError> {
-        loop {
-            // The borrow ends before any await: a RefCell borrow held across an await
-            // would panic when another task of this shard uses the pool.
-            let candidate = self
-                .idle
-                .borrow_mut()
-                .get_mut(&endpoint.authority)
-                .and_then(Vec::pop);
-            let Some(mut sender) = candidate else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
+    async fn checkout(&self, endpoint: &OutgoingEndpoint) -> Result<Connection, PeerCallError> {
+        match self.pooled(&endpoint.authority) {
+            Some(connection) => Ok(connection),
+            None => connect(&endpoint.authority).await,
         }
-        connect(&endpoint.authority).await
     }
 
-    fn checkin(&self, authority: &str, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
+    /// An idle connection to `authority` that is still open, if there is one. Stale
+    /// ones are dropped (closed) on the way; the pool's size bounds the loop.
+    fn pooled(&self, authority: &str) -> Option<Connection> {
         let mut idle = self.idle.borrow_mut();
-        let pool = idle.entry(authority.to_owned()).or_default();
+        let pool = idle.get_mut(authority)?;
+        while let Some(pooled) = pool.pop() {
+            if pooled.idle_since.elapsed() < REUSE_WITHOUT_CHECK || pooled.connection.is_reusable()
+            {
+                return Some(pooled.connection);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, authority: &str, connection: Connection) {
+        let mut idle = self.idle.borrow_mut();
+        let pool = match idle.get_mut(authority) {
+            Some(pool) => pool,
+            None => idle.entry(authority.to_owned()).or_default(),
+        };
         if pool.len() < IDLE_CONNECTIONS_MAX {
-            pool.push(sender);
+            pool.push(Pooled {
+                connection,
+                idle_since: Instant::now(),
+            });
         }
     }
 }
 
-async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, PeerCallError> {
+/// Reads the final response: its status, body, and whether the connection may carry
+/// another request.
+async fn read_reply(connection: &mut Connection) -> Result<(u16, Vec<u8>, bool), PeerCallError> {
+    for _ in 0..INTERIM_RESPONSES_MAX {
+        let head = connection
+            .read_head(h1::parse_response)
+            .await
+            .map_err(PeerCallError::Request)?
+            .ok_or(PeerCallError::NoReply)?;
+        connection.consume_head(head.head_len);
+        if (100..200).contains(&head.status) {
+            continue;
+        }
+        let body = connection
+            .read_body(head.framing, REPLY_SIZE_MAX)
+            .await
+            .map_err(PeerCallError::Request)?;
+        let keep_alive = head.keep_alive && head.framing != Framing::UntilClose;
+        return Ok((head.status, body, keep_alive));
+    }
+    Err(PeerCallError::Request(WireError::TooManyReads))
+}
+
+async fn connect(authority: &str) -> Result<Connection, PeerCallError> {
     let stream = glommio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| PeerCallError::Connect {
             authority: authority.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?;
-    // Ignoring a failure here only costs latency, never correctness.
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(HyperStream::new(stream))
-        .await
-        .map_err(PeerCallError::Handshake)?;
-    glommio::spawn_local(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "peer connection ended");
-        }
-    })
-    .detach();
-    Ok(sender)
+    Ok(Connection::new(stream))
 }

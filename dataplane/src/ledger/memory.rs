@@ -6,7 +6,8 @@
 use super::{
     Account, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer, AMOUNT_MAX,
 };
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,7 +39,8 @@ struct State {
     accounts: HashMap<u128, Account>,
     transfers: HashMap<u128, Transfer>,
     pending: HashMap<u128, Pending>,
-    /// Pending transfers by expiry, to release them in order.
+    /// Transfers still pending, by expiry, to release them in order. A transfer
+    /// leaves when it is posted or voided, so the set holds only what is in flight.
     expiries: BTreeSet<(u64, u128)>,
     /// Transfer ids in the order they were created, to forget the oldest.
     order: VecDeque<u128>,
@@ -47,9 +49,15 @@ struct State {
 impl Default for State {
     fn default() -> Self {
         State {
-            accounts: HashMap::new(),
-            transfers: HashMap::with_capacity(TRANSFERS_RETAINED_MAX + 1),
-            pending: HashMap::with_capacity(TRANSFERS_RETAINED_MAX + 1),
+            accounts: HashMap::default(),
+            transfers: HashMap::with_capacity_and_hasher(
+                TRANSFERS_RETAINED_MAX + 1,
+                Default::default(),
+            ),
+            pending: HashMap::with_capacity_and_hasher(
+                TRANSFERS_RETAINED_MAX + 1,
+                Default::default(),
+            ),
             expiries: BTreeSet::new(),
             order: VecDeque::with_capacity(TRANSFERS_RETAINED_MAX + 1),
         }
@@ -304,6 +312,11 @@ impl State {
                 }
                 Undo::Pending(id, previous) => match previous {
                     Some(pending) => {
+                        if let (PendingState::Pending, Some(at)) =
+                            (pending.state, pending.expires_at_ms)
+                        {
+                            self.expiries.insert((at, id));
+                        }
                         self.pending.insert(id, pending);
                     }
                     None => {
@@ -516,6 +529,9 @@ impl State {
         };
         if let Some(entry) = self.pending.get_mut(&transfer.pending_id) {
             entry.state = state;
+        }
+        if let Some(at) = pending.expires_at_ms {
+            self.expiries.remove(&(at, transfer.pending_id));
         }
         R::Ok
     }

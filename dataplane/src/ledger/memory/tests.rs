@@ -363,3 +363,43 @@ fn old_transfers_are_forgotten_but_pending_ones_stay() {
         "recent transfers are still remembered"
     );
 }
+
+/// The expiry set holds only transfers still pending: a post or void takes its
+/// transfer out, so the set stays as small as what is in flight, and a chain that
+/// fails puts the expiry of a resolution it undoes back.
+#[test]
+fn only_pending_transfers_wait_for_expiry() {
+    let (ledger, now) = setup();
+    let held = [
+        pending(500, 2, 3, 100, false),
+        pending(501, 2, 3, 100, false),
+    ];
+    assert!(ledger
+        .create_transfers_now(&held)
+        .expect("lock")
+        .iter()
+        .all(|r| *r == CreateTransferResult::Ok));
+    assert_eq!(ledger.lock().expect("lock").expiries.len(), 2);
+    let post = ledger
+        .create_transfers_now(&[resolve(502, 500, true, false)])
+        .expect("lock");
+    assert_eq!(post, [CreateTransferResult::Ok]);
+    assert_eq!(ledger.lock().expect("lock").expiries.len(), 1);
+
+    // A void of 501 linked to a transfer that fails: the void is undone.
+    let chain = [
+        resolve(503, 501, false, true),
+        transfer(504, 2, 3, 1_000_000),
+    ];
+    let results = ledger.create_transfers_now(&chain).expect("lock");
+    assert_eq!(results[1], CreateTransferResult::ExceedsCredits);
+    assert_eq!(ledger.lock().expect("lock").expiries.len(), 1);
+    assert_eq!(balances(&ledger, 2), (100, 100, 0, 1_000));
+    now.fetch_add(10_000, Ordering::Relaxed);
+    assert_eq!(
+        balances(&ledger, 2),
+        (0, 100, 0, 1_000),
+        "501 still expires after the undone void"
+    );
+    assert!(ledger.lock().expect("lock").expiries.is_empty());
+}

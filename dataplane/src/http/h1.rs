@@ -1,0 +1,634 @@
+//! The subset of HTTP/1.1 that ILP-over-HTTP needs on the packet path, sans-IO: parse a
+//! request or response head from bytes already read, frame its body (Content-Length or
+//! chunked), and write the messages Riptide sends. The sockets live in `wire.rs`.
+//!
+//! Why not hyper here: each forwarded packet is one request in and one request out,
+//! and hyper's general machinery (header maps, a dispatch task and channel per client
+//! connection, boxed bodies) cost more CPU per packet than the ILP work itself. The
+//! admin API and SPSP, which are not on the packet path, still use hyper.
+
+use thiserror::Error;
+
+/// Headers read per message; more is an error (a peer is not a browser).
+pub const HEADERS_MAX: usize = 32;
+/// Largest head accepted, request line and headers together.
+pub const HEAD_SIZE_MAX: usize = 8 * 1024;
+/// Longest chunk-size line (hex digits, extensions, CRLF).
+const CHUNK_LINE_SIZE_MAX: usize = 256;
+
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    #[error("malformed HTTP head")]
+    Malformed,
+    #[error("HTTP head larger than {HEAD_SIZE_MAX} bytes")]
+    TooLarge,
+    #[error("invalid or conflicting Content-Length")]
+    BadContentLength,
+    #[error("unsupported Transfer-Encoding")]
+    UnsupportedTransferEncoding,
+    #[error("both Transfer-Encoding and Content-Length")]
+    AmbiguousFraming,
+}
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length(usize),
+    Chunked,
+    /// A response with neither header: the body runs to the end of the connection.
+    UntilClose,
+}
+
+/// What the ingress needs from a request head; byte ranges point into the buffer the
+/// head was parsed from, so nothing is copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub is_post: bool,
+    pub authorization: Option<std::ops::Range<usize>>,
+    pub content_type: Option<std::ops::Range<usize>>,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes of the head, up to and including the blank line.
+    pub head_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub head_len: usize,
+}
+
+/// Headers that decide framing and connection reuse, common to both directions.
+struct CommonHeaders {
+    content_length: Option<usize>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+fn range_in(buf: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    debug_assert!(start + part.len() <= buf.len());
+    start..start + part.len()
+}
+
+fn parse_length(value: &[u8]) -> Result<usize, HeadError> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::BadContentLength);
+    }
+    Ok(digits
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')))
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn lists_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+fn common_headers(headers: &[httparse::Header<'_>]) -> Result<CommonHeaders, HeadError> {
+    let mut common = CommonHeaders {
+        content_length: None,
+        chunked: false,
+        close: false,
+        keep_alive: false,
+    };
+    for header in headers {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let length = parse_length(header.value)?;
+            // Repeated lengths must agree (RFC 9112 section 6.3).
+            if common.content_length.is_some_and(|l| l != length) {
+                return Err(HeadError::BadContentLength);
+            }
+            common.content_length = Some(length);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Only plain chunked: anything else cannot be framed safely.
+            if !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || common.chunked {
+                return Err(HeadError::UnsupportedTransferEncoding);
+            }
+            common.chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            common.close |= lists_token(header.value, b"close");
+            common.keep_alive |= lists_token(header.value, b"keep-alive");
+        }
+    }
+    if common.chunked && common.content_length.is_some() {
+        // A request smuggling vector; a connector refuses rather than guesses.
+        return Err(HeadError::AmbiguousFraming);
+    }
+    Ok(common)
+}
+
+fn keep_alive(version: Option<u8>, common: &CommonHeaders) -> bool {
+    match version {
+        Some(1) => !common.close,
+        _ => common.keep_alive && !common.close,
+    }
+}
+
+/// The length of a complete head from httparse's answer; `None` while partial.
+fn head_length(
+    parsed: Result<httparse::Status<usize>, httparse::Error>,
+    buf: &[u8],
+) -> Result<Option<usize>, HeadError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len > HEAD_SIZE_MAX => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buf.len() >= HEAD_SIZE_MAX => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(_) => Err(HeadError::Malformed),
+    }
+}
+
+/// Parses a request head at the start of `buf`; `None` when more bytes are needed.
+pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    let Some(head_len) = head_length(request.parse(buf), buf)? else {
+        return Ok(None);
+    };
+    let common = common_headers(request.headers)?;
+    let mut head = RequestHead {
+        is_post: request.method == Some("POST"),
+        authorization: None,
+        content_type: None,
+        // A request with neither header has no body (RFC 9112 section 6.3).
+        framing: if common.chunked {
+            Framing::Chunked
+        } else {
+            Framing::Length(common.content_length.unwrap_or(0))
+        },
+        keep_alive: keep_alive(request.version, &common),
+        expect_continue: false,
+        head_len,
+    };
+    for header in request.headers.iter() {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"authorization") {
+            head.authorization = Some(range_in(buf, header.value.trim_ascii()));
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            head.content_type = Some(range_in(buf, header.value.trim_ascii()));
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            head.expect_continue = header
+                .value
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    Ok(Some(head))
+}
+
+/// Parses a response head at the start of `buf`; `None` when more bytes are needed.
+/// Interim (1xx) responses are reported like any other; the caller skips them.
+pub fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut response = httparse::Response::new(&mut headers);
+    let Some(head_len) = head_length(response.parse(buf), buf)? else {
+        return Ok(None);
+    };
+    let status = response.code.ok_or(HeadError::Malformed)?;
+    let common = common_headers(response.headers)?;
+    // 1xx, 204 and 304 never have a body (RFC 9112 section 6.3).
+    let bodiless = (100..200).contains(&status) || status == 204 || status == 304;
+    let framing = match (bodiless, common.chunked, common.content_length) {
+        (true, _, _) => Framing::Length(0),
+        (false, true, _) => Framing::Chunked,
+        (false, false, Some(length)) => Framing::Length(length),
+        (false, false, None) => Framing::UntilClose,
+    };
+    Ok(Some(ResponseHead {
+        status,
+        framing,
+        keep_alive: keep_alive(response.version, &common) && framing != Framing::UntilClose,
+        head_len,
+    }))
+}
+
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    #[error("malformed chunked body")]
+    Malformed,
+    #[error("body larger than allowed")]
+    TooLarge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Reading a chunk-size line.
+    Size,
+    /// Inside chunk data, with this many bytes left.
+    Data(usize),
+    /// The CRLF after chunk data.
+    DataEnd,
+    /// Trailer lines after the last chunk, until an empty line.
+    Trailer,
+    Done,
+}
+
+/// Decodes a chunked body incrementally, appending data to `out`.
+#[derive(Debug)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    body_size_max: usize,
+}
+
+impl ChunkedDecoder {
+    pub fn new(body_size_max: usize) -> ChunkedDecoder {
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            body_size_max,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes what it can of `input`; returns the bytes consumed. Call again with
+    /// more input until [`is_done`](Self::is_done).
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        let mut at = 0;
+        // Each pass consumes at least one line or some data, or returns.
+        while at < input.len() && self.state != ChunkState::Done {
+            let rest = &input[at..];
+            match self.state {
+                ChunkState::Size => {
+                    let Some(line) = line_of(rest)? else { break };
+                    let size = parse_chunk_size(&rest[..line - 2])?;
+                    if out.len().saturating_add(size) > self.body_size_max {
+                        return Err(ChunkError::TooLarge);
+                    }
+                    at += line;
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let take = left.min(rest.len());
+                    out.extend_from_slice(&rest[..take]);
+                    at += take;
+                    self.state = if take == left {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left - take)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if rest.len() < 2 {
+                        break;
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(ChunkError::Malformed);
+                    }
+                    at += 2;
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailer => {
+                    let Some(line) = line_of(rest)? else { break };
+                    at += line;
+                    if line == 2 {
+                        self.state = ChunkState::Done;
+                    }
+                }
+                ChunkState::Done => unreachable!("the loop stops when done"),
+            }
+        }
+        Ok(at)
+    }
+}
+
+/// The length of the CRLF-terminated line at the start of `input`, CRLF included.
+fn line_of(input: &[u8]) -> Result<Option<usize>, ChunkError> {
+    let window = &input[..input.len().min(CHUNK_LINE_SIZE_MAX)];
+    match window.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => Ok(Some(end + 2)),
+        None if window.len() == CHUNK_LINE_SIZE_MAX => Err(ChunkError::Malformed),
+        None => Ok(None),
+    }
+}
+
+fn parse_chunk_size(line: &[u8]) -> Result<usize, ChunkError> {
+    // Extensions after ';' carry nothing an ILP peer needs.
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(ChunkError::Malformed);
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        let value = (d as char).to_digit(16).ok_or(ChunkError::Malformed)?;
+        Ok(n * 16 + value as usize)
+    })
+}
+
+/// Appends a response with a body of `content_type`.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    push_decimal(out, body.len() as u64);
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Appends a POST of an ILP packet.
+pub fn write_packet_request(
+    out: &mut Vec<u8>,
+    path: &str,
+    host: &str,
+    authorization: &str,
+    body: &[u8],
+) {
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nAuthorization: ");
+    out.extend_from_slice(authorization.as_bytes());
+    out.extend_from_slice(
+        b"\r\nContent-Type: application/octet-stream\r\nAccept: application/octet-stream\r\nContent-Length: ",
+    );
+    push_decimal(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PACKET_REQUEST: &[u8] = b"POST /ilp HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer  tok \r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello";
+
+    #[test]
+    fn a_packet_request_parses_with_its_fields() {
+        let head = parse_request(PACKET_REQUEST)
+            .expect("valid")
+            .expect("complete");
+        assert!(head.is_post && head.keep_alive && !head.expect_continue);
+        assert_eq!(head.framing, Framing::Length(5));
+        assert_eq!(
+            &PACKET_REQUEST[head.authorization.expect("present")],
+            b"Bearer  tok"
+        );
+        assert_eq!(
+            &PACKET_REQUEST[head.content_type.expect("present")],
+            b"application/octet-stream"
+        );
+        assert_eq!(&PACKET_REQUEST[head.head_len..], b"hello");
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more_and_every_prefix_does() {
+        let end = PACKET_REQUEST.len() - 5;
+        for cut in 0..end {
+            assert_eq!(parse_request(&PACKET_REQUEST[..cut]), Ok(None), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let head = |text: &str| {
+            parse_request(text.as_bytes())
+                .expect("valid")
+                .expect("complete")
+        };
+        assert_eq!(head("GET / HTTP/1.1\r\n\r\n").framing, Framing::Length(0));
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").framing,
+            Framing::Chunked
+        );
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n").framing,
+            Framing::Length(7)
+        );
+        let error = |text: &str| parse_request(text.as_bytes()).expect_err("refused");
+        assert_eq!(
+            error("POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"),
+            HeadError::BadContentLength
+        );
+        assert_eq!(
+            error("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            HeadError::BadContentLength
+        );
+        assert_eq!(
+            error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            HeadError::UnsupportedTransferEncoding
+        );
+        assert_eq!(
+            error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            HeadError::AmbiguousFraming
+        );
+        assert_eq!(error("POST\r\n\r\n"), HeadError::Malformed);
+    }
+
+    #[test]
+    fn keep_alive_depends_on_version_and_connection() {
+        let alive = |text: &str| {
+            parse_request(text.as_bytes())
+                .expect("valid")
+                .expect("complete")
+                .keep_alive
+        };
+        assert!(alive("POST / HTTP/1.1\r\n\r\n"));
+        assert!(!alive("POST / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!alive("POST / HTTP/1.0\r\n\r\n"));
+        assert!(alive("POST / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(
+            parse_request(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+                .expect("present")
+                .expect("present")
+                .expect_continue
+        );
+    }
+
+    #[test]
+    fn an_oversized_head_is_refused_before_it_completes() {
+        let mut text = b"POST / HTTP/1.1\r\nX-Padding: ".to_vec();
+        text.resize(HEAD_SIZE_MAX, b'a');
+        assert_eq!(parse_request(&text), Err(HeadError::TooLarge));
+        let mut many = b"POST / HTTP/1.1\r\n".to_vec();
+        for i in 0..=HEADERS_MAX {
+            many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse_request(&many), Err(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn responses_frame_by_status_and_headers() {
+        let head = |text: &str| {
+            parse_response(text.as_bytes())
+                .expect("valid")
+                .expect("complete")
+        };
+        let ok = head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        assert_eq!(
+            (ok.status, ok.framing, ok.keep_alive),
+            (200, Framing::Length(3), true)
+        );
+        assert_eq!(ok.head_len, 38);
+        assert_eq!(
+            head("HTTP/1.1 100 Continue\r\n\r\n").framing,
+            Framing::Length(0)
+        );
+        assert_eq!(
+            head("HTTP/1.1 204 No Content\r\n\r\n").framing,
+            Framing::Length(0)
+        );
+        let until_close = head("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(until_close.framing, Framing::UntilClose);
+        assert!(!until_close.keep_alive);
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
+        );
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").framing,
+            Framing::Chunked
+        );
+    }
+
+    #[test]
+    fn written_messages_parse_back() {
+        let mut request = Vec::new();
+        write_packet_request(&mut request, "/ilp", "127.0.0.1:9", "Bearer t", b"\x0c\x01");
+        let head = parse_request(&request).expect("valid").expect("complete");
+        assert_eq!(head.framing, Framing::Length(2));
+        assert_eq!(&request[head.authorization.expect("present")], b"Bearer t");
+        assert_eq!(&request[head.head_len..], b"\x0c\x01");
+
+        let mut response = Vec::new();
+        write_response(&mut response, 401, "text/plain", b"no\n", true);
+        let head = parse_response(&response).expect("valid").expect("complete");
+        assert_eq!((head.status, head.keep_alive), (401, false));
+        assert_eq!(&response[head.head_len..], b"no\n");
+    }
+
+    #[test]
+    fn chunked_bodies_decode_with_extensions_and_trailers() {
+        let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        let mut decoder = ChunkedDecoder::new(1024);
+        let mut out = Vec::new();
+        let used = decoder.decode(body, &mut out).expect("present");
+        assert!(decoder.is_done());
+        assert_eq!(out, b"hello world");
+        assert_eq!(&body[used..], b"NEXT");
+    }
+
+    #[test]
+    fn chunked_errors_are_typed() {
+        let mut out = Vec::new();
+        assert_eq!(
+            ChunkedDecoder::new(1024).decode(b"zz\r\n", &mut out),
+            Err(ChunkError::Malformed)
+        );
+        assert_eq!(
+            ChunkedDecoder::new(1024).decode(b"2\r\nabX\r\n", &mut out),
+            Err(ChunkError::Malformed)
+        );
+        assert_eq!(
+            ChunkedDecoder::new(4).decode(b"5\r\n", &mut out),
+            Err(ChunkError::TooLarge)
+        );
+        assert_eq!(
+            ChunkedDecoder::new(4).decode(&[b'1'; 300], &mut out),
+            Err(ChunkError::Malformed)
+        );
+    }
+
+    proptest! {
+        /// Fed in any split, a chunked body decodes to the same bytes.
+        #[test]
+        fn chunked_decoding_does_not_depend_on_splits(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let mut encoded = Vec::new();
+            for chunk in &chunks {
+                encoded.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                encoded.extend_from_slice(chunk);
+                encoded.extend_from_slice(b"\r\n");
+            }
+            encoded.extend_from_slice(b"0\r\n\r\n");
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (encoded.len() + 1)).collect();
+            cuts.push(encoded.len());
+            cuts.sort_unstable();
+            let mut decoder = ChunkedDecoder::new(1 << 20);
+            let mut out = Vec::new();
+            let mut pending: Vec<u8> = Vec::new();
+            let mut fed = 0;
+            for cut in cuts {
+                pending.extend_from_slice(&encoded[fed..cut]);
+                fed = cut;
+                let used = decoder.decode(&pending, &mut out).expect("present");
+                pending.drain(..used);
+            }
+            prop_assert!(decoder.is_done());
+            prop_assert_eq!(out, chunks.concat());
+        }
+
+        /// No input makes the parsers panic.
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_request(&bytes);
+            let _ = parse_response(&bytes);
+            let _ = ChunkedDecoder::new(64).decode(&bytes, &mut Vec::new());
+        }
+    }
+}

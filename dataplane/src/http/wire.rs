@@ -1,0 +1,242 @@
+//! One HTTP/1.1 connection on a glommio socket, for the packet path: reads heads and
+//! bodies through one buffer owned by the connection and writes whole messages with
+//! one send each. The parsing is `h1.rs`'s; this file only moves bytes.
+
+use super::h1::{self, ChunkError, ChunkedDecoder, Framing, HeadError};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Initial read buffer: most ILP messages fit, head and body, in one read.
+const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Reads per message at most: a peer trickling bytes cannot hold a task forever,
+/// and the largest message allowed takes far fewer.
+const READS_PER_MESSAGE_MAX: usize = 4_096;
+/// After a refusal, how long and how much of what the client still sends is read and
+/// dropped before the socket closes. Closing with unread bytes would send a reset,
+/// which can destroy the refusal before the client reads it.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER_READS_MAX: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum WireError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Head(#[from] HeadError),
+    #[error("{0}")]
+    Chunk(ChunkError),
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("connection closed in the middle of a message")]
+    ClosedEarly,
+    #[error("message arrives too slowly")]
+    TooManyReads,
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    /// Unread bytes are `buffer[start..end]`.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// When bytes last arrived; the ingress closes connections idle for too long.
+    last_read_at: Rc<Cell<Instant>>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> Connection {
+        // Ignoring a failure only costs latency, never correctness.
+        let _ = stream.set_nodelay(true);
+        Connection {
+            stream,
+            buffer: vec![0u8; READ_BUFFER_SIZE],
+            start: 0,
+            end: 0,
+            last_read_at: Rc::new(Cell::new(Instant::now())),
+        }
+    }
+
+    pub fn last_read_at(&self) -> Rc<Cell<Instant>> {
+        Rc::clone(&self.last_read_at)
+    }
+
+    /// The bytes read and not yet consumed.
+    pub fn unread(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
+    fn consume(&mut self, count: usize) {
+        assert!(count <= self.end - self.start);
+        self.start += count;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes; room is made by moving unread bytes to the front, then by
+    /// growing the buffer up to `size_max`. Returns 0 at the end of the stream.
+    async fn fill(&mut self, size_max: usize) -> Result<usize, WireError> {
+        if self.end == self.buffer.len() {
+            if self.start > 0 {
+                self.buffer.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buffer.len() < size_max {
+                let grown = (self.buffer.len() * 2).min(size_max);
+                self.buffer.resize(grown, 0);
+            } else {
+                return Err(WireError::BodyTooLarge(size_max));
+            }
+        }
+        let count = self.stream.read(&mut self.buffer[self.end..]).await?;
+        self.end += count;
+        if count > 0 {
+            self.last_read_at.set(Instant::now());
+        }
+        Ok(count)
+    }
+
+    /// Reads until `parse` finds a whole head in the unread bytes. `Ok(None)` when the
+    /// peer closed the connection cleanly between messages.
+    pub async fn read_head<H>(
+        &mut self,
+        parse: impl Fn(&[u8]) -> Result<Option<H>, HeadError>,
+    ) -> Result<Option<H>, WireError> {
+        for _ in 0..READS_PER_MESSAGE_MAX {
+            if self.end > self.start {
+                if let Some(head) = parse(self.unread())? {
+                    return Ok(Some(head));
+                }
+            }
+            // A head never needs more than HEAD_SIZE_MAX; parse refuses larger ones.
+            if self.fill(h1::HEAD_SIZE_MAX.max(READ_BUFFER_SIZE)).await? == 0 {
+                return if self.end == self.start {
+                    Ok(None)
+                } else {
+                    Err(WireError::ClosedEarly)
+                };
+            }
+        }
+        Err(WireError::TooManyReads)
+    }
+
+    /// Consumes a head of `head_len` bytes returned by [`read_head`](Self::read_head).
+    pub fn consume_head(&mut self, head_len: usize) {
+        self.consume(head_len);
+    }
+
+    /// Reads a body framed as `framing`, at most `size_max` bytes.
+    pub async fn read_body(
+        &mut self,
+        framing: Framing,
+        size_max: usize,
+    ) -> Result<Vec<u8>, WireError> {
+        match framing {
+            Framing::Length(length) => self.read_exact_body(length, size_max).await,
+            Framing::Chunked => self.read_chunked_body(size_max).await,
+            Framing::UntilClose => self.read_body_until_close(size_max).await,
+        }
+    }
+
+    async fn read_exact_body(
+        &mut self,
+        length: usize,
+        size_max: usize,
+    ) -> Result<Vec<u8>, WireError> {
+        if length > size_max {
+            return Err(WireError::BodyTooLarge(size_max));
+        }
+        for _ in 0..READS_PER_MESSAGE_MAX {
+            if self.end - self.start >= length {
+                let body = self.unread()[..length].to_vec();
+                self.consume(length);
+                return Ok(body);
+            }
+            // Room for the whole body once the unread bytes move to the front.
+            if self.fill(length.max(READ_BUFFER_SIZE)).await? == 0 {
+                return Err(WireError::ClosedEarly);
+            }
+        }
+        Err(WireError::TooManyReads)
+    }
+
+    async fn read_chunked_body(&mut self, size_max: usize) -> Result<Vec<u8>, WireError> {
+        let mut decoder = ChunkedDecoder::new(size_max);
+        let mut body = Vec::new();
+        for _ in 0..READS_PER_MESSAGE_MAX {
+            let used = decoder
+                .decode(self.unread(), &mut body)
+                .map_err(|error| match error {
+                    ChunkError::TooLarge => WireError::BodyTooLarge(size_max),
+                    ChunkError::Malformed => WireError::Chunk(error),
+                })?;
+            self.consume(used);
+            if decoder.is_done() {
+                return Ok(body);
+            }
+            if self.fill(READ_BUFFER_SIZE).await? == 0 {
+                return Err(WireError::ClosedEarly);
+            }
+        }
+        Err(WireError::TooManyReads)
+    }
+
+    async fn read_body_until_close(&mut self, size_max: usize) -> Result<Vec<u8>, WireError> {
+        for _ in 0..READS_PER_MESSAGE_MAX {
+            if self.end - self.start > size_max {
+                return Err(WireError::BodyTooLarge(size_max));
+            }
+            if self.fill(size_max.saturating_add(1)).await? == 0 {
+                let body = self.unread().to_vec();
+                self.consume(body.len());
+                return Ok(body);
+            }
+        }
+        Err(WireError::TooManyReads)
+    }
+
+    /// Writes a whole message; with NODELAY it leaves in one segment when it fits.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Ends our side after a final response and drops what the client still sends,
+    /// for at most [`LINGER`], so that it reads the response rather than a reset.
+    pub async fn close_lingering(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+        let buffer = &mut self.buffer;
+        let stream = &mut self.stream;
+        let drain = async {
+            for _ in 0..LINGER_READS_MAX {
+                if !matches!(stream.read(buffer).await, Ok(count) if count > 0) {
+                    return;
+                }
+            }
+        };
+        futures_lite::future::or(drain, glommio::timer::sleep(LINGER)).await;
+    }
+
+    /// Whether a pooled connection may still carry a request: the peer has not
+    /// closed it and sent nothing unasked. Asks the kernel, without waiting.
+    pub fn is_reusable(&self) -> bool {
+        if self.end > self.start {
+            return false;
+        }
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut probe = [0u8; 1];
+        let peeked = recv(
+            self.stream.as_raw_fd(),
+            &mut probe,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        );
+        // Only "nothing to read yet" means open and idle; Ok(0) is the peer's close.
+        matches!(peeked, Err(nix::errno::Errno::EAGAIN))
+    }
+}
