@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A/B of riptide builds: closed-loop forwarding (embedded ledger, the configuration of
+# forwarding.sh) through each binary in turn, for a number of rounds, so that a change
+# is compared against the build before it under the same drift of a noisy machine.
+# Prints one line per run (binary, fulfilled packets/s, p99 ms, riptide CPU µs per
+# packet), then each binary's averages.
+# Usage: benches/ab.sh seconds connections rounds binary...
+#   SHARDS (default 2) sets the shards of every riptide.
+# Needs release binaries of riptide-loadgen (cargo build --release -p riptide-loadgen).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+source scripts/env.sh
+[ "$#" -ge 4 ] || { echo "usage: benches/ab.sh seconds connections rounds binary..." >&2; exit 2; }
+seconds="$1"; connections="$2"; rounds="$3"; shift 3
+shards="${SHARDS:-2}"
+target="${CARGO_TARGET_DIR:-target}/release"
+# shellcheck source=benches/common.sh
+source benches/common.sh
+
+sink_port="$(free_port)"
+"$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
+wait_port "$sink_port"
+results="$work/results.tsv"
+for _ in $(seq 1 "$rounds"); do
+    for binary in "$@"; do
+        connector_port="$(free_port)"
+        admin_port="$(free_port)"
+        forwarding_config 'kind = "memory"' > "$work/riptide.toml"
+        "$binary" --config "$work/riptide.toml" --shards "$shards" 2>"$work/riptide.log" & pids+=($!)
+        riptide_pid=$!
+        wait_port "$connector_port"
+        "$target/riptide-loadgen" send --target "http://127.0.0.1:${connector_port}/ilp" \
+            --token loader-token-0123456789 --destination test.sink.bench \
+            --connections "$connections" --warmup-s 1 --duration-s "$seconds" --amount 1 \
+            --cpu-pid "$riptide_pid" --json \
+            | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+cpu = r["cpu"]["processes"][0]["us_per_fulfilled"]
+print("%s\t%.0f\t%.3f\t%.1f" % (sys.argv[1], r["fulfilled_per_second"], r["latency_ms"]["p99"], cpu))' "$binary" \
+            | tee -a "$results"
+        kill "$riptide_pid"; wait "$riptide_pid" 2>/dev/null || true
+    done
+done
+python3 - "$results" <<'PY'
+import sys, collections
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    binary, pps, p99, cpu = line.rstrip("\n").split("\t")
+    runs[binary].append((float(pps), float(p99), float(cpu)))
+for binary, rows in runs.items():
+    n = len(rows)
+    print("# %s: %d runs, %.0f packets/s, p99 %.3f ms, %.1f us CPU per packet (averages)" % (
+        binary, n, sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n, sum(r[2] for r in rows) / n))
+PY
