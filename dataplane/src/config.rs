@@ -716,6 +716,22 @@ fn validate_outgoing(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldErr
                     "required when outgoing_url is set",
                 ));
             }
+            // Both go into HTTP request heads as they are.
+            if !url.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(FieldError::new(
+                    path.key("outgoing_url"),
+                    "must be visible ASCII, without spaces or control characters",
+                ));
+            }
+            if !token
+                .as_deref()
+                .is_some_and(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(FieldError::new(
+                    path.key("outgoing_token"),
+                    "must be visible ASCII, without spaces or control characters",
+                ));
+            }
             Ok(())
         }
         (None, Some(_)) => Err(FieldError::new(
@@ -891,6 +907,8 @@ max_packet_amount = 100
             "{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\n"
         );
         assert!(error_of(&text).contains("peers[1].outgoing_token: required"));
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\noutgoing_token = \"t\\r\\nX-Evil: 1\"\n");
+        assert!(error_of(&text).contains("peers[1].outgoing_token: must be visible ASCII"));
     }
 
     #[test]

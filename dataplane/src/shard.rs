@@ -197,11 +197,13 @@ impl Shard {
         }
     }
 
-    /// Publishes this shard's metrics every second.
+    /// Publishes this shard's metrics every second, and closes peer connections idle
+    /// for too long.
     pub fn spawn_metrics_publisher(self: &Rc<Self>) {
         let shard = Rc::clone(self);
         glommio::spawn_local(async move {
             loop {
+                shard.client.sweep();
                 shard.metrics.borrow_mut().ledger_batches = shard.batcher.stats();
                 shard
                     .shared

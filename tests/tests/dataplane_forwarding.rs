@@ -295,9 +295,26 @@ fn http_framing_on_the_packet_port() {
         "closed after an HTTP/1.0 request"
     );
 
+    // HTTP/1.0 with keep-alive: told so, and the connection stays open.
+    let mut kept = RawHttpConnection::connect(address).expect("connect");
+    let head = head.replace("Content-Length", "Connection: keep-alive\r\nContent-Length");
+    for seed in [64, 65] {
+        let packet = prepare(seed);
+        assert_eq!(packet.len(), fourth.len());
+        kept.send(&[head.as_bytes(), &packet].concat())
+            .expect("write");
+        let reply = kept.response().expect("read").expect("a response");
+        assert_eq!(
+            reply.headers.get("connection").map(String::as_str),
+            Some("keep-alive")
+        );
+        assert!(Fulfill::parse(&reply.body).is_ok());
+    }
+
     // Refusals, each with the connection closed after it when the rest cannot be framed.
-    let refusals: [(&[u8], u16, bool); 5] = [
+    let refusals: [(&[u8], u16, bool); 6] = [
         (b"GET /ilp HTTP/1.1\r\nHost: riptide\r\n\r\n", 405, false),
+        (b"HEAD /ilp HTTP/1.1\r\nHost: riptide\r\n\r\n", 405, true),
         (b"NOT HTTP AT ALL\r\n\r\n", 400, true),
         (
             b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
@@ -342,6 +359,78 @@ fn http_framing_on_the_packet_port() {
             .status,
         431
     );
+}
+
+/// A next hop that writes more than its reply: every reply it sends is followed by
+/// bytes no request asked for. Riptide must not read those as the next packet's reply,
+/// so it must not reuse such a connection.
+fn start_overtalkative_peer() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/ilp", listener.local_addr().expect("address"));
+    let server = std::thread::spawn(move || {
+        // Serves three connections at most, each for as long as it lives.
+        for stream in listener.incoming().take(3).flatten() {
+            let mut reader = BufReader::new(stream);
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0u8; length];
+                if length == 0 || reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                let Ok(prepare) = Prepare::parse(&body) else {
+                    break;
+                };
+                let fulfillment: [u8; 32] = prepare.data[..32].try_into().expect("32 bytes");
+                let reply = Fulfill {
+                    fulfillment: &fulfillment,
+                    data: b"",
+                }
+                .to_bytes();
+                let mut answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                    reply.len()
+                )
+                .into_bytes();
+                answer.extend_from_slice(&reply);
+                answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                if reader.get_mut().write_all(&answer).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (url, server)
+}
+
+#[test]
+fn a_connection_with_unasked_bytes_is_not_reused() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let (url, _server) = start_overtalkative_peer();
+    let extra = format!(
+        "\n[[peers]]\nid = \"talker\"\nasset = \"USD\"\nincoming_tokens = [\"talker-token-0123456789\"]\noutgoing_url = \"{url}\"\noutgoing_token = \"riptide-to-talker-token\"\nroutes = [\"test.talker\"]\n"
+    );
+    let node = start(&bob, &carol, &extra, 1);
+    for seed in [70, 71, 72] {
+        let prepare = prepare_for_sink(
+            10,
+            "test.talker.x",
+            Duration::from_secs(20),
+            fulfillment(seed),
+        );
+        let reply = send(&node, "alice-token-0123456789", &prepare);
+        let fulfill = Fulfill::parse(&reply)
+            .unwrap_or_else(|_| panic!("packet {seed}: {:?}", Packet::parse(&reply)));
+        assert_eq!(*fulfill.fulfillment, fulfillment(seed));
+    }
 }
 
 #[test]

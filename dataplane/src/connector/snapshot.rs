@@ -273,6 +273,14 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String
     if authority.is_empty() {
         return Err("missing host".to_owned());
     }
+    // Both go into HTTP request heads as they are: a CR or LF would add headers.
+    if !url
+        .bytes()
+        .chain(token.bytes())
+        .all(|b| b.is_ascii_graphic())
+    {
+        return Err("URL and token must be visible ASCII, without spaces".to_owned());
+    }
     let authority = if authority.contains(':') {
         authority.to_owned()
     } else {
@@ -288,6 +296,13 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_that_would_inject_headers_are_refused() {
+        assert!(parse_endpoint("http://127.0.0.1:8080/ilp", "tok\r\nX-Evil: 1").is_err());
+        assert!(parse_endpoint("http://127.0.0.1:8080/ilp HTTP/1.1\r\n", "tok").is_err());
+        assert!(parse_endpoint("http://127.0.0.1:8080/ilp", "two words").is_err());
+    }
 
     #[test]
     fn endpoints_parse() {

@@ -44,6 +44,8 @@ pub enum Framing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub is_post: bool,
+    pub is_head: bool,
+    pub is_http10: bool,
     pub authorization: Option<std::ops::Range<usize>>,
     pub content_type: Option<std::ops::Range<usize>>,
     pub framing: Framing,
@@ -158,6 +160,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     let common = common_headers(request.headers)?;
     let mut head = RequestHead {
         is_post: request.method == Some("POST"),
+        is_head: request.method == Some("HEAD"),
+        is_http10: request.version == Some(0),
         authorization: None,
         content_type: None,
         // A request with neither header has no body (RFC 9112 section 6.3).
@@ -333,13 +337,14 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, ChunkError> {
     })
 }
 
-/// Appends a response with a body of `content_type`.
+/// Appends a response with a body of `content_type`, and a `Connection` header when
+/// one is given (`close`, or `keep-alive` for an HTTP/1.0 client).
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
     body: &[u8],
-    close: bool,
+    connection_header: Option<&str>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, u64::from(status));
@@ -349,8 +354,9 @@ pub fn write_response(
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body.len() as u64);
-    if close {
-        out.extend_from_slice(b"\r\nConnection: close");
+    if let Some(value) = connection_header {
+        out.extend_from_slice(b"\r\nConnection: ");
+        out.extend_from_slice(value.as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
@@ -554,7 +560,7 @@ mod tests {
         assert_eq!(&request[head.head_len..], b"\x0c\x01");
 
         let mut response = Vec::new();
-        write_response(&mut response, 401, "text/plain", b"no\n", true);
+        write_response(&mut response, 401, "text/plain", b"no\n", Some("close"));
         let head = parse_response(&response).expect("valid").expect("complete");
         assert_eq!((head.status, head.keep_alive), (401, false));
         assert_eq!(&response[head.head_len..], b"no\n");

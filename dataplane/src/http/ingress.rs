@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 /// Content types that carry an OER packet: Rafiki's and `ilp-plugin-http`'s.
 const PACKET_CONTENT_TYPES: [&[u8]; 2] =
     [b"application/octet-stream", b"application/ilp+octet-stream"];
-/// A connection with no request for this long is closed.
+/// A connection that takes longer than this from its previous answer to send a whole
+/// request is closed (SPSP: with no bytes for this long).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Requests served on one connection before it is closed; peers reconnect at once.
 /// Bounds the life of a task, as every loop here is bounded.
@@ -53,11 +54,12 @@ pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
 fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
     glommio::spawn_local(async move {
         let connection = Connection::new(stream);
-        let last_read_at = connection.last_read_at();
-        let busy = Rc::new(Cell::new(false));
-        let watched = Rc::clone(&busy);
-        futures_lite::future::or(serve_connection(&shard, connection, &busy), async {
-            idle_watchdog_unless_busy(&last_read_at, &watched).await;
+        let clock = RequestClock {
+            waiting_since: Cell::new(Instant::now()),
+            busy: Cell::new(false),
+        };
+        futures_lite::future::or(serve_connection(&shard, connection, &clock), async {
+            request_watchdog(&clock).await;
         })
         .await;
     })
@@ -67,21 +69,35 @@ fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
 /// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
 /// far longer than a packet's hold time, so a request in flight is never cut off.
 pub(crate) async fn idle_watchdog(last_read_at: &Cell<Instant>) {
-    idle_watchdog_unless_busy(last_read_at, &Cell::new(false)).await
-}
-
-async fn idle_watchdog_unless_busy(last_read_at: &Cell<Instant>, busy: &Cell<bool>) {
     loop {
         let idle_for = last_read_at.get().elapsed();
-        if idle_for >= IDLE_TIMEOUT && !busy.get() {
+        if idle_for >= IDLE_TIMEOUT {
             return;
         }
-        glommio::timer::sleep(
-            IDLE_TIMEOUT
-                .saturating_sub(idle_for)
-                .max(Duration::from_secs(1)),
-        )
-        .await;
+        glommio::timer::sleep(IDLE_TIMEOUT - idle_for).await;
+    }
+}
+
+/// When a connection started waiting for its next request, and whether a packet is
+/// running on it.
+struct RequestClock {
+    waiting_since: Cell<Instant>,
+    busy: Cell<bool>,
+}
+
+/// Returns once the connection has had [`IDLE_TIMEOUT`] since its last answer (or
+/// since it opened) without sending a whole request: idle, silent half way, or
+/// trickling bytes. Never while a packet runs, so a hold is always settled.
+async fn request_watchdog(clock: &RequestClock) {
+    loop {
+        let waited = clock.waiting_since.get().elapsed();
+        if waited >= IDLE_TIMEOUT && !clock.busy.get() {
+            return;
+        }
+        let next_check = IDLE_TIMEOUT
+            .saturating_sub(waited)
+            .max(Duration::from_secs(1));
+        glommio::timer::sleep(next_check).await;
     }
 }
 
@@ -91,17 +107,17 @@ enum Admission {
     Refuse(u16, &'static str),
 }
 
-async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, busy: &Cell<bool>) {
+async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: &RequestClock) {
     let body_size_max = shard.shared.http_body_size_max;
     let mut out = Vec::with_capacity(512);
     for _ in 0..REQUESTS_PER_CONNECTION_MAX {
+        clock.waiting_since.set(Instant::now());
         let head = match connection.read_head(h1::parse_request).await {
             Ok(Some(head)) => head,
             Ok(None) | Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
             Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
         };
-        busy.set(true);
-        let admission = admit(shard, connection.unread(), &head);
+        let mut admission = admit(shard, connection.unread(), &head);
         connection.consume_head(head.head_len);
         if let Framing::Length(length) = head.framing {
             if length > body_size_max {
@@ -124,36 +140,41 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, busy: &
             Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
             Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
         };
-        let keep_alive = head.keep_alive && !shard.shutting_down();
+        // Asked again: the shard may have begun to drain while the body arrived, and a
+        // packet started now could outlive the drain with its hold open.
+        if shard.shutting_down() {
+            admission = Admission::Refuse(503, "shutting down\n");
+        }
+        // A HEAD's answer has no body for its client to read: close after it.
+        let keep_alive = head.keep_alive && !head.is_head && !shard.shutting_down();
+        let connection_header = match (keep_alive, head.is_http10) {
+            (false, _) => Some("close"),
+            (true, true) => Some("keep-alive"),
+            (true, false) => None,
+        };
         out.clear();
         match admission {
             Admission::Packet(snapshot, from) => {
                 if Prepare::parse(&body).is_err() {
-                    refusal(
-                        shard,
-                        &mut out,
-                        400,
-                        "body is not an ILP Prepare\n",
-                        !keep_alive,
-                    );
+                    let message = "body is not an ILP Prepare\n";
+                    refusal(shard, &mut out, 400, message, connection_header);
                 } else {
+                    clock.busy.set(true);
                     let reply = shard.handle(snapshot, from, body).await;
-                    h1::write_response(
-                        &mut out,
-                        200,
-                        "application/octet-stream",
-                        &reply,
-                        !keep_alive,
-                    );
+                    clock.busy.set(false);
+                    let content_type = "application/octet-stream";
+                    h1::write_response(&mut out, 200, content_type, &reply, connection_header);
                 }
             }
             Admission::Refuse(status, message) => {
-                refusal(shard, &mut out, status, message, !keep_alive);
+                refusal(shard, &mut out, status, message, connection_header);
             }
         }
-        busy.set(false);
-        if connection.write_all(&out).await.is_err() || !keep_alive {
+        if connection.write_all(&out).await.is_err() {
             return;
+        }
+        if !keep_alive {
+            return connection.close_lingering().await;
         }
     }
 }
@@ -201,14 +222,26 @@ fn is_packet_content_type(value: &[u8]) -> bool {
         .any(|t| media_type.eq_ignore_ascii_case(t))
 }
 
-fn refusal(shard: &Shard, out: &mut Vec<u8>, status: u16, message: &str, close: bool) {
+fn refusal(
+    shard: &Shard,
+    out: &mut Vec<u8>,
+    status: u16,
+    message: &str,
+    connection_header: Option<&str>,
+) {
     shard.record_http_refusal(status);
-    h1::write_response(out, status, "text/plain", message.as_bytes(), close);
+    h1::write_response(
+        out,
+        status,
+        "text/plain",
+        message.as_bytes(),
+        connection_header,
+    );
 }
 
 async fn respond_and_close(shard: &Shard, connection: &mut Connection, status: u16, message: &str) {
     let mut out = Vec::with_capacity(256);
-    refusal(shard, &mut out, status, message, true);
+    refusal(shard, &mut out, status, message, Some("close"));
     if connection.write_all(&out).await.is_ok() {
         connection.close_lingering().await;
     }

@@ -6,7 +6,7 @@ use super::h1::{self, Framing};
 use super::wire::{Connection, WireError};
 use crate::connector::snapshot::OutgoingEndpoint;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -16,10 +16,9 @@ const IDLE_CONNECTIONS_MAX: usize = 256;
 const REPLY_SIZE_MAX: usize = 64 * 1024;
 /// Interim (1xx) responses skipped before the real one.
 const INTERIM_RESPONSES_MAX: usize = 8;
-/// A connection idle for longer is asked whether the peer closed it before reuse.
-/// Servers close idle connections after seconds (node's default is 5 s), so a
-/// connection used within this window is taken as open without a system call.
-const REUSE_WITHOUT_CHECK: Duration = Duration::from_secs(1);
+/// Pooled connections idle for longer are closed: a peer may have closed its end
+/// long ago, and a burst must not leave hundreds of sockets open for good.
+const IDLE_IN_POOL_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum PeerCallError {
@@ -44,7 +43,8 @@ struct Pooled {
 /// Keep-alive connections of one shard, by endpoint authority.
 #[derive(Default)]
 pub struct PeerClient {
-    idle: RefCell<HashMap<String, Vec<Pooled>>>,
+    /// Most recently used at the back; the oldest at the front age out first.
+    idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
 }
 
 impl PeerClient {
@@ -84,32 +84,58 @@ impl PeerClient {
         }
     }
 
-    /// An idle connection to `authority` that is still open, if there is one. Stale
-    /// ones are dropped (closed) on the way; the pool's size bounds the loop.
+    /// An idle connection to `authority` that is still open, if there is one. Each
+    /// is asked first, with a non-blocking peek, whether the peer closed it; a stale
+    /// one is dropped (closed). The pool's size bounds the loop.
     fn pooled(&self, authority: &str) -> Option<Connection> {
         let mut idle = self.idle.borrow_mut();
         let pool = idle.get_mut(authority)?;
-        while let Some(pooled) = pool.pop() {
-            if pooled.idle_since.elapsed() < REUSE_WITHOUT_CHECK || pooled.connection.is_reusable()
-            {
+        while let Some(pooled) = pool.pop_back() {
+            if pooled.connection.is_reusable() {
                 return Some(pooled.connection);
             }
         }
         None
     }
 
+    /// Puts a connection back for the next request, unless the peer sent more than
+    /// its reply (those bytes would be read as the next request's reply).
     fn checkin(&self, authority: &str, connection: Connection) {
+        if !connection.unread().is_empty() {
+            return;
+        }
         let mut idle = self.idle.borrow_mut();
         let pool = match idle.get_mut(authority) {
             Some(pool) => pool,
             None => idle.entry(authority.to_owned()).or_default(),
         };
+        drop_aged(pool);
         if pool.len() < IDLE_CONNECTIONS_MAX {
-            pool.push(Pooled {
+            pool.push_back(Pooled {
                 connection,
                 idle_since: Instant::now(),
             });
         }
+    }
+
+    /// Closes connections idle for longer than [`IDLE_IN_POOL_MAX`], for peers that
+    /// no packet has gone to since; the shard calls it every second.
+    pub fn sweep(&self) {
+        let mut idle = self.idle.borrow_mut();
+        for pool in idle.values_mut() {
+            drop_aged(pool);
+        }
+        idle.retain(|_, pool| !pool.is_empty());
+    }
+}
+
+/// Drops the pool's connections idle for too long: the oldest are at the front.
+fn drop_aged(pool: &mut VecDeque<Pooled>) {
+    while pool
+        .front()
+        .is_some_and(|oldest| oldest.idle_since.elapsed() > IDLE_IN_POOL_MAX)
+    {
+        pool.pop_front();
     }
 }
 

@@ -5,10 +5,7 @@
 use super::h1::{self, ChunkError, ChunkedDecoder, Framing, HeadError};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use std::cell::Cell;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
-use std::time::Instant;
 use thiserror::Error;
 
 /// Initial read buffer: most ILP messages fit, head and body, in one read.
@@ -44,8 +41,6 @@ pub struct Connection {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
-    /// When bytes last arrived; the ingress closes connections idle for too long.
-    last_read_at: Rc<Cell<Instant>>,
 }
 
 impl Connection {
@@ -57,12 +52,7 @@ impl Connection {
             buffer: vec![0u8; READ_BUFFER_SIZE],
             start: 0,
             end: 0,
-            last_read_at: Rc::new(Cell::new(Instant::now())),
         }
-    }
-
-    pub fn last_read_at(&self) -> Rc<Cell<Instant>> {
-        Rc::clone(&self.last_read_at)
     }
 
     /// The bytes read and not yet consumed.
@@ -76,6 +66,11 @@ impl Connection {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            // A large body grew the buffer; an idle connection keeps only the usual.
+            if self.buffer.len() > READ_BUFFER_SIZE {
+                self.buffer.truncate(READ_BUFFER_SIZE);
+                self.buffer.shrink_to_fit();
+            }
         }
     }
 
@@ -96,9 +91,6 @@ impl Connection {
         }
         let count = self.stream.read(&mut self.buffer[self.end..]).await?;
         self.end += count;
-        if count > 0 {
-            self.last_read_at.set(Instant::now());
-        }
         Ok(count)
     }
 
