@@ -35,6 +35,7 @@ struct LoadArgs {
     /// The bearer token the connector knows this peer by.
     #[arg(long)]
     token: String,
+    /// Connections, each with one request in flight; in open loop they share the rate.
     #[arg(long, default_value_t = 16)]
     connections: u32,
     /// Length of the measured window, after the warm-up.
@@ -51,8 +52,12 @@ struct LoadArgs {
     /// Packets per second in all (open loop); without it, closed loop.
     #[arg(long)]
     rate: Option<u64>,
+    /// Amount of each packet, in the sender's units; with --amount-max, the least.
     #[arg(long, default_value_t = 100)]
     amount: u64,
+    /// Draw each packet's amount uniformly from --amount to this (inclusive).
+    #[arg(long)]
+    amount_max: Option<u64>,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -179,6 +184,9 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
     if load.duration_s == 0 {
         return fail("--duration-s must be at least 1");
     }
+    if load.amount_max.is_some_and(|max| max < load.amount) {
+        return fail("--amount-max must be at least --amount");
+    }
     let json = load.json;
     let options = send::SendOptions {
         target,
@@ -189,7 +197,10 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
         warmup: Duration::from_secs(load.warmup_s),
         duration: Duration::from_secs(load.duration_s),
         rate: load.rate,
-        amount: load.amount,
+        amounts: send::Amounts {
+            least: load.amount,
+            most: load.amount_max.unwrap_or(load.amount),
+        },
         cpu_pids: load.cpu_pids,
     };
     let report = match send::run(options, !json) {

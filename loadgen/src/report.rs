@@ -11,6 +11,9 @@ const LATENCY_US_MAX: u64 = 120_000_000;
 #[derive(Clone)]
 pub struct Report {
     pub fulfilled: u64,
+    /// Sum of the amounts of fulfilled packets (in the sender's units), to reconcile
+    /// with balances.
+    pub amount_fulfilled: u128,
     pub rejects: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     pub latency_us: Histogram<u64>,
@@ -26,6 +29,7 @@ impl Report {
     pub fn new() -> Report {
         Report {
             fulfilled: 0,
+            amount_fulfilled: 0,
             rejects: BTreeMap::new(),
             errors: BTreeMap::new(),
             latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
@@ -36,8 +40,9 @@ impl Report {
         }
     }
 
-    pub fn record_fulfilled(&mut self, latency_us: u64) {
+    pub fn record_fulfilled(&mut self, amount: u64, latency_us: u64) {
         self.fulfilled += 1;
+        self.amount_fulfilled += u128::from(amount);
         let _ = self.latency_us.record(latency_us.min(LATENCY_US_MAX));
     }
 
@@ -52,6 +57,7 @@ impl Report {
 
     pub fn merge(&mut self, other: &Report) {
         self.fulfilled += other.fulfilled;
+        self.amount_fulfilled += other.amount_fulfilled;
         for (code, count) in &other.rejects {
             *self.rejects.entry(code.clone()).or_default() += count;
         }
@@ -103,6 +109,7 @@ impl Report {
             "fulfilled_per_second": self.per_second(self.fulfilled),
             "answered": self.answered(),
             "fulfilled": self.fulfilled,
+            "amount_fulfilled": self.amount_fulfilled.to_string(),
             "rejects": self.rejects,
             "errors": self.errors,
             "latency_ms": {
@@ -130,6 +137,10 @@ impl Report {
         out.push_str(&format!(
             "fulfilled/s         {:>12.0}\n",
             self.per_second(self.fulfilled)
+        ));
+        out.push_str(&format!(
+            "amount fulfilled    {:>12}\n",
+            self.amount_fulfilled
         ));
         for (code, count) in &self.rejects {
             out.push_str(&format!("reject {code:<12} {count:>12}\n"));

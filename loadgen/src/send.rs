@@ -25,9 +25,47 @@ pub struct SendOptions {
     pub duration: Duration,
     /// Packets per second in all, open loop; `None` for closed loop.
     pub rate: Option<u64>,
-    pub amount: u64,
+    pub amounts: Amounts,
     /// Processes whose CPU time over the measured window is reported.
     pub cpu_pids: Vec<u32>,
+}
+
+/// The amounts of the packets: fixed when `least == most`, else uniform in between.
+#[derive(Debug, Clone, Copy)]
+pub struct Amounts {
+    pub least: u64,
+    pub most: u64,
+}
+
+/// Draws packet amounts with xorshift64*: fast, and plenty for spreading amounts.
+pub struct AmountSource {
+    amounts: Amounts,
+    state: u64,
+}
+
+impl AmountSource {
+    pub fn new(amounts: Amounts, seed: u64) -> AmountSource {
+        assert!(amounts.least <= amounts.most);
+        AmountSource {
+            amounts,
+            // Never zero, or xorshift stays at zero.
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    pub fn next_amount(&mut self) -> u64 {
+        let Amounts { least, most } = self.amounts;
+        if least == most {
+            return least;
+        }
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let random = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let span = u128::from(most - least) + 1;
+        // Multiply-shift maps the 64 random bits onto the span without a modulo.
+        least + ((u128::from(random) * span) >> 64) as u64
+    }
 }
 
 /// What the packets carry.
@@ -194,6 +232,10 @@ fn connection_loop(
             interval.mul_f64(f64::from(connection) / f64::from(options.connections))
         });
     let mut sequence = u64::from(connection) << 40;
+    let mut amounts = AmountSource::new(
+        options.amounts,
+        u64::from(connection) ^ (u64::from(std::process::id()) << 32),
+    );
     while !stop.load(Ordering::Relaxed) {
         if let Some(interval) = interval {
             due += interval;
@@ -205,8 +247,9 @@ fn connection_loop(
             due = Instant::now();
         }
         sequence += 1;
+        let amount = amounts.next_amount();
         let prepare = match (&mut stream, &options.payload) {
-            (Some(stream), _) => stream.prepare(options.amount),
+            (Some(stream), _) => stream.prepare(amount),
             (
                 None,
                 Payload::Sink {
@@ -215,7 +258,7 @@ fn connection_loop(
                 },
             ) => {
                 let reject = (sequence % 100) < u64::from(*reject_percent);
-                make_prepare(destination, options.amount, sequence, reject)
+                make_prepare(destination, amount, sequence, reject)
             }
             (None, Payload::Stream { .. }) => unreachable!("stream connections connect first"),
         };
@@ -228,7 +271,7 @@ fn connection_loop(
         }
         match result {
             Ok((200, body)) => match Packet::parse(&body) {
-                Ok(Packet::Fulfill(_)) => local.record_fulfilled(latency_us),
+                Ok(Packet::Fulfill(_)) => local.record_fulfilled(amount, latency_us),
                 Ok(Packet::Reject(reject)) => {
                     local.record_reject(&reject.code.to_string(), latency_us)
                 }
@@ -247,6 +290,37 @@ fn connection_loop(
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn amounts_are_fixed_or_spread_over_the_whole_range() {
+        let mut fixed = AmountSource::new(Amounts { least: 7, most: 7 }, 1);
+        assert!((0..100).all(|_| fixed.next_amount() == 7));
+        let mut spread = AmountSource::new(
+            Amounts {
+                least: 10,
+                most: 19,
+            },
+            2,
+        );
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            let amount = spread.next_amount();
+            assert!((10..=19).contains(&amount));
+            seen[(amount - 10) as usize] += 1;
+        }
+        // Each of the 10 values near its expected 1,000.
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        let mut full = AmountSource::new(
+            Amounts {
+                least: 0,
+                most: u64::MAX,
+            },
+            3,
+        );
+        assert!((0..100)
+            .map(|_| full.next_amount())
+            .any(|a| a > u64::MAX / 2));
+    }
 
     /// Every packet of a run is distinct (a connector may answer a repeated Prepare from
     /// a cache): the sequence, unique per connection and packet, is in the fulfillment,

@@ -73,7 +73,7 @@ impl TransferBatcher {
         assert!(!chain.is_empty() && chain.len() <= BATCH_EVENTS_MAX);
         // The embedded ledger answers at once, in process: a batch would only add a
         // task, a channel and a wake-up per packet, and save nothing.
-        if let LedgerBackend::Memory(ledger) = &*self.backend {
+        if let Some(ledger) = self.backend.in_process() {
             let started = Instant::now();
             let result = ledger.create_transfers_now(&chain);
             self.record(chain.len(), started);

@@ -72,6 +72,15 @@ pub enum LedgerBackend {
 }
 
 impl LedgerBackend {
+    /// The embedded ledger, which answers at once in process; `None` for a server.
+    pub fn in_process(&self) -> Option<&MemoryLedger> {
+        match self {
+            LedgerBackend::Memory(ledger) => Some(ledger),
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(_) => None,
+        }
+    }
+
     pub async fn create_transfers(
         &self,
         transfers: &[Transfer],
