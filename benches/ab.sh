@@ -4,14 +4,15 @@
 # is compared against the build before it under the same drift of a noisy machine.
 # Prints one line per run (binary, fulfilled packets/s, p99 ms, riptide CPU µs per
 # packet), then each binary's averages.
-# Usage: benches/ab.sh seconds connections rounds binary...
-#   SHARDS (default 2) sets the shards of every riptide.
+# Usage: benches/ab.sh seconds connections rounds binary[@shards]...
+#   A binary runs on SHARDS shards (default 2), or on the count after its @: the same
+#   binary twice, as riptide@1 and riptide@2, compares shard counts side by side.
 # Needs release binaries of riptide-loadgen (cargo build --release -p riptide-loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null
 source scripts/env.sh
-[ "$#" -ge 4 ] || { echo "usage: benches/ab.sh seconds connections rounds binary..." >&2; exit 2; }
+[ "$#" -ge 4 ] || { echo "usage: benches/ab.sh seconds connections rounds binary[@shards]..." >&2; exit 2; }
 seconds="$1"; connections="$2"; rounds="$3"; shift 3
 shards="${SHARDS:-2}"
 target="${CARGO_TARGET_DIR:-target}/release"
@@ -23,11 +24,14 @@ sink_port="$(free_port)"
 wait_port "$sink_port"
 results="$work/results.tsv"
 for _ in $(seq 1 "$rounds"); do
-    for binary in "$@"; do
+    for run in "$@"; do
+        binary="${run%@*}"
+        run_shards="$shards"
+        [ "$binary" != "$run" ] && run_shards="${run##*@}"
         connector_port="$(free_port)"
         admin_port="$(free_port)"
         forwarding_config 'kind = "memory"' > "$work/riptide.toml"
-        "$binary" --config "$work/riptide.toml" --shards "$shards" 2>"$work/riptide.log" & pids+=($!)
+        "$binary" --config "$work/riptide.toml" --shards "$run_shards" 2>"$work/riptide.log" & pids+=($!)
         riptide_pid=$!
         wait_port "$connector_port"
         "$target/riptide-loadgen" send --target "http://127.0.0.1:${connector_port}/ilp" \
@@ -37,7 +41,7 @@ for _ in $(seq 1 "$rounds"); do
             | python3 -c 'import json, sys
 r = json.load(sys.stdin)
 cpu = r["cpu"]["processes"][0]["us_per_fulfilled"]
-print("%s\t%.0f\t%.3f\t%.1f" % (sys.argv[1], r["fulfilled_per_second"], r["latency_ms"]["p99"], cpu))' "$binary" \
+print("%s\t%.0f\t%.3f\t%.1f" % (sys.argv[1], r["fulfilled_per_second"], r["latency_ms"]["p99"], cpu))' "$run" \
             | tee -a "$results"
         kill "$riptide_pid"; wait "$riptide_pid" 2>/dev/null || true
     done
