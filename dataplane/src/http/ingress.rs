@@ -2,7 +2,8 @@
 //! `POST` on any path with `Authorization: Bearer <token>` and an OER Prepare as the
 //! body; the answer is HTTP 200 with the Fulfill or Reject. HTTP errors are only for
 //! transport problems: 401 unknown token, 400 wrong content type, not a Prepare or a
-//! malformed request, 413 body too large, 405 not a POST, 431 head too large.
+//! malformed request, 413 body too large, 405 not a POST, 431 head too large, 501 a
+//! transfer coding other than chunked, 503 shutting down.
 //!
 //! Each connection is one task that reads a request, runs its packet to the end and
 //! writes the reply, then reads the next: HTTP/1.1 answers in order anyway, and a
