@@ -31,15 +31,9 @@ admin_token = "bench-admin-token-0123456789"
 TOML
 }
 
-# A riptide between the loader (peer `loader`) and the sink (peer `sink`, on
-# ${sink_port}), listening on ${connector_port} and ${admin_port}.
-forwarding_config() { # $1 ledger section
-    public_port="$(free_port)"
-    node_config
+# The USD asset and the loader's peer account, common to every bench riptide.
+asset_and_loader_config() {
     cat <<TOML
-[ledger]
-$1
-
 [[assets]]
 code = "USD"
 scale = 2
@@ -51,6 +45,19 @@ id = "loader"
 asset = "USD"
 incoming_tokens = ["loader-token-0123456789"]
 initial_liquidity = 1000000000000000
+TOML
+}
+
+# A riptide between the loader (peer `loader`) and the sink (peer `sink`, on
+# ${sink_port}), listening on ${connector_port} and ${admin_port}.
+forwarding_config() { # $1 ledger section
+    public_port="$(free_port)"
+    node_config
+    cat <<TOML
+[ledger]
+$1
+
+$(asset_and_loader_config)
 
 [[peers]]
 id = "sink"

@@ -26,17 +26,7 @@ $1
 [receipts]
 $2
 
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[peers]]
-id = "loader"
-asset = "USD"
-incoming_tokens = ["loader-token-0123456789"]
-initial_liquidity = 1000000000000000
+$(asset_and_loader_config)
 
 [[wallets]]
 id = "shop"

@@ -11,6 +11,7 @@
 //! settles its books, whatever the peer does meanwhile.
 
 use super::h1::{self, Framing, HeadError, RequestHead};
+use super::io::IDLE_TIMEOUT;
 use super::wire::{Connection, WireError};
 use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::packet::Prepare;
@@ -23,9 +24,6 @@ use std::time::{Duration, Instant};
 /// Content types that carry an OER packet: Rafiki's and `ilp-plugin-http`'s.
 const PACKET_CONTENT_TYPES: [&[u8]; 2] =
     [b"application/octet-stream", b"application/ilp+octet-stream"];
-/// A connection that takes longer than this from its previous answer to send a whole
-/// request is closed (SPSP: with no bytes for this long).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Requests served on one connection before it is closed; peers reconnect at once.
 /// Bounds the life of a task, as every loop here is bounded.
 const REQUESTS_PER_CONNECTION_MAX: u64 = 1 << 40;
@@ -65,18 +63,6 @@ fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
         .await;
     })
     .detach();
-}
-
-/// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
-/// far longer than a packet's hold time, so a request in flight is never cut off.
-pub(crate) async fn idle_watchdog(last_read_at: &Cell<Instant>) {
-    loop {
-        let idle_for = last_read_at.get().elapsed();
-        if idle_for >= IDLE_TIMEOUT {
-            return;
-        }
-        glommio::timer::sleep(IDLE_TIMEOUT - idle_for).await;
-    }
 }
 
 /// When a connection started waiting for its next request, and whether a packet is

@@ -8,6 +8,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+/// A connection that takes longer than this to send a whole request (packet port),
+/// or sends no bytes for this long (SPSP), is closed.
+pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Size of the per-connection read buffer: a full ILP packet with 32 KiB of data
 /// fits in a few reads; most Prepares fit in one.
 const READ_BUFFER_SIZE: usize = 16 * 1024;
@@ -73,5 +77,17 @@ impl hyper::rt::Write for HyperStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    }
+}
+
+/// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
+/// far longer than a packet's hold time, so a request in flight is never cut off.
+pub(crate) async fn idle_watchdog(last_read_at: &Cell<Instant>) {
+    loop {
+        let idle_for = last_read_at.get().elapsed();
+        if idle_for >= IDLE_TIMEOUT {
+            return;
+        }
+        glommio::timer::sleep(IDLE_TIMEOUT - idle_for).await;
     }
 }

@@ -5,9 +5,8 @@
 use super::h1::{self, Framing};
 use super::wire::{Connection, WireError};
 use crate::connector::snapshot::OutgoingEndpoint;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Idle connections kept per endpoint; more are closed after use.
@@ -16,9 +15,10 @@ const IDLE_CONNECTIONS_MAX: usize = 256;
 const REPLY_SIZE_MAX: usize = 64 * 1024;
 /// Interim (1xx) responses skipped before the real one.
 const INTERIM_RESPONSES_MAX: usize = 8;
-/// Pooled connections idle for longer are closed: a peer may have closed its end
-/// long ago, and a burst must not leave hundreds of sockets open for good.
-const IDLE_IN_POOL_MAX: Duration = Duration::from_secs(30);
+/// Pooled connections idle for more sweeps than this (one a second) are closed: a
+/// peer may have closed its end long ago, and a burst must not leave hundreds of
+/// sockets open for good. Counting sweeps spares a clock read per packet.
+const IDLE_IN_POOL_SWEEPS_MAX: u64 = 30;
 
 #[derive(Debug, Error)]
 pub enum PeerCallError {
@@ -37,7 +37,8 @@ pub enum PeerCallError {
 
 struct Pooled {
     connection: Connection,
-    idle_since: Instant,
+    /// The sweep count when it was put back.
+    idle_since_sweep: u64,
 }
 
 /// Keep-alive connections of one shard, by endpoint authority.
@@ -45,6 +46,7 @@ struct Pooled {
 pub struct PeerClient {
     /// Most recently used at the back; the oldest at the front age out first.
     idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
+    sweeps: Cell<u64>,
 }
 
 impl PeerClient {
@@ -109,31 +111,33 @@ impl PeerClient {
             Some(pool) => pool,
             None => idle.entry(authority.to_owned()).or_default(),
         };
-        drop_aged(pool);
+        drop_aged(pool, self.sweeps.get());
         if pool.len() < IDLE_CONNECTIONS_MAX {
             pool.push_back(Pooled {
                 connection,
-                idle_since: Instant::now(),
+                idle_since_sweep: self.sweeps.get(),
             });
         }
     }
 
-    /// Closes connections idle for longer than [`IDLE_IN_POOL_MAX`], for peers that
-    /// no packet has gone to since; the shard calls it every second.
+    /// Closes connections idle for more than [`IDLE_IN_POOL_SWEEPS_MAX`] sweeps, for
+    /// peers that no packet has gone to since; the shard calls it every second.
     pub fn sweep(&self) {
+        let sweeps = self.sweeps.get() + 1;
+        self.sweeps.set(sweeps);
         let mut idle = self.idle.borrow_mut();
         for pool in idle.values_mut() {
-            drop_aged(pool);
+            drop_aged(pool, sweeps);
         }
         idle.retain(|_, pool| !pool.is_empty());
     }
 }
 
 /// Drops the pool's connections idle for too long: the oldest are at the front.
-fn drop_aged(pool: &mut VecDeque<Pooled>) {
+fn drop_aged(pool: &mut VecDeque<Pooled>, sweeps: u64) {
     while pool
         .front()
-        .is_some_and(|oldest| oldest.idle_since.elapsed() > IDLE_IN_POOL_MAX)
+        .is_some_and(|oldest| sweeps - oldest.idle_since_sweep > IDLE_IN_POOL_SWEEPS_MAX)
     {
         pool.pop_front();
     }

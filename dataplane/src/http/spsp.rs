@@ -58,7 +58,7 @@ pub async fn serve(spsp: Rc<Spsp>, listener: glommio::net::TcpListener) {
                 hyper::server::conn::http1::Builder::new().serve_connection(io, service);
             // A client that sends nothing is dropped, as on the connector port.
             let _ = futures_lite::future::or(async { connection.await.ok() }, async {
-                super::ingress::idle_watchdog(&last_read_at).await;
+                super::io::idle_watchdog(&last_read_at).await;
                 None
             })
             .await;
