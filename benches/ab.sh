@@ -4,15 +4,17 @@
 # is compared against the build before it under the same drift of a noisy machine.
 # Prints one line per run (binary, fulfilled packets/s, p99 ms, riptide CPU µs per
 # packet), then each binary's averages.
-# Usage: benches/ab.sh seconds connections rounds binary[@shards]...
+# Usage: benches/ab.sh seconds connections rounds binary[@shards[,pipeline]]...
 #   A binary runs on SHARDS shards (default 2), or on the count after its @: the same
 #   binary twice, as riptide@1 and riptide@2, compares shard counts side by side.
+#   After a comma, the sink peer's outgoing_pipeline_max (default SINK_PIPELINE_MAX,
+#   see common.sh): riptide@2,1 against riptide@2,16 compares bursts.
 # Needs release binaries of riptide-loadgen (cargo build --release -p riptide-loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null
 source scripts/env.sh
-[ "$#" -ge 4 ] || { echo "usage: benches/ab.sh seconds connections rounds binary[@shards]..." >&2; exit 2; }
+[ "$#" -ge 4 ] || { echo "usage: benches/ab.sh seconds connections rounds binary[@shards[,pipeline]]..." >&2; exit 2; }
 seconds="$1"; connections="$2"; rounds="$3"; shift 3
 shards="${SHARDS:-2}"
 target="${CARGO_TARGET_DIR:-target}/release"
@@ -23,11 +25,19 @@ sink_port="$(free_port)"
 "$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
 wait_port "$sink_port"
 results="$work/results.tsv"
+default_sink_pipeline_max="$sink_pipeline_max"
 for _ in $(seq 1 "$rounds"); do
     for run in "$@"; do
         binary="${run%@*}"
         run_shards="$shards"
-        [ "$binary" != "$run" ] && run_shards="${run##*@}"
+        sink_pipeline_max="$default_sink_pipeline_max"
+        if [ "$binary" != "$run" ]; then
+            run_shards="${run##*@}"
+            if [ "${run_shards#*,}" != "$run_shards" ]; then
+                sink_pipeline_max="${run_shards#*,}"
+                run_shards="${run_shards%%,*}"
+            fi
+        fi
         connector_port="$(free_port)"
         admin_port="$(free_port)"
         forwarding_config 'kind = "memory"' > "$work/riptide.toml"

@@ -48,8 +48,14 @@ initial_liquidity = 1000000000000000
 TOML
 }
 
+# Prepares to the sink go in bursts of up to this many (outgoing_pipeline_max);
+# SINK_PIPELINE_MAX= (empty) leaves the key out: one Prepare per connection, and
+# builds older than the option still run.
+sink_pipeline_max="${SINK_PIPELINE_MAX-16}"
+
 # A riptide between the loader (peer `loader`) and the sink (peer `sink`, on
-# ${sink_port}), listening on ${connector_port} and ${admin_port}.
+# ${sink_port}), listening on ${connector_port} and ${admin_port}, with
+# ${sink_pipeline_max}.
 forwarding_config() { # $1 ledger section
     public_port="$(free_port)"
     node_config
@@ -65,5 +71,6 @@ asset = "USD"
 outgoing_url = "http://127.0.0.1:${sink_port}/ilp"
 outgoing_token = "to-sink"
 routes = ["test.sink"]
+${sink_pipeline_max:+outgoing_pipeline_max = ${sink_pipeline_max}}
 TOML
 }

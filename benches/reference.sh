@@ -5,7 +5,9 @@
 #   b. through riptide (embedded ledger, same peers as forwarding.sh), closed loop,
 #   c. through ilp-connector (npm, ILP-over-HTTP peers via ilp-plugin-http), closed loop,
 #   d. through riptide again, open loop at half of its maximum from b;
-#   and with BASELINE_RIPTIDE set to an earlier build's binary, b and d again with it.
+#   and with BASELINE_RIPTIDE set to an earlier build's binary, b and d again with it
+#   (its sink peer's outgoing_pipeline_max is BASELINE_SINK_PIPELINE_MAX, by default
+#   the same as riptide's: SINK_PIPELINE_MAX, see common.sh; empty leaves it out).
 # Each load run reports the CPU time of the process in the middle (the sink in a) over
 # its measured window, so CPU microseconds per fulfilled packet. Then the ratios.
 # Usage: benches/reference.sh [seconds] [connections] [shards]
@@ -54,9 +56,9 @@ send() { # $1 target url, $2 label, $3 pid to measure, $4 warm-up s, then extra 
 send "http://127.0.0.1:${sink_port}/ilp" "loader-to-sink" "$sink_pid" "$warmup"
 
 # b and d. Riptide, embedded ledger; the same configuration as benches/forwarding.sh.
-# $1 the binary, $2 the label of its runs.
+# $1 the binary, $2 the label of its runs, $3 its sink peer's outgoing_pipeline_max.
 riptide_runs() {
-    local binary="$1" label="$2"
+    local binary="$1" label="$2" sink_pipeline_max="$3"
     local connector_port admin_port
     connector_port="$(free_port)"
     admin_port="$(free_port)"
@@ -72,10 +74,10 @@ print(max(1, int([r for r in rows if r["run"]==sys.argv[2]][-1]["result"]["fulfi
     send "http://127.0.0.1:${connector_port}/ilp" "${label}-half-load" "$riptide_pid" "$warmup" --rate "$half_rate"
     kill "$riptide_pid"; wait "$riptide_pid" 2>/dev/null || true
 }
-riptide_runs "$target/riptide" riptide-memory-ledger
+riptide_runs "$target/riptide" riptide-memory-ledger "$sink_pipeline_max"
 # An earlier build, to compare a change side by side: BASELINE_RIPTIDE=path/to/riptide.
 if [ -n "${BASELINE_RIPTIDE:-}" ]; then
-    riptide_runs "$BASELINE_RIPTIDE" riptide-baseline
+    riptide_runs "$BASELINE_RIPTIDE" riptide-baseline "${BASELINE_SINK_PIPELINE_MAX-$sink_pipeline_max}"
 fi
 
 # c. ilp-connector: the same peers, USD scale 2, 1:1, no spread, no rate limit.

@@ -298,6 +298,9 @@ pub struct PeerAddArgs {
     pub outgoing_url: Option<String>,
     #[arg(long, value_name = "TOKEN")]
     pub outgoing_token: Option<String>,
+    /// Prepares ready together that may share one send to the peer (1 to 64).
+    #[arg(long, value_name = "COUNT", default_value_t = 1)]
+    pub outgoing_pipeline_max: u16,
     /// Address prefix routed to the peer (repeatable).
     #[arg(long = "route", value_name = "PREFIX")]
     pub routes: Vec<String>,
@@ -324,6 +327,9 @@ pub struct PeerUpdateArgs {
     pub outgoing_url: Option<String>,
     #[arg(long, value_name = "TOKEN")]
     pub outgoing_token: Option<String>,
+    /// Prepares ready together that may share one send to the peer (1 to 64).
+    #[arg(long, value_name = "COUNT")]
+    pub outgoing_pipeline_max: Option<u16>,
     #[arg(long, value_name = "ADDRESS")]
     pub static_ilp_address: Option<String>,
     #[command(flatten)]

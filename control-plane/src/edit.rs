@@ -104,6 +104,7 @@ pub fn add_peer(state: &mut StateDocument, args: &PeerAddArgs) -> Result<Changed
         incoming_tokens: args.incoming_tokens.clone(),
         outgoing_url: args.outgoing_url.clone(),
         outgoing_token: args.outgoing_token.clone(),
+        outgoing_pipeline_max: args.outgoing_pipeline_max,
         static_ilp_address: args.static_ilp_address.clone(),
         routes: args.routes.clone(),
         max_packet_amount: None,
@@ -134,6 +135,9 @@ pub fn update_peer(state: &mut StateDocument, args: &PeerUpdateArgs) -> Result<C
     }
     if let Some(token) = &args.outgoing_token {
         peer.outgoing_token = Some(token.clone());
+    }
+    if let Some(count) = args.outgoing_pipeline_max {
+        peer.outgoing_pipeline_max = count;
     }
     if let Some(address) = &args.static_ilp_address {
         peer.static_ilp_address = Some(address.clone());
@@ -250,6 +254,7 @@ mod tests {
             incoming_tokens: vec!["alice-token".into()],
             outgoing_url: None,
             outgoing_token: None,
+            outgoing_pipeline_max: 1,
             routes: vec!["test.alice".into()],
             static_ilp_address: None,
             initial_liquidity: 0,
@@ -320,11 +325,13 @@ mod tests {
             remove_incoming_tokens: vec!["alice-token".into()],
             outgoing_url: None,
             outgoing_token: None,
+            outgoing_pipeline_max: Some(4),
             static_ilp_address: None,
             limits: LimitArgs::default(),
         };
         assert_eq!(update_peer(&mut state, &update), Ok(true));
         assert_eq!(state.peers[0].incoming_tokens, vec!["new-token".to_owned()]);
+        assert_eq!(state.peers[0].outgoing_pipeline_max, 4);
         assert_eq!(update_peer(&mut state, &update), Ok(false));
         assert_eq!(remove_peer(&mut state, "alice"), Ok(true));
         assert_eq!(

@@ -124,6 +124,13 @@ struct ConfigFile {
     rates: RatesConfig,
 }
 
+/// The most Prepares one send to a peer may carry (`outgoing_pipeline_max`).
+pub const OUTGOING_PIPELINE_MAX: u16 = 64;
+
+fn default_outgoing_pipeline_max() -> u16 {
+    1
+}
+
 fn default_connector_port() -> u16 {
     3002
 }
@@ -327,6 +334,12 @@ pub struct PeerConfig {
     pub outgoing_url: Option<String>,
     #[serde(default)]
     pub outgoing_token: Option<String>,
+    /// Prepares to this peer that are ready at the same moment may leave together,
+    /// pipelined in one send on one connection, up to this many. 1 (the default)
+    /// sends each on a connection of its own. For peers that answer pipelined
+    /// requests promptly; those of one burst wait for each other's replies.
+    #[serde(default = "default_outgoing_pipeline_max")]
+    pub outgoing_pipeline_max: u16,
     /// What ILDCP answers; by default the child address `<ilp_address>.<id>`.
     #[serde(default)]
     pub static_ilp_address: Option<String>,
@@ -699,6 +712,12 @@ impl StateDocument {
 }
 
 fn validate_outgoing(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldError> {
+    if !(1..=OUTGOING_PIPELINE_MAX).contains(&peer.outgoing_pipeline_max) {
+        return Err(FieldError::new(
+            path.key("outgoing_pipeline_max"),
+            format!("must be 1 to {OUTGOING_PIPELINE_MAX}"),
+        ));
+    }
     match (&peer.outgoing_url, &peer.outgoing_token) {
         (Some(url), token) => {
             if !url.starts_with("http://") {
@@ -909,6 +928,8 @@ max_packet_amount = 100
         assert!(error_of(&text).contains("peers[1].outgoing_token: required"));
         let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\noutgoing_token = \"t\\r\\nX-Evil: 1\"\n");
         assert!(error_of(&text).contains("peers[1].outgoing_token: must be visible ASCII"));
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\noutgoing_token = \"t\"\noutgoing_pipeline_max = 0\n");
+        assert!(error_of(&text).contains("peers[1].outgoing_pipeline_max: must be 1 to 64"));
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub struct ShardMetrics {
     pub http_refusals: BTreeMap<u16, u64>,
     /// Ledger requests: events per batch and latency.
     pub ledger_batches: BatchStats,
+    /// Prepares written to peers over HTTP, and the writes that carried them.
+    pub outgoing: OutgoingCounts,
+}
+
+/// Prepares sent to peers and the sends that carried them: with bursts
+/// (`outgoing_pipeline_max`), their ratio is the mean burst size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutgoingCounts {
+    pub prepares: u64,
+    pub sends: u64,
 }
 
 impl Default for ShardMetrics {
@@ -64,6 +74,7 @@ impl Default for ShardMetrics {
             ledger_failures: BTreeMap::new(),
             http_refusals: BTreeMap::new(),
             ledger_batches: BatchStats::default(),
+            outgoing: OutgoingCounts::default(),
         }
     }
 }
@@ -104,6 +115,8 @@ impl ShardMetrics {
         for (key, count) in &other.http_refusals {
             *self.http_refusals.entry(*key).or_default() += count;
         }
+        self.outgoing.prepares += other.outgoing.prepares;
+        self.outgoing.sends += other.outgoing.sends;
         let _ = self.ledger_batches.events.add(&other.ledger_batches.events);
         let _ = self
             .ledger_batches
@@ -195,6 +208,16 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
         );
     }
     render_ledger_batches(&mut out, &metrics.ledger_batches);
+    let _ = writeln!(
+        out,
+        "# HELP riptide_outgoing_prepares_total Prepares written to peers over HTTP.\n\
+         # TYPE riptide_outgoing_prepares_total counter\n\
+         riptide_outgoing_prepares_total {}\n\
+         # HELP riptide_outgoing_sends_total Writes that carried them (one per burst).\n\
+         # TYPE riptide_outgoing_sends_total counter\n\
+         riptide_outgoing_sends_total {}",
+        metrics.outgoing.prepares, metrics.outgoing.sends
+    );
     let _ = writeln!(
         out,
         "# TYPE riptide_state_version gauge\nriptide_state_version {state_version}"

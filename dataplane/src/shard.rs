@@ -205,6 +205,7 @@ impl Shard {
             loop {
                 shard.client.sweep();
                 shard.metrics.borrow_mut().ledger_batches = shard.batcher.stats();
+                shard.metrics.borrow_mut().outgoing = shard.client.outgoing_counts();
                 shard
                     .shared
                     .metrics
@@ -474,9 +475,10 @@ impl Shard {
             .expires_at_outgoing
             .unix_ms()
             .saturating_sub(unix_now_ms());
-        let call = async { Some(self.client.send(endpoint, prepare_bytes).await) };
+        let wait = Duration::from_millis(wait_ms);
+        let call = async { Some(self.client.send(endpoint, prepare_bytes, wait).await) };
         let deadline = async {
-            glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+            glommio::timer::sleep(wait).await;
             None
         };
         match futures_lite::future::or(call, deadline).await {

@@ -1,11 +1,16 @@
 //! `sink`: a downstream peer that fulfills every Prepare whose data starts with its
 //! fulfillment, rejects (F99) those whose 33rd data byte is 1, and can delay.
+//! Pipelined requests are answered in order, and the replies to the requests that
+//! arrived together leave together, in one send, as HTTP servers commonly do.
 
 use crate::http::{read_body, read_head};
 use riptide_dataplane::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
+
+/// Replies held back while more pipelined requests are already read, at most.
+const PENDING_REPLIES_SIZE_MAX: usize = 64 * 1024;
 
 pub struct SinkOptions {
     pub listen: std::net::SocketAddr,
@@ -47,8 +52,8 @@ pub fn reply_to(body: &[u8]) -> Option<Vec<u8>> {
 
 fn serve(stream: TcpStream, delay: Duration) {
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::new(stream);
-    let mut response = Vec::with_capacity(256);
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut response = Vec::with_capacity(4096);
     loop {
         let head = match read_head(&mut reader) {
             Ok(Some(head)) => head,
@@ -60,7 +65,6 @@ fn serve(stream: TcpStream, delay: Duration) {
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        response.clear();
         match reply_to(&body) {
             Some(reply) => {
                 response.extend_from_slice(
@@ -73,8 +77,12 @@ fn serve(stream: TcpStream, delay: Duration) {
                 response.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             }
         }
+        if !reader.buffer().is_empty() && response.len() < PENDING_REPLIES_SIZE_MAX {
+            continue;
+        }
         if reader.get_mut().write_all(&response).is_err() {
             return;
         }
+        response.clear();
     }
 }

@@ -4,8 +4,8 @@
 
 use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use riptide_tests::dataplane::{
-    node_section, prepare_for_sink, HttpClient, RawHttpConnection, RiptideProcess, SinkBehaviour,
-    SinkPeer,
+    node_section, prepare_for_sink, prepare_with_outcome, HttpClient, RawHttpConnection,
+    RiptideProcess, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
@@ -743,11 +743,10 @@ throughput_limit_per_second = 100
     assert_eq!(response.status, 413);
 }
 
-/// client -> riptide A -> riptide B -> sink: A routes `test.b` to B, whose address
-/// space holds the sink.
-#[test]
-fn two_riptides_chained() {
-    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+/// Riptide A and B, chained: A routes `test.b` to B, whose address space holds the
+/// sink. `pipeline_max` is each hop's `outgoing_pipeline_max` (A to B, B to the sink).
+/// Returns (B, A).
+fn start_chain(sink: &SinkPeer, pipeline_max: u16) -> (RiptideProcess, Node) {
     let (b_connector, b_admin, b_public) = (
         free_loopback_port(),
         free_loopback_port(),
@@ -780,6 +779,7 @@ id = "sink"
 asset = "EUR"
 outgoing_url = "{}"
 outgoing_token = "b-to-sink"
+outgoing_pipeline_max = {pipeline_max}
 routes = ["test.b.sink"]
 "#,
         sink.url()
@@ -812,6 +812,7 @@ id = "b"
 asset = "EUR"
 outgoing_url = "http://127.0.0.1:{b_connector}/ilp"
 outgoing_token = "a-to-b-token-0123456789"
+outgoing_pipeline_max = {pipeline_max}
 routes = ["test.b"]
 
 [rates]
@@ -819,7 +820,7 @@ base = "USD"
 rates = {{ USD = 1.0, EUR = 0.5 }}
 "#
     );
-    let _b = RiptideProcess::start(
+    let b = RiptideProcess::start(
         &b_config,
         loopback(b_connector),
         loopback(b_admin),
@@ -835,6 +836,14 @@ rates = {{ USD = 1.0, EUR = 0.5 }}
             2,
         ),
     };
+    (b, a)
+}
+
+/// client -> riptide A -> riptide B -> sink.
+#[test]
+fn two_riptides_chained() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let (_b, a) = start_chain(&sink, 1);
     let prepare = prepare_for_sink(
         1000,
         "test.b.sink.alice",
@@ -872,6 +881,108 @@ rates = {{ USD = 1.0, EUR = 0.5 }}
         (ErrorCode::F06, "test.b"),
         "B's reject is relayed unchanged"
     );
+}
+
+/// Many packets at once through two riptides that pipeline to their next hop (A's
+/// bursts arrive at B's ingress, B's bursts at the sink): each packet gets its own
+/// answer, fulfilled or rejected as the sink chose for it.
+#[test]
+fn bursts_through_two_riptides() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillIfEven);
+    let (_b, a) = start_chain(&sink, 16);
+    let connector = a.riptide.connector;
+    let senders: Vec<_> = (0..16u8)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                let mut client = HttpClient::new(connector);
+                for round in 0..4u8 {
+                    let seed = 100 + thread * 4 + round;
+                    let outcome = seed % 2;
+                    let prepare = prepare_with_outcome(
+                        10,
+                        "test.b.sink.x",
+                        Duration::from_secs(20),
+                        fulfillment(seed),
+                        outcome,
+                    );
+                    let response = client
+                        .post_packet("client-token-0123456789", &prepare)
+                        .expect("http");
+                    assert_eq!(response.status, 200);
+                    match Packet::parse(&response.body).expect("an ILP reply") {
+                        Packet::Fulfill(fulfill) => {
+                            assert_eq!(outcome, 0, "packet {seed} fulfilled");
+                            assert_eq!(*fulfill.fulfillment, fulfillment(seed));
+                        }
+                        Packet::Reject(reject) => {
+                            assert_eq!(outcome, 1, "packet {seed} rejected: {reject:?}");
+                            assert_eq!(reject.code, ErrorCode::F99);
+                        }
+                        Packet::Prepare(_) => panic!("a Prepare as a reply"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("every packet got its own answer");
+    }
+    assert_eq!(sink.received().len(), 64);
+    // Published once a second: every Prepare is counted, in at most as many sends.
+    std::thread::sleep(Duration::from_millis(1200));
+    let metrics = a.riptide.admin_request("GET", "/metrics", b"");
+    let text = String::from_utf8_lossy(&metrics.body);
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    let (prepares, sends) = (
+        counter("riptide_outgoing_prepares_total "),
+        counter("riptide_outgoing_sends_total "),
+    );
+    assert_eq!(prepares, 64);
+    assert!((1..=64).contains(&sends), "{sends} sends");
+    eprintln!("A sent 64 Prepares to B in {sends} sends");
+}
+
+/// Requests pipelined in one write run side by side: all three reach the next hop
+/// before the first answer comes back (the hop holds each for a second), and the
+/// answers come in request order.
+#[test]
+fn pipelined_requests_run_side_by_side() {
+    let bob = SinkPeer::start(SinkBehaviour::Delay(
+        Duration::from_secs(1),
+        Box::new(SinkBehaviour::FulfillFromData),
+    ));
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 1);
+    let mut request = Vec::new();
+    for seed in [80, 81, 82] {
+        let prepare = prepare_for_sink(10, "test.bob", Duration::from_secs(20), fulfillment(seed));
+        request.extend_from_slice(
+            packet_head(&format!("Content-Length: {}", prepare.len())).as_bytes(),
+        );
+        request.extend_from_slice(&prepare);
+    }
+    let mut connection = RawHttpConnection::connect(node.riptide.connector).expect("connect");
+    connection.send(&request).expect("write");
+    let first = connection.response().expect("read");
+    assert_eq!(
+        bob.received().len(),
+        3,
+        "all three were forwarded before any answer"
+    );
+    let answers = [
+        first,
+        connection.response().expect("read"),
+        connection.response().expect("read"),
+    ];
+    for (answer, seed) in answers.into_iter().zip([80, 81, 82]) {
+        let answer = answer.expect("an answer");
+        let fulfill = Fulfill::parse(&answer.body).expect("a Fulfill");
+        assert_eq!(*fulfill.fulfillment, fulfillment(seed), "in request order");
+    }
 }
 
 trait AmountAndExpiry {

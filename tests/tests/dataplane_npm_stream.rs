@@ -16,6 +16,7 @@ fn config(
     client_port: u16,
     server_port: u16,
     server_asset: &str,
+    pipeline_max: u16,
 ) -> String {
     let public = free_loopback_port();
     let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
@@ -41,6 +42,7 @@ asset = "USD"
 incoming_tokens = ["client-to-riptide-0123456789"]
 outgoing_url = "http://127.0.0.1:{client_port}/"
 outgoing_token = "riptide-to-client-0123456789"
+outgoing_pipeline_max = {pipeline_max}
 initial_liquidity = 100000000
 max_packet_amount = 5000
 
@@ -50,6 +52,7 @@ asset = "{server_asset}"
 incoming_tokens = ["server-to-riptide-0123456789"]
 outgoing_url = "http://127.0.0.1:{server_port}/"
 outgoing_token = "riptide-to-server-0123456789"
+outgoing_pipeline_max = {pipeline_max}
 initial_liquidity = 100000000
 
 [rates]
@@ -59,10 +62,23 @@ rates = {{ USD = 1.0, EUR = 0.5 }}
     )
 }
 
-fn pay(server_asset: &str, amount: u64) -> (serde_json::Value, serde_json::Value) {
+/// Pays `amount` from the JS sender to the JS receiver; riptide sends to each in
+/// bursts of up to `pipeline_max` Prepares.
+fn pay(
+    server_asset: &str,
+    amount: u64,
+    pipeline_max: u16,
+) -> (serde_json::Value, serde_json::Value) {
     let (connector, admin) = (free_loopback_port(), free_loopback_port());
     let (client_port, server_port) = (free_loopback_port(), free_loopback_port());
-    let text = config(connector, admin, client_port, server_port, server_asset);
+    let text = config(
+        connector,
+        admin,
+        client_port,
+        server_port,
+        server_asset,
+        pipeline_max,
+    );
     let riptide = RiptideProcess::start(
         &text,
         SocketAddr::from(([127, 0, 0, 1], connector)),
@@ -119,7 +135,7 @@ fn pay(server_asset: &str, amount: u64) -> (serde_json::Value, serde_json::Value
 
 #[test]
 fn javascript_stream_payment_through_riptide() {
-    let (sent, received) = pay("USD", 20_000);
+    let (sent, received) = pay("USD", 20_000, 1);
     assert_eq!(
         sent["address"], "test.riptide.jsclient",
         "the sender learnt its address by ILDCP"
@@ -129,9 +145,11 @@ fn javascript_stream_payment_through_riptide() {
     assert_eq!(sent["delivered"], "20000");
 }
 
+/// Also with riptide pipelining its Prepares to both JS peers (Node's HTTP server
+/// answers pipelined requests in order).
 #[test]
 fn javascript_stream_payment_across_currencies() {
-    let (sent, received) = pay("EUR", 20_000);
+    let (sent, received) = pay("EUR", 20_000, 16);
     assert_eq!(sent["sent"], "20000");
     assert_eq!(
         received["received"], "10000",

@@ -3,7 +3,7 @@
 //! every shard as an immutable `Arc`; packets in flight finish on the snapshot they
 //! started with.
 
-use crate::config::{NodeConfig, StateDocument};
+use crate::config::{NodeConfig, StateDocument, OUTGOING_PIPELINE_MAX};
 use crate::ledger::{account_id, AccountKind};
 use crate::packet::Address;
 use crate::rates::{AssetRef, RateTable};
@@ -41,6 +41,9 @@ pub struct OutgoingEndpoint {
     pub path: String,
     /// The complete `Authorization` header value: `Bearer <token>`.
     pub authorization: String,
+    /// Prepares that may share one send and connection (HTTP/1.1 pipelining); 1
+    /// sends each on a connection of its own.
+    pub pipeline_max: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -164,9 +167,21 @@ impl Snapshot {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", node.ilp_address, config.id));
         let outgoing = match (&config.outgoing_url, &config.outgoing_token) {
-            (Some(url), Some(token)) => Some(parse_endpoint(url, token).map_err(|e| {
-                SnapshotError::Invalid(format!("peers.{}.outgoing_url: {e}", config.id))
-            })?),
+            (Some(url), Some(token)) => {
+                let endpoint = parse_endpoint(url, token).map_err(|e| {
+                    SnapshotError::Invalid(format!("peers.{}.outgoing_url: {e}", config.id))
+                })?;
+                if !(1..=OUTGOING_PIPELINE_MAX).contains(&config.outgoing_pipeline_max) {
+                    return Err(SnapshotError::Invalid(format!(
+                        "peers.{}.outgoing_pipeline_max: must be 1 to {OUTGOING_PIPELINE_MAX}",
+                        config.id
+                    )));
+                }
+                Some(OutgoingEndpoint {
+                    pipeline_max: usize::from(config.outgoing_pipeline_max),
+                    ..endpoint
+                })
+            }
             _ => None,
         };
         for token in &config.incoming_tokens {
@@ -290,6 +305,7 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String
         authority,
         path: path.to_owned(),
         authorization: format!("Bearer {token}"),
+        pipeline_max: 1,
     })
 }
 

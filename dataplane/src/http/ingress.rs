@@ -8,7 +8,9 @@
 //! Each connection is one task that reads a request, runs its packet to the end and
 //! writes the reply, then reads the next: HTTP/1.1 answers in order anyway, and a
 //! packet that has started (a ledger hold, a count in the store) always finishes and
-//! settles its books, whatever the peer does meanwhile.
+//! settles its books, whatever the peer does meanwhile. Pipelined requests that
+//! arrive together (a peer's burst) run side by side, and their answers leave
+//! together, in order, in one send.
 
 use super::h1::{self, Framing, HeadError, RequestHead};
 use super::io::IDLE_TIMEOUT;
@@ -16,7 +18,9 @@ use super::wire::{Connection, WireError};
 use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::packet::Prepare;
 use crate::shard::Shard;
+use futures::FutureExt;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +31,10 @@ const PACKET_CONTENT_TYPES: [&[u8]; 2] =
 /// Requests served on one connection before it is closed; peers reconnect at once.
 /// Bounds the life of a task, as every loop here is bounded.
 const REQUESTS_PER_CONNECTION_MAX: u64 = 1 << 40;
+/// Pipelined requests of one connection whose packets run side by side, at most: as
+/// many as a burst of riptide's own peer client. Requests are counted by batch
+/// against [`REQUESTS_PER_CONNECTION_MAX`].
+const PIPELINED_RUN_MAX: usize = crate::config::OUTGOING_PIPELINE_MAX as usize;
 
 /// Serves ILP-over-HTTP on `listener` until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
@@ -94,9 +102,18 @@ enum Admission {
     Refuse(u16, &'static str),
 }
 
+/// One request read to its end, waiting for its packet to run or its refusal.
+struct Request {
+    admission: Admission,
+    body: Vec<u8>,
+    keep_alive: bool,
+    connection_header: Option<&'static str>,
+}
+
 async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: &RequestClock) {
     let body_size_max = shard.shared.http_body_size_max;
     let mut out = Vec::with_capacity(512);
+    let mut batch = Vec::with_capacity(PIPELINED_RUN_MAX);
     for _ in 0..REQUESTS_PER_CONNECTION_MAX {
         clock.waiting_since.set(Instant::now());
         let head = match connection.read_head(h1::parse_request).await {
@@ -104,7 +121,7 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
             Ok(None) | Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
             Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
         };
-        let mut admission = admit(shard, connection.unread(), &head);
+        let admission = admit(shard, connection.unread(), &head);
         connection.consume_head(head.head_len);
         if let Framing::Length(length) = head.framing {
             if length > body_size_max {
@@ -127,42 +144,137 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
             Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
             Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
         };
-        // Asked again: the shard may have begun to drain while the body arrived, and a
-        // packet started now could outlive the drain with its hold open.
-        if shard.shutting_down() {
-            admission = Admission::Refuse(503, "shutting down\n");
-        }
-        // A HEAD's answer has no body for its client to read: close after it.
-        let keep_alive = head.keep_alive && !head.is_head && !shard.shutting_down();
-        let connection_header = match (keep_alive, head.is_http10) {
-            (false, _) => Some("close"),
-            (true, true) => Some("keep-alive"),
-            (true, false) => None,
-        };
-        out.clear();
-        match admission {
-            Admission::Packet(snapshot, from) => {
-                if Prepare::parse(&body).is_err() {
-                    let message = "body is not an ILP Prepare\n";
-                    refusal(shard, &mut out, 400, message, connection_header);
-                } else {
-                    clock.busy.set(true);
-                    let reply = shard.handle(snapshot, from, body).await;
-                    clock.busy.set(false);
-                    let content_type = "application/octet-stream";
-                    h1::write_response(&mut out, 200, content_type, &reply, connection_header);
-                }
-            }
-            Admission::Refuse(status, message) => {
-                refusal(shard, &mut out, status, message, connection_header);
-            }
-        }
-        if connection.write_all(&out).await.is_err() {
+        batch.clear();
+        batch.push(request(shard, &head, admission, body));
+        take_buffered_requests(shard, &mut connection, &mut batch);
+        let keep_alive = batch.last().is_some_and(|last| last.keep_alive);
+        clock.busy.set(true);
+        let answered = answer_batch(shard, &mut batch, &mut connection, &mut out).await;
+        clock.busy.set(false);
+        if !answered {
             return;
         }
         if !keep_alive {
             return connection.close_lingering().await;
         }
+    }
+}
+
+fn request(shard: &Shard, head: &RequestHead, mut admission: Admission, body: Vec<u8>) -> Request {
+    // Asked again: the shard may have begun to drain while the body arrived, and a
+    // packet started now could outlive the drain with its hold open.
+    if shard.shutting_down() {
+        admission = Admission::Refuse(503, "shutting down\n");
+    }
+    // A HEAD's answer has no body for its client to read: close after it.
+    let keep_alive = head.keep_alive && !head.is_head && !shard.shutting_down();
+    let connection_header = match (keep_alive, head.is_http10) {
+        (false, _) => Some("close"),
+        (true, true) => Some("keep-alive"),
+        (true, false) => None,
+    };
+    Request {
+        admission,
+        body,
+        keep_alive,
+        connection_header,
+    }
+}
+
+/// Adds to `batch` the pipelined requests that are wholly in the buffer already (a
+/// peer's burst arrives in one read), so that their packets run side by side rather
+/// than each waiting for the one before to reach its next hop and back. Anything
+/// unusual (a body still on its way, 100-continue, chunked, too large, unparseable)
+/// stops the scan and is left for the sequential path, which answers it.
+fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mut Vec<Request>) {
+    let body_size_max = shard.shared.http_body_size_max;
+    while batch.len() < PIPELINED_RUN_MAX && batch.last().is_some_and(|last| last.keep_alive) {
+        let Ok(Some(head)) = h1::parse_request(connection.unread()) else {
+            return;
+        };
+        let Framing::Length(length) = head.framing else {
+            return;
+        };
+        let buffered = connection.unread().len() - head.head_len;
+        if head.expect_continue || length > body_size_max || buffered < length {
+            return;
+        }
+        let admission = admit(shard, connection.unread(), &head);
+        connection.consume_head(head.head_len);
+        let body = connection.take_buffered(length);
+        batch.push(request(shard, &head, admission, body));
+    }
+}
+
+/// Runs the batch's packets and writes their answers in order: each answer as soon
+/// as those before it are written, those ready together in one send. Packets of a
+/// batch run as tasks of their own, so that every one finishes (and settles its
+/// books) whatever happens to the connection. Returns false when the client is gone.
+async fn answer_batch(
+    shard: &Rc<Shard>,
+    batch: &mut Vec<Request>,
+    connection: &mut Connection,
+    out: &mut Vec<u8>,
+) -> bool {
+    if batch.len() == 1 {
+        // The usual case: no task of its own.
+        if let Some(request) = batch.pop() {
+            let header = request.connection_header;
+            let answer = answer(shard, request.admission, request.body).await;
+            out.clear();
+            write_answer(shard, out, answer, header);
+        }
+        return connection.write_all(out).await.is_ok();
+    }
+    let mut running: VecDeque<_> = batch
+        .drain(..)
+        .map(|request| {
+            let shard = Rc::clone(shard);
+            let task = glommio::spawn_local(async move {
+                answer(&shard, request.admission, request.body).await
+            });
+            (task.detach(), request.connection_header)
+        })
+        .collect();
+    // Bounded by the batch's size: each turn writes at least one answer.
+    while let Some((task, header)) = running.pop_front() {
+        out.clear();
+        write_answer(shard, out, task.await.unwrap_or(Err(INTERNAL)), header);
+        while let Some((next, header)) = running.front_mut() {
+            let Some(answer) = next.now_or_never() else {
+                break;
+            };
+            write_answer(shard, out, answer.unwrap_or(Err(INTERNAL)), *header);
+            running.pop_front();
+        }
+        if connection.write_all(out).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The answer of a packet task that did not finish: glommio cancels tasks only when
+/// the executor stops.
+const INTERNAL: (u16, &str) = (500, "internal error\n");
+
+/// The reply to a packet, or the status and message of a refusal.
+type Answer = Result<Vec<u8>, (u16, &'static str)>;
+
+async fn answer(shard: &Shard, admission: Admission, body: Vec<u8>) -> Answer {
+    match admission {
+        Admission::Packet(snapshot, from) if Prepare::parse(&body).is_ok() => {
+            Ok(shard.handle(snapshot, from, body).await)
+        }
+        Admission::Packet(..) => Err((400, "body is not an ILP Prepare\n")),
+        Admission::Refuse(status, message) => Err((status, message)),
+    }
+}
+
+fn write_answer(shard: &Shard, out: &mut Vec<u8>, answer: Answer, header: Option<&str>) {
+    match answer {
+        Ok(reply) => h1::write_response(out, 200, "application/octet-stream", &reply, header),
+        Err((status, message)) => refusal(shard, out, status, message, header),
     }
 }
 

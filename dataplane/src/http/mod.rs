@@ -3,6 +3,7 @@
 //! `wire` moves them over glommio sockets. SPSP on the public port and the admin API
 //! use hyper, through the IO traits in `io`.
 
+pub mod burst;
 pub mod h1;
 pub mod ingress;
 pub mod io;

@@ -1,12 +1,17 @@
 //! ILP-over-HTTP client: one keep-alive pool per peer endpoint, per shard. A request
 //! checks a connection out, writes the Prepare, reads the reply and puts the
-//! connection back, all in the packet's own task: no dispatch task or channel.
+//! connection back, all in the packet's own task: no dispatch task or channel. Peers
+//! with `outgoing_pipeline_max` above 1 get their Prepares in bursts (`burst.rs`).
 
+use super::burst::{self, Burst};
 use super::h1::{self, Framing};
 use super::wire::{Connection, WireError};
 use crate::connector::snapshot::OutgoingEndpoint;
+use crate::metrics::OutgoingCounts;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Idle connections kept per endpoint; more are closed after use.
@@ -33,6 +38,13 @@ pub enum PeerCallError {
     NoReply,
     #[error("peer answered HTTP {0}")]
     Status(u16),
+    /// What ended the connection, for every request of a burst it left unanswered.
+    #[error("{0}")]
+    Shared(Rc<PeerCallError>),
+    #[error("peer closed the connection after an earlier reply of the same burst")]
+    ClosedInBurst,
+    #[error("no reply within the longest wait of the burst's packets")]
+    BurstExpired,
 }
 
 struct Pooled {
@@ -41,22 +53,40 @@ struct Pooled {
     idle_since_sweep: u64,
 }
 
-/// Keep-alive connections of one shard, by endpoint authority.
+/// The ILP-over-HTTP client of one shard.
 #[derive(Default)]
 pub struct PeerClient {
+    /// Shared with the tasks of bursts in flight.
+    pool: Rc<Pool>,
+}
+
+/// Keep-alive connections of one shard, by endpoint authority, and the bursts
+/// gathering Prepares.
+#[derive(Default)]
+pub(super) struct Pool {
     /// Most recently used at the back; the oldest at the front age out first.
     idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
+    /// The burst still taking Prepares, by endpoint authority.
+    gathering: RefCell<HashMap<String, Rc<Burst>>>,
     sweeps: Cell<u64>,
+    outgoing: Cell<OutgoingCounts>,
 }
 
 impl PeerClient {
-    /// POSTs `prepare` to the endpoint and returns the reply body of a 200.
+    /// POSTs `prepare` to the endpoint and returns the reply body of a 200. `wait` is
+    /// the longest the caller will wait for it.
     pub async fn send(
         &self,
         endpoint: &OutgoingEndpoint,
         prepare: &[u8],
+        wait: Duration,
     ) -> Result<Vec<u8>, PeerCallError> {
-        let mut connection = self.checkout(endpoint).await?;
+        if endpoint.pipeline_max > 1 {
+            return self.send_in_burst(endpoint, prepare, wait).await;
+        }
+        let pool = &self.pool;
+        let mut connection = pool.checkout(&endpoint.authority).await?;
+        pool.count_send(1);
         let mut request = Vec::with_capacity(192 + endpoint.authorization.len() + prepare.len());
         h1::write_packet_request(
             &mut request,
@@ -71,7 +101,7 @@ impl PeerClient {
             .map_err(PeerCallError::Request)?;
         let (status, body, keep_alive) = read_reply(&mut connection).await?;
         if keep_alive {
-            self.checkin(&endpoint.authority, connection);
+            pool.checkin(&endpoint.authority, connection);
         }
         if status != 200 {
             return Err(PeerCallError::Status(status));
@@ -79,10 +109,83 @@ impl PeerClient {
         Ok(body)
     }
 
-    async fn checkout(&self, endpoint: &OutgoingEndpoint) -> Result<Connection, PeerCallError> {
-        match self.pooled(&endpoint.authority) {
+    /// Joins the burst gathering for this endpoint, or opens one, with a task that
+    /// writes it once the other packets of this turn have joined.
+    async fn send_in_burst(
+        &self,
+        endpoint: &OutgoingEndpoint,
+        prepare: &[u8],
+        wait: Duration,
+    ) -> Result<Vec<u8>, PeerCallError> {
+        if let Some((burst, index)) = self.pool.join_gathering(endpoint, prepare, wait) {
+            return burst.reply(index).await;
+        }
+        let burst = Rc::new(Burst::open(endpoint, prepare, wait));
+        if !burst.is_full() {
+            self.pool
+                .gathering
+                .borrow_mut()
+                .insert(endpoint.authority.clone(), Rc::clone(&burst));
+        }
+        let task = burst::drive(
+            Rc::clone(&burst),
+            Rc::clone(&self.pool),
+            endpoint.authority.clone(),
+        );
+        glommio::spawn_local(task).detach();
+        burst.reply(0).await
+    }
+
+    /// Prepares written so far, and the sends that carried them.
+    pub fn outgoing_counts(&self) -> OutgoingCounts {
+        self.pool.outgoing.get()
+    }
+
+    /// Closes connections idle for more than [`IDLE_IN_POOL_SWEEPS_MAX`] sweeps, for
+    /// peers that no packet has gone to since; the shard calls it every second.
+    pub fn sweep(&self) {
+        self.pool.sweep();
+    }
+}
+
+impl Pool {
+    pub(super) fn count_send(&self, prepares: usize) {
+        let mut counts = self.outgoing.get();
+        counts.prepares += prepares as u64;
+        counts.sends += 1;
+        self.outgoing.set(counts);
+    }
+
+    fn join_gathering(
+        &self,
+        endpoint: &OutgoingEndpoint,
+        prepare: &[u8],
+        wait: Duration,
+    ) -> Option<(Rc<Burst>, usize)> {
+        let mut gathering = self.gathering.borrow_mut();
+        let burst = Rc::clone(gathering.get(&endpoint.authority)?);
+        let index = burst.join(endpoint, prepare, wait);
+        if burst.is_full() {
+            gathering.remove(&endpoint.authority);
+        }
+        Some((burst, index))
+    }
+
+    /// Takes `burst` out of the gathering map, unless it left already (it filled up).
+    pub(super) fn stop_gathering(&self, authority: &str, burst: &Rc<Burst>) {
+        let mut gathering = self.gathering.borrow_mut();
+        if gathering
+            .get(authority)
+            .is_some_and(|current| Rc::ptr_eq(current, burst))
+        {
+            gathering.remove(authority);
+        }
+    }
+
+    pub(super) async fn checkout(&self, authority: &str) -> Result<Connection, PeerCallError> {
+        match self.pooled(authority) {
             Some(connection) => Ok(connection),
-            None => connect(&endpoint.authority).await,
+            None => connect(authority).await,
         }
     }
 
@@ -102,7 +205,7 @@ impl PeerClient {
 
     /// Puts a connection back for the next request, unless the peer sent more than
     /// its reply (those bytes would be read as the next request's reply).
-    fn checkin(&self, authority: &str, connection: Connection) {
+    pub(super) fn checkin(&self, authority: &str, connection: Connection) {
         if !connection.unread().is_empty() {
             return;
         }
@@ -120,9 +223,7 @@ impl PeerClient {
         }
     }
 
-    /// Closes connections idle for more than [`IDLE_IN_POOL_SWEEPS_MAX`] sweeps, for
-    /// peers that no packet has gone to since; the shard calls it every second.
-    pub fn sweep(&self) {
+    fn sweep(&self) {
         let sweeps = self.sweeps.get() + 1;
         self.sweeps.set(sweeps);
         let mut idle = self.idle.borrow_mut();
@@ -145,7 +246,9 @@ fn drop_aged(pool: &mut VecDeque<Pooled>, sweeps: u64) {
 
 /// Reads the final response: its status, body, and whether the connection may carry
 /// another request.
-async fn read_reply(connection: &mut Connection) -> Result<(u16, Vec<u8>, bool), PeerCallError> {
+pub(super) async fn read_reply(
+    connection: &mut Connection,
+) -> Result<(u16, Vec<u8>, bool), PeerCallError> {
     for _ in 0..INTERIM_RESPONSES_MAX {
         let head = connection
             .read_head(h1::parse_response)

@@ -123,6 +123,14 @@ impl Connection {
         self.consume(head_len);
     }
 
+    /// Takes `length` bytes that are already read, as a body.
+    pub fn take_buffered(&mut self, length: usize) -> Vec<u8> {
+        assert!(length <= self.end - self.start, "only bytes already read");
+        let body = self.unread()[..length].to_vec();
+        self.consume(length);
+        body
+    }
+
     /// Reads a body framed as `framing`, at most `size_max` bytes.
     pub async fn read_body(
         &mut self,
@@ -146,9 +154,7 @@ impl Connection {
         }
         for _ in 0..READS_PER_MESSAGE_MAX {
             if self.end - self.start >= length {
-                let body = self.unread()[..length].to_vec();
-                self.consume(length);
-                return Ok(body);
+                return Ok(self.take_buffered(length));
             }
             // Room for the whole body once the unread bytes move to the front.
             if self.fill(length.max(READ_BUFFER_SIZE)).await? == 0 {
