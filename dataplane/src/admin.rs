@@ -32,7 +32,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 mod incoming_payments;
 mod outgoing;
@@ -52,28 +51,24 @@ pub struct Admin {
 }
 
 pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-            None
-        })
-        .await;
-        if admin.shard.shutting_down() {
-            return;
-        }
-        let Some(Ok(stream)) = accepted else { continue };
-        let admin = Rc::clone(&admin);
-        glommio::spawn_local(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let admin = Rc::clone(&admin);
-                async move { Ok::<_, Infallible>(route(&admin, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(HyperStream::new(stream), service)
-                .await;
-        })
-        .detach();
-    }
+    let stopping = || admin.shard.shutting_down();
+    crate::http::io::accept_until(&listener, stopping, |stream| {
+        serve_connection(Rc::clone(&admin), stream)
+    })
+    .await;
+}
+
+fn serve_connection(admin: Rc<Admin>, stream: glommio::net::TcpStream) {
+    glommio::spawn_local(async move {
+        let service = hyper::service::service_fn(move |request| {
+            let admin = Rc::clone(&admin);
+            async move { Ok::<_, Infallible>(route(&admin, request).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(HyperStream::new(stream), service)
+            .await;
+    })
+    .detach();
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

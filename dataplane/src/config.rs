@@ -334,10 +334,11 @@ pub struct PeerConfig {
     pub outgoing_url: Option<String>,
     #[serde(default)]
     pub outgoing_token: Option<String>,
-    /// Prepares to this peer that are ready at the same moment may leave together,
-    /// pipelined in one send on one connection, up to this many. 1 (the default)
-    /// sends each on a connection of its own. For peers that answer pipelined
-    /// requests promptly; those of one burst wait for each other's replies.
+    /// Prepares to this peer that are ready in the same executor turn may leave
+    /// together, pipelined in one send on one connection, up to this many. 1 (the
+    /// default) sends each on a connection of its own. For peers that answer
+    /// pipelined requests promptly: replies come back in order, so each waits for
+    /// those ahead of it in its burst.
     #[serde(default = "default_outgoing_pipeline_max")]
     pub outgoing_pipeline_max: u16,
     /// What ILDCP answers; by default the child address `<ilp_address>.<id>`.

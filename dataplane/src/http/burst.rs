@@ -122,7 +122,7 @@ impl Burst {
         std::mem::take(&mut state.requests)
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.state.borrow().slots.len()
     }
 
@@ -385,6 +385,29 @@ mod tests {
         let after = counts.lock().expect("lock").clone();
         assert_eq!(after.len(), 3, "no new connection for the last burst");
         assert_eq!(after.iter().sum::<usize>(), 13);
+    }
+
+    #[test]
+    fn peers_on_one_address_share_bursts_each_within_its_own_limit() {
+        let (address, counts) = start_server(echo, Duration::ZERO);
+        let client = Rc::new(PeerClient::default());
+        let (wide, narrow) = (endpoint(&address, 8), endpoint(&address, 2));
+        let wait = Duration::from_secs(10);
+        let results = on_executor(async {
+            // All four are runnable in the same turn: the narrow peer's first Prepare
+            // finds a burst of 2 already, its own limit, and opens the next one.
+            let together = [&wide, &wide, &narrow, &narrow].map(|endpoint| {
+                let (client, endpoint) = (Rc::clone(&client), endpoint.clone());
+                glommio::spawn_local(async move { client.send(&endpoint, b"p", wait).await })
+            });
+            let mut results = Vec::new();
+            for task in together {
+                results.push(task.await);
+            }
+            results
+        });
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(*counts.lock().expect("lock"), vec![2, 2]);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! writes the reply, then reads the next: HTTP/1.1 answers in order anyway, and a
 //! packet that has started (a ledger hold, a count in the store) always finishes and
 //! settles its books, whatever the peer does meanwhile. Pipelined requests that
-//! arrive together (a peer's burst) run side by side, and their answers leave
-//! together, in order, in one send.
+//! arrive together (a peer's burst) run side by side, and their answers leave in
+//! order, each as soon as those before it have left, those ready together in one
+//! send.
 
 use super::h1::{self, Framing, HeadError, RequestHead};
 use super::io::IDLE_TIMEOUT;
@@ -38,24 +39,11 @@ const PIPELINED_RUN_MAX: usize = crate::config::OUTGOING_PIPELINE_MAX as usize;
 
 /// Serves ILP-over-HTTP on `listener` until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-            None
-        })
-        .await;
-        if shard.shutting_down() {
-            return;
-        }
-        match accepted {
-            None => continue,
-            Some(Ok(stream)) => spawn_connection(Rc::clone(&shard), stream),
-            Some(Err(error)) => {
-                tracing::warn!(%error, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
+    let stopping = || shard.shutting_down();
+    super::io::accept_until(&listener, stopping, |stream| {
+        spawn_connection(Rc::clone(&shard), stream)
+    })
+    .await;
 }
 
 fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
@@ -148,9 +136,7 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
         batch.push(request(shard, &head, admission, body));
         take_buffered_requests(shard, &mut connection, &mut batch);
         let keep_alive = batch.last().is_some_and(|last| last.keep_alive);
-        clock.busy.set(true);
-        let answered = answer_batch(shard, &mut batch, &mut connection, &mut out).await;
-        clock.busy.set(false);
+        let answered = answer_batch(shard, &mut batch, &mut connection, &mut out, clock).await;
         if !answered {
             return;
         }
@@ -209,18 +195,23 @@ fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mu
 /// Runs the batch's packets and writes their answers in order: each answer as soon
 /// as those before it are written, those ready together in one send. Packets of a
 /// batch run as tasks of their own, so that every one finishes (and settles its
-/// books) whatever happens to the connection. Returns false when the client is gone.
+/// books) whatever happens to the connection. The clock is busy only while packets
+/// run: a client that stops reading its answers is closed by the watchdog. Returns
+/// false when the client is gone.
 async fn answer_batch(
     shard: &Rc<Shard>,
     batch: &mut Vec<Request>,
     connection: &mut Connection,
     out: &mut Vec<u8>,
+    clock: &RequestClock,
 ) -> bool {
     if batch.len() == 1 {
         // The usual case: no task of its own.
         if let Some(request) = batch.pop() {
             let header = request.connection_header;
+            clock.busy.set(true);
             let answer = answer(shard, request.admission, request.body).await;
+            clock.busy.set(false);
             out.clear();
             write_answer(shard, out, answer, header);
         }
@@ -239,7 +230,10 @@ async fn answer_batch(
     // Bounded by the batch's size: each turn writes at least one answer.
     while let Some((task, header)) = running.pop_front() {
         out.clear();
-        write_answer(shard, out, task.await.unwrap_or(Err(INTERNAL)), header);
+        clock.busy.set(true);
+        let answer = task.await.unwrap_or(Err(INTERNAL));
+        clock.busy.set(false);
+        write_answer(shard, out, answer, header);
         while let Some((next, header)) = running.front_mut() {
             let Some(answer) = next.now_or_never() else {
                 break;
@@ -262,6 +256,10 @@ const INTERNAL: (u16, &str) = (500, "internal error\n");
 type Answer = Result<Vec<u8>, (u16, &'static str)>;
 
 async fn answer(shard: &Shard, admission: Admission, body: Vec<u8>) -> Answer {
+    // A batch's task may start after the shard began to drain: no packet starts then.
+    if shard.shutting_down() {
+        return Err((503, "shutting down\n"));
+    }
     match admission {
         Admission::Packet(snapshot, from) if Prepare::parse(&body).is_ok() => {
             Ok(shard.handle(snapshot, from, body).await)

@@ -1,4 +1,4 @@
-//! hyper's IO traits over glommio's TCP stream.
+//! hyper's IO traits over glommio's TCP stream, and the accept loop every port uses.
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -11,6 +11,41 @@ use std::time::Instant;
 /// A connection that takes longer than this to send a whole request (packet port),
 /// or sends no bytes for this long (SPSP), is closed.
 pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How often an accept loop looks whether the shard is shutting down.
+const SHUTDOWN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Accepts connections on `listener` and hands each to `serve`, until `stopping`
+/// says so (asked at least every [`SHUTDOWN_CHECK_INTERVAL`]). An accept under way
+/// is never dropped for that check: glommio's accept is an io_uring operation, and
+/// one dropped just as the kernel completed it would leave the accepted connection
+/// open with nobody to serve it, its client waiting until its own timeout.
+pub async fn accept_until(
+    listener: &glommio::net::TcpListener,
+    stopping: impl Fn() -> bool,
+    mut serve: impl FnMut(TcpStream),
+) {
+    let mut accept = Box::pin(listener.accept());
+    loop {
+        let accepted = futures_lite::future::or(async { Some(accept.as_mut().await) }, async {
+            glommio::timer::sleep(SHUTDOWN_CHECK_INTERVAL).await;
+            None
+        })
+        .await;
+        if stopping() {
+            return;
+        }
+        let Some(accepted) = accepted else { continue };
+        accept = Box::pin(listener.accept());
+        match accepted {
+            Ok(stream) => serve(stream),
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
 
 /// Size of the per-connection read buffer: a full ILP packet with 32 KiB of data
 /// fits in a few reads; most Prepares fit in one.

@@ -1,7 +1,8 @@
 //! ILP-over-HTTP client: one keep-alive pool per peer endpoint, per shard. A request
 //! checks a connection out, writes the Prepare, reads the reply and puts the
 //! connection back, all in the packet's own task: no dispatch task or channel. Peers
-//! with `outgoing_pipeline_max` above 1 get their Prepares in bursts (`burst.rs`).
+//! with `outgoing_pipeline_max` above 1 get their Prepares in bursts instead, one task
+//! per burst (`burst.rs`).
 
 use super::burst::{self, Burst};
 use super::h1::{self, Framing};
@@ -20,10 +21,12 @@ const IDLE_CONNECTIONS_MAX: usize = 256;
 const REPLY_SIZE_MAX: usize = 64 * 1024;
 /// Interim (1xx) responses skipped before the real one.
 const INTERIM_RESPONSES_MAX: usize = 8;
-/// Pooled connections idle for more sweeps than this (one a second) are closed: a
-/// peer may have closed its end long ago, and a burst must not leave hundreds of
-/// sockets open for good. Counting sweeps spares a clock read per packet.
-const IDLE_IN_POOL_SWEEPS_MAX: u64 = 30;
+/// Pooled connections idle for more sweeps than this (one a second) are closed, so
+/// that a peer's own idle timeout rarely closes a connection just as a Prepare (or a
+/// burst of them) is written to it: Node's HTTP server, which Rafiki and
+/// ilp-plugin-http use, closes after 5 s by default. It also keeps a load spike from
+/// leaving hundreds of sockets open. Counting sweeps spares a clock read per packet.
+const IDLE_IN_POOL_SWEEPS_MAX: u64 = 3;
 
 #[derive(Debug, Error)]
 pub enum PeerCallError {
@@ -38,7 +41,8 @@ pub enum PeerCallError {
     NoReply,
     #[error("peer answered HTTP {0}")]
     Status(u16),
-    /// What ended the connection, for every request of a burst it left unanswered.
+    /// Why a burst ended (its connection failed, or it expired), for each of its
+    /// requests left unanswered.
     #[error("{0}")]
     Shared(Rc<PeerCallError>),
     #[error("peer closed the connection after an earlier reply of the same burst")]
@@ -164,6 +168,11 @@ impl Pool {
     ) -> Option<(Rc<Burst>, usize)> {
         let mut gathering = self.gathering.borrow_mut();
         let burst = Rc::clone(gathering.get(&endpoint.authority)?);
+        // Peers on one host and port share bursts; each keeps to its own limit, and
+        // one whose limit is reached opens the next burst.
+        if burst.len() >= endpoint.pipeline_max {
+            return None;
+        }
         let index = burst.join(endpoint, prepare, wait);
         if burst.is_full() {
             gathering.remove(&endpoint.authority);

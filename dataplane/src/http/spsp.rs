@@ -23,7 +23,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::time::Duration;
 
 const SPSP_MEDIA_TYPE: &str = "application/spsp4+json";
 
@@ -36,35 +35,30 @@ pub struct Spsp {
 }
 
 pub async fn serve(spsp: Rc<Spsp>, listener: glommio::net::TcpListener) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+    let stopping = || spsp.shard.shutting_down();
+    super::io::accept_until(&listener, stopping, |stream| {
+        serve_connection(Rc::clone(&spsp), stream)
+    })
+    .await;
+}
+
+fn serve_connection(spsp: Rc<Spsp>, stream: glommio::net::TcpStream) {
+    glommio::spawn_local(async move {
+        let service = hyper::service::service_fn(move |request| {
+            let spsp = Rc::clone(&spsp);
+            async move { Ok::<_, Infallible>(respond(&spsp, &request)) }
+        });
+        let io = HyperStream::new(stream);
+        let last_read_at = io.last_read_at();
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        // A client that sends nothing is dropped, as on the connector port.
+        let _ = futures_lite::future::or(async { connection.await.ok() }, async {
+            super::io::idle_watchdog(&last_read_at).await;
             None
         })
         .await;
-        if spsp.shard.shutting_down() {
-            return;
-        }
-        let Some(Ok(stream)) = accepted else { continue };
-        let spsp = Rc::clone(&spsp);
-        glommio::spawn_local(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let spsp = Rc::clone(&spsp);
-                async move { Ok::<_, Infallible>(respond(&spsp, &request)) }
-            });
-            let io = HyperStream::new(stream);
-            let last_read_at = io.last_read_at();
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-            // A client that sends nothing is dropped, as on the connector port.
-            let _ = futures_lite::future::or(async { connection.await.ok() }, async {
-                super::io::idle_watchdog(&last_read_at).await;
-                None
-            })
-            .await;
-        })
-        .detach();
-    }
+    })
+    .detach();
 }
 
 fn respond(spsp: &Spsp, request: &Request<Incoming>) -> Response<Full<Bytes>> {
