@@ -21,9 +21,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
-sink_port="$(free_port)"
-"$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
-wait_port "$sink_port"
+start_sink
 results="$work/results.tsv"
 default_sink_pipeline_max="$sink_pipeline_max"
 for _ in $(seq 1 "$rounds"); do

@@ -16,9 +16,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
-sink_port="$(free_port)"
-"$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
-wait_port "$sink_port"
+start_sink
 
 
 send() { # $1 target url, $2 label

@@ -37,10 +37,7 @@ if [ ! -d benches/reference/node_modules ]; then
     (cd benches/reference && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
-sink_port="$(free_port)"
-"$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
-sink_pid=$!
-wait_port "$sink_port"
+start_sink
 
 results="$work/results.jsonl"
 send() { # $1 target url, $2 label, $3 pid to measure, $4 warm-up s, then extra loadgen options

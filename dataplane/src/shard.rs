@@ -204,12 +204,12 @@ impl Shard {
         glommio::spawn_local(async move {
             loop {
                 shard.client.sweep();
-                shard.metrics.borrow_mut().ledger_batches = shard.batcher.stats();
-                shard.metrics.borrow_mut().outgoing = shard.client.outgoing_counts();
-                shard
-                    .shared
-                    .metrics
-                    .publish(shard.id as usize, &shard.metrics.borrow());
+                {
+                    let mut metrics = shard.metrics.borrow_mut();
+                    metrics.ledger_batches = shard.batcher.stats();
+                    metrics.outgoing = shard.client.outgoing_counts();
+                    shard.shared.metrics.publish(shard.id as usize, &metrics);
+                }
                 glommio::timer::sleep(Duration::from_secs(1)).await;
             }
         })

@@ -3,7 +3,7 @@
 //! every shard as an immutable `Arc`; packets in flight finish on the snapshot they
 //! started with.
 
-use crate::config::{NodeConfig, StateDocument, OUTGOING_PIPELINE_MAX};
+use crate::config::{NodeConfig, StateDocument};
 use crate::ledger::{account_id, AccountKind};
 use crate::packet::Address;
 use crate::rates::{AssetRef, RateTable};
@@ -171,12 +171,7 @@ impl Snapshot {
                 let endpoint = parse_endpoint(url, token).map_err(|e| {
                     SnapshotError::Invalid(format!("peers.{}.outgoing_url: {e}", config.id))
                 })?;
-                if !(1..=OUTGOING_PIPELINE_MAX).contains(&config.outgoing_pipeline_max) {
-                    return Err(SnapshotError::Invalid(format!(
-                        "peers.{}.outgoing_pipeline_max: must be 1 to {OUTGOING_PIPELINE_MAX}",
-                        config.id
-                    )));
-                }
+                // Validated with the document (config.rs); a burst clamps it anyway.
                 Some(OutgoingEndpoint {
                     pipeline_max: usize::from(config.outgoing_pipeline_max),
                     ..endpoint

@@ -149,11 +149,12 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
 fn request(shard: &Shard, head: &RequestHead, mut admission: Admission, body: Vec<u8>) -> Request {
     // Asked again: the shard may have begun to drain while the body arrived, and a
     // packet started now could outlive the drain with its hold open.
-    if shard.shutting_down() {
+    let draining = shard.shutting_down();
+    if draining {
         admission = Admission::Refuse(503, "shutting down\n");
     }
     // A HEAD's answer has no body for its client to read: close after it.
-    let keep_alive = head.keep_alive && !head.is_head && !shard.shutting_down();
+    let keep_alive = head.keep_alive && !head.is_head && !draining;
     let connection_header = match (keep_alive, head.is_http10) {
         (false, _) => Some("close"),
         (true, true) => Some("keep-alive"),
@@ -175,6 +176,10 @@ fn request(shard: &Shard, head: &RequestHead, mut admission: Admission, body: Ve
 fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mut Vec<Request>) {
     let body_size_max = shard.shared.http_body_size_max;
     while batch.len() < PIPELINED_RUN_MAX && batch.last().is_some_and(|last| last.keep_alive) {
+        // The usual case, a request alone: nothing to parse.
+        if connection.unread().is_empty() {
+            return;
+        }
         let Ok(Some(head)) = h1::parse_request(connection.unread()) else {
             return;
         };

@@ -25,7 +25,7 @@ pub async fn accept_until(
     stopping: impl Fn() -> bool,
     mut serve: impl FnMut(TcpStream),
 ) {
-    let mut accept = Box::pin(listener.accept());
+    let mut accept = std::pin::pin!(listener.accept());
     loop {
         let accepted = futures_lite::future::or(async { Some(accept.as_mut().await) }, async {
             glommio::timer::sleep(SHUTDOWN_CHECK_INTERVAL).await;
@@ -36,7 +36,7 @@ pub async fn accept_until(
             return;
         }
         let Some(accepted) = accepted else { continue };
-        accept = Box::pin(listener.accept());
+        accept.set(listener.accept());
         match accepted {
             Ok(stream) => serve(stream),
             Err(error) => {

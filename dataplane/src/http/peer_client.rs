@@ -5,7 +5,7 @@
 //! per burst (`burst.rs`).
 
 use super::burst::{self, Burst};
-use super::h1::{self, Framing};
+use super::h1;
 use super::wire::{Connection, WireError};
 use crate::connector::snapshot::OutgoingEndpoint;
 use crate::metrics::OutgoingCounts;
@@ -272,8 +272,7 @@ pub(super) async fn read_reply(
             .read_body(head.framing, REPLY_SIZE_MAX)
             .await
             .map_err(PeerCallError::Request)?;
-        let keep_alive = head.keep_alive && head.framing != Framing::UntilClose;
-        return Ok((head.status, body, keep_alive));
+        return Ok((head.status, body, head.keep_alive));
     }
     Err(PeerCallError::Request(WireError::TooManyReads))
 }

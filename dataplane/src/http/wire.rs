@@ -191,9 +191,7 @@ impl Connection {
                 return Err(WireError::BodyTooLarge(size_max));
             }
             if self.fill(size_max.saturating_add(1)).await? == 0 {
-                let body = self.unread().to_vec();
-                self.consume(body.len());
-                return Ok(body);
+                return Ok(self.take_buffered(self.end - self.start));
             }
         }
         Err(WireError::TooManyReads)

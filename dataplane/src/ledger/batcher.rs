@@ -69,14 +69,14 @@ impl TransferBatcher {
     }
 
     /// Submits one linked chain and waits for its results.
-    pub async fn submit(self: &Rc<Self>, chain: Vec<Transfer>) -> ChainResult {
+    pub async fn submit(self: &Rc<Self>, chain: &[Transfer]) -> ChainResult {
         assert!(!chain.is_empty() && chain.len() <= BATCH_EVENTS_MAX);
         // The embedded ledger answers at once, in process: a batch would only add a
         // task, a channel and a wake-up per packet, and save nothing.
         if let Some(ledger) = self.backend.in_process() {
             // No request to time: only the events are counted.
             let _ = self.stats.borrow_mut().events.record(chain.len() as u64);
-            return ledger.create_transfers_now(&chain);
+            return ledger.create_transfers_now(chain);
         }
         let (reply, answer) = oneshot::channel();
         {
@@ -87,7 +87,7 @@ impl TransferBatcher {
                 count: chain.len(),
                 reply,
             });
-            queue.transfers.extend(chain);
+            queue.transfers.extend_from_slice(chain);
         }
         if !self.flush_scheduled.replace(true) {
             let batcher = Rc::clone(self);

@@ -195,33 +195,31 @@ impl LedgerPort {
         if legs.is_empty() {
             return Ok(hold);
         }
-        let transfers: Vec<Transfer> = legs
-            .iter()
-            .enumerate()
-            .map(|(index, leg)| {
-                let id = self.next_transfer_id();
-                hold.transfer_ids[index] = id;
-                hold.ledgers[index] = leg.ledger;
-                let linked = index + 1 < legs.len();
-                Transfer {
-                    id,
-                    debit_account_id: leg.debit_account_id,
-                    credit_account_id: leg.credit_account_id,
-                    amount: u128::from(leg.amount),
-                    ledger: leg.ledger,
-                    code: TRANSFER_CODE_PACKET,
-                    flags: TransferFlags {
-                        pending: true,
-                        linked,
-                        ..TransferFlags::default()
-                    },
-                    timeout_s: self.pending_timeout_s,
-                    ..Transfer::default()
-                }
-            })
-            .collect();
+        // On the stack: the chain is at most LEGS_MAX transfers.
+        let mut transfers = [Transfer::default(); LEGS_MAX];
+        for (index, leg) in legs.iter().enumerate() {
+            let id = self.next_transfer_id();
+            hold.transfer_ids[index] = id;
+            hold.ledgers[index] = leg.ledger;
+            let linked = index + 1 < legs.len();
+            transfers[index] = Transfer {
+                id,
+                debit_account_id: leg.debit_account_id,
+                credit_account_id: leg.credit_account_id,
+                amount: u128::from(leg.amount),
+                ledger: leg.ledger,
+                code: TRANSFER_CODE_PACKET,
+                flags: TransferFlags {
+                    pending: true,
+                    linked,
+                    ..TransferFlags::default()
+                },
+                timeout_s: self.pending_timeout_s,
+                ..Transfer::default()
+            };
+        }
         let results = batcher
-            .submit(transfers)
+            .submit(&transfers[..legs.len()])
             .await
             .map_err(|e| RejectReason::Internal(e.to_string()))?;
         let failed = results.iter().enumerate().find(|(_, r)| {
@@ -253,8 +251,9 @@ impl LedgerPort {
         if hold.count == 0 {
             return Ok(());
         }
-        let transfers: Vec<Transfer> = (0..hold.count)
-            .map(|index| Transfer {
+        let mut transfers = [Transfer::default(); LEGS_MAX];
+        for (index, transfer) in transfers[..hold.count].iter_mut().enumerate() {
+            *transfer = Transfer {
                 id: self.next_transfer_id(),
                 pending_id: hold.transfer_ids[index],
                 amount: match outcome {
@@ -270,10 +269,10 @@ impl LedgerPort {
                     ..TransferFlags::default()
                 },
                 ..Transfer::default()
-            })
-            .collect();
+            };
+        }
         let results = batcher
-            .submit(transfers)
+            .submit(&transfers[..hold.count])
             .await
             .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
         if finished(outcome, &results) {
