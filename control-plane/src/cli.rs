@@ -98,6 +98,15 @@ pub enum Command {
     },
     /// Every account of the state with its balances.
     Balance,
+    /// Check the ledger through a data plane: each ledger balances, no account past
+    /// its limit, and (with --idle) nothing pending and no local credit waiting in
+    /// the receipt journal. Exits 1 when anything is off.
+    Audit {
+        /// No traffic flows and every pending timeout has passed: anything pending
+        /// is then a problem.
+        #[arg(long)]
+        idle: bool,
+    },
     /// Every data plane: version, shards, packets per second, rejects by code.
     Status {
         /// Time between the two samples that give packets per second; 0 for one sample.

@@ -110,6 +110,15 @@ impl DataplaneClient {
         let version = answer["version"]
             .as_u64()
             .ok_or_else(|| ClientError::Protocol("acknowledgement without a version".into()))?;
+        // Applied, with something the operator must know (an initial liquidity
+        // changed after its deposit, which moves nothing by itself).
+        for notice in answer["notices"].as_array().into_iter().flatten() {
+            eprintln!(
+                "{}: notice: {}",
+                self.url(),
+                notice.as_str().unwrap_or_default()
+            );
+        }
         Ok(Acknowledgement {
             version,
             changed: answer["changed"].as_bool().unwrap_or(true),

@@ -109,6 +109,7 @@ fn run_against_dataplanes(global: &GlobalArgs, command: &Command) -> Result<(), 
             LiquidityAction::Withdraw(args) => liquidity::run(&fleet, "withdraw", args, json),
         },
         Command::Balance => views::balances(&fleet, json),
+        Command::Audit { idle } => views::audit(&fleet, *idle, json),
         Command::Status { interval_ms } => {
             status::run(&fleet, Duration::from_millis(*interval_ms), json)
         }

@@ -46,7 +46,9 @@ struct Desired {
 #[derive(Debug, Clone, Default)]
 struct DataplaneView {
     url: String,
-    /// `in_sync`, `behind`, `ahead`, `unreachable`, `refused`, or `unknown`.
+    /// `in_sync`, `behind`, `ahead`, `unreachable`, `refused` (it answered no, see
+    /// `last_error`), `failed` (it answered 5xx, e.g. its ledger is down), or
+    /// `unknown`.
     state: &'static str,
     acknowledged_version: Option<u64>,
     seen_version: Option<u64>,
@@ -371,10 +373,12 @@ fn worker(shared: &Shared, index: usize, client: &DataplaneClient, poll: Duratio
                 if view.last_error.as_deref() != Some(&error.to_string()) {
                     log(format!("{}: {error}", client.url()));
                 }
-                view.state = if error.is_retryable() {
-                    "unreachable"
-                } else {
-                    "refused"
+                // Only a data plane that cannot be reached reads as unreachable: one
+                // that answered with a refusal or a failure says why.
+                view.state = match &error {
+                    ClientError::Unreachable(_) => "unreachable",
+                    ClientError::Server { .. } => "failed",
+                    _ => "refused",
                 };
                 view.last_error = Some(error.to_string());
                 backoff.backoff(failures)

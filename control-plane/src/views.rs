@@ -154,6 +154,63 @@ pub fn balances(fleet: &Fleet, json: bool) -> Result<(), CtlError> {
     Ok(())
 }
 
+/// Prints the ledger audit of the first data plane that answers; fails when it
+/// lists any problem.
+pub fn audit(fleet: &Fleet, idle: bool, json: bool) -> Result<(), CtlError> {
+    let path = if idle {
+        "/v1/audit?idle=true"
+    } else {
+        "/v1/audit"
+    };
+    let (url, report) = first_answer(fleet, |client| client.get_json(path))?;
+    let problems: Vec<String> = report["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    if json {
+        println!("{:#}", json!({ "dataplane": url, "audit": report }));
+    } else {
+        let mut table = Table::new(&["LEDGER", "DEBITS", "CREDITS", "PENDING DR", "PENDING CR"]);
+        let text = |value: &Value, key: &str| match &value[key] {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        for ledger in report["ledgers"].as_array().into_iter().flatten() {
+            table.push(vec![
+                text(ledger, "ledger"),
+                text(ledger, "debits_posted"),
+                text(ledger, "credits_posted"),
+                text(ledger, "debits_pending"),
+                text(ledger, "credits_pending"),
+            ]);
+        }
+        println!(
+            "from {url}: {} accounts checked",
+            text(&report, "accounts_checked")
+        );
+        print!("{}", table.render());
+        for note in report["notes"].as_array().into_iter().flatten() {
+            println!("note: {}", note.as_str().unwrap_or_default());
+        }
+        for problem in &problems {
+            println!("PROBLEM: {problem}");
+        }
+        if problems.is_empty() {
+            println!("audit passed");
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CtlError::Failed(format!(
+            "audit found {} problem(s)",
+            problems.len()
+        )))
+    }
+}
+
 /// Tries the data planes in order (each with retries) until one answers; a refusal
 /// (not a connection problem) ends the search, since the others would refuse too.
 pub fn first_answer<T>(

@@ -116,6 +116,7 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         (Method::GET, "/metrics") => metrics(admin),
         (Method::POST, "/v1/liquidity") => liquidity(admin, request).await,
         (Method::GET, "/v1/balances") => balances(admin).await,
+        (Method::GET, "/v1/audit") => audit(admin, request.uri().query()).await,
         (Method::POST, "/v1/incoming-payments") => incoming_payments::create(admin, request).await,
         (Method::POST, "/v1/quotes") => outgoing::quote(admin, request).await,
         (Method::POST, "/v1/outgoing-payments") => outgoing::pay(admin, request).await,
@@ -130,9 +131,11 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             }
         }
-        (_, "/v1/state" | "/v1/status" | "/metrics" | "/v1/liquidity" | "/v1/balances") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/v1/state" | "/v1/status" | "/metrics" | "/v1/liquidity" | "/v1/balances"
+            | "/v1/audit",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such admin route"),
     }
 }
@@ -176,9 +179,16 @@ async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
         Ok(snapshot) => snapshot,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if let Err(e) = shared.ledger.ensure_accounts(&snapshot, &document).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, &format!("ledger: {e}"));
-    }
+    let notices = match shared.ledger.ensure_accounts(&snapshot, &document).await {
+        Ok(notices) => notices,
+        Err(e @ LedgerFailure::Unavailable(_)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &format!("ledger: {e}"))
+        }
+        // The ledger answered and refused: the state cannot apply as it is.
+        Err(e @ LedgerFailure::Refused { .. }) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, &format!("ledger: {e}"))
+        }
+    };
     let version = snapshot.version;
     shared.snapshot.store(Arc::new(snapshot));
     if let Ok(mut in_force) = admin.document.lock() {
@@ -187,7 +197,7 @@ async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
     tracing::info!(version, "state applied");
     json_response(
         StatusCode::OK,
-        json!({ "version": version, "changed": true }),
+        json!({ "version": version, "changed": true, "notices": notices }),
     )
 }
 
@@ -313,6 +323,39 @@ async fn read_body(
         )),
     }
 }
+
+/// Audits the chart of accounts: `?idle=true` when no traffic flows and every
+/// pending timeout has passed, so that anything pending is a problem.
+async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
+    let idle = query.is_some_and(|q| q.split('&').any(|pair| pair == "idle=true"));
+    let shared = &admin.shard.shared;
+    let snapshot = shared.snapshot.load_full();
+    let rows = match shared.ledger.balances(&snapshot).await {
+        Ok(rows) => rows,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let journal = crate::receipts::StoreOp::Unsettled {
+        before_ms: u64::MAX,
+        limit: AUDIT_JOURNAL_MAX,
+    };
+    let unsettled = match admin.shard.store().execute(journal).await {
+        Ok(crate::receipts::StoreAnswer::Unsettled(records)) => records.len(),
+        other => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("receipt store: {other:?}"),
+            )
+        }
+    };
+    let report = crate::ledger::audit::audit(&rows, unsettled, idle);
+    match serde_json::to_value(&report) {
+        Ok(value) => json_response(StatusCode::OK, value),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Journal entries an audit counts at most.
+const AUDIT_JOURNAL_MAX: usize = 100_000;
 
 async fn balances(admin: &Admin) -> Response<Full<Bytes>> {
     let shared = &admin.shard.shared;

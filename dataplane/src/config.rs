@@ -124,6 +124,9 @@ struct ConfigFile {
     rates: RatesConfig,
 }
 
+/// Tries of a post the pending timeout must leave room for, after the hold.
+pub const POST_TRIES_MIN: u64 = 1;
+
 /// The most Prepares one send to a peer may carry (`outgoing_pipeline_max`).
 pub const OUTGOING_PIPELINE_MAX: u16 = 64;
 
@@ -234,11 +237,13 @@ pub enum LedgerKind {
 pub struct LedgerConfig {
     #[serde(default)]
     pub kind: LedgerKind,
-    /// Env `TIGERBEETLE_CLUSTER_ID`.
-    #[serde(default)]
+    /// Env `TIGERBEETLE_CLUSTER_ID`. An integer, or a string holding a decimal or
+    /// `0x` hexadecimal number for ids past what a TOML integer holds (2^63 - 1).
+    #[serde(default, deserialize_with = "deserialize_cluster_id")]
     pub cluster_id: u128,
-    /// Replica addresses, comma separated (env `TIGERBEETLE_REPLICA_ADDRESSES`).
-    #[serde(default)]
+    /// Replica addresses (env `TIGERBEETLE_REPLICA_ADDRESSES`): a string, comma
+    /// separated, or an array of strings, one replica each. Kept comma separated.
+    #[serde(default, deserialize_with = "deserialize_addresses")]
     pub addresses: String,
     /// How long a pending transfer lives; must outlive the hold time.
     #[serde(default = "default_pending_timeout_s")]
@@ -256,6 +261,64 @@ impl Default for LedgerConfig {
             addresses: String::new(),
             pending_timeout_s: 60,
             request_timeout_ms: default_ledger_request_timeout_ms(),
+        }
+    }
+}
+
+/// A cluster id as an operator writes it: `cluster_id = 0`, `cluster_id = "0"` or
+/// `cluster_id = "0x2a"`.
+fn deserialize_cluster_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u128, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Integer(i64),
+        Text(String),
+    }
+    match Written::deserialize(deserializer).map_err(|_| {
+        serde::de::Error::custom("must be a non-negative integer, or a string holding one")
+    })? {
+        Written::Integer(value) => {
+            u128::try_from(value).map_err(|_| serde::de::Error::custom("must not be negative"))
+        }
+        Written::Text(text) => parse_cluster_id(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A u128 in decimal or `0x` hexadecimal.
+pub fn parse_cluster_id(text: &str) -> Result<u128, String> {
+    let text = text.trim();
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u128::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a 128-bit unsigned number (decimal or 0x hex)"))
+}
+
+/// Replica addresses as a comma-separated string or an array of strings.
+fn deserialize_addresses<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        List(Vec<String>),
+    }
+    match Written::deserialize(deserializer).map_err(|_| {
+        serde::de::Error::custom(
+            "must be a string (\"3000\" or \"127.0.0.1:3000,...\") or an array of strings",
+        )
+    })? {
+        Written::Text(text) => Ok(text),
+        Written::List(list) => {
+            if let Some(bad) = list.iter().find(|a| a.trim().is_empty() || a.contains(',')) {
+                return Err(serde::de::Error::custom(format!(
+                    "each replica address must be one non-empty address, not {bad:?}"
+                )));
+            }
+            Ok(list.join(","))
         }
     }
 }
@@ -451,10 +514,11 @@ impl Config {
                 })?;
         }
         if let Some(value) = env("TIGERBEETLE_CLUSTER_ID") {
-            self.ledger.cluster_id = value.parse().map_err(|_| ConfigError::Environment {
-                variable: "TIGERBEETLE_CLUSTER_ID",
-                message: format!("{value:?} is not a number"),
-            })?;
+            self.ledger.cluster_id =
+                parse_cluster_id(&value).map_err(|message| ConfigError::Environment {
+                    variable: "TIGERBEETLE_CLUSTER_ID",
+                    message,
+                })?;
         }
         if let Some(value) = env("TIGERBEETLE_REPLICA_ADDRESSES") {
             // Naming the replicas asks for TigerBeetle, as Rafiki's setting does.
@@ -505,12 +569,28 @@ impl Config {
                 "must be greater than expiry_window_ms_min",
             ));
         }
-        if u64::from(self.ledger.pending_timeout_s) * 1000
-            <= self.node.hold_ms_max + self.node.expiry_window_ms_min
-        {
+        // A pending transfer must outlive everything before its post: the hold's
+        // request and its lookup when the answer is lost, the packet's time at
+        // the next hop and on the way back, and at least one try of the post.
+        let ledger_requests = 2 + POST_TRIES_MIN;
+        let needed_ms = self.node.hold_ms_max
+            + self.node.expiry_window_ms_min
+            + ledger_requests * self.ledger.request_timeout_ms;
+        if u64::from(self.ledger.pending_timeout_s) * 1000 <= needed_ms {
             return Err(FieldError::new(
                 FieldPath::root("ledger").key("pending_timeout_s"),
-                "must outlive node.hold_ms_max plus node.expiry_window_ms_min, or fulfilled packets could not be posted",
+                format!(
+                    "must outlive node.hold_ms_max + node.expiry_window_ms_min + {ledger_requests} x ledger.request_timeout_ms ({needed_ms} ms), or fulfilled packets could not be posted"
+                ),
+            ));
+        }
+        if u64::from(self.ledger.pending_timeout_s) * 2 > crate::receipts::CREDIT_MARKER_TTL_S {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("pending_timeout_s"),
+                format!(
+                    "must be at most {} s: the receipt journal keeps an unsettled count twice as long",
+                    crate::receipts::CREDIT_MARKER_TTL_S / 2
+                ),
             ));
         }
         if self.ledger.kind == LedgerKind::TigerBeetle && self.ledger.addresses.trim().is_empty() {
@@ -867,6 +947,66 @@ max_packet_amount = 100
         assert_eq!(config.ledger.kind, LedgerKind::Memory);
         assert_eq!(config.state.peers[0].max_packet_amount, Some(100));
         assert_eq!(config.node.stream_secret[31], 31);
+    }
+
+    fn with_ledger(ledger: &str) -> String {
+        MINIMAL.replace(
+            "[[assets]]",
+            &format!("[ledger]\nkind = \"tigerbeetle\"\n{ledger}\n\n[[assets]]"),
+        )
+    }
+
+    #[test]
+    fn cluster_id_as_integer_decimal_string_or_hex() {
+        for (written, expected) in [
+            ("cluster_id = 0", 0u128),
+            ("cluster_id = 7", 7),
+            (
+                "cluster_id = \"340282366920938463463374607431768211455\"",
+                u128::MAX,
+            ),
+            ("cluster_id = \"0x2a\"", 42),
+        ] {
+            let config = parse(&with_ledger(&format!("{written}\naddresses = \"3000\"")))
+                .unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(config.ledger.cluster_id, expected, "{written}");
+        }
+        let negative = error_of(&with_ledger("cluster_id = -1\naddresses = \"3000\""));
+        assert!(
+            negative.contains("line 9") && negative.contains("negative"),
+            "{negative}"
+        );
+        let words = error_of(&with_ledger("cluster_id = \"zero\"\naddresses = \"3000\""));
+        assert!(
+            words.contains("line 9") && words.contains("128-bit"),
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn addresses_as_string_or_array() {
+        let text = with_ledger("cluster_id = 0\naddresses = \"127.0.0.1:3000,127.0.0.1:3001\"");
+        assert_eq!(
+            parse(&text).expect("string").ledger.addresses,
+            "127.0.0.1:3000,127.0.0.1:3001"
+        );
+        let text = with_ledger(
+            "cluster_id = 0\naddresses = [\"127.0.0.1:3000\", \"127.0.0.1:3001\", \"127.0.0.1:3002\"]",
+        );
+        assert_eq!(
+            parse(&text).expect("array").ledger.addresses,
+            "127.0.0.1:3000,127.0.0.1:3001,127.0.0.1:3002"
+        );
+        let empty = error_of(&with_ledger("addresses = [\"3000\", \"\"]"));
+        assert!(
+            empty.contains("line 9") && empty.contains("replica address"),
+            "{empty}"
+        );
+        let number = error_of(&with_ledger("addresses = 3000"));
+        assert!(
+            number.contains("line 9") && number.contains("array of strings"),
+            "{number}"
+        );
     }
 
     #[test]

@@ -13,13 +13,15 @@
 //! amount, completed, expired) voids it and declines with F99; a failed post takes
 //! the count back (T00). So a total never counts money that the ledger did not move.
 
-use crate::connector::pipeline::{convert_between, legs_between};
+use crate::connector::pipeline::{convert_between, legs_between, Leg};
 use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::{PeerIndex, Snapshot};
-use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::hold::{HoldOutcome, LedgerPort};
+use crate::drivers::{
+    count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
+};
+use crate::flow::credit::{CreditCommand, CreditFlow, LocalReply};
+use crate::flow::hold::{Chain, HoldStep};
 use crate::packet::{ErrorCode, Fulfill, Prepare, Reject};
-use crate::receipts::batcher::StoreBatcher;
 use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use crate::stream::receiver::{
     self, Arrival, ConnectionContext, Credit, CreditOutcome, Known, ReceiptSigner, Reply, Step,
@@ -34,8 +36,8 @@ use std::rc::Rc;
 /// Connections a shard keeps keys for; past this one is forgotten (and derived
 /// again if it comes back).
 pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
-/// Tries to take back a credit whose outcome is unknown (200 ms, then doubling).
-const TAKE_BACK_ATTEMPTS: u32 = 5;
+/// Most time kept back from a packet's expiry for its reply to travel.
+pub const REPLY_MARGIN_MS_MAX: u64 = 250;
 
 /// What a connection pays into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,13 +82,6 @@ pub struct LocalReceiver {
     next_credit_id: Cell<u64>,
 }
 
-/// What a delivery needs from its shard.
-pub struct DeliveryPorts<'a> {
-    pub ledger: &'a LedgerPort,
-    pub transfers: &'a Rc<TransferBatcher>,
-    pub store: &'a Rc<StoreBatcher>,
-}
-
 impl LocalReceiver {
     pub fn new(stream_secret: &[u8; 32]) -> LocalReceiver {
         let random = SystemRandom::new();
@@ -107,7 +102,7 @@ impl LocalReceiver {
     /// Receives `prepare` from peer `from` and answers the reply bytes.
     pub async fn deliver(
         &self,
-        ports: &DeliveryPorts<'_>,
+        ports: &Ports,
         snapshot: &Snapshot,
         from: PeerIndex,
         prepare_bytes: &[u8],
@@ -167,108 +162,99 @@ impl LocalReceiver {
 
     async fn credit(
         &self,
-        ports: &DeliveryPorts<'_>,
+        ports: &Ports,
         connection: &Connection,
         credit: &Credit,
-        legs: &[crate::connector::pipeline::Leg],
+        legs: &[Leg],
         (now_ms, expires_at_ms): (u64, u64),
         own_address: &str,
     ) -> Vec<u8> {
-        let hold = match ports.ledger.hold(legs, ports.transfers).await {
-            Ok(hold) => hold,
-            Err(reason) => return reason.to_reject_bytes(own_address),
-        };
-        let payment = match &connection.target {
-            Target::Wallet => None,
-            Target::IncomingPayment { id, .. } => Some(id.clone()),
-        };
-        let credit_id = self.credit_id();
-        let op = StoreOp::Credit {
+        let ledger = &ports.shared.ledger;
+        let pending_timeout_ms = u64::from(ledger.pending_timeout_s()) * 1_000;
+        let reply_by_ms = reply_deadline(now_ms, expires_at_ms);
+        let chain = Chain::new(
+            legs,
+            ledger.reserve_ids(legs.len()),
+            ledger.pending_timeout_s(),
+        );
+        let hold = HoldStep::new(chain, reply_by_ms, pending_timeout_ms);
+        let mut flow = CreditFlow::new(hold, expires_at_ms, reply_by_ms);
+        let record = CreditRecord {
             connection: connection.id_hex.clone(),
             amount: credit.amount,
-            payment: payment.clone(),
-            now_ms,
-            credit_id,
+            payment: match &connection.target {
+                Target::Wallet => None,
+                Target::IncomingPayment { id, .. } => Some(id.clone()),
+            },
+            credit_id: self.credit_id(),
+            chain,
         };
-        let undo = StoreOp::Undo {
-            connection: connection.id_hex.clone(),
-            amount: credit.amount,
-            payment,
-            credit_id,
-        };
-        let result = match ports.store.execute(op).await {
-            Ok(StoreAnswer::Credit(result)) => result,
-            other => {
-                // The store may have counted the credit even though no answer came
-                // back: the take-back removes it if, and only if, it was counted.
-                tracing::warn!(answer = ?other, "receipt store gave no credit; hold voided");
-                self.finish_quietly(ports, hold, HoldOutcome::Void).await;
-                take_back_later(ports.store, undo);
-                return RejectReason::Internal("receipt store".into()).to_reject_bytes(own_address);
+        let mut counted = None;
+        // Every step has a deadline and the flow replies by the reply's deadline
+        // at the latest, so this loop ends.
+        loop {
+            let now = crate::shard::unix_now_ms();
+            match flow.poll(now) {
+                CreditCommand::Count => {
+                    let wait = ports.wait_for(flow.wake_at_ms(), now);
+                    let op = record.count(now, flow.hold().finish_give_up_at_ms());
+                    let answer = ports.store.execute_within(op, wait).await;
+                    let (answer, result) = count_answer(&answer);
+                    counted = result;
+                    flow.on_count(answer, crate::shard::unix_now_ms());
+                }
+                CreditCommand::Reply(reply) => {
+                    let bytes = self.local_reply(connection, credit, reply, counted, own_address);
+                    flow.on_replied();
+                    match flow.poll(crate::shard::unix_now_ms()) {
+                        CreditCommand::Done(report) => report_credit(ports, &report, &chain),
+                        _ => {
+                            let task = finish_credit(ports.clone(), flow, record, ports.enter());
+                            glommio::spawn_local(task).detach();
+                        }
+                    }
+                    return bytes;
+                }
+                CreditCommand::Done(report) => {
+                    unreachable!("a credit replies before it is done: {report:?}")
+                }
+                command => {
+                    credit_step(ports, &mut flow, &record, command).await;
+                }
+            }
+        }
+    }
+
+    /// The bytes of a local reply: the receiver's Fulfill or decline, or a Reject.
+    fn local_reply(
+        &self,
+        connection: &Connection,
+        credit: &Credit,
+        reply: LocalReply,
+        counted: Option<CreditResult>,
+        own_address: &str,
+    ) -> Vec<u8> {
+        let outcome = match (reply, counted) {
+            (LocalReply::Reject(reason), _) => return reason.to_reject_bytes(own_address),
+            (_, Some(result)) => credit_outcome(connection, result),
+            (_, None) => {
+                return RejectReason::Internal("receipt store".into()).to_reject_bytes(own_address)
             }
         };
-        let outcome = match result {
-            CreditResult::Credited {
-                connection_total,
-                remaining,
-            } => CreditOutcome::Credited {
-                connection_total,
-                remaining,
-            },
-            CreditResult::Exceeds {
-                connection_total,
-                remaining,
-            } => CreditOutcome::Exceeds {
-                connection_total,
-                remaining,
-            },
-            CreditResult::Completed | CreditResult::Expired | CreditResult::UnknownPayment => {
-                connection.closed.set(true);
-                CreditOutcome::Closed
-            }
-        };
-        let CreditOutcome::Credited {
+        if let CreditOutcome::Credited {
             connection_total,
             remaining,
         } = outcome
-        else {
-            self.finish_quietly(ports, hold, HoldOutcome::Void).await;
-            return reply_bytes(
-                &receiver::settle(&connection.context, credit, outcome, self.iv()),
-                own_address,
-            );
-        };
-        // Past its expiry the sender has given the packet up: fulfilling now would
-        // charge the peer for a payment it counts as failed.
-        if crate::shard::unix_now_ms() >= expires_at_ms {
-            self.finish_quietly(ports, hold, HoldOutcome::Void).await;
-            self.take_back(ports, connection, undo).await;
-            return RejectReason::TimedOut.to_reject_bytes(own_address);
+        {
+            connection.known.set(Known {
+                connection_total,
+                remaining,
+            });
         }
-        let posted = ports
-            .ledger
-            .finish_retrying(hold, HoldOutcome::Post, ports.transfers, expires_at_ms)
-            .await;
-        if let Err(error) = posted {
-            tracing::error!(%error, "posting a local credit failed; count taken back");
-            self.take_back(ports, connection, undo).await;
-            return RejectReason::Internal("ledger".into()).to_reject_bytes(own_address);
-        }
-        connection.known.set(Known {
-            connection_total,
-            remaining,
-        });
         reply_bytes(
             &receiver::settle(&connection.context, credit, outcome, self.iv()),
             own_address,
         )
-    }
-
-    async fn take_back(&self, ports: &DeliveryPorts<'_>, connection: &Connection, undo: StoreOp) {
-        if let Err(error) = ports.store.execute(undo.clone()).await {
-            tracing::warn!(%error, connection = %connection.id_hex, "take-back failed; retrying");
-            take_back_later(ports.store, undo);
-        }
     }
 
     /// A fresh id for one credit attempt, so that its take-back is exact.
@@ -278,22 +264,10 @@ impl LocalReceiver {
         id
     }
 
-    async fn finish_quietly(
-        &self,
-        ports: &DeliveryPorts<'_>,
-        hold: crate::ledger::hold::Hold,
-        outcome: HoldOutcome,
-    ) {
-        if let Err(error) = ports.ledger.finish(hold, outcome, ports.transfers).await {
-            // The pending transfer times out in the ledger on its own.
-            tracing::error!(%error, ?outcome, "ledger could not finish a local hold");
-        }
-    }
-
     /// The cached connection, or a new one from the token.
     async fn connection(
         &self,
-        ports: &DeliveryPorts<'_>,
+        ports: &Ports,
         snapshot: &Snapshot,
         prepare: &Prepare<'_>,
     ) -> Result<Rc<Connection>, Unknown> {
@@ -361,31 +335,9 @@ fn random_bytes<const N: usize>(random: &SystemRandom) -> [u8; N] {
     bytes
 }
 
-/// Attempts to take back a credit whose outcome is unknown, a few times over a few
-/// seconds, in the background. The take-back is conditional and idempotent, so a
-/// repeat never subtracts twice; if every attempt fails, the total may count money
-/// the ledger did not move, and that is logged for the operator.
-fn take_back_later(store: &Rc<StoreBatcher>, undo: StoreOp) {
-    let store = Rc::clone(store);
-    glommio::spawn_local(async move {
-        for attempt in 0..TAKE_BACK_ATTEMPTS {
-            glommio::timer::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            match store.execute(undo.clone()).await {
-                Ok(_) => return,
-                Err(error) => tracing::warn!(%error, attempt, "take-back attempt failed"),
-            }
-        }
-        tracing::error!(
-            ?undo,
-            "a credit could not be taken back: its total may be too high"
-        );
-    })
-    .detach();
-}
-
 /// A wallet of the state, else an incoming payment in the store.
 async fn resolve_tag(
-    ports: &DeliveryPorts<'_>,
+    ports: &Ports,
     snapshot: &Snapshot,
     tag: &str,
 ) -> Result<(String, Target), Unknown> {
@@ -408,6 +360,39 @@ async fn resolve_tag(
         Err(error) => {
             tracing::warn!(%error, "incoming payment lookup failed");
             Err(Unknown::StoreUnavailable)
+        }
+    }
+}
+
+/// The latest a local reply may leave: a little before the packet expires, so
+/// that it reaches the sender in time.
+fn reply_deadline(now_ms: u64, expires_at_ms: u64) -> u64 {
+    let margin = expires_at_ms.saturating_sub(now_ms) / 10;
+    expires_at_ms
+        .saturating_sub(margin.min(REPLY_MARGIN_MS_MAX))
+        .max(now_ms)
+}
+
+/// What the receiver is told about a count the store answered.
+fn credit_outcome(connection: &Connection, result: CreditResult) -> CreditOutcome {
+    match result {
+        CreditResult::Credited {
+            connection_total,
+            remaining,
+        } => CreditOutcome::Credited {
+            connection_total,
+            remaining,
+        },
+        CreditResult::Exceeds {
+            connection_total,
+            remaining,
+        } => CreditOutcome::Exceeds {
+            connection_total,
+            remaining,
+        },
+        CreditResult::Completed | CreditResult::Expired | CreditResult::UnknownPayment => {
+            connection.closed.set(true);
+            CreditOutcome::Closed
         }
     }
 }

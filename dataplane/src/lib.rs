@@ -10,6 +10,8 @@ pub mod admin;
 pub mod config;
 pub mod connector;
 pub mod delivery;
+pub mod drivers;
+pub mod flow;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

@@ -48,6 +48,8 @@ pub struct ShardMetrics {
     pub latency_us: Histogram<u64>,
     /// Ledger hold/post/void failures by kind.
     pub ledger_failures: BTreeMap<&'static str, u64>,
+    /// Counts the journal's sweep settled, by how: `posted` or `taken_back`.
+    pub journal_swept: BTreeMap<&'static str, u64>,
     /// Requests refused before the pipeline, by HTTP status.
     pub http_refusals: BTreeMap<u16, u64>,
     /// Ledger requests: events per batch and latency.
@@ -72,6 +74,7 @@ impl Default for ShardMetrics {
             latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
                 .expect("constant histogram bounds are valid"),
             ledger_failures: BTreeMap::new(),
+            journal_swept: BTreeMap::new(),
             http_refusals: BTreeMap::new(),
             ledger_batches: BatchStats::default(),
             outgoing: OutgoingCounts::default(),
@@ -111,6 +114,9 @@ impl ShardMetrics {
         let _ = self.latency_us.add(&other.latency_us);
         for (key, count) in &other.ledger_failures {
             *self.ledger_failures.entry(key).or_default() += count;
+        }
+        for (key, count) in &other.journal_swept {
+            *self.journal_swept.entry(key).or_default() += count;
         }
         for (key, count) in &other.http_refusals {
             *self.http_refusals.entry(*key).or_default() += count;
@@ -199,6 +205,14 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
             out,
             "riptide_ledger_failures_total{{kind=\"{kind}\"}} {count}"
         );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riptide_journal_swept_total Local credits whose post was never confirmed, settled by the sweep.\n\
+         # TYPE riptide_journal_swept_total counter"
+    );
+    for (how, count) in &metrics.journal_swept {
+        let _ = writeln!(out, "riptide_journal_swept_total{{how=\"{how}\"}} {count}");
     }
     let _ = writeln!(out, "# TYPE riptide_http_refusals_total counter");
     for (status, count) in &metrics.http_refusals {

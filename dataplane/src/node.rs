@@ -48,7 +48,11 @@ pub enum NodeError {
 pub fn run(config: Config) -> Result<(), NodeError> {
     let snapshot = Snapshot::build(&config.node, &config.state)
         .map_err(|e| NodeError::State(e.to_string()))?;
-    let ledger = LedgerPort::new(ledger_backend(&config)?, config.ledger.pending_timeout_s);
+    let ledger = LedgerPort::new(
+        ledger_backend(&config)?,
+        config.ledger.pending_timeout_s,
+        Duration::from_millis(config.ledger.request_timeout_ms),
+    );
     futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
         .map_err(|e| NodeError::Ledger(e.to_string()))?;
     let shard_count = config.node.shards.unwrap_or_else(available_cores).max(1);
@@ -200,6 +204,13 @@ async fn run_shard(
     let shard = Shard::new(Arc::clone(&shared), senders).map_err(|e| e.to_string())?;
     shard.spawn_mesh_receivers(receivers);
     shard.spawn_metrics_publisher();
+    if shard.id == 0 {
+        let stopping = Arc::clone(&shared.shutdown);
+        let sweep = crate::drivers::sweep_journal(shard.ports().clone(), move || {
+            stopping.load(Ordering::Relaxed)
+        });
+        glommio::spawn_local(sweep).detach();
+    }
     let listener = bind(addresses.connector)?;
     // SPSP on every shard, like the connector port: the kernel spreads connections.
     let spsp = Rc::new(Spsp {

@@ -8,10 +8,13 @@
 use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict};
 use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::{PeerIndex, Snapshot};
-use crate::delivery::{DeliveryPorts, LocalReceiver};
+use crate::delivery::LocalReceiver;
+use crate::drivers::{finish_forward, report_forward, sleep_until, InFlight, Ports};
+use crate::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, Upstream};
+use crate::flow::hold::{Chain, HoldStep, NotHeld};
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::hold::{HoldOutcome, LedgerPort};
+use crate::ledger::hold::LedgerPort;
 use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
 use crate::packet::{rewrite_prepare, Prepare};
 use crate::receipts::batcher::{StoreBackend, StoreBatcher};
@@ -98,16 +101,16 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     limiters: RefCell<PeerLimiters>,
     client: PeerClient,
-    batcher: Rc<TransferBatcher>,
-    store: Rc<StoreBatcher>,
+    /// The ledger, the store, the metrics and the in-flight count, as the money
+    /// flows' drivers use them.
+    ports: Ports,
     receiver: LocalReceiver,
     senders: Senders<Job>,
-    /// Packets this shard's pipeline works on, its own and other shards'.
-    in_flight: Cell<u32>,
     /// Requests that arrived on this shard and wait for a reply, wherever their
-    /// packet is processed: a shard may stop only when both counts are zero.
+    /// packet is processed: a shard may stop only when this and the in-flight
+    /// count (packets this shard works on, its own and other shards', and ledger
+    /// steps still finishing after a reply) are zero.
     requests_waiting: Cell<u32>,
-    metrics: RefCell<ShardMetrics>,
 }
 
 pub fn unix_now_ms() -> u64 {
@@ -130,36 +133,49 @@ impl Shard {
     pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Result<Rc<Shard>, StoreError> {
         let id = senders.peer_id() as u32;
         assert!(id < shared.shard_count);
-        let batcher = TransferBatcher::new(shared.ledger.backend());
         let (store_backend, store_timeout) = shared.receipts.backend(id)?;
         let receiver = LocalReceiver::new(&shared.stream_secret);
+        let ports = Ports {
+            transfers: TransferBatcher::new(shared.ledger.backend()),
+            store: StoreBatcher::new(store_backend, store_timeout),
+            metrics: Rc::new(RefCell::new(ShardMetrics::default())),
+            in_flight: Rc::new(Cell::new(0)),
+            shared: Arc::clone(&shared),
+        };
         Ok(Rc::new(Shard {
             id,
             limiters: RefCell::new(PeerLimiters::default()),
             client: PeerClient::default(),
-            batcher,
-            store: StoreBatcher::new(store_backend, store_timeout),
+            ports,
             receiver,
             shared,
             senders,
-            in_flight: Cell::new(0),
             requests_waiting: Cell::new(0),
-            metrics: RefCell::new(ShardMetrics::default()),
         }))
     }
 
     /// This shard's receipt store, for the admin API.
     pub fn store(&self) -> &Rc<StoreBatcher> {
-        &self.store
+        &self.ports.store
+    }
+
+    /// What the money flows' drivers use, for the admin API and the sweep.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Packets and ledger steps this shard works on now.
+    pub fn in_flight(&self) -> u32 {
+        self.ports.in_flight.get()
     }
 
     /// Work that must finish before this shard stops.
     pub fn busy(&self) -> bool {
-        self.in_flight.get() > 0 || self.requests_waiting.get() > 0
+        self.in_flight() > 0 || self.requests_waiting.get() > 0
     }
 
     pub fn record_http_refusal(&self, status: u16) {
-        self.metrics.borrow_mut().record_http_refusal(status);
+        self.ports.metrics.borrow_mut().record_http_refusal(status);
     }
 
     /// Serves packets that other shards send to this one, until the mesh closes.
@@ -205,8 +221,8 @@ impl Shard {
             loop {
                 shard.client.sweep();
                 {
-                    let mut metrics = shard.metrics.borrow_mut();
-                    metrics.ledger_batches = shard.batcher.stats();
+                    let mut metrics = shard.ports.metrics.borrow_mut();
+                    metrics.ledger_batches = shard.ports.transfers.stats();
                     metrics.outgoing = shard.client.outgoing_counts();
                     shard.shared.metrics.publish(shard.id as usize, &metrics);
                 }
@@ -299,7 +315,7 @@ impl Shard {
 
     fn record(&self, snapshot: &Snapshot, from: PeerIndex, reply: &[u8], arrived_at: Instant) {
         let latency_us = arrived_at.elapsed().as_micros() as u64;
-        self.metrics.borrow_mut().record_packet(
+        self.ports.metrics.borrow_mut().record_packet(
             &snapshot.peer(from).id,
             Outcome::of_reply(reply),
             latency_us,
@@ -313,12 +329,12 @@ impl Shard {
         prepare: Vec<u8>,
         arrived_at: Instant,
     ) -> Vec<u8> {
-        if self.in_flight.get() >= IN_FLIGHT_MAX {
+        if self.in_flight() >= IN_FLIGHT_MAX {
             return self.reject(snapshot, from, &RejectReason::Busy, arrived_at);
         }
-        self.in_flight.set(self.in_flight.get() + 1);
+        let counted = self.ports.enter();
         let reply = self.run_pipeline(snapshot, from, prepare).await;
-        self.in_flight.set(self.in_flight.get() - 1);
+        drop(counted);
         self.record(snapshot, from, &reply, arrived_at);
         reply
     }
@@ -327,23 +343,16 @@ impl Shard {
     /// the pipeline on the shard that sent it here.
     async fn deliver_owned(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
         // Counted and recorded by the shard where the packet arrived.
-        if self.in_flight.get() >= IN_FLIGHT_MAX {
+        if self.in_flight() >= IN_FLIGHT_MAX {
             return RejectReason::Busy.to_reject_bytes(&snapshot.own_address);
         }
-        self.in_flight.set(self.in_flight.get() + 1);
-        let reply = self.deliver_here(snapshot, from, prepare).await;
-        self.in_flight.set(self.in_flight.get() - 1);
-        reply
+        let _counted = self.ports.enter();
+        self.deliver_here(snapshot, from, prepare).await
     }
 
     async fn deliver_here(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
-        let ports = DeliveryPorts {
-            ledger: &self.shared.ledger,
-            transfers: &self.batcher,
-            store: &self.store,
-        };
         self.receiver
-            .deliver(&ports, snapshot, from, prepare, unix_now_ms())
+            .deliver(&self.ports, snapshot, from, prepare, unix_now_ms())
             .await
     }
 
@@ -408,6 +417,9 @@ impl Shard {
         }
     }
 
+    /// Drives a forwarded packet's flow: hold, call the peer, post or void. The
+    /// reply leaves once the ledger settled the hold, or at the flow's deadline;
+    /// a ledger step still running then goes on in a task of its own.
     async fn forward(
         &self,
         snapshot: &Snapshot,
@@ -415,45 +427,83 @@ impl Shard {
         prepare_bytes: &mut [u8],
     ) -> Vec<u8> {
         let own_address = snapshot.own_address.as_str();
-        let condition = match Prepare::parse(prepare_bytes) {
-            Ok(prepare) => *prepare.execution_condition,
+        let (condition, incoming_expiry_ms) = match Prepare::parse(prepare_bytes) {
+            Ok(prepare) => (*prepare.execution_condition, prepare.expires_at.unix_ms()),
             Err(_) => {
                 return RejectReason::Internal("unparseable prepare".into())
                     .to_reject_bytes(own_address)
             }
         };
-        let hold = match self.shared.ledger.hold(&forward.legs, &self.batcher).await {
-            Ok(hold) => hold,
-            Err(reason) => {
-                tracing::debug!(%reason, legs = ?forward.legs, "hold refused");
-                self.metrics.borrow_mut().record_ledger_failure("hold");
-                return reason.to_reject_bytes(own_address);
+        let ledger = &self.shared.ledger;
+        let first_id = ledger.reserve_ids(forward.legs.len());
+        let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());
+        let hold_by_ms = forward.expires_at_outgoing.unix_ms();
+        let reply_by_ms = forward_reply_deadline(hold_by_ms, incoming_expiry_ms);
+        let pending_timeout_ms = u64::from(ledger.pending_timeout_s()) * 1_000;
+        let hold = HoldStep::new(chain, hold_by_ms, pending_timeout_ms);
+        let mut flow = ForwardFlow::new(hold, hold_by_ms, reply_by_ms);
+        let mut peer_bytes = Vec::new();
+        // Bounded: every request has a deadline, the peer call ends at the
+        // outgoing expiry, and the flow replies by its deadline at the latest.
+        loop {
+            let now = unix_now_ms();
+            match flow.poll(now) {
+                ForwardCommand::Ledger(request) => {
+                    let wait = self.ports.wait_for(flow.wake_at_ms(), now);
+                    let answer = self.ports.ledger(request, wait).await;
+                    flow.on_ledger(&answer, unix_now_ms());
+                }
+                ForwardCommand::CallPeer => {
+                    let reply = self
+                        .call_peer(snapshot, &forward, prepare_bytes, &condition)
+                        .await;
+                    flow.on_peer(match reply {
+                        Ok((bytes, verdict)) => {
+                            peer_bytes = bytes;
+                            match verdict {
+                                Verdict::Fulfilled => PeerReply::Fulfilled,
+                                Verdict::Rejected => PeerReply::Rejected,
+                                Verdict::Refused(reason) => PeerReply::Failed(reason),
+                            }
+                        }
+                        Err(reason) => PeerReply::Failed(reason),
+                    });
+                }
+                ForwardCommand::Reply(upstream) => {
+                    let bytes = match upstream {
+                        Upstream::Relay => std::mem::take(&mut peer_bytes),
+                        Upstream::Reject(reason) => reason.to_reject_bytes(own_address),
+                    };
+                    flow.on_replied();
+                    match flow.poll(unix_now_ms()) {
+                        ForwardCommand::Done(report) => {
+                            self.report_forward(&report, &chain);
+                        }
+                        _ => {
+                            let task =
+                                finish_forward(self.ports.clone(), flow, chain, self.ports.enter());
+                            glommio::spawn_local(task).detach();
+                        }
+                    }
+                    return bytes;
+                }
+                ForwardCommand::Wait { until_ms } => sleep_until(until_ms).await,
+                ForwardCommand::Done(report) => {
+                    unreachable!("a forward replies before it is done: {report:?}")
+                }
             }
-        };
-        let reply = self
-            .call_peer(snapshot, &forward, prepare_bytes, &condition)
-            .await;
-        let (bytes, outcome) = match reply {
-            Ok((bytes, Verdict::Fulfilled)) => (bytes, HoldOutcome::Post),
-            Ok((bytes, Verdict::Rejected)) => (bytes, HoldOutcome::Void),
-            Ok((_, Verdict::Refused(reason))) | Err(reason) => {
-                (reason.to_reject_bytes(own_address), HoldOutcome::Void)
-            }
-        };
-        // A Fulfill is relayed even if posting fails: the next hop has been paid by
-        // then, and the failure is counted and logged for the operator to settle.
-        if let Err(error) = self
-            .shared
-            .ledger
-            .finish(hold, outcome, &self.batcher)
-            .await
-        {
-            tracing::error!(%error, ?outcome, "ledger could not finish a hold");
-            self.metrics
-                .borrow_mut()
-                .record_ledger_failure(outcome.label());
         }
-        bytes
+    }
+
+    fn report_forward(&self, report: &crate::flow::forward::ForwardReport, chain: &Chain) {
+        if let Some(NotHeld::Shortfall { leg }) = report.not_held {
+            // Both shortfalls answer T04; the asset's own liquidity running dry
+            // needs a deposit, so it is a warning.
+            if leg > 0 {
+                tracing::warn!(legs = ?chain.legs(), "asset liquidity exhausted");
+            }
+        }
+        report_forward(&self.ports, report, chain);
     }
 
     async fn call_peer(
@@ -518,7 +568,7 @@ impl Shard {
         };
         // Counted until this future ends or is dropped (a quote stops waiting for
         // its last probes).
-        let _counted = InFlight::enter(&self.in_flight);
+        let _counted = InFlight::enter(&self.ports.in_flight);
         match decision {
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
             Decision::Reject(reason) => reason.to_reject_bytes(own_address),
@@ -535,20 +585,12 @@ impl Shard {
     }
 }
 
-/// One packet counted in a shard's in-flight total for as long as it lives.
-struct InFlight<'a>(&'a Cell<u32>);
-
-impl<'a> InFlight<'a> {
-    fn enter(count: &'a Cell<u32>) -> InFlight<'a> {
-        count.set(count.get() + 1);
-        InFlight(count)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
+/// The latest a forwarded packet's reply may leave: by the incoming expiry, less
+/// a little for the way back, and never before the hold's own deadline.
+fn forward_reply_deadline(hold_by_ms: u64, incoming_expiry_ms: u64) -> u64 {
+    let room = incoming_expiry_ms.saturating_sub(hold_by_ms);
+    let margin = (room / 4).min(crate::delivery::REPLY_MARGIN_MS_MAX);
+    incoming_expiry_ms.saturating_sub(margin).max(hold_by_ms)
 }
 
 fn peer_error_reason(peer_id: &str, error: PeerCallError) -> RejectReason {

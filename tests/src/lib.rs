@@ -131,10 +131,33 @@ impl TigerBeetleServer {
     pub fn address(&self) -> SocketAddr {
         self.address
     }
+
+    /// Stops the server where it is (SIGSTOP), as a stalled disk or VM would.
+    pub fn pause(&self) {
+        self.signal_server("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal_server("-CONT");
+    }
+
+    /// The server runs under a watchdog shell: signal the shell's children.
+    fn signal_server(&self, signal: &str) {
+        let status = Command::new("pkill")
+            .args([signal, "-P", &self.child.id().to_string()])
+            .status()
+            .expect("run pkill");
+        assert!(status.success(), "pkill {signal} found no tigerbeetle");
+    }
 }
 
 impl Drop for TigerBeetleServer {
     fn drop(&mut self) {
+        // A paused server would not see the watchdog's SIGTERM.
+        let _ = Command::new("pkill")
+            .args(["-CONT", "-P", &self.child.id().to_string()])
+            .status();
         drop(self.tie.take());
         let _ = self.child.wait();
     }

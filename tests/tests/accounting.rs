@@ -94,6 +94,7 @@ hold_ms_max = 5000
 [ledger]
 {ledger_section}
 pending_timeout_s = 10
+request_timeout_ms = 1000
 
 [[assets]]
 code = "{usd}"
@@ -441,16 +442,10 @@ fn ledger_outage_rejects_t00_and_start_fails_cleanly() {
     let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let server = riptide_tests::TigerBeetleServer::start();
     let mut setup = setup(Ledger::TigerBeetle, &sink, 1000);
-    setup.config = setup
-        .config
-        .replace(
-            &shared_tigerbeetle().address().to_string(),
-            &server.address().to_string(),
-        )
-        .replace(
-            "pending_timeout_s = 10",
-            "pending_timeout_s = 10\nrequest_timeout_ms = 1000",
-        );
+    setup.config = setup.config.replace(
+        &shared_tigerbeetle().address().to_string(),
+        &server.address().to_string(),
+    );
     let riptide = start(&setup);
     let token = format!("{}-token-0123456789", setup.names.alice);
     drop(server);
@@ -538,5 +533,116 @@ fn balance_and_liquidity_shortfalls_are_told_apart() {
         peer(&b, &setup.names.alice),
         [0, 1000, 0, 0],
         "nothing moved"
+    );
+}
+
+/// TigerBeetle stopped (SIGSTOP) for longer than the ledger request timeout while
+/// packets flow, then resumed: every request is answered, every Fulfill the sender
+/// got is booked exactly once (by TigerBeetle's own balances), no hold is left
+/// pending, and the audit finds nothing wrong. A timed-out ledger answer is
+/// unknown, not failed: posts are looked up and sent again until they land.
+#[test]
+fn tigerbeetle_stalled_under_load_books_every_fulfill() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillIfEven);
+    let server = riptide_tests::TigerBeetleServer::start();
+    let mut setup = setup(Ledger::TigerBeetle, &sink, 10_000_000);
+    setup.config = setup.config.replace(
+        &shared_tigerbeetle().address().to_string(),
+        &server.address().to_string(),
+    );
+    let riptide = start(&setup);
+    let token = format!("{}-token-0123456789", setup.names.alice);
+    let connector = SocketAddr::from(([127, 0, 0, 1], setup.connector));
+    let senders: Vec<_> = (0..4u32)
+        .map(|thread| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let mut client = HttpClient::new(connector);
+                let (mut fulfilled, mut codes) = (0u128, HashMap::<String, u32>::new());
+                let mut slowest = Duration::ZERO;
+                let started = std::time::Instant::now();
+                let mut i = 0u32;
+                // About five seconds of traffic, through the stall.
+                while started.elapsed() < Duration::from_secs(5) {
+                    i += 1;
+                    let seed = thread * 100_000 + i;
+                    let amount = u64::from(2 + seed % 97);
+                    let mut fulfillment = [0u8; 32];
+                    fulfillment[..4].copy_from_slice(&seed.to_be_bytes());
+                    let outcome = (seed.wrapping_mul(2_654_435_761) >> 7) as u8;
+                    let prepare = prepare_with_outcome(
+                        amount,
+                        "test.bob.x",
+                        Duration::from_secs(20),
+                        fulfillment,
+                        outcome,
+                    );
+                    let sent = std::time::Instant::now();
+                    let response = client.post_packet(&token, &prepare).expect("answered");
+                    slowest = slowest.max(sent.elapsed());
+                    assert_eq!(response.status, 200);
+                    match Packet::parse(&response.body).expect("an ILP reply") {
+                        Packet::Fulfill(_) => fulfilled += u128::from(amount),
+                        Packet::Reject(reject) => {
+                            *codes.entry(format!("{:?}", reject.code)).or_default() += 1;
+                        }
+                        Packet::Prepare(_) => panic!("a Prepare is no reply"),
+                    }
+                }
+                (fulfilled, codes, slowest)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    server.pause();
+    std::thread::sleep(Duration::from_millis(2_500));
+    server.resume();
+    let mut fulfilled = 0u128;
+    let mut codes: HashMap<String, u32> = HashMap::new();
+    let mut slowest = Duration::ZERO;
+    for sender in senders {
+        let (sum, by_code, slow) = sender.join().expect("sender thread");
+        fulfilled += sum;
+        slowest = slowest.max(slow);
+        for (code, count) in by_code {
+            *codes.entry(code).or_default() += count;
+        }
+    }
+    assert!(fulfilled > 0, "some packets went through: {codes:?}");
+    // Packets in flight wait out the stall: a Fulfill waits for its post (up to
+    // its expiry), a new packet's hold is abandoned with T00.
+    assert!(
+        slowest >= Duration::from_secs(2),
+        "the stall was felt: {slowest:?}"
+    );
+    // Posts still being retried, and abandoned holds being voided, land soon
+    // after the server is back; expiries take the pending timeout at most.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let balances = loop {
+        let balances = balances(&riptide);
+        let alice = peer(&balances, &setup.names.alice);
+        let settled = alice[2] == 0 && alice[0] == fulfilled;
+        if settled || std::time::Instant::now() > deadline {
+            break balances;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let alice = peer(&balances, &setup.names.alice);
+    let bob = peer(&balances, &setup.names.bob);
+    assert_eq!(
+        alice[0], fulfilled,
+        "alice paid exactly the Fulfills she got: {codes:?}"
+    );
+    assert_eq!(bob[1], fulfilled, "bob was credited exactly those");
+    assert_eq!((alice[2], bob[3]), (0, 0), "nothing left pending");
+    let audit = riptide.admin_request("GET", "/v1/audit?idle=true", b"");
+    assert_eq!(audit.status, 200);
+    let report: Value = serde_json::from_slice(&audit.body).expect("JSON");
+    assert_eq!(report["problems"], json!([]), "audit: {report:#}");
+    let metrics =
+        String::from_utf8_lossy(&riptide.admin_request("GET", "/metrics", b"").body).into_owned();
+    assert!(
+        !metrics.contains("riptide_ledger_failures_total{kind=\"post\"}"),
+        "no post failed for good:\n{metrics}"
     );
 }

@@ -71,6 +71,8 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
         payment: None,
         now_ms: 0,
         credit_id: id,
+        post_ids: vec![u128::from(id) << 64 | 1],
+        settle_after_ms: 1,
     };
     let undo = |id: u64, amount: u64| StoreOp::Undo {
         connection: connection.clone(),
@@ -131,6 +133,8 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
         payment: Some(id.clone()),
         now_ms: now_ms(),
         credit_id,
+        post_ids: vec![u128::from(credit_id)],
+        settle_after_ms: now_ms() + 3_600_000,
     };
     let answers = run(
         &worker,
@@ -177,4 +181,79 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
         panic!("payment: {:?}", answers[6]);
     };
     assert_eq!(found.received, 1_000);
+}
+
+#[test]
+fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
+    let worker = worker();
+    let connection = unique("journal-connection-");
+    let due = now_ms().saturating_sub(1);
+    let credit = |credit_id: u64, settle_after_ms: u64| StoreOp::Credit {
+        connection: connection.clone(),
+        amount: 10 * credit_id,
+        payment: None,
+        now_ms: now_ms(),
+        credit_id,
+        post_ids: vec![credit_id.into(), (u128::from(credit_id) << 64) | 7],
+        settle_after_ms,
+    };
+    let later = now_ms() + 3_600_000;
+    let answers = run(
+        &worker,
+        vec![
+            credit(1, due),
+            credit(2, due),
+            credit(3, later),
+            StoreOp::Settle {
+                connection: connection.clone(),
+                credit_id: 2,
+            },
+            StoreOp::Unsettled {
+                before_ms: now_ms(),
+                limit: 10_000,
+            },
+        ],
+    );
+    let Ok(StoreAnswer::Unsettled(records)) = &answers[4] else {
+        panic!("journal: {:?}", answers[4]);
+    };
+    let ours: Vec<_> = records
+        .iter()
+        .filter(|r| r.connection == connection)
+        .collect();
+    assert_eq!(ours.len(), 1, "only the due, unsettled count: {ours:?}");
+    assert_eq!(ours[0].credit_id, 1);
+    assert_eq!(ours[0].amount, 10);
+    assert_eq!(ours[0].post_ids, vec![1, (1u128 << 64) | 7]);
+    assert_eq!(ours[0].settle_after_ms, due);
+    // A settled count cannot be taken back; an unsettled one leaves the journal.
+    let undo = |credit_id: u64| StoreOp::Undo {
+        connection: connection.clone(),
+        amount: 10 * credit_id,
+        payment: None,
+        credit_id,
+    };
+    let answers = run(
+        &worker,
+        vec![
+            undo(2),
+            undo(1),
+            StoreOp::Unsettled {
+                before_ms: later + 1,
+                limit: 10_000,
+            },
+        ],
+    );
+    assert_eq!(answers[0], Ok(StoreAnswer::Undone(false)));
+    assert_eq!(answers[1], Ok(StoreAnswer::Undone(true)));
+    let Ok(StoreAnswer::Unsettled(records)) = &answers[2] else {
+        panic!("journal: {:?}", answers[2]);
+    };
+    let left: Vec<u64> = records
+        .iter()
+        .filter(|r| r.connection == connection)
+        .map(|r| r.credit_id)
+        .collect();
+    assert_eq!(left, vec![3]);
+    assert_eq!(total(&connection).as_deref(), Some("50"));
 }

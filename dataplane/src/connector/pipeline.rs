@@ -34,7 +34,7 @@ impl Default for PipelineOptions {
 /// One ledger movement of a packet's hold. A same-asset packet has one leg; a
 /// cross-asset packet has two (source peer to its asset's liquidity, destination
 /// asset's liquidity to the destination peer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Leg {
     pub debit_account_id: u128,
     pub credit_account_id: u128,

@@ -2,20 +2,17 @@
 //! pending transfers (the hold), posted on Fulfill and voided on anything else; the
 //! chart of accounts is created idempotently on start and on every state push.
 
-use super::batcher::TransferBatcher;
 use super::memory::MemoryLedger;
 use super::{
     account_id, Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult,
-    Ledger, LedgerError, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT,
-    TRANSFER_CODE_PACKET, TRANSFER_CODE_WITHDRAWAL,
+    Ledger, LedgerError, Transfer, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
-use crate::connector::pipeline::Leg;
-use crate::connector::reject::RejectReason;
 use crate::connector::snapshot::Snapshot;
-use std::rc::Rc;
+use crate::flow::hold::IDS_PER_LEG;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Account codes, as in Rafiki's chart.
@@ -23,11 +20,6 @@ const ACCOUNT_CODE_LIQUIDITY: u16 = 2;
 const ACCOUNT_CODE_PEER: u16 = 3;
 const ACCOUNT_CODE_RECEIVING: u16 = 4;
 const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
-
-/// Legs of one packet: one for a same-asset packet, two across assets.
-pub const LEGS_MAX: usize = 2;
-/// Tries to post or void a hold while the ledger's answers are lost.
-pub const FINISH_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum LedgerFailure {
@@ -38,30 +30,6 @@ pub enum LedgerFailure {
         operation: &'static str,
         result: String,
     },
-}
-
-/// Whether a hold is posted or voided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldOutcome {
-    Post,
-    Void,
-}
-
-impl HoldOutcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            HoldOutcome::Post => "post",
-            HoldOutcome::Void => "void",
-        }
-    }
-}
-
-/// The pending transfers of one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hold {
-    transfer_ids: [u128; LEGS_MAX],
-    ledgers: [u32; LEGS_MAX],
-    count: usize,
 }
 
 /// The ledger behind the data plane: the embedded one or TigerBeetle.
@@ -110,12 +78,22 @@ impl LedgerBackend {
             LedgerBackend::TigerBeetle(ledger) => ledger.lookup_accounts(ids).await,
         }
     }
+
+    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
+        match self {
+            LedgerBackend::Memory(ledger) => ledger.lookup_transfers(ids).await,
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(ledger) => ledger.lookup_transfers(ids).await,
+        }
+    }
 }
 
 /// The ledger as the data plane uses it, shared by every shard.
 pub struct LedgerPort {
     backend: Arc<LedgerBackend>,
     pending_timeout_s: u32,
+    /// Longest wait for one ledger request before its outcome counts as unknown.
+    request_timeout: Duration,
     /// Transfer ids: a random high half per process and a counter, so ids never
     /// repeat across shards or restarts.
     id_prefix: u64,
@@ -127,10 +105,15 @@ impl LedgerPort {
         LedgerPort::new(
             LedgerBackend::Memory(MemoryLedger::new()),
             pending_timeout_s,
+            Duration::from_secs(5),
         )
     }
 
-    pub fn new(backend: LedgerBackend, pending_timeout_s: u32) -> LedgerPort {
+    pub fn new(
+        backend: LedgerBackend,
+        pending_timeout_s: u32,
+        request_timeout: Duration,
+    ) -> LedgerPort {
         assert!(pending_timeout_s > 0);
         let mut prefix = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
@@ -138,6 +121,7 @@ impl LedgerPort {
         LedgerPort {
             backend: Arc::new(backend),
             pending_timeout_s,
+            request_timeout,
             id_prefix: u64::from_be_bytes(prefix),
             id_counter: AtomicU64::new(1),
         }
@@ -148,8 +132,19 @@ impl LedgerPort {
         Arc::clone(&self.backend)
     }
 
-    fn next_transfer_id(&self) -> u128 {
-        let counter = self.id_counter.fetch_add(1, Ordering::Relaxed);
+    pub fn pending_timeout_s(&self) -> u32 {
+        self.pending_timeout_s
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Reserves the ids of a chain of `legs` legs (its holds, posts and voids) and
+    /// returns the first.
+    pub fn reserve_ids(&self, legs: usize) -> u128 {
+        let span = legs as u64 * IDS_PER_LEG as u64;
+        let counter = self.id_counter.fetch_add(span.max(1), Ordering::Relaxed);
         (u128::from(self.id_prefix) << 64) | u128::from(counter)
     }
 
@@ -180,147 +175,16 @@ impl LedgerPort {
             .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
     }
 
-    /// Reserves the legs as one linked chain of pending transfers.
-    pub async fn hold(
-        &self,
-        legs: &[Leg],
-        batcher: &Rc<TransferBatcher>,
-    ) -> Result<Hold, RejectReason> {
-        assert!(legs.len() <= LEGS_MAX);
-        let mut hold = Hold {
-            transfer_ids: [0; LEGS_MAX],
-            ledgers: [0; LEGS_MAX],
-            count: legs.len(),
-        };
-        if legs.is_empty() {
-            return Ok(hold);
-        }
-        // On the stack: the chain is at most LEGS_MAX transfers.
-        let mut transfers = [Transfer::default(); LEGS_MAX];
-        for (index, leg) in legs.iter().enumerate() {
-            let id = self.next_transfer_id();
-            hold.transfer_ids[index] = id;
-            hold.ledgers[index] = leg.ledger;
-            let linked = index + 1 < legs.len();
-            transfers[index] = Transfer {
-                id,
-                debit_account_id: leg.debit_account_id,
-                credit_account_id: leg.credit_account_id,
-                amount: u128::from(leg.amount),
-                ledger: leg.ledger,
-                code: TRANSFER_CODE_PACKET,
-                flags: TransferFlags {
-                    pending: true,
-                    linked,
-                    ..TransferFlags::default()
-                },
-                timeout_s: self.pending_timeout_s,
-                ..Transfer::default()
-            };
-        }
-        let results = batcher
-            .submit(&transfers[..legs.len()])
-            .await
-            .map_err(|e| RejectReason::Internal(e.to_string()))?;
-        let failed = results.iter().enumerate().find(|(_, r)| {
-            !matches!(
-                r,
-                CreateTransferResult::Ok | CreateTransferResult::LinkedEventFailed
-            )
-        });
-        match failed {
-            None if results.iter().all(|r| *r == CreateTransferResult::Ok) => Ok(hold),
-            None => Err(RejectReason::Internal(
-                "hold refused without a cause".into(),
-            )),
-            Some((
-                index,
-                CreateTransferResult::ExceedsCredits | CreateTransferResult::ExceedsDebits,
-            )) => Err(shortfall_reason(legs, index)),
-            Some((_, other)) => Err(RejectReason::Internal(format!("hold refused: {other:?}"))),
-        }
-    }
-
-    /// Posts or voids a hold; every result is checked.
-    pub async fn finish(
-        &self,
-        hold: Hold,
-        outcome: HoldOutcome,
-        batcher: &Rc<TransferBatcher>,
-    ) -> Result<(), LedgerFailure> {
-        if hold.count == 0 {
-            return Ok(());
-        }
-        let mut transfers = [Transfer::default(); LEGS_MAX];
-        for (index, transfer) in transfers[..hold.count].iter_mut().enumerate() {
-            *transfer = Transfer {
-                id: self.next_transfer_id(),
-                pending_id: hold.transfer_ids[index],
-                amount: match outcome {
-                    HoldOutcome::Post => AMOUNT_MAX,
-                    HoldOutcome::Void => 0,
-                },
-                ledger: hold.ledgers[index],
-                code: TRANSFER_CODE_PACKET,
-                flags: TransferFlags {
-                    post_pending_transfer: outcome == HoldOutcome::Post,
-                    void_pending_transfer: outcome == HoldOutcome::Void,
-                    linked: index + 1 < hold.count,
-                    ..TransferFlags::default()
-                },
-                ..Transfer::default()
-            };
-        }
-        let results = batcher
-            .submit(&transfers[..hold.count])
-            .await
-            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
-        if finished(outcome, &results) {
-            return Ok(());
-        }
-        let result = results
-            .iter()
-            .find(|r| **r != CreateTransferResult::Ok)
-            .unwrap_or(&CreateTransferResult::Ok);
-        Err(LedgerFailure::Refused {
-            operation: outcome.label(),
-            result: format!("{result:?} in {results:?}"),
-        })
-    }
-
-    /// [`LedgerPort::finish`], tried again while the ledger's answer is lost and
-    /// `deadline_ms` (Unix ms) has not passed: a finish that went through before
-    /// comes back as already done, which counts as done, so a repeat never posts or
-    /// voids twice.
-    pub async fn finish_retrying(
-        &self,
-        hold: Hold,
-        outcome: HoldOutcome,
-        batcher: &Rc<TransferBatcher>,
-        deadline_ms: u64,
-    ) -> Result<(), LedgerFailure> {
-        let mut attempt = 1;
-        loop {
-            match self.finish(hold, outcome, batcher).await {
-                Err(LedgerFailure::Unavailable(reason))
-                    if attempt < FINISH_ATTEMPTS && crate::shard::unix_now_ms() < deadline_ms =>
-                {
-                    tracing::warn!(%reason, attempt, ?outcome, "ledger answer lost; finishing again");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Creates every account of the state (existing ones are fine) and applies each
-    /// `initial_liquidity` once: its transfer id derives from the account, so a
-    /// restart or a second push finds it done.
+    /// Creates every account of the state (existing ones are fine) and deposits
+    /// each `initial_liquidity` once: its transfer id derives from the account, so
+    /// a restart or a second push finds it done. A value changed after its deposit
+    /// moves nothing: the answer lists it, with what was deposited, for the operator
+    /// to move the difference with a liquidity command. Returns those notices.
     pub async fn ensure_accounts(
         &self,
         snapshot: &Snapshot,
         document: &StateDocument,
-    ) -> Result<(), LedgerFailure> {
+    ) -> Result<Vec<String>, LedgerFailure> {
         let accounts = chart_of_accounts(snapshot);
         let results = self.create_accounts(&accounts).await?;
         for (account, result) in accounts.iter().zip(&results) {
@@ -341,8 +205,9 @@ impl LedgerPort {
         &self,
         snapshot: &Snapshot,
         document: &StateDocument,
-    ) -> Result<(), LedgerFailure> {
+    ) -> Result<Vec<String>, LedgerFailure> {
         let mut deposits = Vec::new();
+        let mut names = Vec::new();
         for (asset, config) in snapshot.assets.iter().zip(&document.assets) {
             if config.initial_liquidity > 0 {
                 deposits.push(deposit(
@@ -351,6 +216,7 @@ impl LedgerPort {
                     config.initial_liquidity,
                     asset.ledger,
                 ));
+                names.push(format!("asset {}", asset.code));
             }
         }
         for (peer, config) in snapshot.peers.iter().zip(&document.peers) {
@@ -362,57 +228,49 @@ impl LedgerPort {
                     config.initial_liquidity,
                     asset.ledger,
                 ));
+                names.push(format!("peer {}", peer.id));
             }
         }
         if deposits.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let results = self.create_transfers(&deposits).await?;
-        match results
-            .iter()
-            .find(|r| !matches!(r, CreateTransferResult::Ok | CreateTransferResult::Exists))
-        {
-            None => Ok(()),
-            Some(result) => Err(LedgerFailure::Refused {
-                operation: "initial liquidity",
-                result: format!("{result:?}"),
-            }),
+        let mut notices = Vec::new();
+        for ((deposit, name), result) in deposits.iter().zip(&names).zip(&results) {
+            match result {
+                CreateTransferResult::Ok | CreateTransferResult::Exists => {}
+                CreateTransferResult::ExistsWithDifferentFields => {
+                    let deposited = self
+                        .lookup_transfers(&[deposit.id])
+                        .await?
+                        .first()
+                        .map_or(0, |t| t.amount);
+                    notices.push(format!(
+                        "{name}: initial_liquidity is {} but {deposited} was deposited when it \
+                         was first applied; it is deposited once, so move the difference \
+                         with `riptidectl liquidity`",
+                        deposit.amount
+                    ));
+                }
+                other => {
+                    return Err(LedgerFailure::Refused {
+                        operation: "initial liquidity",
+                        result: format!("{name}: {other:?}"),
+                    })
+                }
+            }
         }
+        for notice in &notices {
+            tracing::warn!(%notice, "initial liquidity not changed");
+        }
+        Ok(notices)
     }
-}
 
-/// Whether a post or void chain left the hold finished: every event done now, or the
-/// chain found its first pending transfer already finished the same way (an earlier
-/// attempt whose answer was lost did it, for the whole linked chain at once).
-fn finished(outcome: HoldOutcome, results: &[CreateTransferResult]) -> bool {
-    use CreateTransferResult as R;
-    let done_before = match outcome {
-        HoldOutcome::Post => R::PendingTransferAlreadyPosted,
-        HoldOutcome::Void => R::PendingTransferAlreadyVoided,
-    };
-    let all_ok = results.iter().all(|r| *r == R::Ok);
-    let repeated = results.first() == Some(&done_before)
-        && results.iter().skip(1).all(|r| *r == R::LinkedEventFailed);
-    all_ok || repeated
-}
-
-/// Both shortfalls answer T04; they differ for the operator. A peer that ran out of
-/// balance is that peer's business; the connector's own asset liquidity running dry
-/// needs a deposit, so it is logged as a warning.
-fn shortfall_reason(legs: &[Leg], failed_index: usize) -> RejectReason {
-    // In a cross-asset chain the second leg debits the destination asset's liquidity.
-    let liquidity_leg = legs.len() == LEGS_MAX && failed_index == 1;
-    if liquidity_leg {
-        if let Some(leg) = legs.get(failed_index) {
-            tracing::warn!(
-                account = format!("{:032x}", leg.debit_account_id),
-                amount = leg.amount,
-                "asset liquidity exhausted"
-            );
-        }
-        RejectReason::InsufficientLiquidity
-    } else {
-        RejectReason::InsufficientBalance
+    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerFailure> {
+        self.backend
+            .lookup_transfers(ids)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
     }
 }
 
@@ -632,28 +490,4 @@ fn chart_of_accounts(snapshot: &Snapshot) -> Vec<Account> {
         });
     }
     accounts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use CreateTransferResult as R;
-
-    #[test]
-    fn a_repeated_finish_counts_as_done() {
-        assert!(finished(HoldOutcome::Post, &[R::Ok, R::Ok]));
-        assert!(finished(
-            HoldOutcome::Post,
-            &[R::PendingTransferAlreadyPosted, R::LinkedEventFailed]
-        ));
-        assert!(!finished(
-            HoldOutcome::Post,
-            &[R::PendingTransferAlreadyVoided, R::LinkedEventFailed]
-        ));
-        assert!(!finished(HoldOutcome::Void, &[R::PendingTransferExpired]));
-        assert!(finished(
-            HoldOutcome::Void,
-            &[R::PendingTransferAlreadyVoided]
-        ));
-    }
 }

@@ -5,6 +5,7 @@
 
 use super::{
     Account, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer, AMOUNT_MAX,
+    TRANSFER_CODE_PACKET,
 };
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::{BTreeSet, VecDeque};
@@ -128,6 +129,26 @@ impl MemoryLedger {
         Ok(state.create_transfers(transfers, now_ms))
     }
 
+    /// The transfers among `ids` that exist (within the retention window for
+    /// packets; deposits and withdrawals are kept for good).
+    pub fn lookup_transfers_now(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
+        let state = self.lock()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.transfers.get(id).copied())
+            .collect())
+    }
+
+    /// Every account, for an audit.
+    pub fn accounts_now(&self) -> Result<Vec<Account>, LedgerError> {
+        let now_ms = (self.clock)();
+        let mut state = self.lock()?;
+        state.expire(now_ms);
+        let mut accounts: Vec<Account> = state.accounts.values().copied().collect();
+        accounts.sort_by_key(|a| a.id);
+        Ok(accounts)
+    }
+
     pub fn lookup_accounts_now(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
         let now_ms = (self.clock)();
         let mut state = self.lock()?;
@@ -156,6 +177,10 @@ impl Ledger for MemoryLedger {
 
     async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
         self.lookup_accounts_now(ids)
+    }
+
+    async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
+        self.lookup_transfers_now(ids)
     }
 }
 
@@ -367,7 +392,11 @@ impl State {
         };
         if result == R::Ok {
             self.transfers.insert(transfer.id, *transfer);
-            self.order.push_back(transfer.id);
+            // Only packets are forgotten: a deposit or withdrawal stays, so that its
+            // idempotency key works however many packets came after it.
+            if transfer.code == TRANSFER_CODE_PACKET {
+                self.order.push_back(transfer.id);
+            }
             undo.push(Undo::Transfer(transfer.id));
         }
         result

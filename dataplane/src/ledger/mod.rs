@@ -3,6 +3,7 @@
 //! default for a first run without servers; [`hold`] is how the connector uses a
 //! ledger for packets.
 
+pub mod audit;
 pub mod batcher;
 pub mod hold;
 pub mod memory;
@@ -170,6 +171,8 @@ pub trait Ledger {
         transfers: &[Transfer],
     ) -> Result<Vec<CreateTransferResult>, LedgerError>;
     async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError>;
+    /// The transfers among `ids` that exist: how an unknown outcome is settled.
+    async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError>;
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! deadline is an error the pipeline turns into T00.
 
 use super::{
-    Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer,
+    Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
+    Transfer, TransferFlags,
 };
 use futures::future::{select, Either};
 use std::future::Future;
@@ -105,6 +106,27 @@ fn to_tb_transfer(transfer: &Transfer) -> tb::Transfer {
         .with_ledger(transfer.ledger)
         .with_code(transfer.code)
         .with_flags(flags)
+}
+
+fn from_tb_transfer(transfer: &tb::Transfer) -> Transfer {
+    let flags = transfer.flags();
+    Transfer {
+        id: transfer.id(),
+        debit_account_id: transfer.debit_account_id(),
+        credit_account_id: transfer.credit_account_id(),
+        amount: transfer.amount(),
+        pending_id: transfer.pending_id(),
+        user_data_128: transfer.user_data_128(),
+        timeout_s: transfer.timeout(),
+        ledger: transfer.ledger(),
+        code: transfer.code(),
+        flags: TransferFlags {
+            linked: flags.contains(tb::transfer::Flags::LINKED),
+            pending: flags.contains(tb::transfer::Flags::PENDING),
+            post_pending_transfer: flags.contains(tb::transfer::Flags::POST_PENDING_TRANSFER),
+            void_pending_transfer: flags.contains(tb::transfer::Flags::VOID_PENDING_TRANSFER),
+        },
+    }
 }
 
 fn account_result(kind: CreateAccountErrorKind, code: u32) -> CreateAccountResult {
@@ -217,5 +239,13 @@ impl Ledger for TigerBeetleLedger {
             .await?
             .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
         Ok(found.iter().map(from_tb_account).collect())
+    }
+
+    async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
+        let found = self
+            .within(self.client.lookup_transfers(ids.to_vec()))
+            .await?
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        Ok(found.iter().map(from_tb_transfer).collect())
     }
 }

@@ -41,6 +41,18 @@ impl StoreBatcher {
 
     /// Runs one operation, batched with the others of this executor pass.
     pub async fn execute(self: &Rc<Self>, op: StoreOp) -> Result<StoreAnswer, StoreError> {
+        self.execute_within(op, self.timeout).await
+    }
+
+    /// [`StoreBatcher::execute`], waiting at most `wait` (and never longer than
+    /// the store's own timeout). An operation still queued when its wait ends is
+    /// never sent.
+    pub async fn execute_within(
+        self: &Rc<Self>,
+        op: StoreOp,
+        wait: Duration,
+    ) -> Result<StoreAnswer, StoreError> {
+        let wait = wait.min(self.timeout);
         if let StoreBackend::Memory(store) = &self.backend {
             return Ok(store.execute(&op));
         }
@@ -52,7 +64,7 @@ impl StoreBatcher {
         }
         let answer = async { Some(answer.await) };
         let deadline = async {
-            glommio::timer::sleep(self.timeout).await;
+            glommio::timer::sleep(wait).await;
             None
         };
         match futures_lite::future::or(answer, deadline).await {

@@ -2,8 +2,8 @@
 //! first run with no servers. One mutex for all shards: it is not the production
 //! path.
 
-use super::{CreditResult, IncomingPayment, StoreAnswer, StoreOp};
-use std::collections::{HashMap, HashSet};
+use super::{CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,8 +21,8 @@ struct Inner {
     /// Total and the instant it expires.
     connections: HashMap<String, (u64, Instant)>,
     payments: HashMap<String, IncomingPayment>,
-    /// Credits that may still be taken back, by (connection, credit id).
-    credits: HashSet<(String, u64)>,
+    /// Counts not settled yet, which may still be taken back: the journal.
+    credits: HashMap<(String, u64), JournalRecord>,
 }
 
 impl MemoryStore {
@@ -42,6 +42,8 @@ impl MemoryStore {
                 payment,
                 now_ms,
                 credit_id,
+                post_ids,
+                settle_after_ms,
             } => {
                 let result = inner.credit(
                     connection,
@@ -52,12 +54,43 @@ impl MemoryStore {
                 );
                 if matches!(result, CreditResult::Credited { .. }) {
                     if inner.credits.len() >= CONNECTIONS_MAX {
-                        // Markers only serve take-backs right after a failure.
+                        // In process the ledger lives and dies with this store, so
+                        // an unsettled count is one whose flow is still running;
+                        // this many means settles are being lost: keep the newest.
+                        tracing::error!("embedded journal full; forgetting unsettled counts");
                         inner.credits.clear();
                     }
-                    inner.credits.insert((connection.clone(), *credit_id));
+                    inner.credits.insert(
+                        (connection.clone(), *credit_id),
+                        JournalRecord {
+                            connection: connection.clone(),
+                            credit_id: *credit_id,
+                            amount: *amount,
+                            payment: payment.clone(),
+                            post_ids: post_ids.clone(),
+                            settle_after_ms: *settle_after_ms,
+                        },
+                    );
                 }
                 StoreAnswer::Credit(result)
+            }
+            StoreOp::Settle {
+                connection,
+                credit_id,
+            } => {
+                inner.credits.remove(&(connection.clone(), *credit_id));
+                StoreAnswer::Settled
+            }
+            StoreOp::Unsettled { before_ms, limit } => {
+                let mut due: Vec<JournalRecord> = inner
+                    .credits
+                    .values()
+                    .filter(|r| r.settle_after_ms <= *before_ms)
+                    .cloned()
+                    .collect();
+                due.sort_by_key(|r| r.settle_after_ms);
+                due.truncate(*limit);
+                StoreAnswer::Unsettled(due)
             }
             StoreOp::Undo {
                 connection,
@@ -65,7 +98,10 @@ impl MemoryStore {
                 payment,
                 credit_id,
             } => {
-                let counted = inner.credits.remove(&(connection.clone(), *credit_id));
+                let counted = inner
+                    .credits
+                    .remove(&(connection.clone(), *credit_id))
+                    .is_some();
                 if counted {
                     inner.undo(connection, *amount, payment.as_deref());
                 }
@@ -188,6 +224,8 @@ mod tests {
             payment: Some("p1".into()),
             now_ms,
             credit_id: amount,
+            post_ids: vec![1],
+            settle_after_ms: now_ms,
         };
         match store.execute(&op) {
             StoreAnswer::Credit(result) => result,
@@ -253,6 +291,8 @@ mod tests {
             payment: Some("nope".into()),
             now_ms: 0,
             credit_id: 1,
+            post_ids: vec![1],
+            settle_after_ms: 0,
         };
         assert_eq!(
             store.execute(&unknown),

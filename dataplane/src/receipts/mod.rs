@@ -82,6 +82,23 @@ pub enum StoreOp {
         payment: Option<String>,
         now_ms: u64,
         credit_id: u64,
+        /// The hold's post ids and when its pending transfers have certainly
+        /// expired: recorded in the journal with the count, so that a count whose
+        /// post was never confirmed is settled by a sweep.
+        post_ids: Vec<u128>,
+        settle_after_ms: u64,
+    },
+    /// The count's post is confirmed: it leaves the journal, and can no longer be
+    /// taken back.
+    Settle {
+        connection: String,
+        credit_id: u64,
+    },
+    /// Counts in the journal whose pending transfers have expired by `before_ms`,
+    /// at most `limit`.
+    Unsettled {
+        before_ms: u64,
+        limit: usize,
     },
     /// Take back credit `credit_id` if, and only if, the store counted it and it
     /// was not taken back yet: safe after a lost answer, safe to repeat.
@@ -107,6 +124,84 @@ pub enum StoreAnswer {
     Undone(bool),
     Payment(Option<IncomingPayment>),
     Created,
+    Settled,
+    Unsettled(Vec<JournalRecord>),
+}
+
+/// The journal's sorted set: every count whose post is not confirmed yet, scored
+/// by when its pending transfers have certainly expired.
+pub const JOURNAL_KEY: &str = "riptide:unsettled";
+
+/// A count in the journal: what a sweep needs to settle it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRecord {
+    pub connection: String,
+    pub credit_id: u64,
+    pub amount: u64,
+    pub payment: Option<String>,
+    pub post_ids: Vec<u128>,
+    pub settle_after_ms: u64,
+}
+
+impl JournalRecord {
+    /// The journal member, which also names the credit's marker.
+    pub fn member(connection_id_hex: &str, credit_id: u64) -> String {
+        format!("{connection_id_hex}:{credit_id:016x}")
+    }
+
+    /// What the marker holds: `amount|payment|post ids in hex|settle after`.
+    pub fn marker_value(
+        amount: u64,
+        payment: Option<&str>,
+        post_ids: &[u128],
+        settle_after_ms: u64,
+    ) -> String {
+        let ids: Vec<String> = post_ids.iter().map(|id| format!("{id:x}")).collect();
+        format!(
+            "{amount}|{}|{}|{settle_after_ms}",
+            payment.unwrap_or(""),
+            ids.join(",")
+        )
+    }
+
+    /// A member whose marker is gone: nothing is left to take back, and it only
+    /// has to leave the journal.
+    pub fn orphan(member: &str) -> JournalRecord {
+        let (connection, credit_id) = member.rsplit_once(':').unwrap_or((member, ""));
+        JournalRecord {
+            connection: connection.to_owned(),
+            credit_id: u64::from_str_radix(credit_id, 16).unwrap_or(0),
+            amount: 0,
+            payment: None,
+            post_ids: Vec::new(),
+            settle_after_ms: 0,
+        }
+    }
+
+    /// Reads a record back from its member and marker value.
+    pub fn parse(member: &str, marker_value: &str) -> Option<JournalRecord> {
+        let (connection, credit_id) = member.rsplit_once(':')?;
+        let mut fields = marker_value.split('|');
+        let amount = fields.next()?.parse().ok()?;
+        let payment = Some(fields.next()?)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        let post_ids = fields
+            .next()?
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| u128::from_str_radix(id, 16).ok())
+            .collect::<Option<Vec<u128>>>()?;
+        let settle_after_ms = fields.next()?.parse().ok()?;
+        Some(JournalRecord {
+            connection: connection.to_owned(),
+            credit_id: u64::from_str_radix(credit_id, 16).ok()?,
+            amount,
+            payment,
+            post_ids,
+            settle_after_ms,
+        })
+    }
 }
 
 /// How a credit went.
@@ -128,12 +223,18 @@ pub enum CreditResult {
     UnknownPayment,
 }
 
-/// How long the store remembers a credit, for a take-back after a lost answer.
-pub const CREDIT_MARKER_TTL_S: u64 = 600;
+/// How long the store remembers a credit not yet settled: for a take-back after a
+/// lost answer, and for the journal's sweep. It must outlast the pending timeout
+/// by far (the configuration checks it): a marker gone before its sweep would
+/// leave its count for good.
+pub const CREDIT_MARKER_TTL_S: u64 = 3_600;
 
-/// The key that records one credit until it is taken back or forgotten.
+/// The key that records one credit until it is settled or taken back.
 pub fn credit_marker_key(connection_id_hex: &str, credit_id: u64) -> String {
-    format!("riptide:credit:{connection_id_hex}:{credit_id:016x}")
+    format!(
+        "riptide:credit:{}",
+        JournalRecord::member(connection_id_hex, credit_id)
+    )
 }
 
 /// Rafiki's key for a connection total.
@@ -152,4 +253,36 @@ pub fn is_payment_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_records_read_back() {
+        let value =
+            JournalRecord::marker_value(42, Some("pay-1"), &[0xab, 0x1_0000_0000_0000_0000], 99);
+        let record =
+            JournalRecord::parse(&JournalRecord::member("c0ffee", 7), &value).expect("parses");
+        assert_eq!(
+            record,
+            JournalRecord {
+                connection: "c0ffee".into(),
+                credit_id: 7,
+                amount: 42,
+                payment: Some("pay-1".into()),
+                post_ids: vec![0xab, 0x1_0000_0000_0000_0000],
+                settle_after_ms: 99,
+            }
+        );
+        let value = JournalRecord::marker_value(1, None, &[5], 3);
+        assert_eq!(
+            JournalRecord::parse("x:0000000000000001", &value)
+                .expect("parses")
+                .payment,
+            None
+        );
+        assert!(JournalRecord::parse("x:1", "nonsense").is_none());
+    }
 }

@@ -5,8 +5,8 @@
 //! connections or data planes takes a payment past its amount.
 
 use super::{
-    connection_key, credit_marker_key, payment_key, CreditResult, IncomingPayment, StoreAnswer,
-    StoreError, StoreOp, CREDIT_MARKER_TTL_S,
+    connection_key, credit_marker_key, payment_key, CreditResult, IncomingPayment, JournalRecord,
+    StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
@@ -20,11 +20,12 @@ const WORKER_QUEUE_BATCHES_MAX: usize = 64;
 const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
 /// Credits a connection and an incoming payment together, refusing what would go
-/// past the payment's amount, and records the credit. KEYS: payment, connection,
-/// credit marker. ARGV: amount, connection ttl in seconds, now in ms, marker ttl.
-/// Returns {code, a, b}: 0 unknown, 1 expired, 2 completed, 3 exceeds
-/// (a = remaining, b = connection total), 4 credited (a = remaining or -1 without a
-/// cap, b = connection total).
+/// past the payment's amount, and records the credit in its marker and the
+/// journal. KEYS: payment, connection, credit marker, journal. ARGV: amount,
+/// connection ttl in seconds, now in ms, marker ttl, marker value, settle-after
+/// score, journal member. Returns {code, a, b}: 0 unknown, 1 expired, 2 completed,
+/// 3 exceeds (a = remaining, b = connection total), 4 credited (a = remaining or -1
+/// without a cap, b = connection total).
 const CREDIT_PAYMENT_SCRIPT: &str = r"
 local p = redis.call('HMGET', KEYS[1], 'incoming_amount', 'received', 'expires_at_ms')
 if not p[3] then return {0, 0, 0} end
@@ -42,20 +43,36 @@ end
 redis.call('HINCRBY', KEYS[1], 'received', ARGV[1])
 local total = redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
 return {4, remaining, total}
 ";
 
-/// Takes a credit back once, only if it was counted (its marker exists), and never
-/// recreates an expired total. KEYS: connection, credit marker, and the payment when
-/// there is one. ARGV: amount, its negation. Returns 1 when it took something back.
+/// Takes a credit back once, only if it was counted and not settled (its marker
+/// exists), and never recreates an expired total; it leaves the journal either
+/// way. KEYS: connection, credit marker, journal, and the payment when there is
+/// one. ARGV: amount, its negation, journal member. Returns 1 when it took
+/// something back.
 const UNDO_SCRIPT: &str = r"
+redis.call('ZREM', KEYS[3], ARGV[3])
 if redis.call('DEL', KEYS[2]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HINCRBY', KEYS[3], 'received', ARGV[2])
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HINCRBY', KEYS[4], 'received', ARGV[2])
 end
 return 1
+";
+
+/// Lists journal members due by ARGV[1] (at most ARGV[2]) with their markers.
+/// KEYS: journal. Returns member, marker value ('' when gone), member, ...
+const UNSETTLED_SCRIPT: &str = r"
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, member in ipairs(members) do
+  out[#out + 1] = member
+  out[#out + 1] = redis.call('GET', 'riptide:credit:' .. member) or ''
+end
+return out
 ";
 
 type Answer = Result<StoreAnswer, StoreError>;
@@ -105,6 +122,7 @@ struct Worker {
     connection: Option<redis::Connection>,
     credit_script: redis::Script,
     undo_script: redis::Script,
+    unsettled_script: redis::Script,
 }
 
 impl Worker {
@@ -115,6 +133,7 @@ impl Worker {
             connection: None,
             credit_script: redis::Script::new(CREDIT_PAYMENT_SCRIPT),
             undo_script: redis::Script::new(UNDO_SCRIPT),
+            unsettled_script: redis::Script::new(UNSETTLED_SCRIPT),
         }
     }
 
@@ -160,6 +179,7 @@ impl Worker {
             connection.set_write_timeout(Some(timeout))?;
             self.credit_script.load(&mut connection)?;
             self.undo_script.load(&mut connection)?;
+            self.unsettled_script.load(&mut connection)?;
             self.connection = Some(connection);
         }
         self.connection
@@ -227,17 +247,28 @@ impl Worker {
                 payment: Some(id),
                 now_ms,
                 credit_id,
+                post_ids,
+                settle_after_ms,
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(self.credit_script.get_hash())
-                    .arg(3)
+                    .arg(4)
                     .arg(payment_key(id))
                     .arg(connection_key(connection))
                     .arg(credit_marker_key(connection, *credit_id))
+                    .arg(JOURNAL_KEY)
                     .arg(*amount)
                     .arg(ttl_s)
                     .arg(*now_ms)
-                    .arg(CREDIT_MARKER_TTL_S);
+                    .arg(CREDIT_MARKER_TTL_S)
+                    .arg(JournalRecord::marker_value(
+                        *amount,
+                        Some(id),
+                        post_ids,
+                        *settle_after_ms,
+                    ))
+                    .arg(*settle_after_ms)
+                    .arg(JournalRecord::member(connection, *credit_id));
                 1
             }
             StoreOp::Credit {
@@ -245,6 +276,8 @@ impl Worker {
                 amount,
                 payment: None,
                 credit_id,
+                post_ids,
+                settle_after_ms,
                 ..
             } => {
                 // A transaction rather than a script: INCRBY's exact 64-bit answer
@@ -255,11 +288,20 @@ impl Worker {
                 pipe.cmd("EXPIRE").arg(&key).arg(ttl_s);
                 pipe.cmd("SET")
                     .arg(credit_marker_key(connection, *credit_id))
-                    .arg(1)
+                    .arg(JournalRecord::marker_value(
+                        *amount,
+                        None,
+                        post_ids,
+                        *settle_after_ms,
+                    ))
                     .arg("EX")
                     .arg(CREDIT_MARKER_TTL_S);
+                pipe.cmd("ZADD")
+                    .arg(JOURNAL_KEY)
+                    .arg(*settle_after_ms)
+                    .arg(JournalRecord::member(connection, *credit_id));
                 pipe.cmd("EXEC");
-                5
+                6
             }
             StoreOp::Undo {
                 connection,
@@ -270,13 +312,36 @@ impl Worker {
                 let negative = -i128::from(*amount);
                 pipe.cmd("EVALSHA")
                     .arg(self.undo_script.get_hash())
-                    .arg(if payment.is_some() { 3 } else { 2 })
+                    .arg(if payment.is_some() { 4 } else { 3 })
                     .arg(connection_key(connection))
-                    .arg(credit_marker_key(connection, *credit_id));
+                    .arg(credit_marker_key(connection, *credit_id))
+                    .arg(JOURNAL_KEY);
                 if let Some(id) = payment {
                     pipe.arg(payment_key(id));
                 }
-                pipe.arg(*amount).arg(negative.to_string());
+                pipe.arg(*amount)
+                    .arg(negative.to_string())
+                    .arg(JournalRecord::member(connection, *credit_id));
+                1
+            }
+            StoreOp::Settle {
+                connection,
+                credit_id,
+            } => {
+                pipe.cmd("DEL")
+                    .arg(credit_marker_key(connection, *credit_id));
+                pipe.cmd("ZREM")
+                    .arg(JOURNAL_KEY)
+                    .arg(JournalRecord::member(connection, *credit_id));
+                2
+            }
+            StoreOp::Unsettled { before_ms, limit } => {
+                pipe.cmd("EVALSHA")
+                    .arg(self.unsettled_script.get_hash())
+                    .arg(1)
+                    .arg(JOURNAL_KEY)
+                    .arg(*before_ms)
+                    .arg(*limit);
                 1
             }
             StoreOp::GetPayment { id } => {
@@ -343,6 +408,8 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         },
         StoreOp::GetPayment { id } => payment_from_fields(id, values.first()),
         StoreOp::CreatePayment { .. } => Ok(StoreAnswer::Created),
+        StoreOp::Settle { .. } => Ok(StoreAnswer::Settled),
+        StoreOp::Unsettled { .. } => unsettled_from(values.first()),
     }
 }
 
@@ -401,6 +468,33 @@ fn credit_script_result(values: &[Value]) -> Answer {
         other => return Err(StoreError::Protocol(format!("credit script code {other}"))),
     };
     Ok(StoreAnswer::Credit(result))
+}
+
+/// Journal members with their markers. A member whose marker is gone (it
+/// outlived the marker's time to live) comes back with no post ids, to be removed.
+fn unsettled_from(value: Option<&Value>) -> Answer {
+    let Some(Value::Array(items)) = value else {
+        return Err(StoreError::Protocol("journal listing gave no array".into()));
+    };
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        _ => None,
+    };
+    let mut records = Vec::with_capacity(items.len() / 2);
+    for pair in items.chunks(2) {
+        let [member, marker] = pair else {
+            return Err(StoreError::Protocol(
+                "journal listing is not in pairs".into(),
+            ));
+        };
+        let member = text(member).unwrap_or_default();
+        let marker = text(marker).unwrap_or_default();
+        match JournalRecord::parse(&member, &marker) {
+            Some(record) => records.push(record),
+            None => records.push(JournalRecord::orphan(&member)),
+        }
+    }
+    Ok(StoreAnswer::Unsettled(records))
 }
 
 fn payment_from_fields(id: &str, value: Option<&Value>) -> Answer {

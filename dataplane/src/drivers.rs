@@ -1,0 +1,339 @@
+//! The thin IO side of the money flows ([`crate::flow`]): carry out what a flow
+//! asks (a ledger request, a store operation, a wait), hand it the outcome, and
+//! go on after the packet's reply has left, in a task of the packet's own, until
+//! the ledger has settled it. Nothing here decides anything about money.
+
+use crate::flow::credit::{CountAnswer, CreditCommand, CreditFlow, CreditReport};
+use crate::flow::forward::{ForwardCommand, ForwardFlow, ForwardReport};
+use crate::flow::hold::{Chain, Finish, LedgerAnswer, LedgerRequest, Settled};
+use crate::ledger::batcher::TransferBatcher;
+use crate::metrics::ShardMetrics;
+use crate::receipts::batcher::StoreBatcher;
+use crate::receipts::{CreditResult, StoreAnswer, StoreError, StoreOp};
+use crate::shard::{unix_now_ms, Shared};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest wait a driver gives a request, so that a deadline already here still
+/// lets an answer that is on its way arrive.
+const WAIT_MS_MIN: u64 = 1;
+
+/// What the drivers of one shard use. Cheap to clone into a packet's task.
+#[derive(Clone)]
+pub struct Ports {
+    pub shared: Arc<Shared>,
+    pub transfers: Rc<TransferBatcher>,
+    pub store: Rc<StoreBatcher>,
+    pub metrics: Rc<RefCell<ShardMetrics>>,
+    pub in_flight: Rc<Cell<u32>>,
+}
+
+impl Ports {
+    /// How long to wait for one request: the ledger's request timeout, cut short
+    /// by the flow's own deadline (its reply's).
+    pub fn wait_for(&self, wake_at_ms: Option<u64>, now_ms: u64) -> Duration {
+        let timeout = self.shared.ledger.request_timeout();
+        match wake_at_ms {
+            Some(at) => timeout.min(Duration::from_millis(
+                at.saturating_sub(now_ms).max(WAIT_MS_MIN),
+            )),
+            None => timeout,
+        }
+    }
+
+    pub async fn ledger(&self, request: LedgerRequest, wait: Duration) -> LedgerAnswer {
+        match request {
+            LedgerRequest::Create(transfers) => self.transfers.submit(&transfers, wait).await,
+            LedgerRequest::Lookup(ids) => self.transfers.lookup(ids.as_slice(), wait).await,
+        }
+    }
+
+    pub fn record_ledger_failure(&self, label: &'static str) {
+        self.metrics.borrow_mut().record_ledger_failure(label);
+    }
+
+    /// Counts the packet in the shard's in-flight total for as long as the guard
+    /// lives, so that a shutdown waits for it.
+    pub fn enter(&self) -> InFlight {
+        InFlight::enter(&self.in_flight)
+    }
+}
+
+/// One packet counted in a shard's in-flight total for as long as it lives.
+pub struct InFlight(Rc<Cell<u32>>);
+
+impl InFlight {
+    pub fn enter(count: &Rc<Cell<u32>>) -> InFlight {
+        count.set(count.get() + 1);
+        InFlight(Rc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+pub async fn sleep_until(until_ms: u64) {
+    let wait = until_ms.saturating_sub(unix_now_ms());
+    if wait > 0 {
+        glommio::timer::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+/// Finishes a forwarded packet's ledger step after its reply left.
+pub async fn finish_forward(ports: Ports, mut flow: ForwardFlow, chain: Chain, _guard: InFlight) {
+    // Bounded by the flow: every request has a deadline and the step gives up
+    // once its pending transfers have certainly expired.
+    loop {
+        let now = unix_now_ms();
+        match flow.poll(now) {
+            ForwardCommand::Ledger(request) => {
+                let answer = ports.ledger(request, ports.wait_for(None, now)).await;
+                flow.on_ledger(&answer, unix_now_ms());
+            }
+            ForwardCommand::Wait { until_ms } => sleep_until(until_ms).await,
+            ForwardCommand::Done(report) => return report_forward(&ports, &report, &chain),
+            other => unreachable!("a replied forward asked for {other:?}"),
+        }
+    }
+}
+
+/// Counts and logs how a forwarded packet's ledger step ended, when it failed.
+pub fn report_forward(ports: &Ports, report: &ForwardReport, chain: &Chain) {
+    let Some(label) = report.ledger_failure() else {
+        return;
+    };
+    ports.record_ledger_failure(label);
+    log_failure(label, report.finished, chain, "forward");
+}
+
+fn log_failure(label: &str, finished: Option<(Finish, Settled)>, chain: &Chain, flow: &str) {
+    match finished {
+        Some((Finish::Post, settled)) => tracing::error!(
+            flow,
+            ?settled,
+            pending_ids = ?chain.ids(None).as_slice(),
+            post_ids = ?chain.ids(Some(Finish::Post)).as_slice(),
+            legs = ?chain.legs(),
+            "a Fulfill went upstream but its post did not go through: reconcile these transfers"
+        ),
+        _ => tracing::warn!(
+            flow,
+            label,
+            ?finished,
+            pending_ids = ?chain.ids(None).as_slice(),
+            "ledger step failed; nothing was posted"
+        ),
+    }
+}
+
+/// What a local credit writes to the store.
+#[derive(Debug, Clone)]
+pub struct CreditRecord {
+    pub connection: String,
+    pub amount: u64,
+    pub payment: Option<String>,
+    pub credit_id: u64,
+    pub chain: Chain,
+}
+
+impl CreditRecord {
+    pub fn count(&self, now_ms: u64, settle_after_ms: u64) -> StoreOp {
+        StoreOp::Credit {
+            connection: self.connection.clone(),
+            amount: self.amount,
+            payment: self.payment.clone(),
+            now_ms,
+            credit_id: self.credit_id,
+            post_ids: self.chain.ids(Some(Finish::Post)).as_slice().to_vec(),
+            settle_after_ms,
+        }
+    }
+
+    pub fn take_back(&self) -> StoreOp {
+        StoreOp::Undo {
+            connection: self.connection.clone(),
+            amount: self.amount,
+            payment: self.payment.clone(),
+            credit_id: self.credit_id,
+        }
+    }
+
+    pub fn settle(&self) -> StoreOp {
+        StoreOp::Settle {
+            connection: self.connection.clone(),
+            credit_id: self.credit_id,
+        }
+    }
+}
+
+/// The store's answer to a count, as the flow takes it, and the result itself.
+pub fn count_answer(
+    answer: &Result<StoreAnswer, StoreError>,
+) -> (CountAnswer, Option<CreditResult>) {
+    match answer {
+        Ok(StoreAnswer::Credit(result @ CreditResult::Credited { .. })) => {
+            (CountAnswer::Counted, Some(*result))
+        }
+        Ok(StoreAnswer::Credit(result)) => (CountAnswer::Declined, Some(*result)),
+        _ => (CountAnswer::Failed, None),
+    }
+}
+
+/// Carries out one command of a credit that needs no reply: a ledger request, a
+/// store operation or a wait. Returns false for a command it does not carry out.
+pub async fn credit_step(
+    ports: &Ports,
+    flow: &mut CreditFlow,
+    record: &CreditRecord,
+    command: CreditCommand,
+) -> bool {
+    let now = unix_now_ms();
+    match command {
+        CreditCommand::Ledger(request) => {
+            let wait = ports.wait_for(flow.wake_at_ms(), now);
+            let answer = ports.ledger(request, wait).await;
+            flow.on_ledger(&answer, unix_now_ms());
+        }
+        CreditCommand::TakeBack => {
+            let taken = ports.store.execute(record.take_back()).await.is_ok();
+            flow.on_take_back(taken, unix_now_ms());
+        }
+        CreditCommand::MarkSettled => {
+            // Needs no answer: a settle that is lost leaves the count in the
+            // journal, where the sweep finds it posted.
+            let store = Rc::clone(&ports.store);
+            let op = record.settle();
+            glommio::spawn_local(async move {
+                let _ = store.execute(op).await;
+            })
+            .detach();
+            flow.on_marked_settled();
+        }
+        CreditCommand::Wait { until_ms } => sleep_until(until_ms).await,
+        CreditCommand::Count | CreditCommand::Reply(_) | CreditCommand::Done(_) => return false,
+    }
+    true
+}
+
+/// Finishes a local credit after its reply left.
+pub async fn finish_credit(
+    ports: Ports,
+    mut flow: CreditFlow,
+    record: CreditRecord,
+    _guard: InFlight,
+) {
+    loop {
+        let command = flow.poll(unix_now_ms());
+        if let CreditCommand::Done(report) = command {
+            return report_credit(&ports, &report, &record.chain);
+        }
+        let carried = credit_step(&ports, &mut flow, &record, command.clone()).await;
+        assert!(carried, "a replied credit asked for {command:?}");
+    }
+}
+
+pub fn report_credit(ports: &Ports, report: &CreditReport, chain: &Chain) {
+    if report.take_back_left {
+        tracing::warn!(
+            pending_ids = ?chain.ids(None).as_slice(),
+            "a count could not be taken back now; the journal's sweep will"
+        );
+    }
+    let Some(label) = report.ledger_failure() else {
+        return;
+    };
+    ports.record_ledger_failure(label);
+    log_failure(label, report.finished, chain, "local credit");
+}
+
+/// How often a data plane sweeps the journal.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Journal entries one sweep settles at most.
+pub const SWEEP_BATCH_MAX: usize = 1_024;
+
+/// Settles the counts in the journal whose pending transfers have certainly
+/// expired: each stays if its post is in the ledger, and is taken back otherwise.
+/// Every data plane sweeps (on shard 0); two at once are harmless, since a
+/// settle and a take-back are both idempotent. Returns (posted, taken back).
+pub async fn sweep_journal_once(ports: &Ports) -> Result<(u64, u64), String> {
+    let now = unix_now_ms();
+    let op = StoreOp::Unsettled {
+        before_ms: now,
+        limit: SWEEP_BATCH_MAX,
+    };
+    let records = match ports.store.execute(op).await {
+        Ok(StoreAnswer::Unsettled(records)) => records,
+        other => return Err(format!("journal listing: {other:?}")),
+    };
+    let (mut posted_count, mut taken_back) = (0, 0);
+    for record in records {
+        // A linked chain posts whole or not at all: its first post tells.
+        let posted = match record.post_ids.first() {
+            None => true, // The marker is gone: nothing to take back, only to clear.
+            Some(id) => match ports
+                .transfers
+                .lookup(&[*id], ports.wait_for(None, now))
+                .await
+            {
+                LedgerAnswer::Found(found) => found.first() == Some(&true),
+                other => return Err(format!("ledger lookup: {other:?}")),
+            },
+        };
+        let entry = crate::flow::credit::JournalEntry {
+            settle_after_ms: record.settle_after_ms,
+        };
+        let op = match crate::flow::credit::sweep_decision(entry, posted, now) {
+            crate::flow::credit::SweepDecision::MarkSettled => {
+                posted_count += 1;
+                StoreOp::Settle {
+                    connection: record.connection.clone(),
+                    credit_id: record.credit_id,
+                }
+            }
+            crate::flow::credit::SweepDecision::TakeBack => {
+                taken_back += 1;
+                tracing::warn!(?record, "a count whose post never came is taken back");
+                StoreOp::Undo {
+                    connection: record.connection.clone(),
+                    amount: record.amount,
+                    payment: record.payment.clone(),
+                    credit_id: record.credit_id,
+                }
+            }
+            crate::flow::credit::SweepDecision::Wait => continue,
+        };
+        ports
+            .store
+            .execute(op)
+            .await
+            .map_err(|e| format!("journal settle: {e}"))?;
+    }
+    Ok((posted_count, taken_back))
+}
+
+/// Sweeps the journal every [`SWEEP_INTERVAL`] until `stop` says so.
+pub async fn sweep_journal(ports: Ports, stop: impl Fn() -> bool) {
+    while !stop() {
+        match sweep_journal_once(&ports).await {
+            Ok((0, 0)) => {}
+            Ok((posted, taken_back)) => {
+                let mut metrics = ports.metrics.borrow_mut();
+                *metrics.journal_swept.entry("posted").or_default() += posted;
+                *metrics.journal_swept.entry("taken_back").or_default() += taken_back;
+            }
+            Err(error) => tracing::warn!(%error, "journal sweep failed; trying again later"),
+        }
+        // Sliced, so that a stop is seen promptly.
+        for _ in 0..SWEEP_INTERVAL.as_millis() / 100 {
+            if stop() {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

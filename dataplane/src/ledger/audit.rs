@@ -1,0 +1,196 @@
+//! The ledger audit, sans-IO: given the balances of every account of the chart
+//! (and how many counts wait in the store's journal), report each broken
+//! invariant. `riptidectl audit` shows the report and exits 1 when it lists any.
+//!
+//! Checked: every account of the chart exists; on each ledger the chart's debits
+//! equal its credits, posted and pending (true of TigerBeetle as a whole; true of
+//! the chart when nothing else writes to its ledgers); no account is past the
+//! limit its flags set; and, when the node is idle (no traffic, every pending
+//! timeout passed), nothing is pending and no count waits in the journal.
+
+use super::hold::BalanceRow;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Totals of one ledger over the chart's accounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerTotals {
+    pub ledger: u32,
+    #[serde(serialize_with = "as_text")]
+    pub debits_posted: u128,
+    #[serde(serialize_with = "as_text")]
+    pub credits_posted: u128,
+    #[serde(serialize_with = "as_text")]
+    pub debits_pending: u128,
+    #[serde(serialize_with = "as_text")]
+    pub credits_pending: u128,
+}
+
+/// What the audit found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    pub ledgers: Vec<LedgerTotals>,
+    pub accounts_checked: usize,
+    /// Counts in the store's journal whose post is not confirmed yet.
+    pub journal_unsettled: usize,
+    /// Whether the caller said the node is idle, which makes pending amounts and
+    /// journal entries problems rather than notes.
+    pub idle: bool,
+    /// Broken invariants: the audit fails when there is any.
+    pub problems: Vec<String>,
+    /// Facts worth knowing that break nothing.
+    pub notes: Vec<String>,
+}
+
+fn as_text<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
+/// Audits the chart's balances.
+pub fn audit(rows: &[BalanceRow], journal_unsettled: usize, idle: bool) -> AuditReport {
+    let mut report = AuditReport {
+        accounts_checked: rows.len(),
+        journal_unsettled,
+        idle,
+        ..AuditReport::default()
+    };
+    let mut ledgers: BTreeMap<u32, LedgerTotals> = BTreeMap::new();
+    for row in rows {
+        let name = format!("{} {} ({})", row.kind, row.name, row.asset);
+        let Some(account) = row.account else {
+            report.problems.push(format!(
+                "{name}: account {:032x} is missing",
+                row.account_id
+            ));
+            continue;
+        };
+        let totals = ledgers.entry(account.ledger).or_insert(LedgerTotals {
+            ledger: account.ledger,
+            ..LedgerTotals::default()
+        });
+        totals.debits_posted += account.debits_posted;
+        totals.credits_posted += account.credits_posted;
+        totals.debits_pending += account.debits_pending;
+        totals.credits_pending += account.credits_pending;
+        let debits = account.debits_posted + account.debits_pending;
+        if account.flags.debits_must_not_exceed_credits && debits > account.credits_posted {
+            report.problems.push(format!(
+                "{name}: debits {debits} exceed credits {}",
+                account.credits_posted
+            ));
+        }
+        let credits = account.credits_posted + account.credits_pending;
+        if account.flags.credits_must_not_exceed_debits && credits > account.debits_posted {
+            report.problems.push(format!(
+                "{name}: credits {credits} exceed debits {}",
+                account.debits_posted
+            ));
+        }
+        let pending = account.debits_pending + account.credits_pending;
+        if pending > 0 {
+            let text = format!(
+                "{name}: {} pending debits, {} pending credits",
+                account.debits_pending, account.credits_pending
+            );
+            if idle {
+                report.problems.push(format!("{text} on an idle node"));
+            } else {
+                report.notes.push(text);
+            }
+        }
+    }
+    for totals in ledgers.values() {
+        if totals.debits_posted != totals.credits_posted {
+            report.problems.push(format!(
+                "ledger {}: posted debits {} differ from posted credits {}",
+                totals.ledger, totals.debits_posted, totals.credits_posted
+            ));
+        }
+        if totals.debits_pending != totals.credits_pending {
+            report.problems.push(format!(
+                "ledger {}: pending debits {} differ from pending credits {}",
+                totals.ledger, totals.debits_pending, totals.credits_pending
+            ));
+        }
+    }
+    if journal_unsettled > 0 {
+        let text = format!("{journal_unsettled} local credits wait in the journal for their post");
+        if idle {
+            report.problems.push(format!("{text} on an idle node"));
+        } else {
+            report.notes.push(text);
+        }
+    }
+    report.ledgers = ledgers.into_values().collect();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Account, AccountFlags};
+
+    fn row(kind: &'static str, account: Option<Account>) -> BalanceRow {
+        BalanceRow {
+            kind,
+            name: kind.to_owned(),
+            asset: "USD".into(),
+            account_id: account.map_or(9, |a| a.id),
+            account,
+        }
+    }
+
+    fn account(id: u128, debits: u128, credits: u128, limited: bool) -> Account {
+        Account {
+            id,
+            ledger: 1,
+            code: 1,
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: limited,
+                credits_must_not_exceed_debits: !limited,
+                ..AccountFlags::default()
+            },
+            debits_posted: debits,
+            credits_posted: credits,
+            ..Account::default()
+        }
+    }
+
+    #[test]
+    fn a_balanced_chart_passes() {
+        let rows = [
+            row("settlement", Some(account(1, 100, 0, false))),
+            row("peer", Some(account(2, 40, 100, true))),
+            row("peer", Some(account(3, 0, 40, true))),
+        ];
+        let report = audit(&rows, 0, true);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.ledgers[0].debits_posted, 140);
+    }
+
+    #[test]
+    fn every_broken_invariant_is_named() {
+        let mut pending = account(3, 0, 40, true);
+        pending.debits_pending = 5;
+        let rows = [
+            row("settlement", Some(account(1, 100, 0, false))),
+            row("peer", Some(account(2, 150, 100, true))),
+            row("peer", Some(pending)),
+            row("wallet", None),
+        ];
+        let report = audit(&rows, 2, true);
+        let all = report.problems.join("\n");
+        assert!(all.contains("missing"), "{all}");
+        assert!(all.contains("debits 150 exceed credits 100"), "{all}");
+        assert!(
+            all.contains("posted debits 250 differ from posted credits 140"),
+            "{all}"
+        );
+        assert!(all.contains("pending debits 5 differ"), "{all}");
+        assert!(all.contains("5 pending debits"), "{all}");
+        assert!(all.contains("2 local credits wait"), "{all}");
+        let busy = audit(&rows[2..3], 2, false);
+        assert!(busy.problems.iter().all(|p| !p.contains("idle")));
+        assert_eq!(busy.notes.len(), 2);
+    }
+}
