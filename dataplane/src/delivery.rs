@@ -20,7 +20,7 @@ use crate::drivers::{
     count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
 };
 use crate::flow::credit::{CreditCommand, CreditFlow, LocalReply};
-use crate::flow::hold::{Chain, HoldStep};
+use crate::flow::hold::{reply_deadline, Chain, HoldStep};
 use crate::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use crate::stream::receiver::{
@@ -36,8 +36,6 @@ use std::rc::Rc;
 /// Connections a shard keeps keys for; past this one is forgotten (and derived
 /// again if it comes back).
 pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
-/// Most time kept back from a packet's expiry for its reply to travel.
-pub const REPLY_MARGIN_MS_MAX: u64 = 250;
 
 /// What a connection pays into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,9 +189,9 @@ impl LocalReceiver {
         };
         let mut counted = None;
         // Every step has a deadline and the flow replies by the reply's deadline
-        // at the latest, so this loop ends.
+        // at the latest, so this loop ends. The clock is read once after each wait.
+        let mut now = now_ms;
         loop {
-            let now = crate::shard::unix_now_ms();
             match flow.poll(now) {
                 CreditCommand::Count => {
                     let wait = ports.wait_for(flow.wake_at_ms(), now);
@@ -201,12 +199,13 @@ impl LocalReceiver {
                     let answer = ports.store.execute_within(op, wait).await;
                     let (answer, result) = count_answer(&answer);
                     counted = result;
-                    flow.on_count(answer, crate::shard::unix_now_ms());
+                    now = crate::shard::unix_now_ms();
+                    flow.on_count(answer, now);
                 }
                 CreditCommand::Reply(reply) => {
                     let bytes = self.local_reply(connection, credit, reply, counted, own_address);
                     flow.on_replied();
-                    match flow.poll(crate::shard::unix_now_ms()) {
+                    match flow.poll(now) {
                         CreditCommand::Done(report) => report_credit(ports, &report, &chain),
                         _ => {
                             let task = finish_credit(ports.clone(), flow, record, ports.enter());
@@ -219,7 +218,9 @@ impl LocalReceiver {
                     unreachable!("a credit replies before it is done: {report:?}")
                 }
                 command => {
-                    credit_step(ports, &mut flow, &record, command).await;
+                    now = credit_step(ports, &mut flow, &record, command, now)
+                        .await
+                        .expect("a credit step carries out every other command");
                 }
             }
         }
@@ -362,15 +363,6 @@ async fn resolve_tag(
             Err(Unknown::StoreUnavailable)
         }
     }
-}
-
-/// The latest a local reply may leave: a little before the packet expires, so
-/// that it reaches the sender in time.
-fn reply_deadline(now_ms: u64, expires_at_ms: u64) -> u64 {
-    let margin = expires_at_ms.saturating_sub(now_ms) / 10;
-    expires_at_ms
-        .saturating_sub(margin.min(REPLY_MARGIN_MS_MAX))
-        .max(now_ms)
 }
 
 /// What the receiver is told about a count the store answered.

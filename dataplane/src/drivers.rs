@@ -3,7 +3,10 @@
 //! go on after the packet's reply has left, in a task of the packet's own, until
 //! the ledger has settled it. Nothing here decides anything about money.
 
-use crate::flow::credit::{CountAnswer, CreditCommand, CreditFlow, CreditReport};
+use crate::flow::credit::{
+    sweep_decision, CountAnswer, CreditCommand, CreditFlow, CreditReport, JournalEntry,
+    SweepDecision,
+};
 use crate::flow::forward::{ForwardCommand, ForwardFlow, ForwardReport};
 use crate::flow::hold::{Chain, Finish, LedgerAnswer, LedgerRequest, Settled};
 use crate::ledger::batcher::TransferBatcher;
@@ -77,25 +80,28 @@ impl Drop for InFlight {
     }
 }
 
-pub async fn sleep_until(until_ms: u64) {
+/// Sleeps until `until_ms` (Unix ms) and returns the time then.
+pub async fn sleep_until(until_ms: u64) -> u64 {
     let wait = until_ms.saturating_sub(unix_now_ms());
     if wait > 0 {
         glommio::timer::sleep(Duration::from_millis(wait)).await;
     }
+    unix_now_ms()
 }
 
 /// Finishes a forwarded packet's ledger step after its reply left.
 pub async fn finish_forward(ports: Ports, mut flow: ForwardFlow, chain: Chain, _guard: InFlight) {
     // Bounded by the flow: every request has a deadline and the step gives up
     // once its pending transfers have certainly expired.
+    let mut now = unix_now_ms();
     loop {
-        let now = unix_now_ms();
         match flow.poll(now) {
             ForwardCommand::Ledger(request) => {
                 let answer = ports.ledger(request, ports.wait_for(None, now)).await;
-                flow.on_ledger(&answer, unix_now_ms());
+                now = unix_now_ms();
+                flow.on_ledger(&answer, now);
             }
-            ForwardCommand::Wait { until_ms } => sleep_until(until_ms).await,
+            ForwardCommand::Wait { until_ms } => now = sleep_until(until_ms).await,
             ForwardCommand::Done(report) => return report_forward(&ports, &report, &chain),
             other => unreachable!("a replied forward asked for {other:?}"),
         }
@@ -185,23 +191,28 @@ pub fn count_answer(
 }
 
 /// Carries out one command of a credit that needs no reply: a ledger request, a
-/// store operation or a wait. Returns false for a command it does not carry out.
+/// store operation or a wait. Returns the time after it, or `None` for a command
+/// it does not carry out.
 pub async fn credit_step(
     ports: &Ports,
     flow: &mut CreditFlow,
     record: &CreditRecord,
     command: CreditCommand,
-) -> bool {
-    let now = unix_now_ms();
+    now: u64,
+) -> Option<u64> {
     match command {
         CreditCommand::Ledger(request) => {
             let wait = ports.wait_for(flow.wake_at_ms(), now);
             let answer = ports.ledger(request, wait).await;
-            flow.on_ledger(&answer, unix_now_ms());
+            let now = unix_now_ms();
+            flow.on_ledger(&answer, now);
+            Some(now)
         }
         CreditCommand::TakeBack => {
             let taken = ports.store.execute(record.take_back()).await.is_ok();
-            flow.on_take_back(taken, unix_now_ms());
+            let now = unix_now_ms();
+            flow.on_take_back(taken, now);
+            Some(now)
         }
         CreditCommand::MarkSettled => {
             // Needs no answer: a settle that is lost leaves the count in the
@@ -213,11 +224,11 @@ pub async fn credit_step(
             })
             .detach();
             flow.on_marked_settled();
+            Some(now)
         }
-        CreditCommand::Wait { until_ms } => sleep_until(until_ms).await,
-        CreditCommand::Count | CreditCommand::Reply(_) | CreditCommand::Done(_) => return false,
+        CreditCommand::Wait { until_ms } => Some(sleep_until(until_ms).await),
+        CreditCommand::Count | CreditCommand::Reply(_) | CreditCommand::Done(_) => None,
     }
-    true
 }
 
 /// Finishes a local credit after its reply left.
@@ -227,13 +238,16 @@ pub async fn finish_credit(
     record: CreditRecord,
     _guard: InFlight,
 ) {
+    let mut now = unix_now_ms();
     loop {
-        let command = flow.poll(unix_now_ms());
+        let command = flow.poll(now);
         if let CreditCommand::Done(report) = command {
             return report_credit(&ports, &report, &record.chain);
         }
-        let carried = credit_step(&ports, &mut flow, &record, command.clone()).await;
-        assert!(carried, "a replied credit asked for {command:?}");
+        now = match credit_step(&ports, &mut flow, &record, command.clone(), now).await {
+            Some(now) => now,
+            None => unreachable!("a replied credit asked for {command:?}"),
+        };
     }
 }
 
@@ -270,48 +284,61 @@ pub async fn sweep_journal_once(ports: &Ports) -> Result<(u64, u64), String> {
         Ok(StoreAnswer::Unsettled(records)) => records,
         other => return Err(format!("journal listing: {other:?}")),
     };
+    // A linked chain posts whole or not at all: its first post tells. One lookup
+    // for the whole sweep (a marker gone leaves no id, and nothing to take back).
+    let first_posts: Vec<u128> = records
+        .iter()
+        .filter_map(|r| r.post_ids.first().copied())
+        .collect();
+    let found = if first_posts.is_empty() {
+        Vec::new()
+    } else {
+        match ports
+            .transfers
+            .lookup(&first_posts, ports.wait_for(None, now))
+            .await
+        {
+            LedgerAnswer::Found(found) => found,
+            other => return Err(format!("ledger lookup: {other:?}")),
+        }
+    };
+    let mut found = found.into_iter();
     let (mut posted_count, mut taken_back) = (0, 0);
+    let mut ops = Vec::with_capacity(records.len());
     for record in records {
-        // A linked chain posts whole or not at all: its first post tells.
         let posted = match record.post_ids.first() {
-            None => true, // The marker is gone: nothing to take back, only to clear.
-            Some(id) => match ports
-                .transfers
-                .lookup(&[*id], ports.wait_for(None, now))
-                .await
-            {
-                LedgerAnswer::Found(found) => found.first() == Some(&true),
-                other => return Err(format!("ledger lookup: {other:?}")),
-            },
+            None => true,
+            Some(_) => found.next().unwrap_or(false),
         };
-        let entry = crate::flow::credit::JournalEntry {
+        let entry = JournalEntry {
             settle_after_ms: record.settle_after_ms,
         };
-        let op = match crate::flow::credit::sweep_decision(entry, posted, now) {
-            crate::flow::credit::SweepDecision::MarkSettled => {
+        ops.push(match sweep_decision(entry, posted, now) {
+            SweepDecision::MarkSettled => {
                 posted_count += 1;
                 StoreOp::Settle {
-                    connection: record.connection.clone(),
+                    connection: record.connection,
                     credit_id: record.credit_id,
                 }
             }
-            crate::flow::credit::SweepDecision::TakeBack => {
+            SweepDecision::TakeBack => {
                 taken_back += 1;
                 tracing::warn!(?record, "a count whose post never came is taken back");
                 StoreOp::Undo {
-                    connection: record.connection.clone(),
+                    connection: record.connection,
                     amount: record.amount,
-                    payment: record.payment.clone(),
+                    payment: record.payment,
                     credit_id: record.credit_id,
                 }
             }
-            crate::flow::credit::SweepDecision::Wait => continue,
-        };
-        ports
-            .store
-            .execute(op)
-            .await
-            .map_err(|e| format!("journal settle: {e}"))?;
+            SweepDecision::Wait => continue,
+        });
+    }
+    // Together, so that the store batches them into one pipeline.
+    let answers =
+        futures::future::join_all(ops.into_iter().map(|op| ports.store.execute(op))).await;
+    if let Some(Err(error)) = answers.into_iter().find(Result::is_err) {
+        return Err(format!("journal settle: {error}"));
     }
     Ok((posted_count, taken_back))
 }

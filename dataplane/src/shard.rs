@@ -11,7 +11,7 @@ use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::delivery::LocalReceiver;
 use crate::drivers::{finish_forward, report_forward, sleep_until, InFlight, Ports};
 use crate::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, Upstream};
-use crate::flow::hold::{Chain, HoldStep, NotHeld};
+use crate::flow::hold::{reply_deadline, Chain, HoldStep, NotHeld};
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::LedgerPort;
@@ -438,25 +438,28 @@ impl Shard {
         let first_id = ledger.reserve_ids(forward.legs.len());
         let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());
         let hold_by_ms = forward.expires_at_outgoing.unix_ms();
-        let reply_by_ms = forward_reply_deadline(hold_by_ms, incoming_expiry_ms);
+        let reply_by_ms = reply_deadline(hold_by_ms, incoming_expiry_ms);
         let pending_timeout_ms = u64::from(ledger.pending_timeout_s()) * 1_000;
         let hold = HoldStep::new(chain, hold_by_ms, pending_timeout_ms);
         let mut flow = ForwardFlow::new(hold, hold_by_ms, reply_by_ms);
         let mut peer_bytes = Vec::new();
         // Bounded: every request has a deadline, the peer call ends at the
-        // outgoing expiry, and the flow replies by its deadline at the latest.
+        // outgoing expiry, and the flow replies by its deadline at the latest. The
+        // clock is read once after each wait.
+        let mut now = unix_now_ms();
         loop {
-            let now = unix_now_ms();
             match flow.poll(now) {
                 ForwardCommand::Ledger(request) => {
                     let wait = self.ports.wait_for(flow.wake_at_ms(), now);
                     let answer = self.ports.ledger(request, wait).await;
-                    flow.on_ledger(&answer, unix_now_ms());
+                    now = unix_now_ms();
+                    flow.on_ledger(&answer, now);
                 }
                 ForwardCommand::CallPeer => {
                     let reply = self
                         .call_peer(snapshot, &forward, prepare_bytes, &condition)
                         .await;
+                    now = unix_now_ms();
                     flow.on_peer(match reply {
                         Ok((bytes, verdict)) => {
                             peer_bytes = bytes;
@@ -475,7 +478,7 @@ impl Shard {
                         Upstream::Reject(reason) => reason.to_reject_bytes(own_address),
                     };
                     flow.on_replied();
-                    match flow.poll(unix_now_ms()) {
+                    match flow.poll(now) {
                         ForwardCommand::Done(report) => {
                             self.report_forward(&report, &chain);
                         }
@@ -487,7 +490,7 @@ impl Shard {
                     }
                     return bytes;
                 }
-                ForwardCommand::Wait { until_ms } => sleep_until(until_ms).await,
+                ForwardCommand::Wait { until_ms } => now = sleep_until(until_ms).await,
                 ForwardCommand::Done(report) => {
                     unreachable!("a forward replies before it is done: {report:?}")
                 }
@@ -583,14 +586,6 @@ impl Shard {
     pub fn shutting_down(&self) -> bool {
         self.shared.shutdown.load(Ordering::Relaxed)
     }
-}
-
-/// The latest a forwarded packet's reply may leave: by the incoming expiry, less
-/// a little for the way back, and never before the hold's own deadline.
-fn forward_reply_deadline(hold_by_ms: u64, incoming_expiry_ms: u64) -> u64 {
-    let room = incoming_expiry_ms.saturating_sub(hold_by_ms);
-    let margin = (room / 4).min(crate::delivery::REPLY_MARGIN_MS_MAX);
-    incoming_expiry_ms.saturating_sub(margin).max(hold_by_ms)
 }
 
 fn peer_error_reason(peer_id: &str, error: PeerCallError) -> RejectReason {

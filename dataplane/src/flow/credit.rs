@@ -10,7 +10,9 @@
 //! settled later by [`sweep_decision`]: by then the pending transfer has expired,
 //! so a post that is not in the ledger never will be.
 
-use super::hold::{Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled};
+use super::hold::{
+    wake_by, Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled,
+};
 use crate::connector::reject::RejectReason;
 
 /// Tries to take a count back before it is left to the journal's sweep.
@@ -149,7 +151,8 @@ impl CreditFlow {
                 Stage::TakingBack { .. } => return CreditCommand::TakeBack,
                 Stage::Holding => match self.hold.poll(now_ms) {
                     HoldPoll::Held if self.replied || now_ms >= self.reply_by_ms => {
-                        self.void(false, RejectReason::Internal("ledger".into()));
+                        let reply = LocalReply::Reject(RejectReason::Internal("ledger".into()));
+                        self.finish(Finish::Void, false, reply);
                     }
                     HoldPoll::Held => self.stage = Stage::Counting,
                     HoldPoll::NotHeld(reason) => {
@@ -164,13 +167,9 @@ impl CreditFlow {
                 Stage::Finishing { finish, take_back } => match self.hold.poll(now_ms) {
                     HoldPoll::Settled(settled) => self.on_settled(finish, settled, take_back),
                     HoldPoll::Request(request) => return CreditCommand::Ledger(request),
-                    HoldPoll::Wait { until_ms } if self.replied => {
-                        return CreditCommand::Wait { until_ms }
-                    }
                     HoldPoll::Wait { until_ms } => {
-                        return CreditCommand::Wait {
-                            until_ms: until_ms.min(self.reply_by_ms),
-                        }
+                        let until_ms = wake_by(until_ms, self.replied, self.reply_by_ms);
+                        return CreditCommand::Wait { until_ms };
                     }
                     other => unreachable!("finishing, the hold answered {other:?}"),
                 },
@@ -204,13 +203,12 @@ impl CreditFlow {
         }
     }
 
-    fn void(&mut self, take_back: bool, reply: RejectReason) {
-        self.hold.finish(Finish::Void);
-        self.stage = Stage::Finishing {
-            finish: Finish::Void,
-            take_back,
-        };
-        self.set_reply(LocalReply::Reject(reply));
+    /// Posts or voids the hold, `take_back` the count once a void is certain, and
+    /// answers `reply` unless an answer is already chosen.
+    fn finish(&mut self, finish: Finish, take_back: bool, reply: LocalReply) {
+        self.hold.finish(finish);
+        self.stage = Stage::Finishing { finish, take_back };
+        self.set_reply(reply);
     }
 
     fn on_settled(&mut self, finish: Finish, settled: Settled, take_back: bool) {
@@ -272,27 +270,15 @@ impl CreditFlow {
             // Answered already (the count came after the reply's deadline): the
             // packet was rejected, so its money must not move.
             CountAnswer::Counted if now_ms >= self.expires_at_ms || self.replied => {
-                self.void(true, RejectReason::TimedOut);
+                let reply = LocalReply::Reject(RejectReason::TimedOut);
+                self.finish(Finish::Void, true, reply);
             }
-            CountAnswer::Counted => {
-                self.hold.finish(Finish::Post);
-                self.stage = Stage::Finishing {
-                    finish: Finish::Post,
-                    take_back: false,
-                };
-                self.set_reply(LocalReply::Accept);
-            }
-            CountAnswer::Declined => {
-                self.hold.finish(Finish::Void);
-                self.stage = Stage::Finishing {
-                    finish: Finish::Void,
-                    take_back: false,
-                };
-                self.set_reply(LocalReply::Decline);
-            }
+            CountAnswer::Counted => self.finish(Finish::Post, false, LocalReply::Accept),
+            CountAnswer::Declined => self.finish(Finish::Void, false, LocalReply::Decline),
             // The store may have counted: void, then take back what it counted.
             CountAnswer::Failed => {
-                self.void(true, RejectReason::Internal("receipt store".into()));
+                let reply = LocalReply::Reject(RejectReason::Internal("receipt store".into()));
+                self.finish(Finish::Void, true, reply);
             }
         }
     }

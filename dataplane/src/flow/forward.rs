@@ -7,7 +7,9 @@
 //! behind it until it is confirmed or the pending transfer has certainly expired.
 //! A post that ends unconfirmed is reported for the operator to reconcile.
 
-use super::hold::{Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled};
+use super::hold::{
+    wake_by, Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled,
+};
 use crate::connector::reject::RejectReason;
 
 /// What goes upstream.
@@ -167,13 +169,9 @@ impl ForwardFlow {
                             return ForwardCommand::Reply(reply);
                         }
                         HoldPoll::Request(request) => return ForwardCommand::Ledger(request),
-                        HoldPoll::Wait { until_ms } if self.replied => {
-                            return ForwardCommand::Wait { until_ms }
-                        }
                         HoldPoll::Wait { until_ms } => {
-                            return ForwardCommand::Wait {
-                                until_ms: until_ms.min(self.reply_by_ms),
-                            }
+                            let until_ms = wake_by(until_ms, self.replied, self.reply_by_ms);
+                            return ForwardCommand::Wait { until_ms };
                         }
                         other => unreachable!("finishing, the hold answered {other:?}"),
                     }

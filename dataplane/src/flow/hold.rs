@@ -307,10 +307,6 @@ impl HoldStep {
         }
     }
 
-    pub fn chain(&self) -> &Chain {
-        &self.chain
-    }
-
     /// Whether the hold was given up unconfirmed (and is being voided): its packet
     /// can be answered now.
     pub fn abandoned(&self) -> bool {
@@ -485,6 +481,27 @@ pub fn ledger_failure(
         (_, Some((Finish::Void, Settled::Unresolved))) => Some("void"),
         _ => None,
     }
+}
+
+/// When a flow waiting out a retry's backoff must look again: at the end of the
+/// backoff, or at its reply's deadline if the reply has not left yet.
+pub fn wake_by(until_ms: u64, replied: bool, reply_by_ms: u64) -> u64 {
+    if replied {
+        until_ms
+    } else {
+        until_ms.min(reply_by_ms)
+    }
+}
+
+/// Most time kept back from a packet's expiry for its reply to travel.
+pub const REPLY_MARGIN_MS_MAX: u64 = 250;
+
+/// The latest a packet's reply may leave: its expiry less a margin for the way
+/// back (a quarter of the time left after `earliest_ms`, at most
+/// [`REPLY_MARGIN_MS_MAX`]), and never before `earliest_ms`.
+pub fn reply_deadline(earliest_ms: u64, expiry_ms: u64) -> u64 {
+    let margin = (expiry_ms.saturating_sub(earliest_ms) / 4).min(REPLY_MARGIN_MS_MAX);
+    expiry_ms.saturating_sub(margin).max(earliest_ms)
 }
 
 /// Time past a pending transfer's timeout before it is certain to have expired in

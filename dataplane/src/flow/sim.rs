@@ -600,11 +600,16 @@ impl World {
             return;
         }
         let (packet, seq) = self.queue[index].reply_to;
-        self.answers.push(Delivered::Ledger(answer));
         let at = now_of(self) + self.rng.range(0, 3);
+        self.answer_at(at, packet, seq, Delivered::Ledger(answer));
+    }
+
+    /// Delivers `answer` to the packet's wait `seq` at `at_ms`.
+    fn answer_at(&mut self, at_ms: u64, packet: usize, seq: u64, answer: Delivered) {
+        self.answers.push(answer);
         let answer = self.answers.len() - 1;
         self.schedule(
-            at,
+            at_ms,
             Event::Answer {
                 packet,
                 seq,
@@ -634,16 +639,7 @@ impl World {
         let deadline = outgoing_expiry.max(now);
         if now + delay < deadline {
             self.packets[packet].peer_reply = Some(reply.clone());
-            self.answers.push(Delivered::Peer(reply));
-            let answer = self.answers.len() - 1;
-            self.schedule(
-                now + delay,
-                Event::Answer {
-                    packet,
-                    seq,
-                    answer,
-                },
-            );
+            self.answer_at(now + delay, packet, seq, Delivered::Peer(reply));
         } else {
             // Too late: the driver stops waiting at the outgoing expiry.
             self.packets[packet].peer_reply = Some(PeerReply::Failed(RejectReason::TimedOut));
@@ -682,17 +678,8 @@ impl World {
         if self.rng.chance(self.faults.store_lost) {
             self.schedule(now + limit, Event::Timeout { packet, seq });
         } else {
-            self.answers.push(Delivered::Count(answer));
-            let answer = self.answers.len() - 1;
             let at = now + self.rng.range(0, 4);
-            self.schedule(
-                at,
-                Event::Answer {
-                    packet,
-                    seq,
-                    answer,
-                },
-            );
+            self.answer_at(at, packet, seq, Delivered::Count(answer));
         }
         true
     }
@@ -709,16 +696,7 @@ impl World {
         if !applied || self.rng.chance(self.faults.store_lost) {
             self.schedule(now + REQUEST_TIMEOUT_MS, Event::Timeout { packet, seq });
         } else {
-            self.answers.push(Delivered::TakeBack(true));
-            let answer = self.answers.len() - 1;
-            self.schedule(
-                now + 1,
-                Event::Answer {
-                    packet,
-                    seq,
-                    answer,
-                },
-            );
+            self.answer_at(now + 1, packet, seq, Delivered::TakeBack(true));
         }
         true
     }
