@@ -347,11 +347,52 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
             )
         }
     };
-    let report = crate::ledger::audit::audit(&rows, unsettled, idle);
+    let wallets = match wallet_receipts(admin, &snapshot).await {
+        Ok(wallets) => wallets,
+        Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
+    };
+    let report = crate::ledger::audit::audit(&rows, &wallets, unsettled, idle);
     match serde_json::to_value(&report) {
         Ok(value) => json_response(StatusCode::OK, value),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// Each wallet's total in the receipt store and its deposits in the ledger.
+async fn wallet_receipts(
+    admin: &Admin,
+    snapshot: &Snapshot,
+) -> Result<Vec<crate::ledger::audit::WalletReceipts>, String> {
+    if snapshot.wallets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = snapshot.wallets.iter().map(|w| w.id.clone()).collect();
+    let op = crate::receipts::StoreOp::WalletTotals {
+        wallets: names.clone(),
+    };
+    let totals = match admin.shard.store().execute(op).await {
+        Ok(crate::receipts::StoreAnswer::WalletTotals(totals)) => totals,
+        other => return Err(format!("receipt store: {other:?}")),
+    };
+    let deposits = admin
+        .shard
+        .shared
+        .ledger
+        .wallet_deposits(snapshot)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(snapshot
+        .wallets
+        .iter()
+        .zip(totals)
+        .map(
+            |(wallet, store_total)| crate::ledger::audit::WalletReceipts {
+                wallet: wallet.id.clone(),
+                store_total,
+                deposits: deposits.get(&wallet.account_id).copied().unwrap_or(0),
+            },
+        )
+        .collect())
 }
 
 /// Journal entries an audit counts at most.

@@ -179,6 +179,7 @@ impl LocalReceiver {
         let mut flow = CreditFlow::new(hold, expires_at_ms, reply_by_ms);
         let record = CreditRecord {
             connection: connection.id_hex.clone(),
+            wallet: connection.wallet.clone(),
             amount: credit.amount,
             payment: match &connection.target {
                 Target::Wallet => None,

@@ -141,6 +141,7 @@ fn log_failure(label: &str, finished: Option<(Finish, Settled)>, chain: &Chain, 
 #[derive(Debug, Clone)]
 pub struct CreditRecord {
     pub connection: String,
+    pub wallet: String,
     pub amount: u64,
     pub payment: Option<String>,
     pub credit_id: u64,
@@ -151,6 +152,7 @@ impl CreditRecord {
     pub fn count(&self, now_ms: u64, settle_after_ms: u64) -> StoreOp {
         StoreOp::Credit {
             connection: self.connection.clone(),
+            wallet: self.wallet.clone(),
             amount: self.amount,
             payment: self.payment.clone(),
             now_ms,
@@ -163,6 +165,7 @@ impl CreditRecord {
     pub fn take_back(&self) -> StoreOp {
         StoreOp::Undo {
             connection: self.connection.clone(),
+            wallet: self.wallet.clone(),
             amount: self.amount,
             payment: self.payment.clone(),
             credit_id: self.credit_id,
@@ -326,6 +329,7 @@ pub async fn sweep_journal_once(ports: &Ports) -> Result<(u64, u64), String> {
                 tracing::warn!(?record, "a count whose post never came is taken back");
                 StoreOp::Undo {
                     connection: record.connection,
+                    wallet: record.wallet,
                     amount: record.amount,
                     payment: record.payment,
                     credit_id: record.credit_id,

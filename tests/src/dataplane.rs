@@ -480,6 +480,8 @@ pub struct RiptideProcess {
     pub admin: SocketAddr,
     pub admin_token: String,
     pub log_path: PathBuf,
+    config_path: PathBuf,
+    shards: u32,
     _dir: tempfile::TempDir,
 }
 
@@ -497,44 +499,63 @@ impl RiptideProcess {
         let config_path = dir.path().join("riptide.toml");
         std::fs::write(&config_path, config_toml).expect("write config");
         let log_path = dir.path().join("riptide.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(workspace_binary("riptide"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--shards")
-            .arg(shards.to_string())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start riptide");
+        let child = spawn_riptide(&config_path, shards, &log_path);
         let mut process = RiptideProcess {
             child,
             connector,
             admin,
             admin_token: admin_token.to_owned(),
             log_path,
+            config_path,
+            shards,
             _dir: dir,
         };
         process.wait_ready(Duration::from_secs(20));
         process
     }
 
+    /// Kills riptide at once (SIGKILL): no drain, nothing finished.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts riptide again with the same configuration, ports and log (appended).
+    /// A riptide that stops at start because its ledger does not answer yet (a
+    /// server that is itself starting) is started again, within `limit`.
+    pub fn restart(&mut self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            self.child = spawn_riptide(&self.config_path, self.shards, &self.log_path);
+            match self.ready_within(Duration::from_secs(20)) {
+                Ok(()) => return,
+                Err(why) if started.elapsed() >= limit => panic!("{why}: {}", self.log()),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
     fn wait_ready(&mut self, limit: Duration) {
+        if let Err(why) = self.ready_within(limit) {
+            panic!("{why}: {}", self.log());
+        }
+    }
+
+    fn ready_within(&mut self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("riptide exited early with {status}: {}", self.log());
+                return Err(format!("riptide exited early with {status}"));
             }
             let mut client = HttpClient::new(self.admin);
             if let Ok(response) = client.request("GET", "/healthz", &[], b"") {
                 if response.status == 200 && TcpStream::connect(self.connector).is_ok() {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("riptide did not become ready in {limit:?}: {}", self.log());
+        Err(format!("riptide did not become ready in {limit:?}"))
     }
 
     pub fn log(&self) -> String {
@@ -572,6 +593,24 @@ impl RiptideProcess {
         }
         None
     }
+}
+
+fn spawn_riptide(config_path: &std::path::Path, shards: u32, log_path: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    Command::new(workspace_binary("riptide"))
+        .arg("--config")
+        .arg(config_path)
+        .arg("--shards")
+        .arg(shards.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start riptide")
 }
 
 impl Drop for RiptideProcess {

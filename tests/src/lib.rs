@@ -81,10 +81,71 @@ fn binary_from_env(variable: &str, fallback: &str) -> PathBuf {
 
 /// A single-replica TigerBeetle server in development mode, with requests of up to
 /// 8189 transfers (`--limit-request=1MiB`).
-pub struct TigerBeetleServer {
+/// A server process under its watchdog shell (see [`spawn_tied_to_this_process`]):
+/// it can be paused and resumed (SIGSTOP, SIGCONT, as a stalled disk or VM would
+/// do), killed, and started again with the same arguments and data.
+struct Supervised {
+    binary: PathBuf,
+    args: Vec<String>,
+    what: &'static str,
+    address: SocketAddr,
     child: Child,
     tie: Option<ChildStdin>,
-    address: SocketAddr,
+}
+
+impl Supervised {
+    fn start(binary: PathBuf, args: Vec<String>, what: &'static str, address: SocketAddr) -> Self {
+        let (mut child, tie) = spawn_tied_to_this_process(&binary, &args);
+        wait_for_port(address, &mut child, what, Duration::from_secs(60));
+        Supervised {
+            binary,
+            args,
+            what,
+            address,
+            child,
+            tie: Some(tie),
+        }
+    }
+
+    /// Signals the server, the watchdog shell's child.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("pkill")
+            .args([signal, "-P", &self.child.id().to_string()])
+            .status()
+            .expect("run pkill");
+        assert!(status.success(), "pkill {signal} found no {}", self.what);
+    }
+
+    /// Kills the server at once (SIGKILL) and waits for its shell to end.
+    fn kill(&mut self) {
+        self.signal("-KILL");
+        drop(self.tie.take());
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again, on the same address with the same data.
+    fn restart(&mut self) {
+        let (mut child, tie) = spawn_tied_to_this_process(&self.binary, &self.args);
+        wait_for_port(self.address, &mut child, self.what, Duration::from_secs(60));
+        self.child = child;
+        self.tie = Some(tie);
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        // A paused server would not see the watchdog's SIGTERM.
+        let _ = Command::new("pkill")
+            .args(["-CONT", "-P", &self.child.id().to_string()])
+            .status();
+        drop(self.tie.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway TigerBeetle server (one replica) on a free loopback port.
+pub struct TigerBeetleServer {
+    server: Supervised,
     _dir: tempfile::TempDir,
 }
 
@@ -118,94 +179,104 @@ impl TigerBeetleServer {
             "--memory-lsm-manifest=1MiB".into(),
             data_file.display().to_string(),
         ];
-        let (mut child, tie) = spawn_tied_to_this_process(&binary, &args);
-        wait_for_port(address, &mut child, "tigerbeetle", Duration::from_secs(60));
         TigerBeetleServer {
-            child,
-            tie: Some(tie),
-            address,
+            server: Supervised::start(binary, args, "tigerbeetle", address),
             _dir: dir,
         }
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address
     }
 
     /// Stops the server where it is (SIGSTOP), as a stalled disk or VM would.
     pub fn pause(&self) {
-        self.signal_server("-STOP");
+        self.server.signal("-STOP");
     }
 
     /// Lets a paused server go on (SIGCONT).
     pub fn resume(&self) {
-        self.signal_server("-CONT");
+        self.server.signal("-CONT");
     }
 
-    /// The server runs under a watchdog shell: signal the shell's children.
-    fn signal_server(&self, signal: &str) {
-        let status = Command::new("pkill")
-            .args([signal, "-P", &self.child.id().to_string()])
-            .status()
-            .expect("run pkill");
-        assert!(status.success(), "pkill {signal} found no tigerbeetle");
+    /// Kills the server (SIGKILL); its data file stays for [`Self::restart`].
+    pub fn kill(&mut self) {
+        self.server.kill();
     }
-}
 
-impl Drop for TigerBeetleServer {
-    fn drop(&mut self) {
-        // A paused server would not see the watchdog's SIGTERM.
-        let _ = Command::new("pkill")
-            .args(["-CONT", "-P", &self.child.id().to_string()])
-            .status();
-        drop(self.tie.take());
-        let _ = self.child.wait();
+    /// Starts a killed server again on its data file and port.
+    pub fn restart(&mut self) {
+        self.server.restart();
     }
 }
 
-/// A throwaway Redis server: no persistence, loopback only.
+/// A throwaway Redis server, loopback only: without persistence by default, or
+/// durable (every write fsynced to its append-only file) to survive a restart.
 pub struct RedisServer {
-    child: Child,
-    tie: Option<ChildStdin>,
-    address: SocketAddr,
+    server: Supervised,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
-        let port = free_loopback_port();
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let args: Vec<String> = [
+        Self::start_with(&["--save", "", "--appendonly", "no"], None)
+    }
+
+    /// A Redis that keeps its data across [`Self::kill`] and [`Self::restart`].
+    pub fn start_durable() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().display().to_string();
+        let options = [
             "--save",
             "",
             "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([port.to_string()])
-        .collect();
-        let (mut child, tie) = spawn_tied_to_this_process(&binary, &args);
-        wait_for_port(address, &mut child, "redis-server", Duration::from_secs(20));
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &path,
+        ];
+        Self::start_with(&options, Some(dir))
+    }
+
+    fn start_with(options: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
+        let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
+        let port = free_loopback_port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let args: Vec<String> = options
+            .iter()
+            .chain(&["--bind", "127.0.0.1", "--port"])
+            .map(|s| s.to_string())
+            .chain([port.to_string()])
+            .collect();
         RedisServer {
-            child,
-            tie: Some(tie),
-            address,
+            server: Supervised::start(binary, args, "redis-server", address),
+            _dir: dir,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("redis://{}/", self.address)
+        format!("redis://{}/", self.server.address)
     }
-}
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        drop(self.tie.take());
-        let _ = self.child.wait();
+    /// Stops the server where it is (SIGSTOP).
+    pub fn pause(&self) {
+        self.server.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.server.signal("-CONT");
+    }
+
+    /// Kills the server (SIGKILL); a durable one keeps its data for a restart.
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+
+    /// Starts a killed server again on its port (and its data, when durable).
+    pub fn restart(&mut self) {
+        self.server.restart();
     }
 }
 

@@ -958,3 +958,99 @@ asset = "USD"
     let usage = ctl_pay(&[&a], &["pay", "--quote", "q", "--wallet", "payer"]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
+
+/// Through `riptidectl serve`, against TigerBeetle: an `initial_liquidity` changed
+/// after its deposit is applied with a notice and moves nothing (it used to wedge
+/// every later push with a 503), and a state the ledger refuses (an asset moved to
+/// another ledger) reads `refused` with the ledger's reason, not `unreachable`.
+#[test]
+fn serve_reports_changed_liquidity_and_ledger_refusals() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let run = std::process::id() % 100_000;
+    let (asset, peer) = (format!("L{run}x{n}"), format!("payer{run}x{n}"));
+    let ledger = 800_000 + (run % 1000) * 10 + n;
+    let (connector, admin, public) = (
+        free_loopback_port(),
+        free_loopback_port(),
+        free_loopback_port(),
+    );
+    let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
+    let config = format!(
+        "{node}\n[ledger]\nkind = \"tigerbeetle\"\ncluster_id = \"0\"\naddresses = \"{}\"\n",
+        riptide_tests::shared_tigerbeetle().address()
+    );
+    let riptide = RiptideProcess::start(
+        &config,
+        loopback(connector),
+        loopback(admin),
+        ADMIN_TOKEN,
+        1,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("state.toml");
+    let state = |ledger: u32, peer_liquidity: u64| {
+        format!(
+            r#"
+[control]
+dataplanes = [{{ url = "http://{}" }}]
+
+[[assets]]
+code = "{asset}"
+scale = 2
+ledger = {ledger}
+initial_liquidity = 1000
+
+[[peers]]
+id = "{peer}"
+asset = "{asset}"
+incoming_tokens = ["{peer}-token-0123456789"]
+initial_liquidity = {peer_liquidity}
+"#,
+            loopback(admin)
+        )
+    };
+    let peer_credits = || {
+        let response = riptide.admin_request("GET", "/v1/balances", b"");
+        let body: Value = serde_json::from_slice(&response.body).expect("balances JSON");
+        body["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|row| row["kind"] == "peer" && row["name"] == peer.as_str())
+            .map(|row| row["credits_posted"].as_str().unwrap_or("?").to_owned())
+    };
+    write_atomically(&file, &state(ledger, 500));
+    let serve = Serve::start(&file, dir.path().join("serve.log"));
+    let first = serve.wait_for("in sync", in_sync);
+    assert_eq!(peer_credits().as_deref(), Some("500"));
+
+    write_atomically(&file, &state(ledger, 900));
+    let version = first["desired_version"].as_u64().expect("version");
+    let changed = serve.wait_for("the changed liquidity applied", |status| {
+        in_sync(status) && status["desired_version"].as_u64() > Some(version)
+    });
+    assert_eq!(changed["dataplanes"][0]["state"], "in_sync", "{changed}");
+    let log = serve.log();
+    assert!(
+        log.contains("notice") && log.contains("initial_liquidity is 900 but 500 was deposited"),
+        "serve prints the notice:\n{log}"
+    );
+    assert_eq!(
+        peer_credits().as_deref(),
+        Some("500"),
+        "a changed value moves nothing"
+    );
+
+    write_atomically(&file, &state(ledger + 7, 900));
+    let refused = serve.wait_for("the ledger's refusal reported", |status| {
+        status["dataplanes"][0]["state"] == "refused"
+    });
+    let error = refused["dataplanes"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("422") && error.contains("create account"),
+        "the reason is given: {refused}"
+    );
+}

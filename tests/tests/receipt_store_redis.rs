@@ -67,6 +67,7 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
     let connection = unique("wallet-connection-");
     let credit = |id: u64, amount: u64| StoreOp::Credit {
         connection: connection.clone(),
+        wallet: "shop".into(),
         amount,
         payment: None,
         now_ms: 0,
@@ -76,6 +77,7 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
     };
     let undo = |id: u64, amount: u64| StoreOp::Undo {
         connection: connection.clone(),
+        wallet: "shop".into(),
         amount,
         payment: None,
         credit_id: id,
@@ -106,6 +108,7 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
         &worker,
         vec![StoreOp::Undo {
             connection: stranger.clone(),
+            wallet: "shop".into(),
             amount: 5,
             payment: None,
             credit_id: 9,
@@ -129,6 +132,7 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
     };
     let credit = |credit_id: u64, amount: u64| StoreOp::Credit {
         connection: connection.clone(),
+        wallet: "shop".into(),
         amount,
         payment: Some(id.clone()),
         now_ms: now_ms(),
@@ -144,6 +148,7 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
             credit(2, 500),
             StoreOp::Undo {
                 connection: connection.clone(),
+                wallet: "shop".into(),
                 amount: 600,
                 payment: Some(id.clone()),
                 credit_id: 1,
@@ -187,9 +192,11 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
 fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
     let worker = worker();
     let connection = unique("journal-connection-");
+    let wallet = unique("journal-wallet-");
     let due = now_ms().saturating_sub(1);
     let credit = |credit_id: u64, settle_after_ms: u64| StoreOp::Credit {
         connection: connection.clone(),
+        wallet: wallet.clone(),
         amount: 10 * credit_id,
         payment: None,
         now_ms: now_ms(),
@@ -229,6 +236,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
     // A settled count cannot be taken back; an unsettled one leaves the journal.
     let undo = |credit_id: u64| StoreOp::Undo {
         connection: connection.clone(),
+        wallet: wallet.clone(),
         amount: 10 * credit_id,
         payment: None,
         credit_id,
@@ -256,4 +264,12 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
         .collect();
     assert_eq!(left, vec![3]);
     assert_eq!(total(&connection).as_deref(), Some("50"));
+    // The wallet's own total counts the same, and never expires.
+    let answers = run(
+        &worker,
+        vec![StoreOp::WalletTotals {
+            wallets: vec![wallet.clone(), unique("never-paid-")],
+        }],
+    );
+    assert_eq!(answers, vec![Ok(StoreAnswer::WalletTotals(vec![50, 0]))]);
 }

@@ -5,8 +5,10 @@
 //! Checked: every account of the chart exists; on each ledger the chart's debits
 //! equal its credits, posted and pending (true of TigerBeetle as a whole; true of
 //! the chart when nothing else writes to its ledgers); no account is past the
-//! limit its flags set; and, when the node is idle (no traffic, every pending
-//! timeout passed), nothing is pending and no count waits in the journal.
+//! limit its flags set; each wallet's credits from packets (its credits less its
+//! deposits) equal what the receipt store counted for it; and, when the node is
+//! idle (no traffic, every pending timeout passed), nothing is pending and no
+//! count waits in the journal.
 
 use super::hold::BalanceRow;
 use serde::Serialize;
@@ -24,6 +26,16 @@ pub struct LedgerTotals {
     pub debits_pending: u128,
     #[serde(serialize_with = "as_text")]
     pub credits_pending: u128,
+}
+
+/// One wallet, as the receipt store and the ledger's deposits see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletReceipts {
+    pub wallet: String,
+    /// What the store counted for the wallet, over every connection.
+    pub store_total: u64,
+    /// What was deposited into its account (not from packets).
+    pub deposits: u128,
 }
 
 /// What the audit found.
@@ -47,7 +59,12 @@ fn as_text<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S
 }
 
 /// Audits the chart's balances.
-pub fn audit(rows: &[BalanceRow], journal_unsettled: usize, idle: bool) -> AuditReport {
+pub fn audit(
+    rows: &[BalanceRow],
+    wallets: &[WalletReceipts],
+    journal_unsettled: usize,
+    idle: bool,
+) -> AuditReport {
     let mut report = AuditReport {
         accounts_checked: rows.len(),
         journal_unsettled,
@@ -97,6 +114,23 @@ pub fn audit(rows: &[BalanceRow], journal_unsettled: usize, idle: bool) -> Audit
             } else {
                 report.notes.push(text);
             }
+        }
+    }
+    for receipts in wallets {
+        let credits = rows
+            .iter()
+            .find(|r| r.kind == "receiving" && r.name == receipts.wallet)
+            .and_then(|r| r.account)
+            .map_or(0, |a| a.credits_posted);
+        let from_packets = credits.saturating_sub(receipts.deposits);
+        let counted = u128::from(receipts.store_total);
+        // A count is made before its post, so while packets flow the store may be
+        // ahead by the posts still on their way; idle, the two are equal.
+        if from_packets != counted && (idle || counted < from_packets) {
+            report.problems.push(format!(
+                "wallet {}: {from_packets} credited from packets in the ledger, {counted} counted in the receipt store",
+                receipts.wallet
+            ));
         }
     }
     for totals in ledgers.values() {
@@ -163,7 +197,7 @@ mod tests {
             row("peer", Some(account(2, 40, 100, true))),
             row("peer", Some(account(3, 0, 40, true))),
         ];
-        let report = audit(&rows, 0, true);
+        let report = audit(&rows, &[], 0, true);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert_eq!(report.ledgers[0].debits_posted, 140);
     }
@@ -178,7 +212,7 @@ mod tests {
             row("peer", Some(pending)),
             row("wallet", None),
         ];
-        let report = audit(&rows, 2, true);
+        let report = audit(&rows, &[], 2, true);
         let all = report.problems.join("\n");
         assert!(all.contains("missing"), "{all}");
         assert!(all.contains("debits 150 exceed credits 100"), "{all}");
@@ -189,8 +223,39 @@ mod tests {
         assert!(all.contains("pending debits 5 differ"), "{all}");
         assert!(all.contains("5 pending debits"), "{all}");
         assert!(all.contains("2 local credits wait"), "{all}");
-        let busy = audit(&rows[2..3], 2, false);
+        let busy = audit(&rows[2..3], &[], 2, false);
         assert!(busy.problems.iter().all(|p| !p.contains("idle")));
         assert_eq!(busy.notes.len(), 2);
+    }
+
+    #[test]
+    fn wallet_credits_from_packets_match_the_store() {
+        let mut wallet = account(4, 0, 700, true);
+        wallet.code = 4;
+        let rows = [
+            row("settlement", Some(account(1, 700, 0, false))),
+            BalanceRow {
+                kind: "receiving",
+                name: "shop".into(),
+                asset: "USD".into(),
+                account_id: 4,
+                account: Some(wallet),
+            },
+        ];
+        let receipts = |store_total| WalletReceipts {
+            wallet: "shop".into(),
+            store_total,
+            deposits: 200,
+        };
+        assert!(audit(&rows, &[receipts(500)], 0, true).problems.is_empty());
+        let off = audit(&rows, &[receipts(450)], 0, true);
+        assert!(
+            off.problems[0].contains("500 credited from packets in the ledger, 450 counted"),
+            "{:?}",
+            off.problems
+        );
+        // Busy, a store ahead of the ledger is a post on its way; behind is not.
+        assert!(audit(&rows, &[receipts(520)], 0, false).problems.is_empty());
+        assert_eq!(audit(&rows, &[receipts(450)], 0, false).problems.len(), 1);
     }
 }

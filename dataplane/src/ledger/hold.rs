@@ -79,6 +79,20 @@ impl LedgerBackend {
         }
     }
 
+    pub async fn transfers_with_code(
+        &self,
+        ledger: u32,
+        code: u16,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        match self {
+            LedgerBackend::Memory(memory) => memory.transfers_with_code(ledger, code).await,
+            #[cfg(feature = "tigerbeetle")]
+            LedgerBackend::TigerBeetle(tigerbeetle) => {
+                tigerbeetle.transfers_with_code(ledger, code).await
+            }
+        }
+    }
+
     pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
         match self {
             LedgerBackend::Memory(ledger) => ledger.lookup_transfers(ids).await,
@@ -264,6 +278,33 @@ impl LedgerPort {
             tracing::warn!(%notice, "initial liquidity not changed");
         }
         Ok(notices)
+    }
+
+    /// What was deposited into each wallet's account (liquidity `--wallet`), by
+    /// account id: the part of its credits that did not come from packets.
+    pub async fn wallet_deposits(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<std::collections::HashMap<u128, u128>, LedgerFailure> {
+        let mut ledgers: Vec<u32> = snapshot
+            .wallets
+            .iter()
+            .map(|w| snapshot.asset(w.asset).ledger)
+            .collect();
+        ledgers.sort_unstable();
+        ledgers.dedup();
+        let mut deposits = std::collections::HashMap::new();
+        for ledger in ledgers {
+            let transfers = self
+                .backend
+                .transfers_with_code(ledger, TRANSFER_CODE_DEPOSIT)
+                .await
+                .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
+            for transfer in transfers {
+                *deposits.entry(transfer.credit_account_id).or_default() += transfer.amount;
+            }
+        }
+        Ok(deposits)
     }
 
     pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerFailure> {

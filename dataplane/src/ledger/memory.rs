@@ -139,6 +139,23 @@ impl MemoryLedger {
             .collect())
     }
 
+    /// Every retained transfer with `code` on `ledger` (deposits and withdrawals
+    /// are all retained), in no order.
+    pub fn transfers_with_code_now(
+        &self,
+        ledger: u32,
+        code: u16,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        let state = self.lock()?;
+        Ok(state
+            .transfers
+            .values()
+            .filter(|t| t.ledger == ledger && t.code == code)
+            .take(super::QUERY_TRANSFERS_MAX)
+            .copied()
+            .collect())
+    }
+
     /// Every account, for an audit.
     pub fn accounts_now(&self) -> Result<Vec<Account>, LedgerError> {
         let now_ms = (self.clock)();
@@ -181,6 +198,14 @@ impl Ledger for MemoryLedger {
 
     async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
         self.lookup_transfers_now(ids)
+    }
+
+    async fn transfers_with_code(
+        &self,
+        ledger: u32,
+        code: u16,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        self.transfers_with_code_now(ledger, code)
     }
 }
 

@@ -173,7 +173,17 @@ pub trait Ledger {
     async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError>;
     /// The transfers among `ids` that exist: how an unknown outcome is settled.
     async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError>;
+    /// Every transfer with `code` on `ledger`, oldest first, at most
+    /// [`QUERY_TRANSFERS_MAX`]: the deposits and withdrawals an audit needs.
+    async fn transfers_with_code(
+        &self,
+        ledger: u32,
+        code: u16,
+    ) -> Result<Vec<Transfer>, LedgerError>;
 }
+
+/// Most transfers one [`Ledger::transfers_with_code`] returns: an audit's bound.
+pub const QUERY_TRANSFERS_MAX: usize = 64 * BATCH_EVENTS_MAX;
 
 #[cfg(test)]
 mod tests {

@@ -241,6 +241,35 @@ impl Ledger for TigerBeetleLedger {
         Ok(found.iter().map(from_tb_account).collect())
     }
 
+    async fn transfers_with_code(
+        &self,
+        ledger: u32,
+        code: u16,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        let page = u32::try_from(super::BATCH_EVENTS_MAX).unwrap_or(u32::MAX);
+        let mut found: Vec<Transfer> = Vec::new();
+        let mut after = std::time::UNIX_EPOCH;
+        // Pages by timestamp, oldest first, until a short page or the bound.
+        while found.len() < super::QUERY_TRANSFERS_MAX {
+            let filter = tb::QueryFilter::new(page)
+                .with_ledger(ledger)
+                .with_code(code)
+                .with_timestamp_min(after);
+            let batch = self
+                .within(self.client.query_transfers(Box::new(filter)))
+                .await?
+                .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            let Some(last) = batch.last() else { break };
+            after = last.timestamp() + std::time::Duration::from_nanos(1);
+            let short = batch.len() < page as usize;
+            found.extend(batch.iter().map(from_tb_transfer));
+            if short {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
         let found = self
             .within(self.client.lookup_transfers(ids.to_vec()))

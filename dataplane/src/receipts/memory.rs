@@ -23,6 +23,8 @@ struct Inner {
     payments: HashMap<String, IncomingPayment>,
     /// Counts not settled yet, which may still be taken back: the journal.
     credits: HashMap<(String, u64), JournalRecord>,
+    /// What each wallet has received in all.
+    wallets: HashMap<String, u64>,
 }
 
 impl MemoryStore {
@@ -38,6 +40,7 @@ impl MemoryStore {
         match op {
             StoreOp::Credit {
                 connection,
+                wallet,
                 amount,
                 payment,
                 now_ms,
@@ -60,10 +63,12 @@ impl MemoryStore {
                         tracing::error!("embedded journal full; forgetting unsettled counts");
                         inner.credits.clear();
                     }
+                    *inner.wallets.entry(wallet.clone()).or_default() += amount;
                     inner.credits.insert(
                         (connection.clone(), *credit_id),
                         JournalRecord {
                             connection: connection.clone(),
+                            wallet: wallet.clone(),
                             credit_id: *credit_id,
                             amount: *amount,
                             payment: payment.clone(),
@@ -94,6 +99,7 @@ impl MemoryStore {
             }
             StoreOp::Undo {
                 connection,
+                wallet,
                 amount,
                 payment,
                 credit_id,
@@ -104,9 +110,18 @@ impl MemoryStore {
                     .is_some();
                 if counted {
                     inner.undo(connection, *amount, payment.as_deref());
+                    if let Some(total) = inner.wallets.get_mut(wallet) {
+                        *total = total.saturating_sub(*amount);
+                    }
                 }
                 StoreAnswer::Undone(counted)
             }
+            StoreOp::WalletTotals { wallets } => StoreAnswer::WalletTotals(
+                wallets
+                    .iter()
+                    .map(|w| inner.wallets.get(w).copied().unwrap_or(0))
+                    .collect(),
+            ),
             StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(id).cloned()),
             StoreOp::CreatePayment { payment } => {
                 inner
@@ -220,6 +235,7 @@ mod tests {
     fn credit(store: &MemoryStore, connection: &str, amount: u64, now_ms: u64) -> CreditResult {
         let op = StoreOp::Credit {
             connection: connection.into(),
+            wallet: "shop".into(),
             amount,
             payment: Some("p1".into()),
             now_ms,
@@ -268,6 +284,7 @@ mod tests {
         credit(&store, "a", 70, 0);
         let undo = StoreOp::Undo {
             connection: "a".into(),
+            wallet: "shop".into(),
             amount: 70,
             payment: Some("p1".into()),
             credit_id: 70,
@@ -287,6 +304,7 @@ mod tests {
         assert_eq!(credit(&store, "a", 1, 1_000), CreditResult::Expired);
         let unknown = StoreOp::Credit {
             connection: "a".into(),
+            wallet: "shop".into(),
             amount: 1,
             payment: Some("nope".into()),
             now_ms: 0,

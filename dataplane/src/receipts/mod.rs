@@ -78,6 +78,10 @@ pub enum StoreOp {
     /// exactly once even when its own answer was lost.
     Credit {
         connection: String,
+        /// The wallet the connection pays (directly or through its payment): its
+        /// total received, which never expires, is what the audit compares with
+        /// the wallet's credits in the ledger.
+        wallet: String,
         amount: u64,
         payment: Option<String>,
         now_ms: u64,
@@ -100,10 +104,15 @@ pub enum StoreOp {
         before_ms: u64,
         limit: usize,
     },
+    /// What each wallet has received in all.
+    WalletTotals {
+        wallets: Vec<String>,
+    },
     /// Take back credit `credit_id` if, and only if, the store counted it and it
     /// was not taken back yet: safe after a lost answer, safe to repeat.
     Undo {
         connection: String,
+        wallet: String,
         amount: u64,
         payment: Option<String>,
         credit_id: u64,
@@ -126,6 +135,7 @@ pub enum StoreAnswer {
     Created,
     Settled,
     Unsettled(Vec<JournalRecord>),
+    WalletTotals(Vec<u64>),
 }
 
 /// The journal's sorted set: every count whose post is not confirmed yet, scored
@@ -136,6 +146,7 @@ pub const JOURNAL_KEY: &str = "riptide:unsettled";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRecord {
     pub connection: String,
+    pub wallet: String,
     pub credit_id: u64,
     pub amount: u64,
     pub payment: Option<String>,
@@ -149,16 +160,17 @@ impl JournalRecord {
         format!("{connection_id_hex}:{credit_id:016x}")
     }
 
-    /// What the marker holds: `amount|payment|post ids in hex|settle after`.
+    /// What the marker holds: `amount|wallet|payment|post ids in hex|settle after`.
     pub fn marker_value(
         amount: u64,
+        wallet: &str,
         payment: Option<&str>,
         post_ids: &[u128],
         settle_after_ms: u64,
     ) -> String {
         let ids: Vec<String> = post_ids.iter().map(|id| format!("{id:x}")).collect();
         format!(
-            "{amount}|{}|{}|{settle_after_ms}",
+            "{amount}|{wallet}|{}|{}|{settle_after_ms}",
             payment.unwrap_or(""),
             ids.join(",")
         )
@@ -170,6 +182,7 @@ impl JournalRecord {
         let (connection, credit_id) = member.rsplit_once(':').unwrap_or((member, ""));
         JournalRecord {
             connection: connection.to_owned(),
+            wallet: String::new(),
             credit_id: u64::from_str_radix(credit_id, 16).unwrap_or(0),
             amount: 0,
             payment: None,
@@ -183,6 +196,7 @@ impl JournalRecord {
         let (connection, credit_id) = member.rsplit_once(':')?;
         let mut fields = marker_value.split('|');
         let amount = fields.next()?.parse().ok()?;
+        let wallet = fields.next()?.to_owned();
         let payment = Some(fields.next()?)
             .filter(|p| !p.is_empty())
             .map(str::to_owned);
@@ -195,6 +209,7 @@ impl JournalRecord {
         let settle_after_ms = fields.next()?.parse().ok()?;
         Some(JournalRecord {
             connection: connection.to_owned(),
+            wallet,
             credit_id: u64::from_str_radix(credit_id, 16).ok()?,
             amount,
             payment,
@@ -242,6 +257,11 @@ pub fn connection_key(connection_id_hex: &str) -> String {
     format!("stream_received:{connection_id_hex}")
 }
 
+/// What a wallet has received in all, over every connection and payment.
+pub fn wallet_key(wallet: &str) -> String {
+    format!("riptide:wallet_received:{wallet}")
+}
+
 pub fn payment_key(id: &str) -> String {
     format!("riptide:incoming_payment:{id}")
 }
@@ -261,14 +281,15 @@ mod tests {
 
     #[test]
     fn journal_records_read_back() {
-        let value =
-            JournalRecord::marker_value(42, Some("pay-1"), &[0xab, 0x1_0000_0000_0000_0000], 99);
+        let ids = [0xab, 0x1_0000_0000_0000_0000];
+        let value = JournalRecord::marker_value(42, "shop", Some("pay-1"), &ids, 99);
         let record =
             JournalRecord::parse(&JournalRecord::member("c0ffee", 7), &value).expect("parses");
         assert_eq!(
             record,
             JournalRecord {
                 connection: "c0ffee".into(),
+                wallet: "shop".into(),
                 credit_id: 7,
                 amount: 42,
                 payment: Some("pay-1".into()),
@@ -276,7 +297,7 @@ mod tests {
                 settle_after_ms: 99,
             }
         );
-        let value = JournalRecord::marker_value(1, None, &[5], 3);
+        let value = JournalRecord::marker_value(1, "shop", None, &[5], 3);
         assert_eq!(
             JournalRecord::parse("x:0000000000000001", &value)
                 .expect("parses")

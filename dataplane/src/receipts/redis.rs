@@ -5,8 +5,8 @@
 //! connections or data planes takes a payment past its amount.
 
 use super::{
-    connection_key, credit_marker_key, payment_key, CreditResult, IncomingPayment, JournalRecord,
-    StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
+    connection_key, credit_marker_key, payment_key, wallet_key, CreditResult, IncomingPayment,
+    JournalRecord, StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
@@ -21,7 +21,8 @@ const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
 /// Credits a connection and an incoming payment together, refusing what would go
 /// past the payment's amount, and records the credit in its marker and the
-/// journal. KEYS: payment, connection, credit marker, journal. ARGV: amount,
+/// journal, and adds it to the wallet's total. KEYS: payment, connection, credit
+/// marker, journal, wallet total. ARGV: amount,
 /// connection ttl in seconds, now in ms, marker ttl, marker value, settle-after
 /// score, journal member. Returns {code, a, b}: 0 unknown, 1 expired, 2 completed,
 /// 3 exceeds (a = remaining, b = connection total), 4 credited (a = remaining or -1
@@ -45,20 +46,22 @@ local total = redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
+redis.call('INCRBY', KEYS[5], ARGV[1])
 return {4, remaining, total}
 ";
 
 /// Takes a credit back once, only if it was counted and not settled (its marker
 /// exists), and never recreates an expired total; it leaves the journal either
-/// way. KEYS: connection, credit marker, journal, and the payment when there is
-/// one. ARGV: amount, its negation, journal member. Returns 1 when it took
-/// something back.
+/// way. KEYS: connection, credit marker, journal, wallet total, and the payment
+/// when there is one. ARGV: amount, its negation, journal member. Returns 1 when
+/// it took something back.
 const UNDO_SCRIPT: &str = r"
 redis.call('ZREM', KEYS[3], ARGV[3])
 if redis.call('DEL', KEYS[2]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
-  redis.call('HINCRBY', KEYS[4], 'received', ARGV[2])
+redis.call('DECRBY', KEYS[4], ARGV[1])
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('HINCRBY', KEYS[5], 'received', ARGV[2])
 end
 return 1
 ";
@@ -243,6 +246,7 @@ impl Worker {
         match op {
             StoreOp::Credit {
                 connection,
+                wallet,
                 amount,
                 payment: Some(id),
                 now_ms,
@@ -252,17 +256,19 @@ impl Worker {
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(self.credit_script.get_hash())
-                    .arg(4)
+                    .arg(5)
                     .arg(payment_key(id))
                     .arg(connection_key(connection))
                     .arg(credit_marker_key(connection, *credit_id))
                     .arg(JOURNAL_KEY)
+                    .arg(wallet_key(wallet))
                     .arg(*amount)
                     .arg(ttl_s)
                     .arg(*now_ms)
                     .arg(CREDIT_MARKER_TTL_S)
                     .arg(JournalRecord::marker_value(
                         *amount,
+                        wallet,
                         Some(id),
                         post_ids,
                         *settle_after_ms,
@@ -273,6 +279,7 @@ impl Worker {
             }
             StoreOp::Credit {
                 connection,
+                wallet,
                 amount,
                 payment: None,
                 credit_id,
@@ -290,6 +297,7 @@ impl Worker {
                     .arg(credit_marker_key(connection, *credit_id))
                     .arg(JournalRecord::marker_value(
                         *amount,
+                        wallet,
                         None,
                         post_ids,
                         *settle_after_ms,
@@ -300,11 +308,13 @@ impl Worker {
                     .arg(JOURNAL_KEY)
                     .arg(*settle_after_ms)
                     .arg(JournalRecord::member(connection, *credit_id));
+                pipe.cmd("INCRBY").arg(wallet_key(wallet)).arg(*amount);
                 pipe.cmd("EXEC");
-                6
+                7
             }
             StoreOp::Undo {
                 connection,
+                wallet,
                 amount,
                 payment,
                 credit_id,
@@ -312,10 +322,11 @@ impl Worker {
                 let negative = -i128::from(*amount);
                 pipe.cmd("EVALSHA")
                     .arg(self.undo_script.get_hash())
-                    .arg(if payment.is_some() { 4 } else { 3 })
+                    .arg(if payment.is_some() { 5 } else { 4 })
                     .arg(connection_key(connection))
                     .arg(credit_marker_key(connection, *credit_id))
-                    .arg(JOURNAL_KEY);
+                    .arg(JOURNAL_KEY)
+                    .arg(wallet_key(wallet));
                 if let Some(id) = payment {
                     pipe.arg(payment_key(id));
                 }
@@ -334,6 +345,13 @@ impl Worker {
                     .arg(JOURNAL_KEY)
                     .arg(JournalRecord::member(connection, *credit_id));
                 2
+            }
+            StoreOp::WalletTotals { wallets } => {
+                pipe.cmd("MGET");
+                for wallet in wallets {
+                    pipe.arg(wallet_key(wallet));
+                }
+                1
             }
             StoreOp::Unsettled { before_ms, limit } => {
                 pipe.cmd("EVALSHA")
@@ -410,6 +428,7 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         StoreOp::CreatePayment { .. } => Ok(StoreAnswer::Created),
         StoreOp::Settle { .. } => Ok(StoreAnswer::Settled),
         StoreOp::Unsettled { .. } => unsettled_from(values.first()),
+        StoreOp::WalletTotals { .. } => wallet_totals_from(values.first()),
     }
 }
 
@@ -468,6 +487,25 @@ fn credit_script_result(values: &[Value]) -> Answer {
         other => return Err(StoreError::Protocol(format!("credit script code {other}"))),
     };
     Ok(StoreAnswer::Credit(result))
+}
+
+/// MGET's answer: each wallet's total, 0 for one that never received.
+fn wallet_totals_from(value: Option<&Value>) -> Answer {
+    let Some(Value::Array(items)) = value else {
+        return Err(StoreError::Protocol("MGET gave no array".into()));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Nil => Ok(0),
+            Value::BulkString(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| StoreError::Protocol(format!("wallet total {bytes:?}"))),
+            other => Err(StoreError::Protocol(format!("wallet total {other:?}"))),
+        })
+        .collect::<Result<Vec<u64>, _>>()
+        .map(StoreAnswer::WalletTotals)
 }
 
 /// Journal members with their markers. A member whose marker is gone (it

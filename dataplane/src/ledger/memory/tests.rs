@@ -403,3 +403,47 @@ fn only_pending_transfers_wait_for_expiry() {
     );
     assert!(ledger.lock().expect("lock").expiries.is_empty());
 }
+
+/// Packets are forgotten past the retention window; a deposit never is, so its
+/// idempotency key (an `initial_liquidity`, a `liquidity --key`) holds however
+/// many packets came after it.
+#[test]
+fn deposits_outlive_the_retention_window() {
+    let (ledger, _) = ledger_with_clock();
+    let results = ledger
+        .create_accounts_now(&[
+            account(1, SETTLEMENT),
+            account(2, AccountFlags::default()),
+            account(3, AccountFlags::default()),
+        ])
+        .expect("accounts");
+    assert!(results.iter().all(|r| *r == CreateAccountResult::Ok));
+    let deposit = Transfer {
+        code: crate::ledger::TRANSFER_CODE_DEPOSIT,
+        ..transfer(7, 1, 2, 500)
+    };
+    assert_eq!(
+        ledger.create_transfers_now(&[deposit]).expect("deposit"),
+        vec![CreateTransferResult::Ok]
+    );
+    let packets = TRANSFERS_RETAINED_MAX as u128 + 1_000;
+    let mut id = 1_000u128;
+    while id < 1_000 + packets {
+        let batch: Vec<Transfer> = (id..(id + 8_000).min(1_000 + packets))
+            .map(|i| transfer(i, 3, 2, 1))
+            .collect();
+        id += batch.len() as u128;
+        ledger.create_transfers_now(&batch).expect("packets");
+    }
+    let oldest = ledger.lookup_transfers_now(&[1_000]).expect("lookup");
+    assert!(oldest.is_empty(), "the oldest packet was forgotten");
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[deposit])
+            .expect("deposit again"),
+        vec![CreateTransferResult::Exists],
+        "the deposit is still known: it is not made twice"
+    );
+    let credited = ledger.lookup_accounts_now(&[2]).expect("lookup")[0].credits_posted;
+    assert_eq!(credited, 500 + packets);
+}
