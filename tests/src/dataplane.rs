@@ -473,6 +473,31 @@ admin_token = "{admin_token}"
     )
 }
 
+/// A wallet's STREAM credentials from SPSP on `public`: destination and secret.
+pub fn spsp_credentials(public: SocketAddr, wallet: &str) -> (String, Vec<u8>) {
+    use base64::Engine;
+    let response = HttpClient::new(public)
+        .request(
+            "GET",
+            &format!("/{wallet}"),
+            &[("Accept", "application/spsp4+json")],
+            b"",
+        )
+        .expect("SPSP request");
+    assert_eq!(response.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).expect("SPSP JSON");
+    let secret = body["shared_secret"].as_str().expect("secret");
+    (
+        body["destination_account"]
+            .as_str()
+            .expect("destination")
+            .to_owned(),
+        base64::engine::general_purpose::STANDARD
+            .decode(secret)
+            .expect("base64"),
+    )
+}
+
 /// A running `riptide` process, stopped (SIGTERM, then kill) on drop.
 pub struct RiptideProcess {
     pub child: Child,
@@ -560,6 +585,45 @@ impl RiptideProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Every account of the state from the admin API, by (kind, name): debits
+    /// posted, credits posted, debits pending, credits pending. Each must exist.
+    pub fn balances(&self) -> std::collections::HashMap<(String, String), [u128; 4]> {
+        let response = self.admin_request("GET", "/v1/balances", b"");
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+        let rows = body["accounts"].as_array().expect("accounts");
+        rows.iter()
+            .map(|row| {
+                assert_eq!(
+                    row["exists"], true,
+                    "every account of the state exists: {row}"
+                );
+                let key = (
+                    row["kind"].as_str().expect("kind").to_owned(),
+                    row["name"].as_str().expect("name").to_owned(),
+                );
+                let amounts = [
+                    "debits_posted",
+                    "credits_posted",
+                    "debits_pending",
+                    "credits_pending",
+                ]
+                .map(|field| {
+                    row[field]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .expect("amount")
+                });
+                (key, amounts)
+            })
+            .collect()
     }
 
     /// An authenticated admin request.

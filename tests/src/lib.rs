@@ -84,7 +84,7 @@ fn binary_from_env(variable: &str, fallback: &str) -> PathBuf {
 /// A server process under its watchdog shell (see [`spawn_tied_to_this_process`]):
 /// it can be paused and resumed (SIGSTOP, SIGCONT, as a stalled disk or VM would
 /// do), killed, and started again with the same arguments and data.
-struct Supervised {
+pub struct Supervised {
     binary: PathBuf,
     args: Vec<String>,
     what: &'static str,
@@ -188,25 +188,15 @@ impl TigerBeetleServer {
     pub fn address(&self) -> SocketAddr {
         self.server.address
     }
+}
 
-    /// Stops the server where it is (SIGSTOP), as a stalled disk or VM would.
-    pub fn pause(&self) {
-        self.server.signal("-STOP");
+impl Supervise for TigerBeetleServer {
+    fn supervised(&self) -> &Supervised {
+        &self.server
     }
 
-    /// Lets a paused server go on (SIGCONT).
-    pub fn resume(&self) {
-        self.server.signal("-CONT");
-    }
-
-    /// Kills the server (SIGKILL); its data file stays for [`Self::restart`].
-    pub fn kill(&mut self) {
-        self.server.kill();
-    }
-
-    /// Starts a killed server again on its data file and port.
-    pub fn restart(&mut self) {
-        self.server.restart();
+    fn supervised_mut(&mut self) -> &mut Supervised {
+        &mut self.server
     }
 }
 
@@ -258,25 +248,42 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://{}/", self.server.address)
     }
+}
 
-    /// Stops the server where it is (SIGSTOP).
-    pub fn pause(&self) {
-        self.server.signal("-STOP");
+impl Supervise for RedisServer {
+    fn supervised(&self) -> &Supervised {
+        &self.server
+    }
+
+    fn supervised_mut(&mut self) -> &mut Supervised {
+        &mut self.server
+    }
+}
+
+/// Faults a test can inflict on a server it started.
+pub trait Supervise {
+    fn supervised(&self) -> &Supervised;
+    fn supervised_mut(&mut self) -> &mut Supervised;
+
+    /// Stops the server where it is (SIGSTOP), as a stalled disk or VM would.
+    fn pause(&self) {
+        self.supervised().signal("-STOP");
     }
 
     /// Lets a paused server go on (SIGCONT).
-    pub fn resume(&self) {
-        self.server.signal("-CONT");
+    fn resume(&self) {
+        self.supervised().signal("-CONT");
     }
 
-    /// Kills the server (SIGKILL); a durable one keeps its data for a restart.
-    pub fn kill(&mut self) {
-        self.server.kill();
+    /// Kills the server (SIGKILL); its data stays for [`Supervise::restart`] (a
+    /// TigerBeetle data file; a Redis only when durable).
+    fn kill(&mut self) {
+        self.supervised_mut().kill();
     }
 
-    /// Starts a killed server again on its port (and its data, when durable).
-    pub fn restart(&mut self) {
-        self.server.restart();
+    /// Starts a killed server again on its port and data.
+    fn restart(&mut self) {
+        self.supervised_mut().restart();
     }
 }
 

@@ -8,7 +8,7 @@ use riptide_dataplane::packet::{ErrorCode, Packet};
 use riptide_tests::dataplane::{
     node_section, prepare_with_outcome, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
-use riptide_tests::{free_loopback_port, shared_tigerbeetle};
+use riptide_tests::{free_loopback_port, shared_tigerbeetle, Supervise};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -156,44 +156,8 @@ fn start(setup: &Setup) -> RiptideProcess {
     )
 }
 
-/// Balances by (kind, name): (debits posted, credits posted, debits pending, credits pending).
 fn balances(riptide: &RiptideProcess) -> HashMap<(String, String), [u128; 4]> {
-    let response = riptide.admin_request("GET", "/v1/balances", b"");
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    let body: Value = serde_json::from_slice(&response.body).expect("JSON");
-    let number = |row: &Value, key: &str| {
-        row[key]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .expect("amount")
-    };
-    body["accounts"]
-        .as_array()
-        .expect("accounts")
-        .iter()
-        .map(|row| {
-            let key = (
-                row["kind"].as_str().expect("kind").to_owned(),
-                row["name"].as_str().expect("name").to_owned(),
-            );
-            assert_eq!(
-                row["exists"], true,
-                "every account of the state exists: {row}"
-            );
-            let amounts = [
-                number(row, "debits_posted"),
-                number(row, "credits_posted"),
-                number(row, "debits_pending"),
-                number(row, "credits_pending"),
-            ];
-            (key, amounts)
-        })
-        .collect()
+    riptide.balances()
 }
 
 fn peer(balances: &HashMap<(String, String), [u128; 4]>, name: &str) -> [u128; 4] {

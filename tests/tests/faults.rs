@@ -8,13 +8,13 @@
 //! when riptide died), nothing is left pending, and `riptidectl audit --idle`
 //! passes.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use riptide_dataplane::stream::connection_id_hex;
-use riptide_tests::dataplane::{node_section, workspace_binary, HttpClient, RiptideProcess};
+use riptide_tests::dataplane::{
+    node_section, spsp_credentials, workspace_binary, HttpClient, RiptideProcess,
+};
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle};
-use riptide_tests::{RedisServer, TigerBeetleServer};
+use riptide_tests::{RedisServer, Supervise, TigerBeetleServer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -108,64 +108,14 @@ asset = "{asset}"
 
     /// The wallet's STREAM credentials, from SPSP.
     fn credentials(&self) -> (String, Vec<u8>) {
-        let response = HttpClient::new(SocketAddr::from(([127, 0, 0, 1], self.public)))
-            .request(
-                "GET",
-                &format!("/{}", self.wallet),
-                &[("Accept", "application/spsp4+json")],
-                b"",
-            )
-            .expect("SPSP");
-        assert_eq!(response.status, 200);
-        let body: Value = serde_json::from_slice(&response.body).expect("SPSP JSON");
-        let destination = body["destination_account"].as_str().expect("destination");
-        let secret = body["shared_secret"].as_str().expect("secret");
-        (
-            destination.to_owned(),
-            STANDARD.decode(secret).expect("base64"),
+        spsp_credentials(
+            SocketAddr::from(([127, 0, 0, 1], self.public)),
+            &self.wallet,
         )
     }
 
-    /// (debits posted, credits posted, debits pending, credits pending) by kind
-    /// and name, from TigerBeetle through the admin API.
-    fn balances(&self) -> BTreeMap<(String, String), [u128; 4]> {
-        let response = self.riptide.admin_request("GET", "/v1/balances", b"");
-        assert_eq!(
-            response.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&response.body)
-        );
-        let body: Value = serde_json::from_slice(&response.body).expect("JSON");
-        let number = |row: &Value, key: &str| -> u128 {
-            row[key]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .expect("amount")
-        };
-        body["accounts"]
-            .as_array()
-            .expect("accounts")
-            .iter()
-            .map(|row| {
-                let key = (
-                    row["kind"].as_str().expect("kind").to_owned(),
-                    row["name"].as_str().expect("name").to_owned(),
-                );
-                let amounts = [
-                    "debits_posted",
-                    "credits_posted",
-                    "debits_pending",
-                    "credits_pending",
-                ]
-                .map(|field| number(row, field));
-                (key, amounts)
-            })
-            .collect()
-    }
-
     fn account(&self, kind: &str, name: &str) -> [u128; 4] {
-        self.balances()[&(kind.to_owned(), name.to_owned())]
+        self.riptide.balances()[&(kind.to_owned(), name.to_owned())]
     }
 }
 

@@ -412,20 +412,9 @@ fn concurrent_connections_never_overpay_an_incoming_payment() {
 }
 
 fn spsp_credentials(receiver: &Receiver, wallet: &str) -> (String, Vec<u8>) {
-    let response = receiver.spsp(
-        &format!("/{wallet}"),
-        &[("Accept", "application/spsp4+json")],
-    );
-    assert_eq!(response.status, 200);
-    let body: Value = serde_json::from_slice(&response.body).expect("SPSP JSON");
-    (
-        body["destination_account"]
-            .as_str()
-            .expect("destination")
-            .to_owned(),
-        STANDARD
-            .decode(body["shared_secret"].as_str().expect("secret"))
-            .expect("base64"),
+    riptide_tests::dataplane::spsp_credentials(
+        SocketAddr::from(([127, 0, 0, 1], receiver.public)),
+        wallet,
     )
 }
 
