@@ -20,8 +20,10 @@
 use crate::config::StateDocument;
 use crate::connector::snapshot::Snapshot;
 use crate::http::io::HyperStream;
+use crate::ledger::audit::{self, WalletReceipts};
 use crate::ledger::hold::{LedgerFailure, LiquidityAccount, LiquidityDirection};
 use crate::metrics::render_prometheus;
+use crate::receipts::{StoreAnswer, StoreOp};
 use crate::shard::Shard;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -334,12 +336,12 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
         Ok(rows) => rows,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let journal = crate::receipts::StoreOp::Unsettled {
+    let journal = StoreOp::Unsettled {
         before_ms: u64::MAX,
         limit: AUDIT_JOURNAL_MAX,
     };
     let unsettled = match admin.shard.store().execute(journal).await {
-        Ok(crate::receipts::StoreAnswer::Unsettled(records)) => records.len(),
+        Ok(StoreAnswer::Unsettled(records)) => records.len(),
         other => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -351,7 +353,7 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
         Ok(wallets) => wallets,
         Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
     };
-    let report = crate::ledger::audit::audit(&rows, &wallets, unsettled, idle);
+    let report = audit::audit(&rows, &wallets, unsettled, idle);
     match serde_json::to_value(&report) {
         Ok(value) => json_response(StatusCode::OK, value),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -362,16 +364,15 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
 async fn wallet_receipts(
     admin: &Admin,
     snapshot: &Snapshot,
-) -> Result<Vec<crate::ledger::audit::WalletReceipts>, String> {
+) -> Result<Vec<WalletReceipts>, String> {
     if snapshot.wallets.is_empty() {
         return Ok(Vec::new());
     }
-    let names: Vec<String> = snapshot.wallets.iter().map(|w| w.id.clone()).collect();
-    let op = crate::receipts::StoreOp::WalletTotals {
-        wallets: names.clone(),
+    let op = StoreOp::WalletTotals {
+        wallets: snapshot.wallets.iter().map(|w| w.id.clone()).collect(),
     };
     let totals = match admin.shard.store().execute(op).await {
-        Ok(crate::receipts::StoreAnswer::WalletTotals(totals)) => totals,
+        Ok(StoreAnswer::WalletTotals(totals)) => totals,
         other => return Err(format!("receipt store: {other:?}")),
     };
     let deposits = admin
@@ -385,13 +386,11 @@ async fn wallet_receipts(
         .wallets
         .iter()
         .zip(totals)
-        .map(
-            |(wallet, store_total)| crate::ledger::audit::WalletReceipts {
-                wallet: wallet.id.clone(),
-                store_total,
-                deposits: deposits.get(&wallet.account_id).copied().unwrap_or(0),
-            },
-        )
+        .map(|(wallet, store_total)| WalletReceipts {
+            wallet: wallet.id.clone(),
+            store_total,
+            deposits: deposits.get(&wallet.account_id).copied().unwrap_or(0),
+        })
         .collect())
 }
 

@@ -220,12 +220,7 @@ pub async fn credit_step(
         CreditCommand::MarkSettled => {
             // Needs no answer: a settle that is lost leaves the count in the
             // journal, where the sweep finds it posted.
-            let store = Rc::clone(&ports.store);
-            let op = record.settle();
-            glommio::spawn_local(async move {
-                let _ = store.execute(op).await;
-            })
-            .detach();
+            ports.store.execute_detached(record.settle());
             flow.on_marked_settled();
             Some(now)
         }

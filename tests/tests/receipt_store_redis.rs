@@ -26,7 +26,7 @@ fn run(worker: &RedisWorker, ops: Vec<StoreOp>) -> Vec<Result<StoreAnswer, Store
         .into_iter()
         .map(|op| {
             let (reply, answer) = oneshot::channel();
-            ((op, reply), answer)
+            ((op, Some(reply)), answer)
         })
         .unzip();
     assert!(worker.send(batch).is_ok(), "worker queue has room");

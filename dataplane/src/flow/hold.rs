@@ -403,6 +403,9 @@ impl HoldStep {
                     None => self.finish_retry_or_give_up(Phase::VoidAbandoned, now_ms),
                 }
             }
+            // A void that cannot even be queued is not tried in a loop: the hold
+            // expires on its own.
+            (Phase::VoidAbandoned, LedgerAnswer::NotSent) => Phase::NotHeld(NotHeld::Abandoned),
             (Phase::VoidAbandoned, _) => self.finish_retry_or_give_up(Phase::VoidAbandoned, now_ms),
             (Phase::Finish(finish), LedgerAnswer::Created(results)) => {
                 match finish_result(finish, results) {
@@ -641,6 +644,19 @@ mod tests {
             1_001,
         );
         assert_eq!(step.poll(1_001), HoldPoll::NotHeld(NotHeld::Abandoned));
+    }
+
+    #[test]
+    fn a_full_queue_refuses_a_hold_at_once_and_never_spins() {
+        let mut step = HoldStep::new(Chain::new(&[leg(5)], 10, 60), 1_000, 60_000);
+        step.on_answer(&LedgerAnswer::NotSent, 1);
+        assert_eq!(step.poll(1), HoldPoll::NotHeld(NotHeld::Unavailable));
+        let mut step = HoldStep::new(Chain::new(&[leg(5)], 10, 60), 1_000, 60_000);
+        step.on_answer(&LedgerAnswer::Unknown, 1);
+        step.on_answer(&LedgerAnswer::Unknown, 2);
+        assert!(step.abandoned());
+        step.on_answer(&LedgerAnswer::NotSent, 3);
+        assert_eq!(step.poll(3), HoldPoll::NotHeld(NotHeld::Abandoned));
     }
 
     #[test]

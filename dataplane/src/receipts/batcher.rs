@@ -54,14 +54,10 @@ impl StoreBatcher {
     ) -> Result<StoreAnswer, StoreError> {
         let wait = wait.min(self.timeout);
         if let StoreBackend::Memory(store) = &self.backend {
-            return Ok(store.execute(&op));
+            return Ok(store.execute(op));
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.borrow_mut().push((op, reply));
-        if !self.flush_scheduled.replace(true) {
-            let batcher = Rc::clone(self);
-            glommio::spawn_local(async move { batcher.flush().await }).detach();
-        }
+        self.enqueue(op, Some(reply));
         let answer = async { Some(answer.await) };
         let deadline = async {
             glommio::timer::sleep(wait).await;
@@ -71,6 +67,29 @@ impl StoreBatcher {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::Unavailable("batch dropped".into())),
             None => Err(StoreError::Unavailable("no answer in time".into())),
+        }
+    }
+
+    /// Runs an operation whose answer nobody waits for (a settle): in process at
+    /// once, or in this pass's pipeline. A lost one is for the journal's sweep.
+    pub fn execute_detached(self: &Rc<Self>, op: StoreOp) {
+        match &self.backend {
+            StoreBackend::Memory(store) => {
+                store.execute(op);
+            }
+            StoreBackend::Redis(_) => self.enqueue(op, None),
+        }
+    }
+
+    fn enqueue(
+        self: &Rc<Self>,
+        op: StoreOp,
+        reply: Option<oneshot::Sender<Result<StoreAnswer, StoreError>>>,
+    ) {
+        self.queue.borrow_mut().push((op, reply));
+        if !self.flush_scheduled.replace(true) {
+            let batcher = Rc::clone(self);
+            glommio::spawn_local(async move { batcher.flush().await }).detach();
         }
     }
 
@@ -85,7 +104,7 @@ impl StoreBatcher {
         while !queue.is_empty() {
             let rest = queue.split_off(queue.len().min(PIPELINE_OPS_MAX));
             if let Err(refused) = worker.send(queue) {
-                for (_, reply) in refused {
+                for reply in refused.into_iter().filter_map(|(_, reply)| reply) {
                     let _ = reply.send(Err(StoreError::Busy));
                 }
             }

@@ -21,8 +21,9 @@ struct Inner {
     /// Total and the instant it expires.
     connections: HashMap<String, (u64, Instant)>,
     payments: HashMap<String, IncomingPayment>,
-    /// Counts not settled yet, which may still be taken back: the journal.
-    credits: HashMap<(String, u64), JournalRecord>,
+    /// Counts not settled yet, which may still be taken back: the journal, by
+    /// credit id.
+    credits: HashMap<u64, JournalRecord>,
     /// What each wallet has received in all.
     wallets: HashMap<String, u64>,
 }
@@ -35,7 +36,7 @@ impl MemoryStore {
         }
     }
 
-    pub fn execute(&self, op: &StoreOp) -> StoreAnswer {
+    pub fn execute(&self, op: StoreOp) -> StoreAnswer {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match op {
             StoreOp::Credit {
@@ -49,10 +50,10 @@ impl MemoryStore {
                 settle_after_ms,
             } => {
                 let result = inner.credit(
-                    connection,
-                    *amount,
+                    &connection,
+                    amount,
                     payment.as_deref(),
-                    *now_ms,
+                    now_ms,
                     self.connection_ttl_s,
                 );
                 if matches!(result, CreditResult::Credited { .. }) {
@@ -63,19 +64,22 @@ impl MemoryStore {
                         tracing::error!("embedded journal full; forgetting unsettled counts");
                         inner.credits.clear();
                     }
-                    *inner.wallets.entry(wallet.clone()).or_default() += amount;
-                    inner.credits.insert(
-                        (connection.clone(), *credit_id),
-                        JournalRecord {
-                            connection: connection.clone(),
-                            wallet: wallet.clone(),
-                            credit_id: *credit_id,
-                            amount: *amount,
-                            payment: payment.clone(),
-                            post_ids: post_ids.clone(),
-                            settle_after_ms: *settle_after_ms,
-                        },
-                    );
+                    match inner.wallets.get_mut(&wallet) {
+                        Some(total) => *total += amount,
+                        None => {
+                            inner.wallets.insert(wallet.clone(), amount);
+                        }
+                    }
+                    let record = JournalRecord {
+                        connection,
+                        wallet,
+                        credit_id,
+                        amount,
+                        payment,
+                        post_ids,
+                        settle_after_ms,
+                    };
+                    inner.credits.insert(credit_id, record);
                 }
                 StoreAnswer::Credit(result)
             }
@@ -83,18 +87,18 @@ impl MemoryStore {
                 connection,
                 credit_id,
             } => {
-                inner.credits.remove(&(connection.clone(), *credit_id));
+                inner.take_credit(&connection, credit_id);
                 StoreAnswer::Settled
             }
             StoreOp::Unsettled { before_ms, limit } => {
                 let mut due: Vec<JournalRecord> = inner
                     .credits
                     .values()
-                    .filter(|r| r.settle_after_ms <= *before_ms)
+                    .filter(|r| r.settle_after_ms <= before_ms)
                     .cloned()
                     .collect();
                 due.sort_by_key(|r| r.settle_after_ms);
-                due.truncate(*limit);
+                due.truncate(limit);
                 StoreAnswer::Unsettled(due)
             }
             StoreOp::Undo {
@@ -104,14 +108,11 @@ impl MemoryStore {
                 payment,
                 credit_id,
             } => {
-                let counted = inner
-                    .credits
-                    .remove(&(connection.clone(), *credit_id))
-                    .is_some();
+                let counted = inner.take_credit(&connection, credit_id);
                 if counted {
-                    inner.undo(connection, *amount, payment.as_deref());
-                    if let Some(total) = inner.wallets.get_mut(wallet) {
-                        *total = total.saturating_sub(*amount);
+                    inner.undo(&connection, amount, payment.as_deref());
+                    if let Some(total) = inner.wallets.get_mut(&wallet) {
+                        *total = total.saturating_sub(amount);
                     }
                 }
                 StoreAnswer::Undone(counted)
@@ -122,12 +123,9 @@ impl MemoryStore {
                     .map(|w| inner.wallets.get(w).copied().unwrap_or(0))
                     .collect(),
             ),
-            StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(id).cloned()),
+            StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(&id).cloned()),
             StoreOp::CreatePayment { payment } => {
-                inner
-                    .payments
-                    .entry(payment.id.clone())
-                    .or_insert_with(|| payment.clone());
+                inner.payments.entry(payment.id.clone()).or_insert(payment);
                 StoreAnswer::Created
             }
         }
@@ -135,6 +133,19 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Removes a count from the journal; whether it was there.
+    fn take_credit(&mut self, connection: &str, credit_id: u64) -> bool {
+        // Credit ids are unique per shard; the connection tells apart the rare
+        // equal ids of two shards.
+        match self.credits.get(&credit_id) {
+            Some(record) if record.connection == connection => {
+                self.credits.remove(&credit_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn connection_total(&mut self, connection: &str) -> u64 {
         match self.connections.get(connection) {
             Some((total, expires)) if *expires > Instant::now() => *total,
@@ -243,7 +254,7 @@ mod tests {
             post_ids: vec![1],
             settle_after_ms: now_ms,
         };
-        match store.execute(&op) {
+        match store.execute(op) {
             StoreAnswer::Credit(result) => result,
             other => panic!("unexpected {other:?}"),
         }
@@ -252,7 +263,7 @@ mod tests {
     #[test]
     fn payment_never_goes_past_its_amount() {
         let store = MemoryStore::new(60);
-        store.execute(&payment(Some(100)));
+        store.execute(payment(Some(100)));
         assert_eq!(
             credit(&store, "a", 60, 0),
             CreditResult::Credited {
@@ -280,7 +291,7 @@ mod tests {
     #[test]
     fn undo_takes_back_both_totals_and_expiry_closes() {
         let store = MemoryStore::new(60);
-        store.execute(&payment(None));
+        store.execute(payment(None));
         credit(&store, "a", 70, 0);
         let undo = StoreOp::Undo {
             connection: "a".into(),
@@ -289,14 +300,10 @@ mod tests {
             payment: Some("p1".into()),
             credit_id: 70,
         };
-        assert_eq!(store.execute(&undo), StoreAnswer::Undone(true));
-        assert_eq!(
-            store.execute(&undo),
-            StoreAnswer::Undone(false),
-            "only once"
-        );
+        assert_eq!(store.execute(undo.clone()), StoreAnswer::Undone(true));
+        assert_eq!(store.execute(undo), StoreAnswer::Undone(false), "only once");
         let StoreAnswer::Payment(Some(found)) =
-            store.execute(&StoreOp::GetPayment { id: "p1".into() })
+            store.execute(StoreOp::GetPayment { id: "p1".into() })
         else {
             panic!("payment exists");
         };
@@ -313,7 +320,7 @@ mod tests {
             settle_after_ms: 0,
         };
         assert_eq!(
-            store.execute(&unknown),
+            store.execute(unknown),
             StoreAnswer::Credit(CreditResult::UnknownPayment)
         );
     }

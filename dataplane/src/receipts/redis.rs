@@ -81,7 +81,10 @@ return out
 type Answer = Result<StoreAnswer, StoreError>;
 
 /// Operations of one shard pass and where their answers go.
-pub type Batch = Vec<(StoreOp, oneshot::Sender<Answer>)>;
+/// An operation without a reply channel runs whatever happens (a settle, which
+/// nobody waits for); one with a channel is skipped once its packet stopped
+/// waiting.
+pub type Batch = Vec<(StoreOp, Option<oneshot::Sender<Answer>>)>;
 
 /// The handle a shard keeps on its worker thread.
 #[derive(Debug)]
@@ -146,7 +149,7 @@ impl Worker {
             // happen late.
             let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch
                 .into_iter()
-                .filter(|(_, reply)| !reply.is_canceled())
+                .filter(|(_, reply)| reply.as_ref().is_none_or(|r| !r.is_canceled()))
                 .unzip();
             if ops.is_empty() {
                 continue;
@@ -154,7 +157,9 @@ impl Worker {
             let answers = self.execute(&ops);
             for (reply, answer) in replies.into_iter().zip(answers) {
                 // The packet may have given up waiting; nothing to do then.
-                let _ = reply.send(answer);
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer);
+                }
             }
         }
     }
