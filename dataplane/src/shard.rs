@@ -427,13 +427,10 @@ impl Shard {
         prepare_bytes: &mut [u8],
     ) -> Vec<u8> {
         let own_address = snapshot.own_address.as_str();
-        let (condition, incoming_expiry_ms) = match Prepare::parse(prepare_bytes) {
-            Ok(prepare) => (*prepare.execution_condition, prepare.expires_at.unix_ms()),
-            Err(_) => {
-                return RejectReason::Internal("unparseable prepare".into())
-                    .to_reject_bytes(own_address)
-            }
-        };
+        let (condition, incoming_expiry_ms) = (
+            forward.execution_condition,
+            forward.expires_at_incoming.unix_ms(),
+        );
         let ledger = &self.shared.ledger;
         let first_id = ledger.reserve_ids(forward.legs.len());
         let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());

@@ -60,6 +60,10 @@ pub struct Forward {
     pub to: PeerIndex,
     pub amount_outgoing: u64,
     pub expires_at_outgoing: Timestamp,
+    /// The Prepare's own expiry and condition, read in the one parse of it, for
+    /// the forward's reply deadline and the Fulfill's check.
+    pub expires_at_incoming: Timestamp,
+    pub execution_condition: [u8; 32],
     /// Ledger legs to hold as one linked chain; empty for a zero amount.
     pub legs: Vec<Leg>,
 }
@@ -194,6 +198,8 @@ fn decide_inner(
         to,
         amount_outgoing,
         expires_at_outgoing,
+        expires_at_incoming: prepare.expires_at,
+        execution_condition: *prepare.execution_condition,
         legs,
     }))
 }
@@ -240,6 +246,8 @@ pub fn decide_from_account(
             to,
             amount_outgoing,
             expires_at_outgoing,
+            expires_at_incoming: prepare.expires_at,
+            execution_condition: *prepare.execution_condition,
             legs,
         }))
     };
