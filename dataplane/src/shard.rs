@@ -356,6 +356,14 @@ impl Shard {
             .await
     }
 
+    /// The shard that owns a local packet's STREAM connection (this one when its
+    /// destination names none: the receiver then rejects it here).
+    fn local_owner(&self, snapshot: &Snapshot, prepare: &Prepare<'_>) -> u32 {
+        LocalReceiver::segment(snapshot, prepare.destination.as_str()).map_or(self.id, |segment| {
+            owner_of(segment, self.shared.shard_count)
+        })
+    }
+
     /// Delivers here when this shard owns the packet's STREAM connection, else at
     /// its owner: one shard serializes a connection's packets and keeps its keys.
     async fn deliver(
@@ -363,14 +371,8 @@ impl Shard {
         snapshot: &Arc<Snapshot>,
         from: PeerIndex,
         prepare_bytes: Vec<u8>,
+        owner: u32,
     ) -> Vec<u8> {
-        let owner = Prepare::parse(&prepare_bytes)
-            .ok()
-            .and_then(|p| {
-                LocalReceiver::segment(snapshot, p.destination.as_str())
-                    .map(|s| owner_of(s, self.shared.shard_count))
-            })
-            .unwrap_or(self.id);
         if owner == self.id {
             return self.deliver_here(snapshot, from, &prepare_bytes).await;
         }
@@ -393,26 +395,36 @@ impl Shard {
         mut prepare_bytes: Vec<u8>,
     ) -> Vec<u8> {
         let now_ms = unix_now_ms();
-        let decision = {
+        // The one parse on this shard: what a later step needs is read here.
+        let (decision, local_owner) = {
             let Ok(prepare) = Prepare::parse(&prepare_bytes) else {
                 return RejectReason::Internal("unparseable prepare".into())
                     .to_reject_bytes(&snapshot.own_address);
             };
             let mut limiters = self.limiters.borrow_mut();
             limiters.sync(snapshot);
-            pipeline::decide(
+            let decision = pipeline::decide(
                 snapshot,
                 &mut limiters,
                 &self.shared.options,
                 from,
                 &prepare,
                 now_ms,
-            )
+            );
+            let local_owner = if matches!(decision, Decision::Local) {
+                self.local_owner(snapshot, &prepare)
+            } else {
+                self.id
+            };
+            (decision, local_owner)
         };
         match decision {
             Decision::Fulfill(bytes) => bytes,
             Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),
-            Decision::Local => self.deliver(snapshot, from, prepare_bytes).await,
+            Decision::Local => {
+                self.deliver(snapshot, from, prepare_bytes, local_owner)
+                    .await
+            }
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
         }
     }
