@@ -2,7 +2,7 @@
 //! and expiry in place, build a Fulfill and a Reject.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use riptide_dataplane::packet::{
+use riptide_proto::packet::{
     rewrite_prepare, Address, ErrorCode, Fulfill, Prepare, Reject, Timestamp,
 };
 

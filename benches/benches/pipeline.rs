@@ -5,12 +5,12 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use riptide_dataplane::config::Config;
-use riptide_dataplane::connector::pipeline::{decide, Decision, PeerLimiters, PipelineOptions};
-use riptide_dataplane::connector::snapshot::Snapshot;
 use riptide_dataplane::ledger::memory::MemoryLedger;
 use riptide_dataplane::ledger::{Account, AccountFlags, Transfer, TransferFlags};
-use riptide_dataplane::packet::{Address, Prepare, Timestamp};
-use riptide_dataplane::routing::RoutingTable;
+use riptide_proto::connector::pipeline::{decide, Decision, PeerLimiters, PipelineOptions};
+use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::packet::{Address, Prepare, Timestamp};
+use riptide_proto::routing::RoutingTable;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CONFIG: &str = r#"
@@ -66,7 +66,7 @@ fn routing(c: &mut Criterion) {
 fn decision(c: &mut Criterion) {
     let no_env = |_: &str| None;
     let config = Config::parse(CONFIG, "bench.toml", &no_env).expect("bench config");
-    let snapshot = Snapshot::build(&config.node, &config.state).expect("snapshot");
+    let snapshot = Snapshot::build(&config.node.ilp_address, &config.state).expect("snapshot");
     let eur = snapshot.peer(1).asset;
     let usd = snapshot.peer(0).asset;
     c.bench_function("rates/convert_usd_eur", |b| {

@@ -3,7 +3,7 @@
 //! connection, as the receiver does.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use riptide_dataplane::stream::{
+use riptide_proto::stream::{
     Frame, ServerSecret, StreamKeys, StreamPacket, StreamPacketBuilder, TokenDetails,
 };
 

@@ -7,7 +7,7 @@ use crate::fleet::{report_push, Fleet, PushReport};
 use crate::rates_feed::{self, FeedSource, FetchedRates};
 use crate::state_file::StateFile;
 use crate::version::{next_version, now_unix_ms, same_content};
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use std::path::Path;
 use std::time::Duration;
 

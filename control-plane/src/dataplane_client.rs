@@ -2,7 +2,7 @@
 //! errors say whether a retry can help, and never carry the token.
 
 use crate::targets::Target;
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;

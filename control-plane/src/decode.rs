@@ -1,8 +1,8 @@
 //! Packet -> JSON for `riptidectl decode`. Amounts are strings, since u64 values do not
 //! survive a JSON number in most readers.
 
-use riptide_dataplane::packet::ildcp::{is_ildcp_request, IldcpResponse};
-use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
+use riptide_proto::packet::ildcp::{is_ildcp_request, IldcpResponse};
+use riptide_proto::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use serde_json::{json, Value};
 
 /// Decodes `bytes` as an ILP packet; with `shared_secret`, its data as STREAM too.
@@ -71,7 +71,7 @@ mod stream {
     use super::*;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     use base64::Engine;
-    use riptide_dataplane::stream::{Frame, StreamKeys, StreamPacket};
+    use riptide_proto::stream::{Frame, StreamKeys, StreamPacket};
 
     /// SPSP secrets come as base64 or base64url, padded or not.
     fn decode_secret(text: &str) -> Result<Vec<u8>, String> {

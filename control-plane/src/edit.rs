@@ -7,7 +7,7 @@ use crate::cli::{Limit, LimitArgs, PeerAddArgs, PeerUpdateArgs};
 use crate::error::CtlError;
 use crate::fleet::{report_push, Fleet};
 use crate::version::{next_version, now_unix_ms};
-use riptide_dataplane::config::{PeerConfig, StateDocument};
+use riptide_proto::state::{PeerConfig, StateDocument};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -235,7 +235,7 @@ pub fn set_rates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use riptide_dataplane::config::AssetConfig;
+    use riptide_proto::state::AssetConfig;
 
     fn state() -> StateDocument {
         let mut state = StateDocument {

@@ -6,7 +6,7 @@ use crate::dataplane_client::{Acknowledgement, ClientError, DataplaneClient};
 use crate::error::CtlError;
 use crate::table::{or_dash, Table};
 use crate::targets::Target;
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use serde_json::json;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! concurrent callers share one fetch (single flight); a failed fetch keeps the last
 //! good rates, so a feed outage never empties the data planes' rate tables.
 
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};

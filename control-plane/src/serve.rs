@@ -21,7 +21,7 @@ use crate::fleet::{Fleet, RetryPolicy};
 use crate::rates_feed::{self, FeedSource, RatesFeed};
 use crate::state_file::StateFile;
 use crate::version::{now_unix_ms, same_content, serve_version};
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,7 @@
 //! plane's own rules, so a file `riptidectl` accepts is one every data plane accepts,
 //! and every error names the field and its line.
 
-use riptide_dataplane::config::{
+use riptide_proto::state::{
     line_of, locate, AssetConfig, FieldPath, PathSegment, PeerConfig, RatesConfig, StateDocument,
     WalletConfig,
 };
@@ -140,8 +140,8 @@ fn control_path(segments: &[PathSegment]) -> FieldPath {
     FieldPath(path)
 }
 
-fn validate_control(control: &ControlSection) -> Result<(), riptide_dataplane::config::FieldError> {
-    let error = |segments: &[PathSegment], message: &str| riptide_dataplane::config::FieldError {
+fn validate_control(control: &ControlSection) -> Result<(), riptide_proto::state::FieldError> {
+    let error = |segments: &[PathSegment], message: &str| riptide_proto::state::FieldError {
         path: control_path(segments),
         message: message.to_owned(),
     };

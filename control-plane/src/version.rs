@@ -4,7 +4,7 @@
 //! more than the highest version seen if that is higher: it grows across runs of
 //! `riptidectl` without keeping a counter anywhere.
 
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_unix_ms() -> u64 {

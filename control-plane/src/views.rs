@@ -5,7 +5,7 @@ use crate::edit::newest_state;
 use crate::error::CtlError;
 use crate::fleet::Fleet;
 use crate::table::{or_dash, Table};
-use riptide_dataplane::config::StateDocument;
+use riptide_proto::state::StateDocument;
 use serde_json::{json, Value};
 
 pub fn peers(fleet: &Fleet, json: bool) -> Result<(), CtlError> {
@@ -42,7 +42,7 @@ pub fn peers(fleet: &Fleet, json: bool) -> Result<(), CtlError> {
     Ok(())
 }
 
-fn peer_json(peer: &riptide_dataplane::config::PeerConfig) -> Value {
+fn peer_json(peer: &riptide_proto::state::PeerConfig) -> Value {
     json!({
         "id": peer.id,
         "asset": peer.asset,
@@ -240,7 +240,7 @@ pub fn first_answer<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use riptide_dataplane::config::PeerConfig;
+    use riptide_proto::state::PeerConfig;
 
     #[test]
     fn routes_list_longest_prefix_first() {

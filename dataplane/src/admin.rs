@@ -18,9 +18,7 @@
 //!   quotes by rate probe and payments over STREAM from a wallet's account.
 
 use crate::config::StateDocument;
-use crate::connector::snapshot::Snapshot;
 use crate::http::io::HyperStream;
-use crate::ledger::audit::{self, WalletReceipts};
 use crate::ledger::hold::{LedgerFailure, LiquidityAccount, LiquidityDirection};
 use crate::metrics::render_prometheus;
 use crate::receipts::{StoreAnswer, StoreOp};
@@ -29,6 +27,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::ledger::audit::{self, WalletReceipts};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -177,7 +177,7 @@ async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
             json!({ "version": current, "changed": false }),
         );
     }
-    let snapshot = match Snapshot::build(&admin.node, &document) {
+    let snapshot = match Snapshot::build(&admin.node.ilp_address, &document) {
         Ok(snapshot) => snapshot,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };

@@ -1,7 +1,7 @@
 //! Local delivery: the IO side of the STREAM receiver, for Prepares addressed under
 //! Riptide's own address. It finds the connection (cached per shard, keyed by the
 //! connection id), resolves its payment tag to a wallet or an incoming payment,
-//! converts the amount into the receiving asset, lets [`crate::stream::receiver`]
+//! converts the amount into the receiving asset, lets [`riptide_proto::stream::receiver`]
 //! decide, and carries out a credit in this order:
 //!
 //! 1. hold the amount in the ledger (peer account to the wallet's receiving
@@ -13,22 +13,22 @@
 //! amount, completed, expired) voids it and declines with F99; a failed post takes
 //! the count back (T00). So a total never counts money that the ledger did not move.
 
-use crate::connector::pipeline::{convert_between, legs_between, Leg};
-use crate::connector::reject::RejectReason;
-use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::drivers::{
     count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
 };
-use crate::flow::credit::{CreditCommand, CreditFlow, LocalReply};
-use crate::flow::hold::{reply_deadline, Chain, HoldStep};
-use crate::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
-use crate::stream::receiver::{
+use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::connector::pipeline::{convert_between, legs_between, Leg};
+use riptide_proto::connector::reject::RejectReason;
+use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
+use riptide_proto::flow::credit::{CreditCommand, CreditFlow, LocalReply};
+use riptide_proto::flow::hold::{reply_deadline, Chain, HoldStep};
+use riptide_proto::packet::{ErrorCode, Fulfill, Prepare, Reject};
+use riptide_proto::stream::receiver::{
     self, Arrival, ConnectionContext, Credit, CreditOutcome, Known, ReceiptSigner, Reply, Step,
     TargetState,
 };
-use crate::stream::{connection_id_hex, token_segment, ServerSecret, StreamKeys, IV_SIZE};
-use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::stream::{connection_id_hex, token_segment, ServerSecret, StreamKeys, IV_SIZE};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -1,19 +1,19 @@
-//! The thin IO side of the money flows ([`crate::flow`]): carry out what a flow
+//! The thin IO side of the money flows ([`riptide_proto::flow`]): carry out what a flow
 //! asks (a ledger request, a store operation, a wait), hand it the outcome, and
 //! go on after the packet's reply has left, in a task of the packet's own, until
 //! the ledger has settled it. Nothing here decides anything about money.
 
-use crate::flow::credit::{
-    sweep_decision, CountAnswer, CreditCommand, CreditFlow, CreditReport, JournalEntry,
-    SweepDecision,
-};
-use crate::flow::forward::{ForwardCommand, ForwardFlow, ForwardReport};
-use crate::flow::hold::{Chain, Finish, LedgerAnswer, LedgerRequest, Settled};
 use crate::ledger::batcher::TransferBatcher;
 use crate::metrics::ShardMetrics;
 use crate::receipts::batcher::StoreBatcher;
 use crate::receipts::{CreditResult, StoreAnswer, StoreError, StoreOp};
 use crate::shard::{unix_now_ms, Shared};
+use riptide_proto::flow::credit::{
+    sweep_decision, CountAnswer, CreditCommand, CreditFlow, CreditReport, JournalEntry,
+    SweepDecision,
+};
+use riptide_proto::flow::forward::{ForwardCommand, ForwardFlow, ForwardReport};
+use riptide_proto::flow::hold::{Chain, Finish, LedgerAnswer, LedgerRequest, Settled};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;

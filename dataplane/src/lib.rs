@@ -1,25 +1,21 @@
 //! Riptide's data plane.
 //!
-//! Sans-IO protocol and decision code: [`packet`] (ILPv4 codec), [`stream`] (STREAM
-//! packets, crypto, connection tokens, receipts), [`connector`] (the pipeline),
-//! [`routing`], [`rates`]; nothing there reads a clock or touches a socket. The IO
-//! edges: [`http`] (ingress and peer client on glommio), [`shard`] (executors and
-//! ownership), [`ledger`], [`admin`], [`node`].
+//! The protocol and decision code (packets, STREAM, the connector's decisions, the
+//! money flows, the state document) is the sans-IO crate `riptide_proto`; this crate
+//! is its IO side: [`http`] (ingress and peer client on glommio), [`shard`]
+//! (executors and ownership), [`drivers`] (the flows' requests and waits),
+//! [`ledger`] and [`receipts`] (the engines), [`admin`], [`node`].
 
 pub mod admin;
 pub mod config;
-pub mod connector;
 pub mod delivery;
 pub mod drivers;
-pub mod flow;
+#[cfg(test)]
+mod flow_sim;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod outgoing;
-pub mod packet;
-pub mod rates;
 pub mod receipts;
-pub mod routing;
 pub mod shard;
-pub mod stream;

@@ -24,7 +24,7 @@ impl Outcome {
     pub fn of_reply(reply: &[u8]) -> Outcome {
         match reply.first() {
             Some(13) => Outcome::Fulfilled,
-            Some(14) => crate::packet::Reject::parse(reply)
+            Some(14) => riptide_proto::packet::Reject::parse(reply)
                 .map(|r| Outcome::Rejected(r.code.to_bytes()))
                 .unwrap_or(Outcome::Invalid),
             _ => Outcome::Invalid,
@@ -34,7 +34,9 @@ impl Outcome {
     pub fn label(self) -> String {
         match self {
             Outcome::Fulfilled => "fulfilled".to_owned(),
-            Outcome::Rejected(code) => crate::packet::ErrorCode::from_bytes(code).to_string(),
+            Outcome::Rejected(code) => {
+                riptide_proto::packet::ErrorCode::from_bytes(code).to_string()
+            }
             Outcome::Invalid => "invalid".to_owned(),
         }
     }

@@ -3,8 +3,6 @@
 
 use crate::admin::{self, Admin};
 use crate::config::{Config, LedgerKind};
-use crate::connector::pipeline::PipelineOptions;
-use crate::connector::snapshot::Snapshot;
 use crate::http::ingress;
 use crate::http::spsp::{self, Spsp};
 use crate::ledger::hold::{LedgerBackend, LedgerPort};
@@ -13,10 +11,12 @@ use crate::metrics::MetricsRegistry;
 use crate::receipts::memory::MemoryStore;
 use crate::receipts::redis::RedisOptions;
 use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared, MESH_CHANNEL_SIZE};
-use crate::stream::ServerSecret;
 use arc_swap::ArcSwap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use riptide_proto::connector::pipeline::PipelineOptions;
+use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::stream::ServerSecret;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +46,7 @@ pub enum NodeError {
 
 /// Runs the data plane until SIGTERM or SIGINT, then drains and returns.
 pub fn run(config: Config) -> Result<(), NodeError> {
-    let snapshot = Snapshot::build(&config.node, &config.state)
+    let snapshot = Snapshot::build(&config.node.ilp_address, &config.state)
         .map_err(|e| NodeError::State(e.to_string()))?;
     let ledger = LedgerPort::new(
         ledger_backend(&config)?,

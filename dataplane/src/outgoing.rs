@@ -13,12 +13,12 @@
 
 use crate::http::spsp;
 use crate::shard::{unix_now_ms, Shard};
-use crate::stream::sender::{
-    Action, Answer, Progress, RateProbe, Ratio, SendError, SenderOptions, StreamSender, Target,
-};
-use crate::stream::IV_SIZE;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::stream::sender::{
+    Action, Answer, Progress, RateProbe, Ratio, SendError, SenderOptions, StreamSender, Target,
+};
+use riptide_proto::stream::IV_SIZE;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -321,7 +321,7 @@ async fn probe(
     wallet: &str,
     address: &str,
     shared_secret: &[u8],
-) -> Result<crate::stream::sender::ProbeResult, QuoteError> {
+) -> Result<riptide_proto::stream::sender::ProbeResult, QuoteError> {
     let snapshot = shard.shared.snapshot.load_full();
     let mut probe = RateProbe::new(address, shared_secret)?;
     let mut iv_failed = false;

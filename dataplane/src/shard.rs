@@ -5,18 +5,12 @@
 //! sends the reply back. A peer without limits has no state to own: its packets are
 //! handled where they arrive.
 
-use crate::connector::pipeline::{self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict};
-use crate::connector::reject::RejectReason;
-use crate::connector::snapshot::{PeerIndex, Snapshot};
 use crate::delivery::LocalReceiver;
 use crate::drivers::{finish_forward, report_forward, sleep_until, InFlight, Ports};
-use crate::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, Upstream};
-use crate::flow::hold::{reply_deadline, Chain, HoldStep, NotHeld};
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::LedgerPort;
 use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
-use crate::packet::{rewrite_prepare, Prepare};
 use crate::receipts::batcher::{StoreBackend, StoreBatcher};
 use crate::receipts::memory::MemoryStore;
 use crate::receipts::redis::{RedisOptions, RedisWorker};
@@ -24,6 +18,14 @@ use crate::receipts::StoreError;
 use arc_swap::ArcSwap;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
+use riptide_proto::connector::pipeline::{
+    self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict,
+};
+use riptide_proto::connector::reject::RejectReason;
+use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
+use riptide_proto::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, Upstream};
+use riptide_proto::flow::hold::{reply_deadline, Chain, HoldStep, NotHeld};
+use riptide_proto::packet::{rewrite_prepare, Prepare};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -507,7 +509,7 @@ impl Shard {
         }
     }
 
-    fn report_forward(&self, report: &crate::flow::forward::ForwardReport, chain: &Chain) {
+    fn report_forward(&self, report: &riptide_proto::flow::forward::ForwardReport, chain: &Chain) {
         if let Some(NotHeld::Shortfall { leg }) = report.not_held {
             // Both shortfalls answer T04; the asset's own liquidity running dry
             // needs a deposit, so it is a warning.

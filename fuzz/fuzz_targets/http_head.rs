@@ -4,12 +4,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riptide_dataplane::http::h1::{parse_request, parse_response, ChunkedDecoder};
+use riptide_proto::http1::{parse_request, parse_response, ChunkedDecoder};
 
 fuzz_target!(|input: &[u8]| {
     if let Ok(Some(head)) = parse_request(input) {
         assert!(head.head_len <= input.len());
-        for range in [head.authorization, head.content_type].into_iter().flatten() {
+        for range in [head.authorization, head.content_type]
+            .into_iter()
+            .flatten()
+        {
             assert!(range.end <= head.head_len);
         }
     }
@@ -26,7 +29,9 @@ fuzz_target!(|input: &[u8]| {
     let split = input.len() / 2;
     let mut pieces = Vec::new();
     let mut again = ChunkedDecoder::new(1 << 16);
-    let first = again.decode(&input[..split], &mut pieces).expect("a prefix of valid input");
+    let first = again
+        .decode(&input[..split], &mut pieces)
+        .expect("a prefix of valid input");
     let second = again
         .decode(&input[first..used], &mut pieces)
         .expect("the rest of valid input");

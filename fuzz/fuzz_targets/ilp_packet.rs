@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riptide_dataplane::packet::{rewrite_prepare, Packet, Timestamp};
+use riptide_proto::packet::{rewrite_prepare, Packet, Timestamp};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(packet) = Packet::parse(input) else {
@@ -20,7 +20,7 @@ fuzz_target!(|input: &[u8]| {
         let mut rewritten = input.to_vec();
         let expiry = Timestamp::from_unix_ms_saturating(prepare.expires_at.unix_ms() / 2);
         rewrite_prepare(&mut rewritten, prepare.amount / 3, expiry).expect("valid Prepare");
-        let after = riptide_dataplane::packet::Prepare::parse(&rewritten).expect("still valid");
+        let after = riptide_proto::packet::Prepare::parse(&rewritten).expect("still valid");
         assert_eq!(after.amount, prepare.amount / 3);
         assert_eq!(after.expires_at, expiry);
         assert_eq!(after.destination, prepare.destination);

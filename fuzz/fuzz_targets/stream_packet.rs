@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riptide_dataplane::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};
+use riptide_proto::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};
 
 fuzz_target!(|input: &[u8]| {
     if let Ok(packet) = StreamPacket::parse(input) {
@@ -23,6 +23,6 @@ fuzz_target!(|input: &[u8]| {
     let keys = StreamKeys::new(b"fuzzing shared secret");
     let mut plaintext = Vec::new();
     let _ = keys.decrypt_into(input, &mut plaintext);
-    let _ = riptide_dataplane::stream::ServerSecret::new(&[3; 32])
+    let _ = riptide_proto::stream::ServerSecret::new(&[3; 32])
         .decode_segment(std::str::from_utf8(input).unwrap_or(""));
 });

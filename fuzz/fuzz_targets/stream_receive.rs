@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riptide_dataplane::stream::receiver::{
+use riptide_proto::stream::receiver::{
     receive, settle, Arrival, ConnectionContext, CreditOutcome, Known, Reply, Step, TargetState,
 };
-use riptide_dataplane::stream::{StreamKeys, StreamPacket};
+use riptide_proto::stream::{StreamKeys, StreamPacket};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&amount_byte, plaintext)) = input.split_first() else {
@@ -33,7 +33,14 @@ fuzz_target!(|input: &[u8]| {
         connection_total: 5,
         remaining: Some(7),
     };
-    let reply = match receive(&connection, arrival, TargetState::Open, known, [1; 12], &mut Vec::new()) {
+    let reply = match receive(
+        &connection,
+        arrival,
+        TargetState::Open,
+        known,
+        [1; 12],
+        &mut Vec::new(),
+    ) {
         Step::Reply(reply) => reply,
         Step::Credit(credit) => {
             assert_eq!(credit.amount, amount);
@@ -49,7 +56,8 @@ fuzz_target!(|input: &[u8]| {
     };
     if !reply_data.is_empty() {
         let mut opened = Vec::new();
-        keys.decrypt_into(reply_data, &mut opened).expect("reply decrypts");
+        keys.decrypt_into(reply_data, &mut opened)
+            .expect("reply decrypts");
         StreamPacket::parse(&opened).expect("reply parses");
     }
 });

@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             destination,
             reject_percent,
         } => {
-            if riptide_dataplane::packet::Address::parse_str(&destination).is_err() {
+            if riptide_proto::packet::Address::parse_str(&destination).is_err() {
                 return fail("--destination: not a valid ILP address");
             }
             if reject_percent > 100 {

@@ -8,7 +8,7 @@ use crate::cpu::CpuWatch;
 use crate::http::PacketClient;
 use crate::report::Report;
 use crate::stream::StreamSender;
-use riptide_dataplane::packet::{condition_of, Address, Packet, Prepare, Timestamp};
+use riptide_proto::packet::{condition_of, Address, Packet, Prepare, Timestamp};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

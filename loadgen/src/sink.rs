@@ -4,7 +4,7 @@
 //! arrived together leave together, in one send, as HTTP servers commonly do.
 
 use crate::http::{read_body, read_head};
-use riptide_dataplane::packet::{ErrorCode, Fulfill, Prepare, Reject};
+use riptide_proto::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;

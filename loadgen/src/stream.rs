@@ -4,8 +4,8 @@
 //! path: decrypt, ledger credit, receipt store, encrypted reply.
 
 use crate::http;
-use riptide_dataplane::stream::sender::StreamConnection;
-use riptide_dataplane::stream::Frame;
+use riptide_proto::stream::sender::StreamConnection;
+use riptide_proto::stream::Frame;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +25,7 @@ impl StreamSender {
             return Err(format!("SPSP query answered HTTP {status}"));
         }
         let (destination, secret) =
-            riptide_dataplane::http::spsp::parse_answer(&body).map_err(|e| e.to_string())?;
+            riptide_proto::spsp::parse_answer(&body).map_err(|e| e.to_string())?;
         let connection = StreamConnection::new(&destination, &secret)
             .map_err(|e| format!("SPSP destination: {e}"))?;
         Ok(StreamSender {

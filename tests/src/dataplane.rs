@@ -348,7 +348,7 @@ fn serve_sink_connection(
 }
 
 fn sink_reply(behaviour: &SinkBehaviour, prepare: &[u8]) -> (u16, Vec<u8>) {
-    use riptide_dataplane::packet::{Fulfill, Prepare};
+    use riptide_proto::packet::{Fulfill, Prepare};
     match behaviour {
         SinkBehaviour::FulfillFromData => match Prepare::parse(prepare) {
             Ok(parsed) if parsed.data.len() >= 32 => {
@@ -380,8 +380,8 @@ fn sink_reply(behaviour: &SinkBehaviour, prepare: &[u8]) -> (u16, Vec<u8>) {
                 sink_reply(&SinkBehaviour::FulfillFromData, prepare)
             }
             Ok(_) => {
-                let reject = riptide_dataplane::packet::Reject {
-                    code: riptide_dataplane::packet::ErrorCode::F99,
+                let reject = riptide_proto::packet::Reject {
+                    code: riptide_proto::packet::ErrorCode::F99,
                     triggered_by: "test.sink",
                     message: b"odd",
                     data: b"",
@@ -415,7 +415,7 @@ pub fn prepare_with_outcome(
     fulfillment: [u8; 32],
     outcome: u8,
 ) -> Vec<u8> {
-    use riptide_dataplane::packet::{condition_of, Address, Prepare, Timestamp};
+    use riptide_proto::packet::{condition_of, Address, Prepare, Timestamp};
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

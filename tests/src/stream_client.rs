@@ -2,9 +2,9 @@
 //! fails between two packets, a probe, a packet below the minimum). Payments that
 //! test interoperability use the npm implementations instead.
 
-use riptide_dataplane::packet::{ErrorCode, Packet};
-use riptide_dataplane::stream::sender::StreamConnection;
-use riptide_dataplane::stream::{Frame, StreamPacket};
+use riptide_proto::packet::{ErrorCode, Packet};
+use riptide_proto::stream::sender::StreamConnection;
+use riptide_proto::stream::{Frame, StreamPacket};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A fresh IV: a process-wide counter and the process id, unique per process.

@@ -4,7 +4,7 @@
 //! of balance gets T04 and moves nothing, expired packets are voided, a restarted
 //! riptide finds its accounts, and liquidity commands are idempotent.
 
-use riptide_dataplane::packet::{ErrorCode, Packet};
+use riptide_proto::packet::{ErrorCode, Packet};
 use riptide_tests::dataplane::{
     node_section, prepare_with_outcome, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
@@ -305,7 +305,7 @@ fn out_of_balance_and_timeouts(ledger: Ledger) {
     let slow = prepare_with_outcome(50, "test.bob.x", Duration::from_millis(2200), [9; 32], 0);
     let reply = client.post_packet(&token, &slow).expect("http").body;
     assert_eq!(
-        riptide_dataplane::packet::Reject::parse(&reply)
+        riptide_proto::packet::Reject::parse(&reply)
             .expect("reject")
             .code,
         ErrorCode::R00
@@ -347,7 +347,7 @@ fn restart_finds_accounts_and_liquidity_is_idempotent() {
             .post_packet(&token, &prepare)
             .expect("http")
             .body;
-        assert!(riptide_dataplane::packet::Fulfill::parse(&reply).is_ok());
+        assert!(riptide_proto::packet::Fulfill::parse(&reply).is_ok());
         let deposit = json!({"account": format!("peer:{}", setup.names.alice), "direction": "deposit", "amount": "500", "idempotency_key": format!("{}-topup-1", setup.names.alice)});
         let body = serde_json::to_vec(&deposit).expect("JSON");
         let first = riptide.admin_request("POST", "/v1/liquidity", &body);
@@ -393,7 +393,7 @@ fn restart_finds_accounts_and_liquidity_is_idempotent() {
         .expect("http")
         .body;
     assert!(
-        riptide_dataplane::packet::Fulfill::parse(&reply).is_ok(),
+        riptide_proto::packet::Fulfill::parse(&reply).is_ok(),
         "the restarted riptide spends the same balance"
     );
 }
@@ -419,7 +419,7 @@ fn ledger_outage_rejects_t00_and_start_fails_cleanly() {
         .post_packet(&token, &prepare)
         .expect("http")
         .body;
-    let reject = riptide_dataplane::packet::Reject::parse(&reply).expect("a Reject");
+    let reject = riptide_proto::packet::Reject::parse(&reply).expect("a Reject");
     assert_eq!(reject.code, ErrorCode::T00);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -481,13 +481,13 @@ fn balance_and_liquidity_shortfalls_are_told_apart() {
     };
     // 400 USD units become 200 EUR units: more than the 100 of EUR liquidity.
     let reply = send(400, "test.carol.x", 1);
-    let reject = riptide_dataplane::packet::Reject::parse(&reply).expect("a Reject");
+    let reject = riptide_proto::packet::Reject::parse(&reply).expect("a Reject");
     assert_eq!(
         (reject.code, reject.message),
         (ErrorCode::T04, &b"insufficient liquidity"[..])
     );
     let reply = send(1001, "test.bob.x", 2);
-    let reject = riptide_dataplane::packet::Reject::parse(&reply).expect("a Reject");
+    let reject = riptide_proto::packet::Reject::parse(&reply).expect("a Reject");
     assert_eq!(
         (reject.code, reject.message),
         (ErrorCode::T04, &b"insufficient balance"[..])

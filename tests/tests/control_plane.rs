@@ -5,7 +5,7 @@
 //! `riptidectl incoming-payment`, `quote` and `pay` move money from a wallet on one
 //! data plane through its peer into a wallet on the other.
 
-use riptide_dataplane::packet::{ErrorCode, Packet, Prepare};
+use riptide_proto::packet::{ErrorCode, Packet, Prepare};
 use riptide_tests::dataplane::{
     node_section, prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour,
     SinkPeer,

@@ -1,7 +1,7 @@
 //! The admin API of a running riptide: state pushes with versions take effect on the
 //! next packets, tokens of removed peers are refused, status and metrics report.
 
-use riptide_dataplane::packet::{ErrorCode, Fulfill, Packet, Reject};
+use riptide_proto::packet::{ErrorCode, Fulfill, Packet, Reject};
 use riptide_tests::dataplane::{
     node_section, prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };

@@ -2,7 +2,7 @@
 //! over real loopback sockets, with the embedded ledger. Every reject code the data
 //! plane makes is provoked here and asserted.
 
-use riptide_dataplane::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
+use riptide_proto::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use riptide_tests::dataplane::{
     node_section, prepare_for_sink, prepare_with_outcome, HttpClient, RawHttpConnection,
     RiptideProcess, SinkBehaviour, SinkPeer,
@@ -568,8 +568,8 @@ fn every_reject_code() {
 
 #[test]
 fn ildcp_answers_the_child_address() {
-    use riptide_dataplane::packet::ildcp::{IldcpResponse, PEER_PROTOCOL_CONDITION};
-    use riptide_dataplane::packet::{Address, Timestamp};
+    use riptide_proto::packet::ildcp::{IldcpResponse, PEER_PROTOCOL_CONDITION};
+    use riptide_proto::packet::{Address, Timestamp};
     let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let node = start(&bob, &carol, "", 1);

@@ -8,7 +8,7 @@
 //! when riptide died), nothing is left pending, and `riptidectl audit --idle`
 //! passes.
 
-use riptide_dataplane::stream::connection_id_hex;
+use riptide_proto::stream::connection_id_hex;
 use riptide_tests::dataplane::{
     node_section, spsp_credentials, workspace_binary, HttpClient, RiptideProcess,
 };

@@ -2,8 +2,8 @@
 //! `ilp-packet` and `ilp-protocol-stream`: packets made in JavaScript decode here
 //! with the same fields and re-encode byte for byte; packets made here decode there.
 
-use riptide_dataplane::packet::{Address, ErrorCode, Fulfill, Packet, Prepare, Reject, Timestamp};
-use riptide_dataplane::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};
+use riptide_proto::packet::{Address, ErrorCode, Fulfill, Packet, Prepare, Reject, Timestamp};
+use riptide_proto::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -235,7 +235,7 @@ fn riptide_vectors(source: &mut Bytes) -> Vec<Value> {
             },
             Frame::StreamClose {
                 stream_id: 3,
-                code: riptide_dataplane::stream::CloseCode::NoError,
+                code: riptide_proto::stream::CloseCode::NoError,
                 message: "done",
             },
         ];

@@ -7,8 +7,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use riptide_dataplane::packet::ErrorCode;
-use riptide_dataplane::stream::{connection_id_hex, Receipt};
+use riptide_proto::packet::ErrorCode;
+use riptide_proto::stream::{connection_id_hex, Receipt};
 use riptide_tests::dataplane::{node_section, HttpClient, NodeScript, RiptideProcess};
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle, RedisServer};

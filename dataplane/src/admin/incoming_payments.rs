@@ -5,7 +5,6 @@
 use super::{error, json_response, read_body, Admin};
 use crate::receipts::{IncomingPayment, PaymentState, StoreAnswer, StoreOp, INCOMING_AMOUNT_MAX};
 use crate::shard::unix_now_ms;
-use crate::stream::{ServerSecret, TokenDetails, IV_SIZE};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::stream::{ServerSecret, TokenDetails, IV_SIZE};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -9,13 +9,13 @@
 
 use super::{error, json_response, read_body, Admin};
 use crate::outgoing::{Destination, PayError, QuoteError, QuoteRequest};
-use crate::stream::sender::Target;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use riptide_proto::stream::sender::Target;
 use serde::Deserialize;
 
 const SLIPPAGE_DEFAULT: f64 = 0.01;

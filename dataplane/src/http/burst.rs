@@ -18,7 +18,7 @@
 //! goes back to the pool only with every reply in.
 
 use super::peer_client::{read_reply, PeerCallError, Pool};
-use crate::connector::snapshot::OutgoingEndpoint;
+use riptide_proto::connector::snapshot::OutgoingEndpoint;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -76,7 +76,7 @@ impl Burst {
         let mut state = self.state.borrow_mut();
         assert!(state.gathering, "a written burst takes no more requests");
         assert!(state.slots.len() < state.capacity);
-        super::h1::write_packet_request(
+        riptide_proto::http1::write_packet_request(
             &mut state.requests,
             &endpoint.path,
             &endpoint.authority,
@@ -218,7 +218,7 @@ async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) 
 #[cfg(test)]
 mod tests {
     use super::super::peer_client::{PeerCallError, PeerClient};
-    use crate::connector::snapshot::{parse_endpoint, OutgoingEndpoint};
+    use riptide_proto::connector::snapshot::{parse_endpoint, OutgoingEndpoint};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::rc::Rc;

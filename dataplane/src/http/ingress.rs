@@ -13,13 +13,13 @@
 //! order, each as soon as those before it have left, those ready together in one
 //! send.
 
-use super::h1::{self, Framing, HeadError, RequestHead};
 use super::io::IDLE_TIMEOUT;
 use super::wire::{Connection, WireError};
-use crate::connector::snapshot::{PeerIndex, Snapshot};
-use crate::packet::Prepare;
 use crate::shard::Shard;
 use futures::FutureExt;
+use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
+use riptide_proto::http1::{self, Framing, HeadError, RequestHead};
+use riptide_proto::packet::Prepare;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -104,7 +104,7 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
     let mut batch = Vec::with_capacity(PIPELINED_RUN_MAX);
     for _ in 0..REQUESTS_PER_CONNECTION_MAX {
         clock.waiting_since.set(Instant::now());
-        let head = match connection.read_head(h1::parse_request).await {
+        let head = match connection.read_head(http1::parse_request).await {
             Ok(Some(head)) => head,
             Ok(None) | Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
             Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
@@ -123,7 +123,7 @@ async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: 
             if let Admission::Refuse(status, message) = admission {
                 return respond_and_close(shard, &mut connection, status, message).await;
             }
-            if connection.write_all(h1::CONTINUE).await.is_err() {
+            if connection.write_all(http1::CONTINUE).await.is_err() {
                 return;
             }
         }
@@ -180,7 +180,7 @@ fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mu
         if connection.unread().is_empty() {
             return;
         }
-        let Ok(Some(head)) = h1::parse_request(connection.unread()) else {
+        let Ok(Some(head)) = http1::parse_request(connection.unread()) else {
             return;
         };
         let Framing::Length(length) = head.framing else {
@@ -276,7 +276,7 @@ async fn answer(shard: &Shard, admission: Admission, body: Vec<u8>) -> Answer {
 
 fn write_answer(shard: &Shard, out: &mut Vec<u8>, answer: Answer, header: Option<&str>) {
     match answer {
-        Ok(reply) => h1::write_response(out, 200, "application/octet-stream", &reply, header),
+        Ok(reply) => http1::write_response(out, 200, "application/octet-stream", &reply, header),
         Err((status, message)) => refusal(shard, out, status, message, header),
     }
 }
@@ -332,7 +332,7 @@ fn refusal(
     connection_header: Option<&str>,
 ) {
     shard.record_http_refusal(status);
-    h1::write_response(
+    http1::write_response(
         out,
         status,
         "text/plain",

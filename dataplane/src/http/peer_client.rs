@@ -5,10 +5,10 @@
 //! per burst (`burst.rs`).
 
 use super::burst::{self, Burst};
-use super::h1;
 use super::wire::{Connection, WireError};
-use crate::connector::snapshot::OutgoingEndpoint;
 use crate::metrics::OutgoingCounts;
+use riptide_proto::connector::snapshot::OutgoingEndpoint;
+use riptide_proto::http1;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -92,7 +92,7 @@ impl PeerClient {
         let mut connection = pool.checkout(&endpoint.authority).await?;
         pool.count_send(1);
         let mut request = Vec::with_capacity(192 + endpoint.authorization.len() + prepare.len());
-        h1::write_packet_request(
+        http1::write_packet_request(
             &mut request,
             &endpoint.path,
             &endpoint.authority,
@@ -260,7 +260,7 @@ pub(super) async fn read_reply(
 ) -> Result<(u16, Vec<u8>, bool), PeerCallError> {
     for _ in 0..INTERIM_RESPONSES_MAX {
         let head = connection
-            .read_head(h1::parse_response)
+            .read_head(http1::parse_response)
             .await
             .map_err(PeerCallError::Request)?
             .ok_or(PeerCallError::NoReply)?;

@@ -10,10 +10,8 @@
 //! * CORS for Web Monetization on GET and OPTIONS.
 
 use super::io::HyperStream;
-use crate::connector::snapshot::Snapshot;
 use crate::shard::Shard;
-use crate::stream::{ReceiptSetup, ServerSecret, TokenDetails, IV_SIZE};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -21,6 +19,9 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::spsp::decode_exact;
+use riptide_proto::stream::{ReceiptSetup, ServerSecret, TokenDetails, IV_SIZE};
 use std::convert::Infallible;
 use std::rc::Rc;
 
@@ -168,22 +169,6 @@ fn receipt_setup(request: &Request<Incoming>) -> Result<Option<ReceiptSetup>, &'
     }
 }
 
-/// Standard or URL-safe base64, padded or not, of exactly `N` bytes.
-fn decode_exact<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    let trimmed: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| *b != b'=')
-        .map(|b| match b {
-            b'+' => b'-',
-            b'/' => b'_',
-            other => other,
-        })
-        .collect();
-    let bytes = URL_SAFE_NO_PAD.decode(trimmed).ok()?;
-    bytes.try_into().ok()
-}
-
 fn spsp_json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
@@ -259,45 +244,7 @@ pub async fn query(url: &str) -> Result<(String, Vec<u8>), SpspError> {
     parse_answer(&body)
 }
 
-/// Reads an SPSP answer: the destination and the 32-byte shared secret, in
-/// either base64 alphabet, padded or not; unknown fields are ignored.
+/// Reads an SPSP answer (see [`riptide_proto::spsp::parse_answer`]).
 pub fn parse_answer(body: &[u8]) -> Result<(String, Vec<u8>), SpspError> {
-    let answer: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| SpspError::Answer(e.to_string()))?;
-    let destination = answer["destination_account"]
-        .as_str()
-        .ok_or_else(|| SpspError::Answer("no destination_account".into()))?;
-    let secret = answer["shared_secret"]
-        .as_str()
-        .and_then(|text| decode_exact::<32>(text.as_bytes()))
-        .ok_or_else(|| SpspError::Answer("shared_secret is not 32 bytes of base64".into()))?;
-    Ok((destination.to_owned(), secret.to_vec()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{decode_exact, parse_answer, SpspError};
-
-    #[test]
-    fn answers_are_read_in_either_alphabet_and_checked() {
-        let secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-        let body =
-            format!(r#"{{"destination_account":"g.x.y","shared_secret":"{secret}","extra":1}}"#);
-        let (destination, bytes) = parse_answer(body.as_bytes()).expect("valid");
-        assert_eq!((destination.as_str(), bytes[31]), ("g.x.y", 31));
-        assert!(matches!(
-            parse_answer(br#"{"destination_account":"g.x","shared_secret":"AAAA"}"#),
-            Err(SpspError::Answer(_))
-        ));
-    }
-
-    #[test]
-    fn receipt_headers_decode_in_either_alphabet() {
-        let standard = b"+/+/+/+/+/+/+/+/+/+/+w==";
-        let url_safe = b"-_-_-_-_-_-_-_-_-_-_-w";
-        assert_eq!(decode_exact::<16>(standard), decode_exact::<16>(url_safe));
-        assert!(decode_exact::<16>(standard).is_some());
-        assert_eq!(decode_exact::<32>(standard), None);
-        assert_eq!(decode_exact::<16>(b"not base64!"), None);
-    }
+    riptide_proto::spsp::parse_answer(body).map_err(|e| SpspError::Answer(e.to_string()))
 }

@@ -2,9 +2,9 @@
 //! bodies through one buffer owned by the connection and writes whole messages with
 //! one send each. The parsing is `h1.rs`'s; this file only moves bytes.
 
-use super::h1::{self, ChunkError, ChunkedDecoder, Framing, HeadError};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use riptide_proto::http1::{self, ChunkError, ChunkedDecoder, Framing, HeadError};
 use std::os::fd::AsRawFd;
 use thiserror::Error;
 
@@ -107,7 +107,11 @@ impl Connection {
                 }
             }
             // A head never needs more than HEAD_SIZE_MAX; parse refuses larger ones.
-            if self.fill(h1::HEAD_SIZE_MAX.max(READ_BUFFER_SIZE)).await? == 0 {
+            if self
+                .fill(http1::HEAD_SIZE_MAX.max(READ_BUFFER_SIZE))
+                .await?
+                == 0
+            {
                 return if self.end == self.start {
                     Ok(None)
                 } else {

@@ -16,9 +16,9 @@
 
 use super::hold::LedgerBackend;
 use super::{Transfer, BATCH_EVENTS_MAX};
-use crate::flow::hold::{LedgerAnswer, Transfers, LEGS_MAX};
 use futures::channel::oneshot;
 use hdrhistogram::Histogram;
+use riptide_proto::flow::hold::{LedgerAnswer, Transfers, LEGS_MAX};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;

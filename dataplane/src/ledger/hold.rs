@@ -4,12 +4,13 @@
 
 use super::memory::MemoryLedger;
 use super::{
-    account_id, Account, AccountFlags, AccountKind, CreateAccountResult, CreateTransferResult,
-    Ledger, LedgerError, Transfer, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_WITHDRAWAL,
+    account_id, Account, AccountFlags, AccountKind, BalanceRow, CreateAccountResult,
+    CreateTransferResult, Ledger, LedgerError, Transfer, TRANSFER_CODE_DEPOSIT,
+    TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
-use crate::connector::snapshot::Snapshot;
-use crate::flow::hold::IDS_PER_LEG;
+use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::flow::hold::IDS_PER_LEG;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -328,16 +329,6 @@ pub enum LiquidityAccount {
 pub enum LiquidityDirection {
     Deposit,
     Withdraw,
-}
-
-/// One account's balances, for operators.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BalanceRow {
-    pub kind: &'static str,
-    pub name: String,
-    pub asset: String,
-    pub account_id: u128,
-    pub account: Option<Account>,
 }
 
 impl LedgerPort {

@@ -13,16 +13,20 @@
 //! `cargo test -p riptide-dataplane sim` runs [`SEEDS_DEFAULT`] seeds;
 //! `RIPTIDE_SIM_SEEDS=100000` runs more, `RIPTIDE_SIM_SEED=N` replays one.
 
-use super::credit::{
+use crate::ledger::memory::MemoryLedger;
+use crate::ledger::{Account, AccountFlags, Transfer, TransferFlags, TRANSFER_CODE_DEPOSIT};
+use riptide_proto::connector::pipeline::Leg;
+use riptide_proto::connector::reject::RejectReason;
+use riptide_proto::flow::credit::{
     sweep_decision, CountAnswer, CreditCommand, CreditFlow, CreditReport, JournalEntry, LocalReply,
     SweepDecision,
 };
-use super::forward::{ForwardCommand, ForwardFlow, ForwardReport, PeerReply, Upstream};
-use super::hold::{Chain, Finish, HoldStep, LedgerAnswer, LedgerRequest, IDS_PER_LEG};
-use crate::connector::pipeline::Leg;
-use crate::connector::reject::RejectReason;
-use crate::ledger::memory::MemoryLedger;
-use crate::ledger::{Account, AccountFlags, Transfer, TransferFlags, TRANSFER_CODE_DEPOSIT};
+use riptide_proto::flow::forward::{
+    ForwardCommand, ForwardFlow, ForwardReport, PeerReply, Upstream,
+};
+use riptide_proto::flow::hold::{
+    Chain, Finish, HoldStep, LedgerAnswer, LedgerRequest, IDS_PER_LEG,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -767,7 +771,10 @@ impl World {
             let left_on_purpose = packet.crashed
                 || packet.mark_lost
                 || report.take_back_left
-                || matches!(report.finished, Some((_, super::hold::Settled::Unresolved)));
+                || matches!(
+                    report.finished,
+                    Some((_, riptide_proto::flow::hold::Settled::Unresolved))
+                );
             assert!(
                 left_on_purpose,
                 "credit {credit_id} was left in the journal without a word: {report:?}"

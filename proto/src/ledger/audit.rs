@@ -10,7 +10,7 @@
 //! idle (no traffic, every pending timeout passed), nothing is pending and no
 //! count waits in the journal.
 
-use super::hold::BalanceRow;
+use super::BalanceRow;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

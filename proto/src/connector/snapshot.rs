@@ -3,11 +3,11 @@
 //! every shard as an immutable `Arc`; packets in flight finish on the snapshot they
 //! started with.
 
-use crate::config::{NodeConfig, StateDocument};
 use crate::ledger::{account_id, AccountKind};
 use crate::packet::Address;
 use crate::rates::{AssetRef, RateTable};
 use crate::routing::RoutingTable;
+use crate::state::{PeerConfig, StateDocument};
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -100,10 +100,10 @@ pub fn token_hash(token: &[u8]) -> [u8; 32] {
 }
 
 impl Snapshot {
-    /// Compiles a validated state document. Errors here are programming or
-    /// validation gaps, reported rather than trusted.
-    pub fn build(node: &NodeConfig, state: &StateDocument) -> Result<Snapshot, SnapshotError> {
-        Address::parse_str(&node.ilp_address)
+    /// Compiles a validated state document for the node at `own_address`. Errors
+    /// here are programming or validation gaps, reported rather than trusted.
+    pub fn build(own_address: &str, state: &StateDocument) -> Result<Snapshot, SnapshotError> {
+        Address::parse_str(own_address)
             .map_err(|e| SnapshotError::Invalid(format!("node.ilp_address: {e}")))?;
         let assets = build_assets(state);
         let asset_index: HashMap<String, AssetIndex> = assets
@@ -113,7 +113,7 @@ impl Snapshot {
             .collect();
         let mut snapshot = Snapshot {
             version: state.version,
-            own_address: node.ilp_address.clone(),
+            own_address: own_address.to_owned(),
             assets,
             peers: Vec::with_capacity(state.peers.len()),
             peer_by_id: HashMap::new(),
@@ -123,11 +123,9 @@ impl Snapshot {
             wallets: Vec::with_capacity(state.wallets.len()),
             wallet_by_id: HashMap::new(),
         };
-        snapshot
-            .routes
-            .insert(&node.ilp_address, RouteTarget::Local);
+        snapshot.routes.insert(own_address, RouteTarget::Local);
         for peer_config in &state.peers {
-            snapshot.add_peer(node, peer_config, &asset_index)?;
+            snapshot.add_peer(own_address, peer_config, &asset_index)?;
         }
         for wallet in &state.wallets {
             let asset = *asset_index.get(&wallet.asset).ok_or_else(|| {
@@ -151,8 +149,8 @@ impl Snapshot {
 
     fn add_peer(
         &mut self,
-        node: &NodeConfig,
-        config: &crate::config::PeerConfig,
+        own_address: &str,
+        config: &PeerConfig,
         asset_index: &HashMap<String, AssetIndex>,
     ) -> Result<(), SnapshotError> {
         let index = self.peers.len() as PeerIndex;
@@ -165,7 +163,7 @@ impl Snapshot {
         let ildcp_address = config
             .static_ilp_address
             .clone()
-            .unwrap_or_else(|| format!("{}.{}", node.ilp_address, config.id));
+            .unwrap_or_else(|| format!("{}.{}", own_address, config.id));
         let outgoing = match (&config.outgoing_url, &config.outgoing_token) {
             (Some(url), Some(token)) => {
                 let endpoint = parse_endpoint(url, token).map_err(|e| {
