@@ -85,9 +85,10 @@ fn unchanged_reports(fleet: &Fleet, version: u64) -> Vec<PushReport> {
         .iter()
         .map(|client| PushReport {
             url: client.url().to_owned(),
-            result: Ok(crate::dataplane_client::Acknowledgement {
+            result: Ok(riptide_proto::admin_api::StateApplied {
                 version,
                 changed: false,
+                notices: Vec::new(),
             }),
             attempts: 1,
         })

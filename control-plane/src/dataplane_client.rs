@@ -2,8 +2,13 @@
 //! errors say whether a retry can help, and never carry the token.
 
 use crate::targets::Target;
+use riptide_proto::admin_api::{
+    BalancesReport, ErrorBody, LiquidityAnswer, LiquidityRequest, StateApplied, StatusReport,
+    PATH_BALANCES, PATH_LIQUIDITY, PATH_STATE, PATH_STATUS,
+};
 use riptide_proto::state::StateDocument;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -40,14 +45,6 @@ impl ClientError {
     }
 }
 
-/// What a data plane answered to a state push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Acknowledgement {
-    pub version: u64,
-    /// False when it already had this version.
-    pub changed: bool,
-}
-
 pub struct DataplaneClient {
     target: Target,
     agent: ureq::Agent,
@@ -71,93 +68,64 @@ impl DataplaneClient {
         &self.target.url
     }
 
-    /// `GET /v1/status`.
-    pub fn status(&self) -> Result<Value, ClientError> {
-        let (status, body) = self.call("GET", "/v1/status", None)?;
-        expect_json(status, &body)
+    pub fn status(&self) -> Result<StatusReport, ClientError> {
+        self.get(PATH_STATUS)
     }
 
-    /// The version in force, from `GET /v1/status` (cheaper than the whole state).
     pub fn version(&self) -> Result<u64, ClientError> {
-        let status = self.status()?;
-        status["version"]
-            .as_u64()
-            .ok_or_else(|| ClientError::Protocol("status without a version".into()))
+        Ok(self.status()?.version)
     }
 
-    /// `GET /v1/state`.
     pub fn state(&self) -> Result<StateDocument, ClientError> {
-        let (status, body) = self.call("GET", "/v1/state", None)?;
+        let (status, body) = self.call("GET", PATH_STATE, None)?;
         if status != 200 {
             return Err(status_error(status, &body));
         }
         StateDocument::from_json(&body).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    /// `PUT /v1/state`.
-    pub fn put_state(&self, document: &StateDocument) -> Result<Acknowledgement, ClientError> {
-        let body = serde_json::to_vec(document)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode the state: {e}")))?;
-        let (status, answer) = self.call("PUT", "/v1/state", Some(&body))?;
+    /// Offers `document`; a data plane holding a newer version refuses it (409).
+    pub fn put_state(&self, document: &StateDocument) -> Result<StateApplied, ClientError> {
+        let body = encode(document)?;
+        let (status, answer) = self.call("PUT", PATH_STATE, Some(&body))?;
         if status == 409 {
-            let current = parse_json(&answer)?["version"].as_u64().unwrap_or(0);
+            let refusal: ErrorBody = decode(&answer)?;
             return Err(ClientError::Conflict {
-                current,
+                current: refusal.version.unwrap_or(0),
                 offered: document.version,
             });
         }
-        let answer = expect_json(status, &answer)?;
-        let version = answer["version"]
-            .as_u64()
-            .ok_or_else(|| ClientError::Protocol("acknowledgement without a version".into()))?;
-        // Applied, with something the operator must know (an initial liquidity
-        // changed after its deposit, which moves nothing by itself).
-        for notice in answer["notices"].as_array().into_iter().flatten() {
-            eprintln!(
-                "{}: notice: {}",
-                self.url(),
-                notice.as_str().unwrap_or_default()
-            );
+        let applied: StateApplied = expect_status(status, 200, &answer)?;
+        for notice in &applied.notices {
+            eprintln!("{}: notice: {notice}", self.url());
         }
-        Ok(Acknowledgement {
-            version,
-            changed: answer["changed"].as_bool().unwrap_or(true),
-        })
+        Ok(applied)
     }
 
-    /// `POST /v1/liquidity`; true when the transfer was made now, false when the key
-    /// had already made it.
-    pub fn move_liquidity(&self, request: &Value) -> Result<bool, ClientError> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
-        let (status, answer) = self.call("POST", "/v1/liquidity", Some(&body))?;
-        let answer = expect_json(status, &answer)?;
-        answer["created"]
-            .as_bool()
-            .ok_or_else(|| ClientError::Protocol("answer without `created`".into()))
+    /// Whether the move was made now (false: its key had made it already).
+    pub fn move_liquidity(&self, request: &LiquidityRequest) -> Result<bool, ClientError> {
+        let answer: LiquidityAnswer = self.post(PATH_LIQUIDITY, request, 200)?;
+        Ok(answer.created)
     }
 
-    /// `GET /v1/balances`.
-    pub fn balances(&self) -> Result<Value, ClientError> {
-        let (status, body) = self.call("GET", "/v1/balances", None)?;
-        expect_json(status, &body)
+    pub fn balances(&self) -> Result<BalancesReport, ClientError> {
+        self.get(PATH_BALANCES)
     }
 
-    /// `GET path`, answered with 200 and JSON.
-    pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
+    /// `GET path`, answered 200 with a `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let (status, body) = self.call("GET", path, None)?;
-        expect_json(status, &body)
+        expect_status(status, 200, &body)
     }
 
-    /// `POST path` with a JSON body, answered with `expected` (200 or 201) and JSON.
-    pub fn post_json(
+    /// `POST path` with `request`, answered `expected` with a `T`.
+    pub fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
-        request: &Value,
+        request: &B,
         expected: u16,
-    ) -> Result<Value, ClientError> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+    ) -> Result<T, ClientError> {
+        let body = encode(request)?;
         let (status, answer) = self.call("POST", path, Some(&body))?;
         expect_status(status, expected, &answer)
     }
@@ -211,15 +179,20 @@ fn transport_error(error: ureq::Error) -> ClientError {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, ClientError> {
-    serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("not JSON: {e}")))
+fn encode<B: Serialize>(request: &B) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(request)
+        .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))
 }
 
-fn expect_json(status: u16, body: &[u8]) -> Result<Value, ClientError> {
-    expect_status(status, 200, body)
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("answer: {e}")))
 }
 
-fn expect_status(status: u16, expected: u16, body: &[u8]) -> Result<Value, ClientError> {
+fn expect_status<T: DeserializeOwned>(
+    status: u16,
+    expected: u16,
+    body: &[u8],
+) -> Result<T, ClientError> {
     if (200..300).contains(&status) && status != expected {
         return Err(ClientError::Protocol(format!(
             "HTTP {status} where {expected} was expected"
@@ -228,14 +201,14 @@ fn expect_status(status: u16, expected: u16, body: &[u8]) -> Result<Value, Clien
     if status != expected {
         return Err(status_error(status, body));
     }
-    parse_json(body)
+    decode(body)
 }
 
 /// The error for a non-200 answer; the data plane's `{"error": ...}` is its message.
 fn status_error(status: u16, body: &[u8]) -> ClientError {
-    let message = serde_json::from_slice::<Value>(body)
+    let message = serde_json::from_slice::<ErrorBody>(body)
         .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .map(|refusal| refusal.error)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     match status {
         401 => ClientError::Unauthorized,
@@ -271,11 +244,15 @@ mod tests {
             Ok(serde_json::json!({"id": "a"}))
         );
         assert!(matches!(
-            expect_status(200, 201, b"{}"),
+            expect_status::<serde_json::Value>(200, 201, b"{}"),
+            Err(ClientError::Protocol(_))
+        ));
+        assert!(matches!(
+            expect_status::<StatusReport>(200, 200, br#"{"version": 1}"#),
             Err(ClientError::Protocol(_))
         ));
         assert_eq!(
-            expect_status(502, 201, br#"{"error": "SPSP: HTTP 404"}"#),
+            expect_status::<serde_json::Value>(502, 201, br#"{"error": "SPSP: HTTP 404"}"#),
             Err(ClientError::Server {
                 status: 502,
                 message: "SPSP: HTTP 404".into()

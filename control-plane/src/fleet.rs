@@ -2,10 +2,11 @@
 //! (each in its own thread, with bounded retries and backoff), and report per data
 //! plane. A data plane that does not answer is reported, never skipped.
 
-use crate::dataplane_client::{Acknowledgement, ClientError, DataplaneClient};
+use crate::dataplane_client::{ClientError, DataplaneClient};
 use crate::error::CtlError;
 use crate::table::{or_dash, Table};
 use crate::targets::Target;
+use riptide_proto::admin_api::StateApplied;
 use riptide_proto::state::StateDocument;
 use serde_json::json;
 use std::time::Duration;
@@ -67,7 +68,7 @@ pub fn with_retries<T>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushReport {
     pub url: String,
-    pub result: Result<Acknowledgement, ClientError>,
+    pub result: Result<StateApplied, ClientError>,
     pub attempts: u32,
 }
 
@@ -152,7 +153,7 @@ impl Fleet {
 pub fn report_push(version: u64, reports: &[PushReport], json: bool) -> Result<(), CtlError> {
     let failed = reports
         .iter()
-        .filter(|r| !matches!(r.result, Ok(ack) if ack.version == version))
+        .filter(|r| !matches!(&r.result, Ok(ack) if ack.version == version))
         .count();
     if json {
         let dataplanes: Vec<_> = reports.iter().map(push_json).collect();
@@ -262,9 +263,10 @@ mod tests {
     fn a_push_not_acknowledged_everywhere_fails() {
         let ok = PushReport {
             url: "http://a".into(),
-            result: Ok(Acknowledgement {
+            result: Ok(StateApplied {
                 version: 5,
                 changed: true,
+                notices: Vec::new(),
             }),
             attempts: 1,
         };

@@ -7,14 +7,15 @@ use crate::error::CtlError;
 use crate::fleet::Fleet;
 use crate::version::now_unix_ms;
 use crate::views::first_answer;
+use riptide_proto::admin_api::{LiquidityAccount, LiquidityDirection, LiquidityRequest};
 use serde_json::json;
 
-/// `peer:<id>`, `asset:<code>` or `wallet:<id>`, as the admin API names accounts.
-fn account_name(account: &AccountArg) -> Result<String, CtlError> {
+/// The one account the arguments name.
+fn account_name(account: &AccountArg) -> Result<LiquidityAccount, CtlError> {
     match (&account.peer, &account.asset, &account.wallet) {
-        (Some(peer), None, None) => Ok(format!("peer:{peer}")),
-        (None, Some(asset), None) => Ok(format!("asset:{asset}")),
-        (None, None, Some(wallet)) => Ok(format!("wallet:{wallet}")),
+        (Some(peer), None, None) => Ok(LiquidityAccount::Peer(peer.clone())),
+        (None, Some(asset), None) => Ok(LiquidityAccount::Asset(asset.clone())),
+        (None, None, Some(wallet)) => Ok(LiquidityAccount::Wallet(wallet.clone())),
         _ => Err(CtlError::Invalid(
             "give exactly one of --peer, --asset and --wallet".into(),
         )),
@@ -23,7 +24,7 @@ fn account_name(account: &AccountArg) -> Result<String, CtlError> {
 
 pub fn run(
     fleet: &Fleet,
-    direction: &str,
+    direction: LiquidityDirection,
     args: &LiquidityArgs,
     json: bool,
 ) -> Result<(), CtlError> {
@@ -38,18 +39,18 @@ pub fn run(
             key
         }
     };
-    let request = json!({
-        "account": account,
-        "direction": direction,
-        "amount": args.amount.to_string(),
-        "idempotency_key": key,
-    });
+    let request = LiquidityRequest {
+        account: account.clone(),
+        direction,
+        amount: args.amount,
+        idempotency_key: key.clone(),
+    };
     let (url, created) = first_answer(fleet, |client| client.move_liquidity(&request))?;
     if json {
         let answer = json!({
             "dataplane": url,
-            "account": account,
-            "direction": direction,
+            "account": account.to_string(),
+            "direction": direction.to_string(),
             "amount": args.amount.to_string(),
             "idempotency_key": key,
             "created": created,
@@ -82,14 +83,16 @@ mod tests {
         };
         assert_eq!(
             account_name(&account(Some("alice"), None, None)).ok(),
-            Some("peer:alice".to_owned())
+            Some(LiquidityAccount::Peer("alice".into()))
         );
         assert_eq!(
             account_name(&account(None, Some("USD"), None)).ok(),
-            Some("asset:USD".to_owned())
+            Some(LiquidityAccount::Asset("USD".into()))
         );
         assert_eq!(
-            account_name(&account(None, None, Some("payer"))).ok(),
+            account_name(&account(None, None, Some("payer")))
+                .ok()
+                .map(|a| a.to_string()),
             Some("wallet:payer".to_owned())
         );
         let error = account_name(&account(Some("a"), None, Some("w"))).expect_err("two");

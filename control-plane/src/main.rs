@@ -29,6 +29,7 @@ use cli::{
 };
 use error::CtlError;
 use fleet::Fleet;
+use riptide_proto::admin_api::LiquidityDirection;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -105,8 +106,12 @@ fn run_against_dataplanes(global: &GlobalArgs, command: &Command) -> Result<(), 
             RatesAction::Show => views::rates(&fleet, json),
         },
         Command::Liquidity { action } => match action {
-            LiquidityAction::Deposit(args) => liquidity::run(&fleet, "deposit", args, json),
-            LiquidityAction::Withdraw(args) => liquidity::run(&fleet, "withdraw", args, json),
+            LiquidityAction::Deposit(args) => {
+                liquidity::run(&fleet, LiquidityDirection::Deposit, args, json)
+            }
+            LiquidityAction::Withdraw(args) => {
+                liquidity::run(&fleet, LiquidityDirection::Withdraw, args, json)
+            }
         },
         Command::Balance => views::balances(&fleet, json),
         Command::Audit { idle } => views::audit(&fleet, *idle, json),

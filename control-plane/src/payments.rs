@@ -18,6 +18,12 @@ use crate::fleet::{with_retries, RetryPolicy};
 use crate::table::{or_dash, render_fields};
 use crate::targets::{self, TargetError};
 use crate::version::now_unix_ms;
+use riptide_proto::admin_api::{
+    AssetView, CreateIncomingPayment, DestinationSpec, IncomingPaymentView, OutgoingPaymentState,
+    OutgoingPaymentView, PaymentRequest, QuoteRequest, QuoteView, PATH_INCOMING_PAYMENTS,
+    PATH_OUTGOING_PAYMENTS, PATH_QUOTES,
+};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -85,28 +91,25 @@ pub fn incoming_payment(
     action: &IncomingPaymentAction,
 ) -> Result<(), CtlError> {
     let dataplane = Dataplane::first(global)?;
-    let answer = match action {
+    let answer: IncomingPaymentView = match action {
         IncomingPaymentAction::Create {
             wallet,
             amount,
             expires_in_s,
         } => {
             let request = incoming_request(wallet, *amount, *expires_in_s);
-            dataplane.retried(|c| c.post_json("/v1/incoming-payments", &request, 201))?
+            dataplane.retried(|c| c.post(PATH_INCOMING_PAYMENTS, &request, 201))?
         }
         IncomingPaymentAction::Show { id } => {
-            dataplane.retried(|c| c.get_json(&format!("/v1/incoming-payments/{id}")))?
+            dataplane.retried(|c| c.get(&format!("{PATH_INCOMING_PAYMENTS}/{id}")))?
         }
         IncomingPaymentAction::Credentials { id } => dataplane.retried(|c| {
-            c.post_json(
-                &format!("/v1/incoming-payments/{id}/credentials"),
-                &json!({}),
-                200,
-            )
+            let path = format!("{PATH_INCOMING_PAYMENTS}/{id}/credentials");
+            c.post(&path, &json!({}), 200)
         })?,
     };
     if global.json {
-        print_json(&dataplane.url, answer);
+        print_json(&dataplane.url, &answer);
     } else {
         print!(
             "{}",
@@ -116,28 +119,29 @@ pub fn incoming_payment(
     Ok(())
 }
 
-/// The body of `POST /v1/incoming-payments`; amounts as strings (u64 does not fit a
-/// JSON number everywhere).
-fn incoming_request(wallet: &str, amount: Option<u64>, expires_in_s: Option<u64>) -> Value {
-    let mut request = json!({ "wallet": wallet });
-    if let Some(amount) = amount {
-        request["incoming_amount"] = json!(amount.to_string());
+/// The body of `POST /v1/incoming-payments`.
+fn incoming_request(
+    wallet: &str,
+    amount: Option<u64>,
+    expires_in_s: Option<u64>,
+) -> CreateIncomingPayment {
+    CreateIncomingPayment {
+        wallet: wallet.to_owned(),
+        incoming_amount: amount,
+        expires_at_ms: None,
+        expires_in_ms: expires_in_s.map(|seconds| seconds.saturating_mul(1000)),
     }
-    if let Some(seconds) = expires_in_s {
-        request["expires_in_ms"] = json!(seconds.saturating_mul(1000));
-    }
-    request
 }
 
 pub fn quote(global: &GlobalArgs, args: &QuoteArgs) -> Result<(), CtlError> {
     let request = quote_request(&args.wallet, &args.payment)?;
     let dataplane = Dataplane::first(global)?;
-    let answer = dataplane
+    let answer: QuoteView = dataplane
         .patient
-        .post_json("/v1/quotes", &request, 201)
+        .post(PATH_QUOTES, &request, 201)
         .map_err(|error| dataplane.failure(&error))?;
     if global.json {
-        print_json(&dataplane.url, answer);
+        print_json(&dataplane.url, &answer);
     } else {
         print!("{}", render_fields(&quote_fields(&answer, now_unix_ms())));
     }
@@ -146,40 +150,49 @@ pub fn quote(global: &GlobalArgs, args: &QuoteArgs) -> Result<(), CtlError> {
 
 /// The body of `POST /v1/quotes`, and of a payment quoted on the way. The command
 /// line already holds one destination and one amount; this says so if it does not.
-fn quote_request(wallet: &str, spec: &PaymentSpec) -> Result<Value, CtlError> {
+fn quote_request(wallet: &str, spec: &PaymentSpec) -> Result<QuoteRequest, CtlError> {
     let destination = match &spec.destination {
         DestinationArgs {
             spsp: Some(url),
             ilp_address: None,
             shared_secret: None,
-        } => json!({ "spsp": url }),
+        } => DestinationSpec {
+            spsp: Some(url.clone()),
+            ..DestinationSpec::default()
+        },
         DestinationArgs {
             spsp: None,
             ilp_address: Some(address),
             shared_secret: Some(secret),
-        } => json!({ "ilp_address": address, "shared_secret": secret }),
+        } => DestinationSpec {
+            spsp: None,
+            ilp_address: Some(address.clone()),
+            shared_secret: Some(secret.clone()),
+        },
         _ => {
             return Err(CtlError::Invalid(
                 "give --spsp URL, or --ilp-address and --shared-secret".into(),
             ))
         }
     };
-    let mut request = json!({ "wallet": wallet, "destination": destination });
-    match (spec.amount.send, spec.amount.receive) {
-        (Some(send), None) => request["send_amount"] = json!(send.to_string()),
-        (None, Some(receive)) => request["receive_amount"] = json!(receive.to_string()),
-        _ => return Err(CtlError::Invalid("give --send N or --receive N".into())),
+    if spec.amount.send.is_some() == spec.amount.receive.is_some() {
+        return Err(CtlError::Invalid("give --send N or --receive N".into()));
     }
-    if let Some(slippage) = spec.slippage {
-        request["slippage"] = json!(slippage);
-    }
-    Ok(request)
+    Ok(QuoteRequest {
+        wallet: wallet.to_owned(),
+        destination,
+        send_amount: spec.amount.send,
+        receive_amount: spec.amount.receive,
+        slippage: spec.slippage,
+    })
 }
 
 pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
     let request = match (&args.quote_id, &args.wallet) {
-        (Some(id), None) => json!({ "quote_id": id }),
-        (None, Some(wallet)) => quote_request(wallet, &args.payment)?,
+        (Some(id), None) => PaymentRequest::Quoted {
+            quote_id: id.clone(),
+        },
+        (None, Some(wallet)) => PaymentRequest::QuoteFirst(quote_request(wallet, &args.payment)?),
         _ => {
             return Err(CtlError::Invalid(
                 "give --quote ID, or a quote request (--wallet, a destination, an amount)".into(),
@@ -187,26 +200,23 @@ pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
         }
     };
     let dataplane = Dataplane::first(global)?;
-    let created = dataplane
+    let created: OutgoingPaymentView = dataplane
         .patient
-        .post_json("/v1/outgoing-payments", &request, 201)
+        .post(PATH_OUTGOING_PAYMENTS, &request, 201)
         .map_err(|error| dataplane.failure(&error))?;
-    let id = created["id"]
-        .as_str()
-        .ok_or_else(|| dataplane.failure(&ClientError::Protocol("payment without an id".into())))?
-        .to_owned();
+    let id = created.id.clone();
     if args.no_wait {
-        print_payment(&dataplane.url, created, global.json);
+        print_payment(&dataplane.url, &created, global.json);
         return Ok(());
     }
     eprintln!(
         "riptidectl: payment {id} created on {}; waiting up to {} s for it to end",
         dataplane.url, args.wait_s
     );
-    let path = format!("/v1/outgoing-payments/{id}");
+    let path = format!("{PATH_OUTGOING_PAYMENTS}/{id}");
     let started = Instant::now();
     let waited = wait_for_end(
-        || dataplane.client.get_json(&path),
+        || dataplane.client.get(&path),
         created,
         Duration::from_secs(args.wait_s),
         &|| started.elapsed(),
@@ -222,8 +232,8 @@ pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
             )))
         }
     };
-    let verdict = verdict(&id, &payment, args.wait_s, poll_error.as_ref());
-    print_payment(&dataplane.url, payment, global.json);
+    let verdict = verdict(&payment, args.wait_s, poll_error.as_ref());
+    print_payment(&dataplane.url, &payment, global.json);
     verdict
 }
 
@@ -231,11 +241,11 @@ pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
 #[derive(Debug, PartialEq)]
 enum Waited {
     /// The payment is no longer sending: its last view.
-    Ended(Value),
+    Ended(OutgoingPaymentView),
     /// Still sending at the deadline: the last view read, and the error of the last
     /// read if it failed.
     Deadline {
-        latest: Value,
+        latest: OutgoingPaymentView,
         poll_error: Option<ClientError>,
     },
     /// A read failed in a way a retry cannot fix (the payment is unknown, the token
@@ -246,8 +256,8 @@ enum Waited {
 /// Reads the payment every [`POLL_INTERVAL`] until it is no longer sending or `wait`
 /// has passed; `created` is its view at creation.
 fn wait_for_end(
-    mut poll: impl FnMut() -> Result<Value, ClientError>,
-    created: Value,
+    mut poll: impl FnMut() -> Result<OutgoingPaymentView, ClientError>,
+    created: OutgoingPaymentView,
     wait: Duration,
     elapsed: &dyn Fn() -> Duration,
     sleep: &dyn Fn(Duration),
@@ -255,7 +265,7 @@ fn wait_for_end(
     let mut latest = created;
     let mut poll_error = None;
     loop {
-        if latest["state"] != "sending" {
+        if latest.state != OutgoingPaymentState::Sending {
             return Waited::Ended(latest);
         }
         let spent = elapsed();
@@ -276,18 +286,18 @@ fn wait_for_end(
 
 /// Exit 0 when the payment completed; 1 with the reason otherwise.
 fn verdict(
-    id: &str,
-    payment: &Value,
+    payment: &OutgoingPaymentView,
     wait_s: u64,
     poll_error: Option<&ClientError>,
 ) -> Result<(), CtlError> {
-    let last_error = payment["last_error"].as_str().unwrap_or("none");
-    match payment["state"].as_str() {
-        Some("completed") => Ok(()),
-        Some("failed") => Err(CtlError::Failed(format!(
+    let id = &payment.id;
+    let last_error = payment.last_error.as_deref().unwrap_or("none");
+    match payment.state {
+        OutgoingPaymentState::Completed => Ok(()),
+        OutgoingPaymentState::Failed => Err(CtlError::Failed(format!(
             "payment {id} failed: {last_error}"
         ))),
-        Some("sending") => {
+        OutgoingPaymentState::Sending => {
             let unreadable = poll_error
                 .map(|e| format!("; the last read failed: {e}"))
                 .unwrap_or_default();
@@ -296,121 +306,112 @@ fn verdict(
                  it goes on: `riptidectl payment show {id}`"
             )))
         }
-        other => Err(CtlError::Failed(format!(
-            "payment {id} ended in state {}",
-            other.unwrap_or("(none)")
-        ))),
     }
 }
 
 pub fn payment(global: &GlobalArgs, action: &PaymentAction) -> Result<(), CtlError> {
     let PaymentAction::Show { id } = action;
     let dataplane = Dataplane::first(global)?;
-    let answer = dataplane.retried(|c| c.get_json(&format!("/v1/outgoing-payments/{id}")))?;
-    print_payment(&dataplane.url, answer, global.json);
+    let answer: OutgoingPaymentView =
+        dataplane.retried(|c| c.get(&format!("{PATH_OUTGOING_PAYMENTS}/{id}")))?;
+    print_payment(&dataplane.url, &answer, global.json);
     Ok(())
 }
 
-fn print_payment(url: &str, payment: Value, json: bool) {
+fn print_payment(url: &str, payment: &OutgoingPaymentView, json: bool) {
     if json {
         print_json(url, payment);
     } else {
-        print!("{}", render_fields(&payment_fields(&payment)));
+        print!("{}", render_fields(&payment_fields(payment)));
     }
 }
 
 /// The data plane's answer with the data plane that gave it.
-fn print_json(url: &str, mut answer: Value) {
+fn print_json<T: Serialize>(url: &str, answer: &T) {
+    let mut answer = serde_json::to_value(answer).unwrap_or(Value::Null);
     if let Some(object) = answer.as_object_mut() {
         object.insert("dataplane".into(), json!(url));
     }
     println!("{answer:#}");
 }
 
-/// A string or number field as text; `-` when absent.
-fn text(value: &Value, key: &str) -> String {
-    match &value[key] {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
+/// `1700000000000 (in 60 s)`, or `(expired)`.
+fn expiry(at: u64, now_ms: u64) -> String {
+    if at > now_ms {
+        format!("{at} (in {} s)", (at - now_ms) / 1000)
+    } else {
+        format!("{at} (expired)")
     }
 }
 
-/// `1700000000000 (in 60 s)`, or `(expired)`.
-fn expiry(value: &Value, now_ms: u64) -> String {
-    match value["expires_at_ms"].as_u64() {
-        Some(at) if at > now_ms => format!("{at} (in {} s)", (at - now_ms) / 1000),
-        Some(at) => format!("{at} (expired)"),
+fn asset(asset: Option<&AssetView>) -> String {
+    match asset {
+        Some(AssetView { code, scale }) => format!("{code} (scale {scale})"),
         None => "-".to_owned(),
     }
 }
 
-fn asset(value: &Value) -> String {
-    match (value["code"].as_str(), value["scale"].as_u64()) {
-        (Some(code), Some(scale)) => format!("{code} (scale {scale})"),
-        _ => "-".to_owned(),
-    }
-}
-
-fn incoming_fields(payment: &Value, now_ms: u64) -> Vec<(&'static str, String)> {
-    let amount = match &payment["incoming_amount"] {
-        Value::Null => "any".to_owned(),
-        _ => text(payment, "incoming_amount"),
+fn incoming_fields(payment: &IncomingPaymentView, now_ms: u64) -> Vec<(&'static str, String)> {
+    let amount = match payment.incoming_amount {
+        None => "any".to_owned(),
+        Some(amount) => amount.to_string(),
     };
     let mut fields = vec![
-        ("id", text(payment, "id")),
-        ("wallet", text(payment, "wallet")),
-        ("state", text(payment, "state")),
+        ("id", payment.id.clone()),
+        ("wallet", payment.wallet.clone()),
+        ("state", payment.state.to_string()),
         ("amount", amount),
-        ("received", text(payment, "received")),
-        ("expires_at_ms", expiry(payment, now_ms)),
+        ("received", payment.received.to_string()),
+        ("expires_at_ms", expiry(payment.expires_at_ms, now_ms)),
     ];
     // Only a creation or a credentials request carries the credentials.
-    if payment.get("ilp_address").is_some() {
-        fields.push(("ilp_address", text(payment, "ilp_address")));
-        fields.push(("shared_secret", text(payment, "shared_secret")));
-        fields.push(("asset", asset(&payment["asset"])));
+    if let Some(credentials) = &payment.credentials {
+        fields.push(("ilp_address", credentials.ilp_address.clone()));
+        fields.push(("shared_secret", credentials.shared_secret.clone()));
+        fields.push(("asset", asset(Some(&credentials.asset))));
     }
     fields
 }
 
-fn quote_fields(quote: &Value, now_ms: u64) -> Vec<(&'static str, String)> {
+fn quote_fields(quote: &QuoteView, now_ms: u64) -> Vec<(&'static str, String)> {
     vec![
-        ("id", text(quote, "id")),
-        ("wallet", text(quote, "wallet")),
-        ("destination", text(quote, "destination")),
-        ("fixed", text(quote, "fixed")),
-        ("source_amount", text(quote, "source_amount")),
-        ("min_delivery_amount", text(quote, "min_delivery_amount")),
-        ("rate", text(quote, "rate")),
-        ("min_rate", text(quote, "min_rate")),
-        ("max_packet_amount", text(quote, "max_packet_amount")),
-        ("destination_asset", asset(&quote["destination_asset"])),
-        ("expires_at_ms", expiry(quote, now_ms)),
+        ("id", quote.id.clone()),
+        ("wallet", quote.wallet.clone()),
+        ("destination", quote.destination.clone()),
+        ("fixed", quote.fixed.clone()),
+        ("source_amount", quote.source_amount.to_string()),
+        ("min_delivery_amount", quote.min_delivery_amount.to_string()),
+        ("rate", quote.rate.to_string()),
+        ("min_rate", quote.min_rate.to_string()),
+        ("max_packet_amount", quote.max_packet_amount.to_string()),
+        ("destination_asset", asset(quote.destination_asset.as_ref())),
+        ("expires_at_ms", expiry(quote.expires_at_ms, now_ms)),
     ]
 }
 
-fn payment_fields(payment: &Value) -> Vec<(&'static str, String)> {
+fn payment_fields(payment: &OutgoingPaymentView) -> Vec<(&'static str, String)> {
     vec![
-        ("id", text(payment, "id")),
-        ("state", text(payment, "state")),
-        ("wallet", text(payment, "wallet")),
-        ("destination", text(payment, "destination")),
-        ("quote_id", text(payment, "quote_id")),
-        ("source_amount", text(payment, "source_amount")),
-        ("min_delivery_amount", text(payment, "min_delivery_amount")),
-        ("sent", text(payment, "sent")),
-        ("delivered", text(payment, "delivered")),
+        ("id", payment.id.clone()),
+        ("state", payment.state.to_string()),
+        ("wallet", payment.wallet.clone()),
+        ("destination", payment.destination.clone()),
+        ("quote_id", payment.quote_id.clone()),
+        ("source_amount", payment.source_amount.to_string()),
+        (
+            "min_delivery_amount",
+            payment.min_delivery_amount.to_string(),
+        ),
+        ("sent", payment.sent.to_string()),
+        ("delivered", payment.delivered.to_string()),
         (
             "packets",
             format!(
                 "{} fulfilled, {} rejected",
-                or_dash(payment["packets_fulfilled"].as_u64()),
-                or_dash(payment["packets_rejected"].as_u64())
+                payment.packets_fulfilled, payment.packets_rejected
             ),
         ),
-        ("last_error", text(payment, "last_error")),
-        ("created_at_ms", text(payment, "created_at_ms")),
+        ("last_error", or_dash(payment.last_error.clone())),
+        ("created_at_ms", payment.created_at_ms.to_string()),
     ]
 }
 
@@ -439,7 +440,9 @@ mod tests {
     #[test]
     fn requests_carry_amounts_as_strings() {
         assert_eq!(
-            quote_request("payer", &spec(spsp(), Some(u64::MAX), None)).ok(),
+            quote_request("payer", &spec(spsp(), Some(u64::MAX), None))
+                .ok()
+                .map(|r| serde_json::to_value(r).expect("encodes")),
             Some(json!({
                 "wallet": "payer",
                 "destination": { "spsp": "http://b/shop" },
@@ -454,7 +457,9 @@ mod tests {
         let mut with_slippage = spec(credentials.clone(), None, Some(5000));
         with_slippage.slippage = Some(0.02);
         assert_eq!(
-            quote_request("payer", &with_slippage).ok(),
+            quote_request("payer", &with_slippage)
+                .ok()
+                .map(|r| serde_json::to_value(r).expect("encodes")),
             Some(json!({
                 "wallet": "payer",
                 "destination": { "ilp_address": "test.b.x", "shared_secret": "c2VjcmV0" },
@@ -486,13 +491,31 @@ mod tests {
             assert_eq!(error.exit_code(), 2, "{bad:?}");
         }
         assert_eq!(
-            incoming_request("shop", Some(5000), Some(60)),
+            serde_json::to_value(incoming_request("shop", Some(5000), Some(60))).expect("encodes"),
             json!({ "wallet": "shop", "incoming_amount": "5000", "expires_in_ms": 60_000 })
         );
         assert_eq!(
-            incoming_request("shop", None, None),
+            serde_json::to_value(incoming_request("shop", None, None)).expect("encodes"),
             json!({ "wallet": "shop" })
         );
+    }
+
+    fn view(state: OutgoingPaymentState, sent: u64) -> OutgoingPaymentView {
+        OutgoingPaymentView {
+            id: "p".into(),
+            quote_id: "q".into(),
+            wallet: "payer".into(),
+            destination: "http://b/shop".into(),
+            state,
+            source_amount: 10,
+            min_delivery_amount: 9,
+            sent,
+            delivered: sent,
+            packets_fulfilled: 3,
+            packets_rejected: 0,
+            last_error: None,
+            created_at_ms: 1,
+        }
     }
 
     /// A clock that moves only when the wait sleeps.
@@ -509,10 +532,14 @@ mod tests {
             }
         }
 
-        fn wait(&self, poll: impl FnMut() -> Result<Value, ClientError>, wait: Duration) -> Waited {
+        fn wait(
+            &self,
+            poll: impl FnMut() -> Result<OutgoingPaymentView, ClientError>,
+            wait: Duration,
+        ) -> Waited {
             wait_for_end(
                 poll,
-                json!({ "id": "p", "state": "sending" }),
+                view(OutgoingPaymentState::Sending, 0),
                 wait,
                 &|| self.now.get(),
                 &|d| {
@@ -530,11 +557,19 @@ mod tests {
         let waited = time.wait(
             || {
                 reads += 1;
-                Ok(json!({ "state": if reads < 3 { "sending" } else { "completed" } }))
+                let state = if reads < 3 {
+                    OutgoingPaymentState::Sending
+                } else {
+                    OutgoingPaymentState::Completed
+                };
+                Ok(view(state, 0))
             },
             Duration::from_secs(60),
         );
-        assert_eq!(waited, Waited::Ended(json!({ "state": "completed" })));
+        assert_eq!(
+            waited,
+            Waited::Ended(view(OutgoingPaymentState::Completed, 0))
+        );
         assert_eq!(*time.sleeps.borrow(), vec![POLL_INTERVAL; 3]);
     }
 
@@ -548,7 +583,7 @@ mod tests {
                 if reads == 4 {
                     Err(ClientError::Unreachable("reset".into()))
                 } else {
-                    Ok(json!({ "state": "sending", "sent": reads.to_string() }))
+                    Ok(view(OutgoingPaymentState::Sending, reads))
                 }
             },
             Duration::from_millis(700),
@@ -557,7 +592,7 @@ mod tests {
         assert_eq!(
             waited,
             Waited::Deadline {
-                latest: json!({ "state": "sending", "sent": "3" }),
+                latest: view(OutgoingPaymentState::Sending, 3),
                 poll_error: Some(ClientError::Unreachable("reset".into())),
             }
         );
@@ -584,15 +619,18 @@ mod tests {
 
     #[test]
     fn only_a_completed_payment_exits_zero() {
-        let completed = json!({ "state": "completed" });
-        assert!(verdict("p", &completed, 60, None).is_ok());
-        let failed = json!({ "state": "failed", "last_error": "T04 insufficient balance" });
-        let error = verdict("p", &failed, 60, None).expect_err("failed");
+        let completed = view(OutgoingPaymentState::Completed, 10);
+        assert!(verdict(&completed, 60, None).is_ok());
+        let failed = OutgoingPaymentView {
+            last_error: Some("T04 insufficient balance".into()),
+            ..view(OutgoingPaymentState::Failed, 0)
+        };
+        let error = verdict(&failed, 60, None).expect_err("failed");
         assert_eq!(error.exit_code(), 1);
         assert!(error.to_string().contains("T04 insufficient balance"));
-        let sending = json!({ "state": "sending", "last_error": null });
+        let sending = view(OutgoingPaymentState::Sending, 0);
         let unreachable = ClientError::Unreachable("reset".into());
-        let error = verdict("p", &sending, 5, Some(&unreachable)).expect_err("sending");
+        let error = verdict(&sending, 5, Some(&unreachable)).expect_err("sending");
         assert_eq!(error.exit_code(), 1);
         let message = error.to_string();
         assert!(message.contains("still sending after 5 s"), "{message}");
@@ -601,21 +639,26 @@ mod tests {
 
     #[test]
     fn records_print_as_fields() {
-        let created = json!({
+        let created: IncomingPaymentView = serde_json::from_value(json!({
             "id": "i1", "wallet": "shop", "incoming_amount": null, "received": "0",
             "expires_at_ms": 61_000, "state": "pending", "ilp_address": "test.b.x",
             "shared_secret": "c2VjcmV0", "asset": { "code": "USD", "scale": 2 },
-        });
+        }))
+        .expect("an incoming payment");
         let fields = incoming_fields(&created, 1_000);
         assert!(fields.contains(&("amount", "any".to_owned())));
         assert!(fields.contains(&("expires_at_ms", "61000 (in 60 s)".to_owned())));
         assert!(fields.contains(&("asset", "USD (scale 2)".to_owned())));
-        let shown = json!({ "id": "i1", "received": "5000", "incoming_amount": "5000" });
+        let shown = IncomingPaymentView {
+            received: 5000,
+            incoming_amount: Some(5000),
+            credentials: None,
+            ..created
+        };
         let fields = incoming_fields(&shown, 1_000);
         assert!(fields.iter().all(|(name, _)| *name != "shared_secret"));
-        let payment = json!({ "id": "p", "packets_fulfilled": 3, "packets_rejected": 0,
-                              "last_error": null });
-        let fields = payment_fields(&payment);
+        assert!(fields.contains(&("amount", "5000".to_owned())));
+        let fields = payment_fields(&view(OutgoingPaymentState::Sending, 0));
         assert!(fields.contains(&("packets", "3 fulfilled, 0 rejected".to_owned())));
         assert!(fields.contains(&("last_error", "-".to_owned())));
     }

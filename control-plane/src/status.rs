@@ -5,6 +5,7 @@
 use crate::error::CtlError;
 use crate::fleet::Fleet;
 use crate::table::{or_dash, Table};
+use riptide_proto::admin_api::StatusReport;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,16 +27,14 @@ impl Sample {
 
     /// From `GET /v1/status`: `peers` maps a peer to outcome labels (`fulfilled`,
     /// `invalid`, or a reject code) and counts.
-    pub fn of(status: &Value) -> Sample {
+    pub fn of(status: &StatusReport) -> Sample {
         let mut sample = Sample {
-            version: status["version"].as_u64().unwrap_or(0),
-            shards: status["shards"].as_u64().unwrap_or(0),
+            version: status.version,
+            shards: u64::from(status.shards),
             ..Sample::default()
         };
-        let peers = status["peers"].as_object().into_iter().flatten();
-        for (_, outcomes) in peers {
-            for (label, count) in outcomes.as_object().into_iter().flatten() {
-                let count = count.as_u64().unwrap_or(0);
+        for outcomes in status.peers.values() {
+            for (label, &count) in outcomes {
                 match label.as_str() {
                     "fulfilled" => sample.fulfilled += count,
                     "invalid" => sample.invalid += count,
@@ -183,14 +182,15 @@ mod tests {
 
     #[test]
     fn samples_sum_outcomes_across_peers() {
-        let status = json!({
-            "version": 4, "shards": 2,
+        let status: StatusReport = serde_json::from_value(json!({
+            "version": 4, "shards": 2, "ilp_address": "test.riptide",
             "peers": {
                 "alice": {"fulfilled": 10, "F08": 2, "T04": 1},
                 "bob": {"fulfilled": 5, "F08": 1, "invalid": 1},
                 "carol": {}
             }
-        });
+        }))
+        .expect("a status report");
         let sample = Sample::of(&status);
         assert_eq!((sample.version, sample.shards), (4, 2));
         assert_eq!(sample.fulfilled, 15);

@@ -5,6 +5,8 @@ use crate::edit::newest_state;
 use crate::error::CtlError;
 use crate::fleet::Fleet;
 use crate::table::{or_dash, Table};
+use riptide_proto::admin_api::PATH_AUDIT;
+use riptide_proto::ledger::audit::AuditReport;
 use riptide_proto::state::StateDocument;
 use serde_json::{json, Value};
 
@@ -136,17 +138,16 @@ pub fn balances(fleet: &Fleet, json: bool) -> Result<(), CtlError> {
         "PENDING CR",
         "PENDING DR",
     ]);
-    let text = |value: &Value, key: &str| value[key].as_str().unwrap_or("-").to_owned();
-    for account in answer["accounts"].as_array().into_iter().flatten() {
+    for account in &answer.accounts {
         table.push(vec![
-            text(account, "kind"),
-            text(account, "name"),
-            text(account, "asset"),
-            text(account, "balance"),
-            text(account, "credits_posted"),
-            text(account, "debits_posted"),
-            text(account, "credits_pending"),
-            text(account, "debits_pending"),
+            account.kind.clone(),
+            account.name.clone(),
+            account.asset.clone(),
+            account.balance.to_string(),
+            account.credits_posted.to_string(),
+            account.debits_posted.to_string(),
+            account.credits_pending.to_string(),
+            account.debits_pending.to_string(),
         ]);
     }
     println!("from {url}");
@@ -158,43 +159,31 @@ pub fn balances(fleet: &Fleet, json: bool) -> Result<(), CtlError> {
 /// lists any problem.
 pub fn audit(fleet: &Fleet, idle: bool, json: bool) -> Result<(), CtlError> {
     let path = if idle {
-        "/v1/audit?idle=true"
+        format!("{PATH_AUDIT}?idle=true")
     } else {
-        "/v1/audit"
+        PATH_AUDIT.to_owned()
     };
-    let (url, report) = first_answer(fleet, |client| client.get_json(path))?;
-    let problems: Vec<String> = report["problems"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(str::to_owned))
-        .collect();
+    let (url, report) = first_answer(fleet, |client| client.get::<AuditReport>(&path))?;
+    let problems = &report.problems;
     if json {
         println!("{:#}", json!({ "dataplane": url, "audit": report }));
     } else {
         let mut table = Table::new(&["LEDGER", "DEBITS", "CREDITS", "PENDING DR", "PENDING CR"]);
-        let text = |value: &Value, key: &str| match &value[key] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        for ledger in report["ledgers"].as_array().into_iter().flatten() {
+        for ledger in &report.ledgers {
             table.push(vec![
-                text(ledger, "ledger"),
-                text(ledger, "debits_posted"),
-                text(ledger, "credits_posted"),
-                text(ledger, "debits_pending"),
-                text(ledger, "credits_pending"),
+                ledger.ledger.to_string(),
+                ledger.debits_posted.to_string(),
+                ledger.credits_posted.to_string(),
+                ledger.debits_pending.to_string(),
+                ledger.credits_pending.to_string(),
             ]);
         }
-        println!(
-            "from {url}: {} accounts checked",
-            text(&report, "accounts_checked")
-        );
+        println!("from {url}: {} accounts checked", report.accounts_checked);
         print!("{}", table.render());
-        for note in report["notes"].as_array().into_iter().flatten() {
-            println!("note: {}", note.as_str().unwrap_or_default());
+        for note in &report.notes {
+            println!("note: {note}");
         }
-        for problem in &problems {
+        for problem in problems {
             println!("PROBLEM: {problem}");
         }
         if problems.is_empty() {

@@ -19,7 +19,7 @@
 
 use crate::config::StateDocument;
 use crate::http::io::HyperStream;
-use crate::ledger::hold::{LedgerFailure, LiquidityAccount, LiquidityDirection};
+use crate::ledger::hold::LedgerFailure;
 use crate::metrics::render_prometheus;
 use crate::receipts::{StoreAnswer, StoreOp};
 use crate::shard::Shard;
@@ -27,9 +27,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use riptide_proto::admin_api::{
+    AccountBalance, BalancesReport, ErrorBody, Health, LiquidityAnswer, LiquidityRequest,
+    StateApplied, StatusReport, PATH_AUDIT, PATH_BALANCES, PATH_INCOMING_PAYMENTS, PATH_LIQUIDITY,
+    PATH_OUTGOING_PAYMENTS, PATH_QUOTES, PATH_STATE, PATH_STATUS, REQUEST_SIZE_MAX,
+};
 use riptide_proto::connector::snapshot::Snapshot;
 use riptide_proto::ledger::audit::{self, WalletReceipts};
-use serde_json::json;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::rc::Rc;
@@ -73,8 +78,20 @@ fn serve_connection(admin: Rc<Admin>, stream: glommio::net::TcpStream) {
     .detach();
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+/// An answer of the admin API (a type of `riptide_proto::admin_api`) as JSON.
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let body = match serde_json::to_vec(body) {
+        Ok(body) => body,
+        Err(e) => {
+            let fallback = format!("{{\"error\":{:?}}}", e.to_string());
+            return plain_json(StatusCode::INTERNAL_SERVER_ERROR, fallback.into_bytes());
+        }
+    };
+    plain_json(status, body)
+}
+
+fn plain_json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -84,7 +101,11 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<B
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    json_response(status, json!({ "error": message }))
+    let body = ErrorBody {
+        error: message.to_owned(),
+        version: None,
+    };
+    json_response(status, &body)
 }
 
 fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
@@ -106,40 +127,55 @@ fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
 async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     if request.method() == Method::GET && path == "/healthz" {
-        return json_response(StatusCode::OK, json!({ "status": "ok" }));
+        let health = Health {
+            status: "ok".into(),
+        };
+        return json_response(StatusCode::OK, &health);
     }
     if !authorized(admin, &request) {
         return error(StatusCode::UNAUTHORIZED, "admin token required");
     }
     match (request.method().clone(), path.as_str()) {
-        (Method::PUT, "/v1/state") => put_state(admin, request).await,
-        (Method::GET, "/v1/state") => get_state(admin),
-        (Method::GET, "/v1/status") => status(admin),
+        (Method::PUT, PATH_STATE) => put_state(admin, request).await,
+        (Method::GET, PATH_STATE) => get_state(admin),
+        (Method::GET, PATH_STATUS) => status(admin),
         (Method::GET, "/metrics") => metrics(admin),
-        (Method::POST, "/v1/liquidity") => liquidity(admin, request).await,
-        (Method::GET, "/v1/balances") => balances(admin).await,
-        (Method::GET, "/v1/audit") => audit(admin, request.uri().query()).await,
-        (Method::POST, "/v1/incoming-payments") => incoming_payments::create(admin, request).await,
-        (Method::POST, "/v1/quotes") => outgoing::quote(admin, request).await,
-        (Method::POST, "/v1/outgoing-payments") => outgoing::pay(admin, request).await,
-        (Method::GET, p) if p.starts_with("/v1/outgoing-payments/") => {
-            outgoing::get(admin, &p["/v1/outgoing-payments/".len()..])
-        }
-        (method, p) if p.starts_with("/v1/incoming-payments/") => {
-            let rest = &p["/v1/incoming-payments/".len()..];
-            match (method, rest.strip_suffix("/credentials")) {
+        (Method::POST, PATH_LIQUIDITY) => liquidity(admin, request).await,
+        (Method::GET, PATH_BALANCES) => balances(admin).await,
+        (Method::GET, PATH_AUDIT) => audit(admin, request.uri().query()).await,
+        (Method::POST, PATH_INCOMING_PAYMENTS) => incoming_payments::create(admin, request).await,
+        (Method::POST, PATH_QUOTES) => outgoing::quote(admin, request).await,
+        (Method::POST, PATH_OUTGOING_PAYMENTS) => outgoing::pay(admin, request).await,
+        (method, p) => match (
+            sub_path(p, PATH_OUTGOING_PAYMENTS),
+            sub_path(p, PATH_INCOMING_PAYMENTS),
+        ) {
+            (Some(id), _) if method == Method::GET => outgoing::get(admin, id),
+            (_, Some(rest)) => match (method, rest.strip_suffix("/credentials")) {
                 (Method::GET, None) => incoming_payments::get(admin, rest).await,
                 (Method::POST, Some(id)) => incoming_payments::credentials(admin, id).await,
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            },
+            _ if [
+                PATH_STATE,
+                PATH_STATUS,
+                "/metrics",
+                PATH_LIQUIDITY,
+                PATH_BALANCES,
+                PATH_AUDIT,
+            ]
+            .contains(&p) =>
+            {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
-        }
-        (
-            _,
-            "/v1/state" | "/v1/status" | "/metrics" | "/v1/liquidity" | "/v1/balances"
-            | "/v1/audit",
-        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => error(StatusCode::NOT_FOUND, "no such admin route"),
+            _ => error(StatusCode::NOT_FOUND, "no such admin route"),
+        },
     }
+}
+
+/// What follows `{collection}/` in `path`.
+fn sub_path<'a>(path: &'a str, collection: &str) -> Option<&'a str> {
+    path.strip_prefix(collection)?.strip_prefix('/')
 }
 
 async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -166,16 +202,19 @@ async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
             "version {} is older than the version in force, {current}",
             document.version
         );
-        return json_response(
-            StatusCode::CONFLICT,
-            json!({ "error": message, "version": current }),
-        );
+        let refusal = ErrorBody {
+            error: message,
+            version: Some(current),
+        };
+        return json_response(StatusCode::CONFLICT, &refusal);
     }
     if document.version == current {
-        return json_response(
-            StatusCode::OK,
-            json!({ "version": current, "changed": false }),
-        );
+        let unchanged = StateApplied {
+            version: current,
+            changed: false,
+            notices: Vec::new(),
+        };
+        return json_response(StatusCode::OK, &unchanged);
     }
     let snapshot = match Snapshot::build(&admin.node.ilp_address, &document) {
         Ok(snapshot) => snapshot,
@@ -197,18 +236,17 @@ async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
         *in_force = document;
     }
     tracing::info!(version, "state applied");
-    json_response(
-        StatusCode::OK,
-        json!({ "version": version, "changed": true, "notices": notices }),
-    )
+    let applied = StateApplied {
+        version,
+        changed: true,
+        notices,
+    };
+    json_response(StatusCode::OK, &applied)
 }
 
 fn get_state(admin: &Admin) -> Response<Full<Bytes>> {
     match admin.document.lock() {
-        Ok(document) => match serde_json::to_value(&*document) {
-            Ok(value) => json_response(StatusCode::OK, value),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        },
+        Ok(document) => json_response(StatusCode::OK, &*document),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned"),
     }
 }
@@ -227,16 +265,18 @@ fn status(admin: &Admin) -> Response<Full<Bytes>> {
     for peer in &snapshot.peers {
         peers.entry(peer.id.clone()).or_default();
     }
-    json_response(
-        StatusCode::OK,
-        json!({
-            "version": snapshot.version,
-            "ilp_address": snapshot.own_address,
-            "shards": shared.shard_count,
-            "peers": peers,
-            "ledger_failures": merged.ledger_failures,
-        }),
-    )
+    let report = StatusReport {
+        version: snapshot.version,
+        ilp_address: snapshot.own_address.clone(),
+        shards: shared.shard_count,
+        peers,
+        ledger_failures: merged
+            .ledger_failures
+            .iter()
+            .map(|(kind, count)| ((*kind).to_owned(), *count))
+            .collect(),
+    };
+    json_response(StatusCode::OK, &report)
 }
 
 fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
@@ -254,59 +294,19 @@ fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
     response
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LiquidityRequest {
-    /// `peer:<id>` or `asset:<code>`.
-    account: String,
-    direction: String,
-    amount: serde_json::Value,
-    idempotency_key: String,
-}
-
-fn parse_liquidity(
-    body: &[u8],
-) -> Result<(LiquidityAccount, LiquidityDirection, u64, String), String> {
-    let request: LiquidityRequest =
-        serde_json::from_slice(body).map_err(|e| format!("liquidity request: {e}"))?;
-    let account = match request.account.split_once(':') {
-        Some(("peer", id)) => LiquidityAccount::Peer(id.to_owned()),
-        Some(("asset", code)) => LiquidityAccount::Asset(code.to_owned()),
-        Some(("wallet", id)) => LiquidityAccount::Wallet(id.to_owned()),
-        _ => return Err("account: must be peer:<id>, asset:<code> or wallet:<id>".into()),
-    };
-    let direction = match request.direction.as_str() {
-        "deposit" => LiquidityDirection::Deposit,
-        "withdraw" => LiquidityDirection::Withdraw,
-        _ => return Err("direction: must be deposit or withdraw".into()),
-    };
-    let amount = match &request.amount {
-        serde_json::Value::String(text) => text.parse::<u64>().ok(),
-        serde_json::Value::Number(number) => number.as_u64(),
-        _ => None,
-    }
-    .filter(|amount| *amount > 0)
-    .ok_or("amount: must be a positive integer (a string for values over 2^53)")?;
-    Ok((account, direction, amount, request.idempotency_key))
-}
-
 async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, 64 * 1024).await {
+    let body = match read_body(request, REQUEST_SIZE_MAX).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let (account, direction, amount, key) = match parse_liquidity(&body) {
+    let move_request = match LiquidityRequest::from_json(&body) {
         Ok(parsed) => parsed,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let shared = &admin.shard.shared;
     let snapshot = shared.snapshot.load_full();
-    match shared
-        .ledger
-        .move_liquidity(&snapshot, &account, direction, amount, &key)
-        .await
-    {
-        Ok(created) => json_response(StatusCode::OK, json!({ "created": created })),
+    match shared.ledger.move_liquidity(&snapshot, &move_request).await {
+        Ok(created) => json_response(StatusCode::OK, &LiquidityAnswer { created }),
         Err(LedgerFailure::Refused { result, .. }) => error(StatusCode::CONFLICT, &result),
         Err(other) => error(StatusCode::SERVICE_UNAVAILABLE, &other.to_string()),
     }
@@ -354,10 +354,7 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
         Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
     };
     let report = audit::audit(&rows, &wallets, unsettled, idle);
-    match serde_json::to_value(&report) {
-        Ok(value) => json_response(StatusCode::OK, value),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    json_response(StatusCode::OK, &report)
 }
 
 /// Each wallet's total in the receipt store and its deposits in the ledger.
@@ -404,26 +401,27 @@ async fn balances(admin: &Admin) -> Response<Full<Bytes>> {
         Ok(rows) => rows,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let accounts: Vec<serde_json::Value> = rows
+    let accounts = rows
         .iter()
         .map(|row| {
             let account = row.account.unwrap_or_default();
-            json!({
-                "kind": row.kind,
-                "name": row.name,
-                "asset": row.asset,
-                "account_id": format!("{:032x}", row.account_id),
-                "exists": row.account.is_some(),
-                "credits_posted": account.credits_posted.to_string(),
-                "debits_posted": account.debits_posted.to_string(),
-                "credits_pending": account.credits_pending.to_string(),
-                "debits_pending": account.debits_pending.to_string(),
-                "balance": account.balance_posted().to_string(),
-            })
+            AccountBalance {
+                kind: row.kind.to_owned(),
+                name: row.name.clone(),
+                asset: row.asset.clone(),
+                account_id: format!("{:032x}", row.account_id),
+                exists: row.account.is_some(),
+                credits_posted: account.credits_posted,
+                debits_posted: account.debits_posted,
+                credits_pending: account.credits_pending,
+                debits_pending: account.debits_pending,
+                balance: account.balance_posted(),
+            }
         })
         .collect();
-    json_response(
-        StatusCode::OK,
-        json!({ "version": snapshot.version, "accounts": accounts }),
-    )
+    let report = BalancesReport {
+        version: snapshot.version,
+        accounts,
+    };
+    json_response(StatusCode::OK, &report)
 }

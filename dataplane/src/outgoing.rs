@@ -15,11 +15,11 @@ use crate::http::spsp;
 use crate::shard::{unix_now_ms, Shard};
 use futures::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::admin_api::{AssetView, OutgoingPaymentState, OutgoingPaymentView, QuoteView};
 use riptide_proto::stream::sender::{
     Action, Answer, Progress, RateProbe, Ratio, SendError, SenderOptions, StreamSender, Target,
 };
 use riptide_proto::stream::IV_SIZE;
-use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -74,71 +74,16 @@ pub enum QuoteError {
     Random,
 }
 
-/// A priced payment, ready to pay until `expires_at_ms`.
-#[derive(Debug, Clone, Serialize)]
+/// A priced payment, ready to pay until `expires_at_ms`: what the admin API shows
+/// of it, and what paying it needs.
+#[derive(Debug, Clone)]
 pub struct Quote {
-    pub id: String,
-    pub wallet: String,
-    #[serde(skip)]
+    pub view: QuoteView,
     destination_address: String,
-    #[serde(skip)]
     shared_secret: Vec<u8>,
-    pub destination: String,
-    #[serde(with = "as_string")]
-    pub source_amount: u64,
-    #[serde(with = "as_string")]
-    pub min_delivery_amount: u64,
-    /// Destination units per source unit, as probed and after slippage.
-    pub rate: f64,
-    pub min_rate: f64,
-    #[serde(with = "as_string")]
-    pub max_packet_amount: u64,
-    pub destination_asset: Option<AssetView>,
-    pub fixed: &'static str,
-    pub expires_at_ms: u64,
-    #[serde(skip)]
     target: Target,
-    #[serde(skip)]
     rate_exact: Ratio,
-    #[serde(skip)]
     min_rate_exact: Ratio,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AssetView {
-    pub code: String,
-    pub scale: u8,
-}
-
-/// Where a payment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentState {
-    Sending,
-    Completed,
-    Failed,
-}
-
-/// An outgoing payment as `GET /v1/outgoing-payments/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutgoingPayment {
-    pub id: String,
-    pub quote_id: String,
-    pub wallet: String,
-    pub destination: String,
-    pub state: PaymentState,
-    #[serde(with = "as_string")]
-    pub source_amount: u64,
-    #[serde(with = "as_string")]
-    pub min_delivery_amount: u64,
-    #[serde(with = "as_string")]
-    pub sent: u64,
-    #[serde(with = "as_string")]
-    pub delivered: u64,
-    pub packets_fulfilled: u64,
-    pub packets_rejected: u64,
-    pub last_error: Option<String>,
-    pub created_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -157,11 +102,11 @@ pub enum PayError {
 #[derive(Default)]
 pub struct Payments {
     quotes: RefCell<HashMap<String, Quote>>,
-    payments: RefCell<HashMap<String, OutgoingPayment>>,
+    payments: RefCell<HashMap<String, OutgoingPaymentView>>,
 }
 
 impl Payments {
-    pub fn payment(&self, id: &str) -> Option<OutgoingPayment> {
+    pub fn payment(&self, id: &str) -> Option<OutgoingPaymentView> {
         self.payments.borrow().get(id).cloned()
     }
 
@@ -205,15 +150,13 @@ impl Payments {
         if min_delivery_amount == 0 || source_amount == u64::MAX {
             return Err(QuoteError::NothingDelivered);
         }
-        let quote = Quote {
+        let view = QuoteView {
             id: random_id().ok_or(QuoteError::Random)?,
             wallet: request.wallet,
             destination: match &request.destination {
                 Destination::Spsp(url) => url.clone(),
                 Destination::Credentials { address, .. } => address.clone(),
             },
-            destination_address: address,
-            shared_secret,
             source_amount,
             min_delivery_amount,
             rate: probed.rate.as_f64(),
@@ -223,15 +166,21 @@ impl Payments {
             fixed: match request.target {
                 Target::FixedSend(_) => "send",
                 Target::FixedDelivery(_) => "delivery",
-            },
+            }
+            .to_owned(),
             expires_at_ms: unix_now_ms() + QUOTE_LIFETIME_MS,
+        };
+        let quote = Quote {
+            view,
+            destination_address: address,
+            shared_secret,
             target: request.target,
             rate_exact: probed.rate,
             min_rate_exact: min_rate,
         };
         let mut quotes = self.quotes.borrow_mut();
-        evict_oldest(&mut quotes, |q| q.expires_at_ms);
-        quotes.insert(quote.id.clone(), quote.clone());
+        evict_oldest(&mut quotes, |q| q.view.expires_at_ms);
+        quotes.insert(quote.view.id.clone(), quote.clone());
         Ok(quote)
     }
 
@@ -240,33 +189,33 @@ impl Payments {
         self: &Rc<Self>,
         shard: &Rc<Shard>,
         quote_id: &str,
-    ) -> Result<OutgoingPayment, PayError> {
+    ) -> Result<OutgoingPaymentView, PayError> {
         let quote = self
             .quotes
             .borrow_mut()
             .remove(quote_id)
             .ok_or(PayError::UnknownQuote)?;
-        if unix_now_ms() >= quote.expires_at_ms {
+        if unix_now_ms() >= quote.view.expires_at_ms {
             return Err(PayError::QuoteExpired);
         }
         let options = SenderOptions {
             target: quote.target,
             min_rate: quote.min_rate_exact,
             rate: quote.rate_exact,
-            max_packet_amount: quote.max_packet_amount,
-            source_amount_max: quote.source_amount,
+            max_packet_amount: quote.view.max_packet_amount,
+            source_amount_max: quote.view.source_amount,
             in_flight_max: PAYMENT_IN_FLIGHT_MAX,
             retries_max: PAYMENT_RETRIES_MAX,
         };
         let sender = StreamSender::new(&quote.destination_address, &quote.shared_secret, options)?;
-        let payment = OutgoingPayment {
+        let payment = OutgoingPaymentView {
             id: random_id().ok_or(PayError::Random)?,
-            quote_id: quote.id.clone(),
-            wallet: quote.wallet.clone(),
-            destination: quote.destination.clone(),
-            state: PaymentState::Sending,
-            source_amount: quote.source_amount,
-            min_delivery_amount: quote.min_delivery_amount,
+            quote_id: quote.view.id.clone(),
+            wallet: quote.view.wallet.clone(),
+            destination: quote.view.destination.clone(),
+            state: OutgoingPaymentState::Sending,
+            source_amount: quote.view.source_amount,
+            min_delivery_amount: quote.view.min_delivery_amount,
             sent: 0,
             delivered: 0,
             packets_fulfilled: 0,
@@ -278,14 +227,14 @@ impl Payments {
             let mut payments = self.payments.borrow_mut();
             // Payments still sending are never forgotten: they sort last.
             evict_oldest(&mut payments, |p| match p.state {
-                PaymentState::Sending => u64::MAX,
+                OutgoingPaymentState::Sending => u64::MAX,
                 _ => p.created_at_ms,
             });
             payments.insert(payment.id.clone(), payment.clone());
         }
         let (payments, shard, id) = (Rc::clone(self), Rc::clone(shard), payment.id.clone());
         glommio::spawn_local(async move {
-            let outcome = drive(&shard, &payments, &id, &quote.wallet, sender).await;
+            let outcome = drive(&shard, &payments, &id, &quote.view.wallet, sender).await;
             payments.finish(&id, outcome);
         })
         .detach();
@@ -304,10 +253,10 @@ impl Payments {
     fn finish(&self, id: &str, outcome: Result<(), SendError>) {
         if let Some(payment) = self.payments.borrow_mut().get_mut(id) {
             match outcome {
-                Ok(()) => payment.state = PaymentState::Completed,
+                Ok(()) => payment.state = OutgoingPaymentState::Completed,
                 Err(error) => {
                     tracing::info!(payment = id, %error, "outgoing payment failed");
-                    payment.state = PaymentState::Failed;
+                    payment.state = OutgoingPaymentState::Failed;
                     payment.last_error = Some(error.to_string());
                 }
             }
@@ -463,12 +412,5 @@ fn evict_oldest<T>(map: &mut HashMap<String, T>, age: impl Fn(&T) -> u64) {
         .map(|(key, _)| key.clone());
     if let Some(key) = oldest {
         map.remove(&key);
-    }
-}
-
-/// u64 amounts as JSON strings, so that clients in JavaScript lose no digits.
-mod as_string {
-    pub fn serialize<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(value)
     }
 }

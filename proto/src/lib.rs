@@ -12,9 +12,11 @@
 //! - [`ledger`]: TigerBeetle's data model, Riptide's account ids, the audit's checks.
 //! - [`routing`], [`rates`]: longest-prefix routes and exchange rates.
 //! - [`spsp`]: the SPSP answer and its base64.
+//! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
 //! - [`state`]: the state document both planes share, with its rules.
 //! - [`http1`]: the HTTP/1.1 codec of the packet path, the load generator and tests.
 
+pub mod admin_api;
 pub mod connector;
 pub mod flow;
 pub mod http1;

@@ -3,7 +3,7 @@
 //! answer to a creation carries the STREAM credentials a sender pays with.
 
 use super::{error, json_response, read_body, Admin};
-use crate::receipts::{IncomingPayment, PaymentState, StoreAnswer, StoreOp, INCOMING_AMOUNT_MAX};
+use crate::receipts::{IncomingPayment, StoreAnswer, StoreOp, INCOMING_AMOUNT_MAX};
 use crate::shard::unix_now_ms;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -12,31 +12,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
+use riptide_proto::admin_api::{
+    AssetView, CreateIncomingPayment, IncomingPaymentState, IncomingPaymentView, StreamCredentials,
+    REQUEST_SIZE_MAX,
+};
 use riptide_proto::stream::{ServerSecret, TokenDetails, IV_SIZE};
-use serde::Deserialize;
-use serde_json::json;
 
 /// Default life of an incoming payment, as Rafiki's (one day).
 const EXPIRY_MS_DEFAULT: u64 = 24 * 3_600 * 1_000;
 /// Longest life an incoming payment may be given (one year).
 const EXPIRY_MS_MAX: u64 = 365 * 24 * 3_600 * 1_000;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    wallet: String,
-    /// Integer, or a string for values over 2^53.
-    #[serde(default)]
-    incoming_amount: Option<serde_json::Value>,
-    /// Absolute expiry (Unix ms); or `expires_in_ms` from now; default one day.
-    #[serde(default)]
-    expires_at_ms: Option<u64>,
-    #[serde(default)]
-    expires_in_ms: Option<u64>,
-}
-
 pub async fn create(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, 64 * 1024).await {
+    let body = match read_body(request, REQUEST_SIZE_MAX).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -57,9 +45,9 @@ pub async fn create(admin: &Admin, request: Request<Incoming>) -> Response<Full<
         Ok(other) => return error(StatusCode::BAD_GATEWAY, &format!("store: {other:?}")),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
-    let mut body = describe(&payment, now_ms);
-    merge(&mut body, credentials);
-    json_response(StatusCode::CREATED, body)
+    let mut view = describe(&payment, now_ms);
+    view.credentials = Some(credentials);
+    json_response(StatusCode::CREATED, &view)
 }
 
 /// Fresh credentials for an existing pending payment: one more connection to pay
@@ -70,7 +58,7 @@ pub async fn credentials(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
         Err(refusal) => return refusal.response(),
     };
     let now_ms = unix_now_ms();
-    if payment.state(now_ms) != PaymentState::Pending {
+    if payment.state(now_ms) != IncomingPaymentState::Pending {
         return error(
             StatusCode::CONFLICT,
             "incoming payment is no longer pending",
@@ -78,17 +66,11 @@ pub async fn credentials(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
     }
     match mint_credentials(admin, &payment) {
         Ok(credentials) => {
-            let mut body = describe(&payment, now_ms);
-            merge(&mut body, credentials);
-            json_response(StatusCode::OK, body)
+            let mut view = describe(&payment, now_ms);
+            view.credentials = Some(credentials);
+            json_response(StatusCode::OK, &view)
         }
         Err(refusal) => refusal.response(),
-    }
-}
-
-fn merge(body: &mut serde_json::Value, extra: serde_json::Value) {
-    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
     }
 }
 
@@ -110,7 +92,7 @@ impl Refusal {
 fn mint_credentials(
     admin: &Admin,
     payment: &IncomingPayment,
-) -> Result<serde_json::Value, Refusal> {
+) -> Result<StreamCredentials, Refusal> {
     let snapshot = admin.shard.shared.snapshot.load_full();
     let Some(wallet) = snapshot.wallet(&payment.wallet) else {
         return Err(Refusal::new(
@@ -131,11 +113,14 @@ fn mint_credentials(
     let credentials = ServerSecret::new(&admin.node.stream_secret)
         .generate_credentials(&snapshot.own_address, iv, &details)
         .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-    Ok(json!({
-        "ilp_address": credentials.destination,
-        "shared_secret": STANDARD.encode(credentials.shared_secret),
-        "asset": { "code": asset.code, "scale": asset.scale },
-    }))
+    Ok(StreamCredentials {
+        ilp_address: credentials.destination,
+        shared_secret: STANDARD.encode(credentials.shared_secret),
+        asset: AssetView {
+            code: asset.code.clone(),
+            scale: asset.scale,
+        },
+    })
 }
 
 async fn lookup(admin: &Admin, id: &str) -> Result<IncomingPayment, Refusal> {
@@ -156,39 +141,36 @@ async fn lookup(admin: &Admin, id: &str) -> Result<IncomingPayment, Refusal> {
 
 pub async fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
     match lookup(admin, id).await {
-        Ok(payment) => json_response(StatusCode::OK, describe(&payment, unix_now_ms())),
+        Ok(payment) => json_response(StatusCode::OK, &describe(&payment, unix_now_ms())),
         Err(refusal) => refusal.response(),
     }
 }
 
-fn describe(payment: &IncomingPayment, now_ms: u64) -> serde_json::Value {
-    json!({
-        "id": payment.id,
-        "wallet": payment.wallet,
-        "incoming_amount": payment.incoming_amount.map(|a| a.to_string()),
-        "received": payment.received.to_string(),
-        "expires_at_ms": payment.expires_at_ms,
-        "state": payment.state(now_ms),
-    })
+fn describe(payment: &IncomingPayment, now_ms: u64) -> IncomingPaymentView {
+    IncomingPaymentView {
+        id: payment.id.clone(),
+        wallet: payment.wallet.clone(),
+        incoming_amount: payment.incoming_amount,
+        received: payment.received,
+        expires_at_ms: payment.expires_at_ms,
+        state: payment.state(now_ms),
+        credentials: None,
+    }
 }
 
 fn parse_create(body: &[u8], now_ms: u64) -> Result<IncomingPayment, String> {
-    let request: CreateRequest =
+    let request: CreateIncomingPayment =
         serde_json::from_slice(body).map_err(|e| format!("incoming payment: {e}"))?;
-    let incoming_amount = match &request.incoming_amount {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(text)) => Some(text.parse::<u64>().ok()),
-        Some(serde_json::Value::Number(number)) => Some(number.as_u64()),
-        Some(_) => Some(None),
-    }
-    .map(|amount| {
-        amount
-            .filter(|a| (1..=INCOMING_AMOUNT_MAX).contains(a))
-            .ok_or(format!(
-                "incoming_amount: must be an integer from 1 to {INCOMING_AMOUNT_MAX}"
-            ))
-    })
-    .transpose()?;
+    let incoming_amount = request
+        .incoming_amount
+        .map(|amount| {
+            Some(amount)
+                .filter(|a| (1..=INCOMING_AMOUNT_MAX).contains(a))
+                .ok_or(format!(
+                    "incoming_amount: must be an integer from 1 to {INCOMING_AMOUNT_MAX}"
+                ))
+        })
+        .transpose()?;
     let expires_at_ms = match (request.expires_at_ms, request.expires_in_ms) {
         (Some(_), Some(_)) => return Err("give expires_at_ms or expires_in_ms, not both".into()),
         (Some(at), None) => at,

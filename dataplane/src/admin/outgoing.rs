@@ -15,69 +15,15 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use riptide_proto::admin_api::{
+    DestinationSpec, PaymentRequest, QuoteRequest as QuoteBody, REQUEST_SIZE_MAX,
+};
 use riptide_proto::stream::sender::Target;
-use serde::Deserialize;
 
 const SLIPPAGE_DEFAULT: f64 = 0.01;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DestinationBody {
-    #[serde(default)]
-    spsp: Option<String>,
-    #[serde(default)]
-    ilp_address: Option<String>,
-    #[serde(default)]
-    shared_secret: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuoteBody {
-    wallet: String,
-    destination: DestinationBody,
-    #[serde(default)]
-    send_amount: Option<serde_json::Value>,
-    #[serde(default)]
-    receive_amount: Option<serde_json::Value>,
-    #[serde(default)]
-    slippage: Option<f64>,
-}
-
-/// The fields other than `quote_id` are a quote request, checked (unknown fields
-/// included) when it is parsed: serde cannot deny unknown fields next to a flatten.
-#[derive(Debug, Deserialize)]
-struct PaymentBody {
-    #[serde(default)]
-    quote_id: Option<String>,
-    #[serde(flatten)]
-    quote: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// What a payment request names: a quote made earlier, or a quote to make first.
-#[derive(Debug)]
-enum PaymentRequest {
-    QuoteId(String),
-    QuoteFirst(QuoteRequest),
-}
-
-fn parse_payment(body: &[u8]) -> Result<PaymentRequest, String> {
-    let parsed: PaymentBody = serde_json::from_slice(body).map_err(|e| format!("payment: {e}"))?;
-    match (parsed.quote_id, parsed.quote.filter(|m| !m.is_empty())) {
-        (Some(id), None) => Ok(PaymentRequest::QuoteId(id)),
-        (None, Some(fields)) => serde_json::from_value::<QuoteBody>(fields.into())
-            .map_err(|e| format!("payment: {e}"))
-            .and_then(parse_quote)
-            .map(PaymentRequest::QuoteFirst),
-        _ => Err(
-            "payment: give quote_id, or a quote request (wallet, destination, amount), not both"
-                .into(),
-        ),
-    }
-}
-
 pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, 64 * 1024).await {
+    let body = match read_body(request, REQUEST_SIZE_MAX).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -89,28 +35,32 @@ pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     match admin.payments.quote(&admin.shard, request).await {
-        Ok(quote) => json_response(StatusCode::CREATED, serde_json::json!(quote)),
+        Ok(quote) => json_response(StatusCode::CREATED, &quote.view),
         Err(e) => quote_failure(&e),
     }
 }
 
 pub async fn pay(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, 64 * 1024).await {
+    let body = match read_body(request, REQUEST_SIZE_MAX).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let quote_id = match parse_payment(&body) {
-        Ok(PaymentRequest::QuoteId(id)) => id,
-        Ok(PaymentRequest::QuoteFirst(request)) => {
+    let quote_id = match PaymentRequest::from_json(&body) {
+        Ok(PaymentRequest::Quoted { quote_id }) => quote_id,
+        Ok(PaymentRequest::QuoteFirst(quote)) => {
+            let request = match parse_quote(quote) {
+                Ok(request) => request,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
             match admin.payments.quote(&admin.shard, request).await {
-                Ok(quote) => quote.id,
+                Ok(quote) => quote.view.id,
                 Err(e) => return quote_failure(&e),
             }
         }
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     match admin.payments.pay(&admin.shard, &quote_id) {
-        Ok(payment) => json_response(StatusCode::CREATED, serde_json::json!(payment)),
+        Ok(payment) => json_response(StatusCode::CREATED, &payment),
         Err(PayError::UnknownQuote) => {
             error(StatusCode::NOT_FOUND, "no such quote (or paid already)")
         }
@@ -121,7 +71,7 @@ pub async fn pay(admin: &Admin, request: Request<Incoming>) -> Response<Full<Byt
 
 pub fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
     match admin.payments.payment(id) {
-        Some(payment) => json_response(StatusCode::OK, serde_json::json!(payment)),
+        Some(payment) => json_response(StatusCode::OK, &payment),
         None => error(StatusCode::NOT_FOUND, "no such outgoing payment"),
     }
 }
@@ -139,12 +89,12 @@ fn quote_failure(e: &QuoteError) -> Response<Full<Bytes>> {
 
 fn parse_quote(body: QuoteBody) -> Result<QuoteRequest, String> {
     let destination = match body.destination {
-        DestinationBody {
+        DestinationSpec {
             spsp: Some(url),
             ilp_address: None,
             shared_secret: None,
         } => Destination::Spsp(url),
-        DestinationBody {
+        DestinationSpec {
             spsp: None,
             ilp_address: Some(address),
             shared_secret: Some(secret),
@@ -163,8 +113,8 @@ fn parse_quote(body: QuoteBody) -> Result<QuoteRequest, String> {
         _ => return Err("destination: give spsp, or ilp_address and shared_secret".into()),
     };
     let target = match (body.send_amount, body.receive_amount) {
-        (Some(amount), None) => Target::FixedSend(positive(&amount, "send_amount")?),
-        (None, Some(amount)) => Target::FixedDelivery(positive(&amount, "receive_amount")?),
+        (Some(amount), None) => Target::FixedSend(positive(amount, "send_amount")?),
+        (None, Some(amount)) => Target::FixedDelivery(positive(amount, "receive_amount")?),
         _ => return Err("give send_amount or receive_amount, not both".into()),
     };
     let slippage = body.slippage.unwrap_or(SLIPPAGE_DEFAULT);
@@ -179,14 +129,8 @@ fn parse_quote(body: QuoteBody) -> Result<QuoteRequest, String> {
     })
 }
 
-fn positive(value: &serde_json::Value, name: &str) -> Result<u64, String> {
-    match value {
-        serde_json::Value::String(text) => text.parse::<u64>().ok(),
-        serde_json::Value::Number(number) => number.as_u64(),
-        _ => None,
-    }
-    .filter(|amount| *amount > 0)
-    .ok_or(format!(
+fn positive(amount: u64, name: &str) -> Result<u64, String> {
+    Some(amount).filter(|amount| *amount > 0).ok_or(format!(
         "{name}: must be a positive integer (a string for values over 2^53)"
     ))
 }
@@ -218,36 +162,6 @@ mod tests {
             r#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":5,"slippage":1.5}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn payments_name_a_quote_or_carry_a_quote_request() {
-        assert!(matches!(
-            parse_payment(br#"{"quote_id":"feed"}"#),
-            Ok(PaymentRequest::QuoteId(id)) if id == "feed"
-        ));
-        let inline =
-            br#"{"wallet":"w","destination":{"spsp":"http://127.0.0.1:1/w"},"send_amount":"7"}"#;
-        assert!(matches!(
-            parse_payment(inline),
-            Ok(PaymentRequest::QuoteFirst(QuoteRequest {
-                target: Target::FixedSend(7),
-                ..
-            }))
-        ));
-        for bad in [
-            &br#"{}"#[..],
-            br#"{"quote_id":"feed","wallet":"w"}"#,
-            br#"{"wallet":"w","destination":{"spsp":"u"},"send_amount":7,"colour":"red"}"#,
-            br#"{"quote_id":7}"#,
-            br#"not json"#,
-        ] {
-            assert!(
-                parse_payment(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
         }
     }
 }

@@ -9,6 +9,7 @@ use super::{
     TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
+use riptide_proto::admin_api::{LiquidityAccount, LiquidityDirection, LiquidityRequest};
 use riptide_proto::connector::snapshot::Snapshot;
 use riptide_proto::flow::hold::IDS_PER_LEG;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -316,38 +317,21 @@ impl LedgerPort {
     }
 }
 
-/// Which account a liquidity operation moves money in or out of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiquidityAccount {
-    Peer(String),
-    Asset(String),
-    /// A wallet's account: a deposit funds its outgoing payments.
-    Wallet(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiquidityDirection {
-    Deposit,
-    Withdraw,
-}
-
 impl LedgerPort {
-    /// Moves `amount` between an account and its asset's settlement account. The
-    /// transfer id derives from `idempotency_key`, so a retried command finds its
-    /// transfer done instead of moving the money twice.
+    /// Moves the request's amount between an account and its asset's settlement
+    /// account. The transfer id derives from the idempotency key, so a retried
+    /// command finds its transfer done instead of moving the money twice.
     pub async fn move_liquidity(
         &self,
         snapshot: &Snapshot,
-        target: &LiquidityAccount,
-        direction: LiquidityDirection,
-        amount: u64,
-        idempotency_key: &str,
+        request: &LiquidityRequest,
     ) -> Result<bool, LedgerFailure> {
+        let (amount, idempotency_key) = (request.amount, request.idempotency_key.as_str());
         let refused = |result: String| LedgerFailure::Refused {
             operation: "liquidity",
             result,
         };
-        let (account, asset) = match target {
+        let (account, asset) = match &request.account {
             LiquidityAccount::Peer(id) => {
                 let index = snapshot
                     .peer_by_id
@@ -374,7 +358,7 @@ impl LedgerPort {
         if amount == 0 || idempotency_key.is_empty() {
             return Err(refused("amount and idempotency key are required".into()));
         }
-        let (debit, credit, code) = match direction {
+        let (debit, credit, code) = match request.direction {
             LiquidityDirection::Deposit => {
                 (asset.settlement_account_id, account, TRANSFER_CODE_DEPOSIT)
             }

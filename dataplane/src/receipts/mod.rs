@@ -16,6 +16,7 @@ pub mod batcher;
 pub mod memory;
 pub mod redis;
 
+use riptide_proto::admin_api::IncomingPaymentState;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -47,26 +48,18 @@ pub struct IncomingPayment {
 }
 
 impl IncomingPayment {
-    pub fn state(&self, now_ms: u64) -> PaymentState {
+    pub fn state(&self, now_ms: u64) -> IncomingPaymentState {
         if self
             .incoming_amount
             .is_some_and(|amount| self.received >= amount)
         {
-            PaymentState::Completed
+            IncomingPaymentState::Completed
         } else if now_ms >= self.expires_at_ms {
-            PaymentState::Expired
+            IncomingPaymentState::Expired
         } else {
-            PaymentState::Pending
+            IncomingPaymentState::Pending
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentState {
-    Pending,
-    Completed,
-    Expired,
 }
 
 /// One operation on the store.

@@ -11,20 +11,21 @@
 //! count waits in the journal.
 
 use super::BalanceRow;
-use serde::Serialize;
+use crate::admin_api::decimal;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Totals of one ledger over the chart's accounts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTotals {
     pub ledger: u32,
-    #[serde(serialize_with = "as_text")]
+    #[serde(with = "decimal")]
     pub debits_posted: u128,
-    #[serde(serialize_with = "as_text")]
+    #[serde(with = "decimal")]
     pub credits_posted: u128,
-    #[serde(serialize_with = "as_text")]
+    #[serde(with = "decimal")]
     pub debits_pending: u128,
-    #[serde(serialize_with = "as_text")]
+    #[serde(with = "decimal")]
     pub credits_pending: u128,
 }
 
@@ -39,7 +40,7 @@ pub struct WalletReceipts {
 }
 
 /// What the audit found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditReport {
     pub ledgers: Vec<LedgerTotals>,
     pub accounts_checked: usize,
@@ -52,10 +53,6 @@ pub struct AuditReport {
     pub problems: Vec<String>,
     /// Facts worth knowing that break nothing.
     pub notes: Vec<String>,
-}
-
-fn as_text<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&value.to_string())
 }
 
 /// Audits the chart's balances.
