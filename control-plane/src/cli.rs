@@ -2,6 +2,7 @@
 //! check by type (limits with `/s`, `CODE=RATE`) lives here too, so that misuse is a
 //! usage error (exit 2) before anything is sent.
 
+use crate::limits::{EXPIRES_IN_S_MAX, RECORD_ID_SIZE_MAX};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -178,9 +179,6 @@ pub enum IncomingPaymentAction {
         id: String,
     },
 }
-
-/// Longest expiry the data plane accepts: a year, in seconds.
-const EXPIRES_IN_S_MAX: u64 = 365 * 24 * 3_600;
 
 #[derive(Args)]
 pub struct QuoteArgs {
@@ -489,9 +487,6 @@ pub fn parse_shared_secret(text: &str) -> Result<String, String> {
     }
     Ok(STANDARD.encode(decoded))
 }
-
-/// Longest id of an incoming payment, quote or outgoing payment.
-const RECORD_ID_SIZE_MAX: usize = 128;
 
 /// The id of an incoming payment, quote or outgoing payment: letters, digits, `-`
 /// and `_`, so that it is one path segment of the admin API.

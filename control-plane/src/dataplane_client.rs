@@ -1,6 +1,7 @@
 //! A blocking client of one data plane's admin API. Each call is bounded by a timeout;
 //! errors say whether a retry can help, and never carry the token.
 
+use crate::limits::ANSWER_SIZE_MAX;
 use crate::targets::Target;
 use riptide_proto::admin_api::{
     BalancesReport, ErrorBody, LiquidityAnswer, LiquidityRequest, StateApplied, StatusReport,
@@ -11,9 +12,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
 use thiserror::Error;
-
-/// Largest answer read: a state document may be up to 16 MiB on the data plane.
-const BODY_SIZE_MAX: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ClientError {
@@ -163,7 +161,7 @@ impl DataplaneClient {
         let body = response
             .body_mut()
             .with_config()
-            .limit(BODY_SIZE_MAX)
+            .limit(ANSWER_SIZE_MAX)
             .read_to_vec()
             .map_err(transport_error)?;
         Ok((status, body))

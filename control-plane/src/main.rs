@@ -12,6 +12,7 @@ mod decode;
 mod edit;
 mod error;
 mod fleet;
+mod limits;
 mod liquidity;
 mod payments;
 mod rates_feed;

@@ -15,6 +15,7 @@ use crate::cli::{
 use crate::dataplane_client::{ClientError, DataplaneClient};
 use crate::error::CtlError;
 use crate::fleet::{with_retries, RetryPolicy};
+use crate::limits::{POLL_INTERVAL, PROBE_ANSWER_TIMEOUT_MIN};
 use crate::table::{or_dash, render_fields};
 use crate::targets::{self, TargetError};
 use crate::version::now_unix_ms;
@@ -26,12 +27,6 @@ use riptide_proto::admin_api::{
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-/// Shortest wait for the answer to a quote, or to a payment quoted on the way: the
-/// data plane resolves SPSP and probes the path (up to 10 s) before it answers.
-const PROBE_ANSWER_TIMEOUT_MIN: Duration = Duration::from_secs(30);
-/// Time between two reads of a payment that is sending.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The one data plane of these commands.
 struct Dataplane {

@@ -3,18 +3,13 @@
 //! concurrent callers share one fetch (single flight); a failed fetch keeps the last
 //! good rates, so a feed outage never empties the data planes' rate tables.
 
+use crate::limits::{FEED_SIZE_MAX, RETRY_AFTER_FAILURE};
 use riptide_proto::state::StateDocument;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-
-/// Largest feed answer read.
-const BODY_SIZE_MAX: u64 = 1024 * 1024;
-/// After a failed fetch, the next one waits at least this long (or the lifetime, if
-/// shorter), so a feed that is down is not hammered.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RatesError {
@@ -105,7 +100,7 @@ pub fn fetch(
     let body = response
         .body_mut()
         .with_config()
-        .limit(BODY_SIZE_MAX)
+        .limit(FEED_SIZE_MAX)
         .read_to_vec()
         .map_err(|e| RatesError::Unreachable(e.to_string()))?;
     parse_response(&body, base)

@@ -18,6 +18,7 @@ use crate::cli::{GlobalArgs, ServeArgs};
 use crate::dataplane_client::{ClientError, DataplaneClient};
 use crate::error::CtlError;
 use crate::fleet::{Fleet, RetryPolicy};
+use crate::limits::SLEEP_SLICE;
 use crate::rates_feed::{self, FeedSource, RatesFeed};
 use crate::state_file::StateFile;
 use crate::version::{now_unix_ms, same_content, serve_version};
@@ -27,9 +28,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
-
-/// Longest single sleep of any thread: how long a stop may take to be noticed.
-const SLEEP_SLICE: Duration = Duration::from_millis(100);
 
 fn log(message: impl std::fmt::Display) {
     eprintln!("riptidectl serve: {message}");

@@ -20,6 +20,7 @@
 use crate::config::StateDocument;
 use crate::http::io::HyperStream;
 use crate::ledger::hold::LedgerFailure;
+use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
 use crate::metrics::render_prometheus;
 use crate::receipts::{StoreAnswer, StoreOp};
 use crate::shard::Shard;
@@ -30,10 +31,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use riptide_proto::admin_api::{
     AccountBalance, BalancesReport, ErrorBody, Health, LiquidityAnswer, LiquidityRequest,
     StateApplied, StatusReport, PATH_AUDIT, PATH_BALANCES, PATH_INCOMING_PAYMENTS, PATH_LIQUIDITY,
-    PATH_OUTGOING_PAYMENTS, PATH_QUOTES, PATH_STATE, PATH_STATUS, REQUEST_SIZE_MAX,
+    PATH_OUTGOING_PAYMENTS, PATH_QUOTES, PATH_STATE, PATH_STATUS,
 };
 use riptide_proto::connector::snapshot::Snapshot;
 use riptide_proto::ledger::audit::{self, WalletReceipts};
+use riptide_proto::limits::REQUEST_SIZE_MAX;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -42,9 +44,6 @@ use std::sync::{Arc, Mutex};
 
 mod incoming_payments;
 mod outgoing;
-
-/// Largest state document accepted.
-const STATE_BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
 
 /// What the admin API needs besides the shard.
 pub struct Admin {
@@ -390,9 +389,6 @@ async fn wallet_receipts(
         })
         .collect())
 }
-
-/// Journal entries an audit counts at most.
-const AUDIT_JOURNAL_MAX: usize = 100_000;
 
 async fn balances(admin: &Admin) -> Response<Full<Bytes>> {
     let shared = &admin.shard.shared;

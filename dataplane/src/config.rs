@@ -3,12 +3,13 @@
 //! state, from the admin API's JSON. Every error names the field, and in a file its
 //! line, so an operator can fix it without guessing.
 
+use crate::limits::{PENDING_TIMEOUT_S_MAX, POST_TRIES_MIN};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use riptide_proto::packet::Address;
 pub use riptide_proto::state::{
     line_of, locate, AssetConfig, DocumentError, FieldError, FieldPath, PathSegment, PeerConfig,
-    RatesConfig, StateDocument, WalletConfig, OUTGOING_PIPELINE_MAX,
+    RatesConfig, StateDocument, WalletConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -67,9 +68,6 @@ struct ConfigFile {
     #[serde(default)]
     rates: RatesConfig,
 }
-
-/// Tries of a post the pending timeout must leave room for, after the hold.
-pub const POST_TRIES_MIN: u64 = 1;
 
 fn default_connector_port() -> u16 {
     3002
@@ -429,12 +427,11 @@ impl Config {
                 ),
             ));
         }
-        if u64::from(self.ledger.pending_timeout_s) * 2 > crate::receipts::CREDIT_MARKER_TTL_S {
+        if u64::from(self.ledger.pending_timeout_s) > PENDING_TIMEOUT_S_MAX {
             return Err(FieldError::new(
                 FieldPath::root("ledger").key("pending_timeout_s"),
                 format!(
-                    "must be at most {} s: the receipt journal keeps an unsettled count twice as long",
-                    crate::receipts::CREDIT_MARKER_TTL_S / 2
+                    "must be at most {PENDING_TIMEOUT_S_MAX} s: the receipt journal keeps an unsettled count twice as long"
                 ),
             ));
         }

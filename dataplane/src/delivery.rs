@@ -16,6 +16,7 @@
 use crate::drivers::{
     count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
 };
+use crate::limits::CONNECTIONS_CACHED_MAX;
 use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::connector::pipeline::{convert_between, legs_between, Leg};
@@ -32,10 +33,6 @@ use riptide_proto::stream::{connection_id_hex, token_segment, ServerSecret, Stre
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-
-/// Connections a shard keeps keys for; past this one is forgotten (and derived
-/// again if it comes back).
-pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
 
 /// What a connection pays into.
 #[derive(Debug, Clone, PartialEq, Eq)]

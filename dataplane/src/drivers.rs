@@ -4,6 +4,7 @@
 //! the ledger has settled it. Nothing here decides anything about money.
 
 use crate::ledger::batcher::TransferBatcher;
+use crate::limits::{SWEEP_BATCH_MAX, SWEEP_INTERVAL, WAIT_MS_MIN};
 use crate::metrics::ShardMetrics;
 use crate::receipts::batcher::StoreBatcher;
 use crate::receipts::{CreditResult, StoreAnswer, StoreError, StoreOp};
@@ -18,10 +19,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Shortest wait a driver gives a request, so that a deadline already here still
-/// lets an answer that is on its way arrive.
-const WAIT_MS_MIN: u64 = 1;
 
 /// What the drivers of one shard use. Cheap to clone into a packet's task.
 #[derive(Clone)]
@@ -262,11 +259,6 @@ pub fn report_credit(ports: &Ports, report: &CreditReport, chain: &Chain) {
     ports.record_ledger_failure(label);
     log_failure(label, report.finished, chain, "local credit");
 }
-
-/// How often a data plane sweeps the journal.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Journal entries one sweep settles at most.
-pub const SWEEP_BATCH_MAX: usize = 1_024;
 
 /// Settles the counts in the journal whose pending transfers have certainly
 /// expired: each stays if its post is in the ledger, and is taken back otherwise.

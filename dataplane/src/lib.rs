@@ -14,6 +14,7 @@ pub mod drivers;
 mod flow_sim;
 pub mod http;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod outgoing;

@@ -3,13 +3,11 @@
 //! merges; the per-packet path never takes a lock.
 
 use crate::ledger::batcher::BatchStats;
+use crate::limits::LATENCY_US_MAX;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-
-/// Highest latency the histograms track: packets are held at most 30 s.
-const LATENCY_US_MAX: u64 = 60_000_000;
 
 /// What happened to a packet. `Copy`, so counting it on the packet path allocates
 /// nothing; it becomes a label only when metrics are read.

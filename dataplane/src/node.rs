@@ -7,10 +7,12 @@ use crate::http::ingress;
 use crate::http::spsp::{self, Spsp};
 use crate::ledger::hold::{LedgerBackend, LedgerPort};
 use crate::ledger::memory::MemoryLedger;
+use crate::limits::MESH_CHANNEL_SIZE;
+use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE};
 use crate::metrics::MetricsRegistry;
 use crate::receipts::memory::MemoryStore;
 use crate::receipts::redis::RedisOptions;
-use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared, MESH_CHANNEL_SIZE};
+use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared};
 use arc_swap::ArcSwap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -23,12 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-
-/// Memory glommio locks per executor for io_uring buffers. The default (10 MiB)
-/// exceeds the 8 MiB `ulimit -l` of common hosts once there are two shards.
-const IO_MEMORY_BYTES: usize = 2 << 20;
-/// Time left to write the last replies after the shard's packets are done.
-const REPLY_FLUSH_GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Error)]
 pub enum NodeError {

@@ -12,6 +12,10 @@
 //! Quotes and payments live in the memory of the data plane that made them.
 
 use crate::http::spsp;
+use crate::limits::{
+    PAYMENT_IN_FLIGHT_MAX, PAYMENT_RETRIES_MAX, PROBE_TIMEOUT, QUOTE_LIFETIME_MS, RECORDS_MAX,
+    SPSP_TIMEOUT,
+};
 use crate::shard::{unix_now_ms, Shard};
 use futures::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -26,19 +30,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-
-/// How long a quote may be paid.
-pub const QUOTE_LIFETIME_MS: u64 = 5 * 60 * 1_000;
-/// Longest wait for an SPSP server's answer.
-const SPSP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest the rate probe waits for its replies.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Packets of one payment in flight at once.
-const PAYMENT_IN_FLIGHT_MAX: usize = 16;
-/// Temporary rejects in a row before a payment fails.
-const PAYMENT_RETRIES_MAX: u32 = 10;
-/// Quotes and payments kept; past this the oldest finished ones go.
-const RECORDS_MAX: usize = 100_000;
 
 /// Where a payment goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

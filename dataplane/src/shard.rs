@@ -10,6 +10,7 @@ use crate::drivers::{finish_forward, report_forward, sleep_until, InFlight, Port
 use crate::http::peer_client::{PeerCallError, PeerClient};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::hold::LedgerPort;
+use crate::limits::IN_FLIGHT_MAX;
 use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
 use crate::receipts::batcher::{StoreBackend, StoreBatcher};
 use crate::receipts::memory::MemoryStore;
@@ -31,12 +32,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Packets a shard works on at once, its own and those sent by other shards. Past
-/// this, it answers T03 at once rather than queueing without bound.
-pub const IN_FLIGHT_MAX: u32 = 16_384;
-/// Capacity of each cross-shard channel.
-pub const MESH_CHANNEL_SIZE: usize = 1_024;
 
 /// What all shards share: read-mostly, behind `Arc`.
 pub struct Shared {

@@ -1,10 +1,11 @@
 //! Any bytes fed to the packet path's HTTP/1.1 parsers give a typed result, never a
 //! panic; what parses points inside the input, and a chunked body decodes to the same
-//! bytes however its input is split.
+//! bytes however its input is split; a whole message taken off a buffer consumes
+//! only what it reports.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use riptide_proto::http1::{parse_request, parse_response, ChunkedDecoder};
+use riptide_proto::http1::{parse_request, parse_response, take_message, ChunkedDecoder};
 
 fuzz_target!(|input: &[u8]| {
     if let Ok(Some(head)) = parse_request(input) {
@@ -18,6 +19,10 @@ fuzz_target!(|input: &[u8]| {
     }
     if let Ok(Some(head)) = parse_response(input) {
         assert!(head.head_len <= input.len());
+    }
+    let mut buffer = input.to_vec();
+    if let Ok(Some(message)) = take_message(&mut buffer, 1 << 16, true) {
+        assert!(buffer.len() + message.body.len() <= input.len());
     }
     let mut whole = Vec::new();
     let mut decoder = ChunkedDecoder::new(1 << 16);

@@ -1,59 +1,38 @@
-//! A minimal blocking HTTP/1.1 client and server for ILP-over-HTTP load: one thread
-//! per connection, keep-alive, Content-Length bodies only. Small on purpose, so the
-//! load generator costs little next to what it measures.
+//! The load generator's blocking HTTP/1.1 IO: one thread per connection,
+//! keep-alive. Messages are parsed and framed by the data plane's own codec
+//! (`riptide_proto::http1`); this file only moves bytes.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::limits::{BODY_SIZE_MAX, READ_SIZE};
+use riptide_proto::http1::{take_message, Message};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-const HEADER_LINES_MAX: usize = 64;
-const BODY_SIZE_MAX: usize = 1 << 20;
-
-pub struct Head {
-    pub first_line: String,
-    pub headers: HashMap<String, String>,
-}
-
-pub fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<Head>> {
-    let mut first_line = String::new();
-    if reader.read_line(&mut first_line)? == 0 {
-        return Ok(None);
-    }
-    let mut headers = HashMap::new();
-    for _ in 0..HEADER_LINES_MAX {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other("connection closed in the headers"));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Ok(Some(Head {
-                first_line: first_line.trim_end().to_owned(),
-                headers,
-            }));
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+/// Reads from `stream` into `buffer` until a whole message is there (the codec is
+/// `riptide_proto::http1`, the one the data plane speaks); `None` when the peer
+/// closed between messages.
+pub fn read_message(
+    stream: &mut impl Read,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Message>> {
+    let mut chunk = [0u8; READ_SIZE];
+    loop {
+        let closed = match take_message(buffer, BODY_SIZE_MAX, false) {
+            Ok(Some(message)) => return Ok(Some(message)),
+            Ok(None) => {
+                let read = stream.read(&mut chunk)?;
+                buffer.extend_from_slice(&chunk[..read]);
+                read == 0
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
+        if closed {
+            return match take_message(buffer, BODY_SIZE_MAX, true) {
+                Ok(message) => Ok(message),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
         }
     }
-    Err(std::io::Error::other("too many header lines"))
-}
-
-pub fn read_body(
-    reader: &mut impl Read,
-    headers: &HashMap<String, String>,
-) -> std::io::Result<Vec<u8>> {
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if length > BODY_SIZE_MAX {
-        return Err(std::io::Error::other("body too large"));
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
-    Ok(body)
 }
 
 /// `http://host:port/path` split for the client.
@@ -79,7 +58,7 @@ pub fn split_url(url: &str) -> Result<(SocketAddr, String), String> {
 pub struct PacketClient {
     address: SocketAddr,
     head: Vec<u8>,
-    reader: Option<BufReader<TcpStream>>,
+    connection: Option<(TcpStream, Vec<u8>)>,
 }
 
 impl PacketClient {
@@ -90,44 +69,38 @@ impl PacketClient {
         PacketClient {
             address,
             head: head.into_bytes(),
-            reader: None,
+            connection: None,
         }
     }
 
     /// Sends one packet; answers the HTTP status and body.
     pub fn send(&mut self, packet: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-        if self.reader.is_none() {
+        if self.connection.is_none() {
             let stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5))?;
             stream.set_nodelay(true)?;
             stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-            self.reader = Some(BufReader::new(stream));
+            self.connection = Some((stream, Vec::with_capacity(READ_SIZE)));
         }
         let result = self.exchange(packet);
         if result.is_err() {
-            self.reader = None;
+            self.connection = None;
         }
         result
     }
 
     fn exchange(&mut self, packet: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-        let reader = self
-            .reader
+        let (stream, buffer) = self
+            .connection
             .as_mut()
             .ok_or_else(|| std::io::Error::other("not connected"))?;
         let mut request = Vec::with_capacity(self.head.len() + 16 + packet.len());
         request.extend_from_slice(&self.head);
         request.extend_from_slice(format!("{}\r\n\r\n", packet.len()).as_bytes());
         request.extend_from_slice(packet);
-        reader.get_mut().write_all(&request)?;
-        let head = read_head(reader)?.ok_or_else(|| std::io::Error::other("connection closed"))?;
-        let status = head
-            .first_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = read_body(reader, &head.headers)?;
-        Ok((status, body))
+        stream.write_all(&request)?;
+        let reply = read_message(stream, buffer)?
+            .ok_or_else(|| std::io::Error::other("connection closed"))?;
+        Ok((reply.status().unwrap_or(0), reply.body))
     }
 }
 
@@ -137,22 +110,15 @@ pub fn get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, Vec<u8>)> {
-    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    let mut reader = BufReader::new(stream);
-    reader.get_mut().write_all(request.as_bytes())?;
-    let head = read_head(&mut reader)?.ok_or_else(|| std::io::Error::other("connection closed"))?;
-    let status = head
-        .first_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = read_body(&mut reader, &head.headers)?;
-    Ok((status, body))
+    stream.write_all(request.as_bytes())?;
+    let answer = read_message(&mut stream, &mut Vec::new())?
+        .ok_or_else(|| std::io::Error::other("connection closed"))?;
+    Ok((answer.status().unwrap_or(0), answer.body))
 }

@@ -6,6 +6,7 @@
 mod ceiling;
 mod cpu;
 mod http;
+mod limits;
 mod report;
 mod send;
 mod sink;

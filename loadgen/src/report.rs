@@ -1,12 +1,11 @@
 //! What a run measured: packets by outcome and the latency distribution.
 
 use crate::cpu::CpuReport;
+use crate::limits::LATENCY_US_MAX;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-const LATENCY_US_MAX: u64 = 120_000_000;
 
 #[derive(Clone)]
 pub struct Report {

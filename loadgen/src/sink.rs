@@ -3,14 +3,12 @@
 //! Pipelined requests are answered in order, and the replies to the requests that
 //! arrived together leave together, in one send, as HTTP servers commonly do.
 
-use crate::http::{read_body, read_head};
+use crate::http::read_message;
+use crate::limits::PENDING_REPLIES_SIZE_MAX;
 use riptide_proto::packet::{ErrorCode, Fulfill, Prepare, Reject};
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-
-/// Replies held back while more pipelined requests are already read, at most.
-const PENDING_REPLIES_SIZE_MAX: usize = 64 * 1024;
 
 pub struct SinkOptions {
     pub listen: std::net::SocketAddr,
@@ -50,17 +48,14 @@ pub fn reply_to(body: &[u8]) -> Option<Vec<u8>> {
     )
 }
 
-fn serve(stream: TcpStream, delay: Duration) {
+fn serve(mut stream: TcpStream, delay: Duration) {
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut buffer = Vec::with_capacity(64 * 1024);
     let mut response = Vec::with_capacity(4096);
     loop {
-        let head = match read_head(&mut reader) {
-            Ok(Some(head)) => head,
+        let body = match read_message(&mut stream, &mut buffer) {
+            Ok(Some(request)) => request.body,
             _ => return,
-        };
-        let Ok(body) = read_body(&mut reader, &head.headers) else {
-            return;
         };
         if !delay.is_zero() {
             std::thread::sleep(delay);
@@ -77,10 +72,10 @@ fn serve(stream: TcpStream, delay: Duration) {
                 response.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             }
         }
-        if !reader.buffer().is_empty() && response.len() < PENDING_REPLIES_SIZE_MAX {
+        if !buffer.is_empty() && response.len() < PENDING_REPLIES_SIZE_MAX {
             continue;
         }
-        if reader.get_mut().write_all(&response).is_err() {
+        if stream.write_all(&response).is_err() {
             return;
         }
         response.clear();

@@ -30,9 +30,6 @@ pub const PATH_QUOTES: &str = "/v1/quotes";
 /// `POST` a [`PaymentRequest`]: an [`OutgoingPaymentView`]; `GET {PATH}/{id}`: it.
 pub const PATH_OUTGOING_PAYMENTS: &str = "/v1/outgoing-payments";
 
-/// Largest request body the admin API reads, other than a state document.
-pub const REQUEST_SIZE_MAX: usize = 64 * 1024;
-
 /// Integers as decimal strings in answers; strings or JSON numbers in requests.
 pub mod decimal {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -7,14 +7,8 @@
 //! connection, boxed bodies) cost more CPU per packet than the ILP work itself. The
 //! admin API and SPSP, which are not on the packet path, still use hyper.
 
+use crate::limits::{CHUNK_LINE_SIZE_MAX, HEADERS_MAX, HEAD_SIZE_MAX};
 use thiserror::Error;
-
-/// Headers read per message; more is an error (a peer is not a browser).
-pub const HEADERS_MAX: usize = 32;
-/// Largest head accepted, request line and headers together.
-pub const HEAD_SIZE_MAX: usize = 8 * 1024;
-/// Longest chunk-size line (hex digits, extensions, CRLF).
-const CHUNK_LINE_SIZE_MAX: usize = 256;
 
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
@@ -337,6 +331,133 @@ fn parse_chunk_size(line: &[u8]) -> Result<usize, ChunkError> {
     })
 }
 
+/// A whole message with every header, for the blocking clients and sinks of the
+/// load generator and the end-to-end tests (the packet path reads only what it
+/// needs, without copies, through [`parse_request`] and [`parse_response`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `POST /ilp HTTP/1.1`, or `HTTP/1.1 200 OK`.
+    pub start_line: String,
+    /// Names in lower case, values trimmed, in the order they came.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// The status of a response.
+    pub fn status(&self) -> Option<u16> {
+        let mut parts = self.start_line.split(' ');
+        let version = parts.next()?;
+        if !version.starts_with("HTTP/") {
+            return None;
+        }
+        parts.next()?.parse().ok()
+    }
+
+    /// The method and target of a request.
+    pub fn method_and_path(&self) -> Option<(&str, &str)> {
+        let mut parts = self.start_line.split(' ');
+        let method = parts.next()?;
+        let path = parts.next()?;
+        (!method.starts_with("HTTP/")).then_some((method, path))
+    }
+
+    /// The first value of a header, by its lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a whole message cannot be read.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Body(#[from] ChunkError),
+    #[error("the connection closed inside a message")]
+    Truncated,
+}
+
+/// Takes one whole request or response off the front of `buf`; `Ok(None)` until
+/// it is all there. `closed` says that no more bytes will come, which ends a body
+/// framed by the connection's end.
+pub fn take_message(
+    buf: &mut Vec<u8>,
+    body_size_max: usize,
+    closed: bool,
+) -> Result<Option<Message>, MessageError> {
+    let head = if buf.starts_with(b"HTTP/") {
+        parse_response(buf)?.map(|h| (h.head_len, h.framing))
+    } else {
+        parse_request(buf)?.map(|h| (h.head_len, h.framing))
+    };
+    let Some((head_len, framing)) = head else {
+        return if closed && !buf.is_empty() {
+            Err(MessageError::Truncated)
+        } else {
+            Ok(None)
+        };
+    };
+    let Some((body, end)) = take_body(&buf[head_len..], framing, body_size_max, closed)? else {
+        return Ok(None);
+    };
+    let (start_line, headers) = head_fields(&buf[..head_len]);
+    buf.drain(..head_len + end);
+    Ok(Some(Message {
+        start_line,
+        headers,
+        body,
+    }))
+}
+
+/// The body at the start of `rest` and the bytes it took, once complete.
+fn take_body(
+    rest: &[u8],
+    framing: Framing,
+    body_size_max: usize,
+    closed: bool,
+) -> Result<Option<(Vec<u8>, usize)>, MessageError> {
+    let incomplete = if closed {
+        Err(MessageError::Truncated)
+    } else {
+        Ok(None)
+    };
+    match framing {
+        Framing::Length(length) if length > body_size_max => Err(ChunkError::TooLarge.into()),
+        Framing::Length(length) if rest.len() < length => incomplete,
+        Framing::Length(length) => Ok(Some((rest[..length].to_vec(), length))),
+        Framing::UntilClose if rest.len() > body_size_max => Err(ChunkError::TooLarge.into()),
+        Framing::UntilClose if closed => Ok(Some((rest.to_vec(), rest.len()))),
+        Framing::UntilClose => Ok(None),
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new(body_size_max);
+            let mut body = Vec::new();
+            let used = decoder.decode(rest, &mut body)?;
+            if decoder.is_done() {
+                Ok(Some((body, used)))
+            } else {
+                incomplete
+            }
+        }
+    }
+}
+
+/// The start line and every header of a head already parsed.
+fn head_fields(head: &[u8]) -> (String, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let start_line = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (start_line, headers)
+}
+
 /// Appends a response with a body of `content_type`, and a `Connection` header when
 /// one is given (`close`, or `keep-alive` for an HTTP/1.0 client).
 pub fn write_response(
@@ -636,5 +757,43 @@ mod tests {
             let _ = parse_response(&bytes);
             let _ = ChunkedDecoder::new(64).decode(&bytes, &mut Vec::new());
         }
+    }
+
+    #[test]
+    fn whole_messages_come_off_the_front_of_a_buffer() {
+        let mut buf = b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nContent-Length: 2\r\n\r\nhiPOST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-A:  1 \r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec();
+        let response = take_message(&mut buf, 100, false)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(response.status(), Some(200));
+        assert_eq!(response.header("content-type"), Some("a/b"));
+        assert_eq!(response.body, b"hi");
+        let request = take_message(&mut buf, 100, false)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(request.method_and_path(), Some(("POST", "/x")));
+        assert_eq!((request.header("x-a"), request.status()), (Some("1"), None));
+        assert_eq!(request.body, b"abc");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn partial_truncated_and_oversized_messages() {
+        let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
+        for cut in 0..whole.len() {
+            let mut buf = whole[..cut].to_vec();
+            assert_eq!(take_message(&mut buf, 100, false), Ok(None), "{cut}");
+            let closed = take_message(&mut buf, 100, true);
+            assert!(cut == 0 && closed == Ok(None) || closed == Err(MessageError::Truncated));
+        }
+        let mut buf = b"HTTP/1.1 200 OK\r\n\r\nto the end".to_vec();
+        assert_eq!(take_message(&mut buf, 100, false), Ok(None));
+        let until_close = take_message(&mut buf, 100, true).expect("valid");
+        assert_eq!(until_close.map(|m| m.body), Some(b"to the end".to_vec()));
+        let mut buf = whole.to_vec();
+        assert_eq!(
+            take_message(&mut buf, 3, false),
+            Err(MessageError::Body(ChunkError::TooLarge))
+        );
     }
 }

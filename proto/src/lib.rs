@@ -14,6 +14,7 @@
 //! - [`spsp`]: the SPSP answer and its base64.
 //! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
 //! - [`state`]: the state document both planes share, with its rules.
+//! - [`limits`]: every bound of this crate, with the relations between them.
 //! - [`http1`]: the HTTP/1.1 codec of the packet path, the load generator and tests.
 
 pub mod admin_api;
@@ -21,6 +22,7 @@ pub mod connector;
 pub mod flow;
 pub mod http1;
 pub mod ledger;
+pub mod limits;
 pub mod packet;
 pub mod rates;
 pub mod routing;

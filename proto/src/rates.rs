@@ -2,12 +2,9 @@
 //! from its shortest text form, so 0.9 is exactly 9/10; a conversion is one integer
 //! fraction in u128, floored. No floating point touches an amount.
 
+use crate::limits::RATE_DIGITS_MAX;
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
-
-/// Most significant digits a rate may have: f64's shortest form has at most 17, and
-/// 18 keeps `amount x mantissa` inside u128.
-const RATE_DIGITS_MAX: usize = 18;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RateError {

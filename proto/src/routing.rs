@@ -1,10 +1,8 @@
 //! Longest-prefix routing on dot-separated address segments: `g.a` matches `g.a`
 //! and `g.a.x`, never `g.ab`; the empty prefix is a default route.
 
+use crate::limits::SEGMENTS_MAX;
 use std::collections::HashMap;
-
-/// Most segments an address can have (1023 bytes, two per segment at least).
-const SEGMENTS_MAX: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct RoutingTable<T> {

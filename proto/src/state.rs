@@ -3,6 +3,7 @@
 //! lines that name a broken rule. Shared by `riptide` (which applies it) and
 //! `riptidectl` (which edits and validates it before a push).
 
+use crate::limits::OUTGOING_PIPELINE_MAX;
 use crate::packet::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -71,9 +72,6 @@ impl FieldError {
         }
     }
 }
-
-/// The most Prepares one send to a peer may carry (`outgoing_pipeline_max`).
-pub const OUTGOING_PIPELINE_MAX: u16 = 64;
 
 fn default_outgoing_pipeline_max() -> u16 {
     1

@@ -2,8 +2,9 @@
 //! end-to-end tests: a blocking HTTP/1.1 client and a sink peer small enough to read
 //! in one sitting, so a failure points at Riptide and not at the harness.
 
+use riptide_proto::http1::{take_message, Message};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,58 +30,53 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-const HEADER_LINES_MAX: usize = 100;
+/// Largest body the harness reads.
 const BODY_SIZE_MAX: usize = 1 << 24;
 
-fn read_head(
-    reader: &mut impl BufRead,
-) -> std::io::Result<Option<(String, HashMap<String, String>)>> {
-    let mut first = String::new();
-    if reader.read_line(&mut first)? == 0 {
-        return Ok(None);
-    }
-    let mut headers = HashMap::new();
-    for _ in 0..HEADER_LINES_MAX {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Ok(Some((first.trim_end().to_owned(), headers)));
+/// Reads from `stream` into `buffer` until a whole message is there, framed by the
+/// data plane's own codec (`riptide_proto::http1`); `None` when the peer closed
+/// between messages. Bytes read stay in `buffer` across a read timeout.
+fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match take_message(buffer, BODY_SIZE_MAX, false) {
+            Ok(Some(message)) => return Ok(Some(message)),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::other(e)),
         }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            return take_message(buffer, BODY_SIZE_MAX, true).map_err(std::io::Error::other);
         }
+        buffer.extend_from_slice(&chunk[..read]);
     }
-    Err(std::io::Error::other("too many header lines"))
 }
 
-fn read_body(
-    reader: &mut impl BufRead,
-    headers: &HashMap<String, String>,
-) -> std::io::Result<Vec<u8>> {
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if length > BODY_SIZE_MAX {
-        return Err(std::io::Error::other("body too large"));
+fn header_map(message: &Message) -> HashMap<String, String> {
+    message.headers.iter().cloned().collect()
+}
+
+impl HttpResponse {
+    fn of(message: Message) -> HttpResponse {
+        HttpResponse {
+            status: message.status().unwrap_or(0),
+            headers: header_map(&message),
+            body: message.body,
+        }
     }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
-    Ok(body)
 }
 
 /// A keep-alive HTTP/1.1 client connection.
 pub struct HttpClient {
     address: SocketAddr,
-    reader: Option<BufReader<TcpStream>>,
+    connection: Option<(TcpStream, Vec<u8>)>,
 }
 
 impl HttpClient {
     pub fn new(address: SocketAddr) -> Self {
         HttpClient {
             address,
-            reader: None,
+            connection: None,
         }
     }
 
@@ -96,7 +92,7 @@ impl HttpClient {
         match self.request_once(method, path, headers, body) {
             Ok(response) => Ok(response),
             Err(_) => {
-                self.reader = None;
+                self.connection = None;
                 self.request_once(method, path, headers, body)
             }
         }
@@ -109,14 +105,14 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<HttpResponse> {
-        if self.reader.is_none() {
+        if self.connection.is_none() {
             let stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5))?;
             stream.set_read_timeout(Some(Duration::from_secs(60)))?;
             stream.set_nodelay(true)?;
-            self.reader = Some(BufReader::new(stream));
+            self.connection = Some((stream, Vec::new()));
         }
-        let reader = self
-            .reader
+        let (stream, buffer) = self
+            .connection
             .as_mut()
             .ok_or_else(|| std::io::Error::other("no connection"))?;
         let mut head = format!(
@@ -128,22 +124,11 @@ impl HttpClient {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let stream = reader.get_mut();
         stream.write_all(head.as_bytes())?;
         stream.write_all(body)?;
-        let (status_line, headers) =
-            read_head(reader)?.ok_or_else(|| std::io::Error::other("connection closed"))?;
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = read_body(reader, &headers)?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        let response = read_message(stream, buffer)?
+            .ok_or_else(|| std::io::Error::other("connection closed"))?;
+        Ok(HttpResponse::of(response))
     }
 
     /// POSTs an ILP packet with a bearer token, as an ILP-over-HTTP peer does.
@@ -164,7 +149,8 @@ impl HttpClient {
 /// A connection that writes raw bytes and reads responses one by one, to test HTTP
 /// framing: pipelining, chunked bodies, interim responses, connection close.
 pub struct RawHttpConnection {
-    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+    buffer: Vec<u8>,
 }
 
 impl RawHttpConnection {
@@ -173,30 +159,18 @@ impl RawHttpConnection {
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         stream.set_nodelay(true)?;
         Ok(RawHttpConnection {
-            reader: BufReader::new(stream),
+            stream,
+            buffer: Vec::new(),
         })
     }
 
     pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
+        self.stream.write_all(bytes)
     }
 
     /// The next response, or `None` when the server closed the connection.
     pub fn response(&mut self) -> std::io::Result<Option<HttpResponse>> {
-        let Some((status_line, headers)) = read_head(&mut self.reader)? else {
-            return Ok(None);
-        };
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = read_body(&mut self.reader, &headers)?;
-        Ok(Some(HttpResponse {
-            status,
-            headers,
-            body,
-        }))
+        Ok(read_message(&mut self.stream, &mut self.buffer)?.map(HttpResponse::of))
     }
 }
 
@@ -298,17 +272,17 @@ fn accept_loop(
 }
 
 fn serve_sink_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     behaviour: Arc<Mutex<SinkBehaviour>>,
     received: Arc<Mutex<Vec<HttpRequest>>>,
     stop: Arc<AtomicBool>,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut reader = BufReader::new(stream);
+    let mut buffer = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let head = match read_head(&mut reader) {
-            Ok(Some(head)) => head,
+        let message = match read_message(&mut stream, &mut buffer) {
+            Ok(Some(message)) => message,
             Ok(None) => return,
             Err(error)
                 if matches!(
@@ -320,15 +294,12 @@ fn serve_sink_connection(
             }
             Err(_) => return,
         };
-        let Ok(body) = read_body(&mut reader, &head.1) else {
-            return;
-        };
-        let mut parts = head.0.split_whitespace();
+        let (method, path) = message.method_and_path().unwrap_or_default();
         let request = HttpRequest {
-            method: parts.next().unwrap_or("").to_owned(),
-            path: parts.next().unwrap_or("").to_owned(),
-            headers: head.1,
-            body,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: header_map(&message),
+            body: message.body,
         };
         let current = behaviour.lock().expect("sink lock").clone();
         let body = request.body.clone();
@@ -336,7 +307,6 @@ fn serve_sink_connection(
         received.lock().expect("sink lock").push(request);
         let (status, reply) = sink_reply(&current, &body);
         let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len());
-        let stream = reader.get_mut();
         if stream
             .write_all(head.as_bytes())
             .and_then(|_| stream.write_all(&reply))

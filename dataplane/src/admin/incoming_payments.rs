@@ -3,7 +3,9 @@
 //! answer to a creation carries the STREAM credentials a sender pays with.
 
 use super::{error, json_response, read_body, Admin};
-use crate::receipts::{IncomingPayment, StoreAnswer, StoreOp, INCOMING_AMOUNT_MAX};
+use crate::limits::INCOMING_AMOUNT_MAX;
+use crate::limits::{EXPIRY_MS_DEFAULT, EXPIRY_MS_MAX};
+use crate::receipts::{IncomingPayment, StoreAnswer, StoreOp};
 use crate::shard::unix_now_ms;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -14,14 +16,9 @@ use hyper::{Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::admin_api::{
     AssetView, CreateIncomingPayment, IncomingPaymentState, IncomingPaymentView, StreamCredentials,
-    REQUEST_SIZE_MAX,
 };
+use riptide_proto::limits::REQUEST_SIZE_MAX;
 use riptide_proto::stream::{ServerSecret, TokenDetails, IV_SIZE};
-
-/// Default life of an incoming payment, as Rafiki's (one day).
-const EXPIRY_MS_DEFAULT: u64 = 24 * 3_600 * 1_000;
-/// Longest life an incoming payment may be given (one year).
-const EXPIRY_MS_MAX: u64 = 365 * 24 * 3_600 * 1_000;
 
 pub async fn create(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let body = match read_body(request, REQUEST_SIZE_MAX).await {

@@ -15,9 +15,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use riptide_proto::admin_api::{
-    DestinationSpec, PaymentRequest, QuoteRequest as QuoteBody, REQUEST_SIZE_MAX,
-};
+use riptide_proto::admin_api::{DestinationSpec, PaymentRequest, QuoteRequest as QuoteBody};
+use riptide_proto::limits::REQUEST_SIZE_MAX;
 use riptide_proto::stream::sender::Target;
 
 const SLIPPAGE_DEFAULT: f64 = 0.01;

@@ -18,14 +18,12 @@
 //! goes back to the pool only with every reply in.
 
 use super::peer_client::{read_reply, PeerCallError, Pool};
+use crate::limits::PIPELINE_MAX;
 use riptide_proto::connector::snapshot::OutgoingEndpoint;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
-
-/// The most Prepares one burst may carry, whatever a peer's configuration says.
-const PIPELINE_MAX: usize = crate::config::OUTGOING_PIPELINE_MAX as usize;
 
 pub(super) struct Burst {
     state: RefCell<State>,

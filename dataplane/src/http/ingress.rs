@@ -13,8 +13,9 @@
 //! order, each as soon as those before it have left, those ready together in one
 //! send.
 
-use super::io::IDLE_TIMEOUT;
 use super::wire::{Connection, WireError};
+use crate::limits::IDLE_TIMEOUT;
+use crate::limits::{PIPELINED_RUN_MAX, REQUESTS_PER_CONNECTION_MAX};
 use crate::shard::Shard;
 use futures::FutureExt;
 use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
@@ -29,13 +30,6 @@ use std::time::{Duration, Instant};
 /// Content types that carry an OER packet: Rafiki's and `ilp-plugin-http`'s.
 const PACKET_CONTENT_TYPES: [&[u8]; 2] =
     [b"application/octet-stream", b"application/ilp+octet-stream"];
-/// Requests served on one connection before it is closed; peers reconnect at once.
-/// Bounds the life of a task, as every loop here is bounded.
-const REQUESTS_PER_CONNECTION_MAX: u64 = 1 << 40;
-/// Pipelined requests of one connection whose packets run side by side, at most: as
-/// many as a burst of riptide's own peer client. Requests are counted by batch
-/// against [`REQUESTS_PER_CONNECTION_MAX`].
-const PIPELINED_RUN_MAX: usize = crate::config::OUTGOING_PIPELINE_MAX as usize;
 
 /// Serves ILP-over-HTTP on `listener` until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {

@@ -1,5 +1,6 @@
 //! hyper's IO traits over glommio's TCP stream, and the accept loop every port uses.
 
+use crate::limits::{IDLE_TIMEOUT, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::cell::Cell;
@@ -7,13 +8,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-
-/// A connection that takes longer than this to send a whole request (packet port),
-/// or sends no bytes for this long (SPSP), is closed.
-pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// How often an accept loop looks whether the shard is shutting down.
-const SHUTDOWN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Accepts connections on `listener` and hands each to `serve`, until `stopping`
 /// says so (asked at least every [`SHUTDOWN_CHECK_INTERVAL`]). An accept under way
@@ -46,10 +40,6 @@ pub async fn accept_until(
         }
     }
 }
-
-/// Size of the per-connection read buffer: a full ILP packet with 32 KiB of data
-/// fits in a few reads; most Prepares fit in one.
-const READ_BUFFER_SIZE: usize = 16 * 1024;
 
 /// A glommio stream as hyper IO. Reads go through an initialised buffer owned by the
 /// connection, so no uninitialised memory is ever handed out and nothing is zeroed

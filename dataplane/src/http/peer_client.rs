@@ -6,6 +6,9 @@
 
 use super::burst::{self, Burst};
 use super::wire::{Connection, WireError};
+use crate::limits::{
+    IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
+};
 use crate::metrics::OutgoingCounts;
 use riptide_proto::connector::snapshot::OutgoingEndpoint;
 use riptide_proto::http1;
@@ -14,19 +17,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 use thiserror::Error;
-
-/// Idle connections kept per endpoint; more are closed after use.
-const IDLE_CONNECTIONS_MAX: usize = 256;
-/// Largest reply body accepted from a peer: an ILP reply is at most about 41 KB.
-const REPLY_SIZE_MAX: usize = 64 * 1024;
-/// Interim (1xx) responses skipped before the real one.
-const INTERIM_RESPONSES_MAX: usize = 8;
-/// Pooled connections idle for more sweeps than this (one a second) are closed, so
-/// that a peer's own idle timeout rarely closes a connection just as a Prepare (or a
-/// burst of them) is written to it: Node's HTTP server, which Rafiki and
-/// ilp-plugin-http use, closes after 5 s by default. It also keeps a load spike from
-/// leaving hundreds of sockets open. Counting sweeps spares a clock read per packet.
-const IDLE_IN_POOL_SWEEPS_MAX: u64 = 3;
 
 #[derive(Debug, Error)]
 pub enum PeerCallError {

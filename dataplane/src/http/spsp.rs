@@ -10,6 +10,7 @@
 //! * CORS for Web Monetization on GET and OPTIONS.
 
 use super::io::HyperStream;
+use crate::limits::ANSWER_SIZE_MAX;
 use crate::shard::Shard;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -184,9 +185,6 @@ fn status_only(status: StatusCode) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     response
 }
-
-/// Largest SPSP answer read from a receiver.
-const ANSWER_SIZE_MAX: usize = 16 * 1024;
 
 /// Why an SPSP query gave no credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,22 +2,13 @@
 //! bodies through one buffer owned by the connection and writes whole messages with
 //! one send each. The parsing is `h1.rs`'s; this file only moves bytes.
 
+use crate::limits::{LINGER, LINGER_READS_MAX, READS_PER_MESSAGE_MAX, READ_BUFFER_SIZE};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use riptide_proto::http1::{self, ChunkError, ChunkedDecoder, Framing, HeadError};
+use riptide_proto::http1::{ChunkError, ChunkedDecoder, Framing, HeadError};
+use riptide_proto::limits::HEAD_SIZE_MAX;
 use std::os::fd::AsRawFd;
 use thiserror::Error;
-
-/// Initial read buffer: most ILP messages fit, head and body, in one read.
-const READ_BUFFER_SIZE: usize = 16 * 1024;
-/// Reads per message at most: a peer trickling bytes cannot hold a task forever,
-/// and the largest message allowed takes far fewer.
-const READS_PER_MESSAGE_MAX: usize = 4_096;
-/// After a refusal, how long and how much of what the client still sends is read and
-/// dropped before the socket closes. Closing with unread bytes would send a reset,
-/// which can destroy the refusal before the client reads it.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-const LINGER_READS_MAX: usize = 256;
 
 #[derive(Debug, Error)]
 pub enum WireError {
@@ -107,11 +98,7 @@ impl Connection {
                 }
             }
             // A head never needs more than HEAD_SIZE_MAX; parse refuses larger ones.
-            if self
-                .fill(http1::HEAD_SIZE_MAX.max(READ_BUFFER_SIZE))
-                .await?
-                == 0
-            {
+            if self.fill(HEAD_SIZE_MAX.max(READ_BUFFER_SIZE)).await? == 0 {
                 return if self.end == self.start {
                     Ok(None)
                 } else {

@@ -16,22 +16,16 @@
 
 use super::hold::LedgerBackend;
 use super::{Transfer, BATCH_EVENTS_MAX};
+use crate::limits::{QUEUE_EVENTS_MAX, REQUESTS_IN_FLIGHT_MAX};
 use futures::channel::oneshot;
 use hdrhistogram::Histogram;
-use riptide_proto::flow::hold::{LedgerAnswer, Transfers, LEGS_MAX};
+use riptide_proto::flow::hold::{LedgerAnswer, Transfers};
+use riptide_proto::limits::LEGS_MAX;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Requests one shard has at the ledger at once. More let a shard overlap round
-/// trips; few keep a stalled cluster from collecting a backlog of holds.
-pub const REQUESTS_IN_FLIGHT_MAX: u32 = 4;
-/// Events a shard queues for the ledger; past this a chain is refused at once.
-pub const QUEUE_EVENTS_MAX: usize = 4 * BATCH_EVENTS_MAX;
-
-const _: () = assert!(QUEUE_EVENTS_MAX >= BATCH_EVENTS_MAX);
 
 struct Waiter {
     /// The chain, on the stack: a packet's chain is at most [`LEGS_MAX`] long.

@@ -7,19 +7,13 @@ use super::{
     Account, CreateAccountResult, CreateTransferResult, Ledger, LedgerError, Transfer, AMOUNT_MAX,
     TRANSFER_CODE_PACKET,
 };
+use crate::limits::TRANSFERS_RETAINED_MAX;
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
-
-/// Transfers remembered for idempotency (a retry with the same id finds its first
-/// result) and for finished pending transfers; older ones are forgotten, oldest
-/// first, except transfers still pending. TigerBeetle keeps every transfer; an
-/// embedded ledger that did would grow without bound and stall every shard while
-/// its maps rehash. The maps are sized for this up front, so they never rehash.
-pub const TRANSFERS_RETAINED_MAX: usize = 1 << 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PendingState {

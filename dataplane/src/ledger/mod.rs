@@ -9,15 +9,13 @@ pub mod memory;
 #[cfg(feature = "tigerbeetle")]
 pub mod tigerbeetle;
 
+use crate::limits::{BATCH_EVENTS_MAX, QUERY_TRANSFERS_MAX};
 pub use riptide_proto::ledger::{
     account_id, Account, AccountFlags, AccountKind, BalanceRow, CreateAccountResult,
     CreateTransferResult, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT,
     TRANSFER_CODE_PACKET, TRANSFER_CODE_WITHDRAWAL,
 };
 use thiserror::Error;
-
-/// Most events TigerBeetle takes in one request (with `--limit-request=1MiB`).
-pub const BATCH_EVENTS_MAX: usize = 8189;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LedgerError {
@@ -50,6 +48,3 @@ pub trait Ledger {
         code: u16,
     ) -> Result<Vec<Transfer>, LedgerError>;
 }
-
-/// Most transfers one [`Ledger::transfers_with_code`] returns: an audit's bound.
-pub const QUERY_TRANSFERS_MAX: usize = 64 * BATCH_EVENTS_MAX;

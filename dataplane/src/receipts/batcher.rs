@@ -5,14 +5,12 @@
 use super::memory::MemoryStore;
 use super::redis::{Batch, RedisWorker};
 use super::{StoreAnswer, StoreError, StoreOp};
+use crate::limits::PIPELINE_OPS_MAX;
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Operations in one pipeline; a larger queue goes as several.
-pub const PIPELINE_OPS_MAX: usize = 1_024;
 
 /// Which store a shard talks to.
 #[derive(Debug)]

@@ -3,12 +3,10 @@
 //! path.
 
 use super::{CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp};
+use crate::limits::CONNECTIONS_MAX;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// Connection totals kept at most; past this expired ones go first.
-const CONNECTIONS_MAX: usize = 1 << 20;
 
 #[derive(Debug)]
 pub struct MemoryStore {

@@ -16,15 +16,10 @@ pub mod batcher;
 pub mod memory;
 pub mod redis;
 
+use crate::limits::{CREDIT_MARKER_TTL_S, PAYMENT_ID_SIZE_MAX};
 use riptide_proto::admin_api::IncomingPaymentState;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// Incoming payment amounts are compared inside a Redis script, whose numbers are
-/// doubles: they count exactly up to 2^53 - 1.
-pub const INCOMING_AMOUNT_MAX: u64 = (1 << 53) - 1;
-/// Longest incoming payment id (it travels inside the connection token).
-pub const PAYMENT_ID_SIZE_MAX: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StoreError {
@@ -230,12 +225,6 @@ pub enum CreditResult {
     /// The payment is not in the store (never created, or long expired).
     UnknownPayment,
 }
-
-/// How long the store remembers a credit not yet settled: for a take-back after a
-/// lost answer, and for the journal's sweep. It must outlast the pending timeout
-/// by far (the configuration checks it): a marker gone before its sweep would
-/// leave its count for good.
-pub const CREDIT_MARKER_TTL_S: u64 = 3_600;
 
 /// The key that records one credit until it is settled or taken back.
 pub fn credit_marker_key(connection_id_hex: &str, credit_id: u64) -> String {

@@ -8,16 +8,11 @@ use super::{
     connection_key, credit_marker_key, payment_key, wallet_key, CreditResult, IncomingPayment,
     JournalRecord, StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
 };
+use crate::limits::{PAYMENT_RETENTION_MS, WORKER_QUEUE_BATCHES_MAX};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
 use redis::{ErrorKind, Value};
 use std::time::Duration;
-
-/// Batches waiting for a worker; past this a shard answers T00 (busy) at once.
-const WORKER_QUEUE_BATCHES_MAX: usize = 64;
-/// An incoming payment stays readable this long after it expires, so that late
-/// packets get "expired" rather than "unknown" and operators can look it up.
-const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
 /// Credits a connection and an incoming payment together, refusing what would go
 /// past the payment's amount, and records the credit in its marker and the

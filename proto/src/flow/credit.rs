@@ -14,11 +14,7 @@ use super::hold::{
     wake_by, Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled,
 };
 use crate::connector::reject::RejectReason;
-
-/// Tries to take a count back before it is left to the journal's sweep.
-pub const TAKE_BACK_ATTEMPTS_MAX: u32 = 5;
-/// First wait between two take-backs; it doubles.
-pub const TAKE_BACK_BACKOFF_MS: u64 = 200;
+use crate::limits::{TAKE_BACK_ATTEMPTS_MAX, TAKE_BACK_BACKOFF_MS};
 
 /// What goes back to the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]

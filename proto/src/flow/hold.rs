@@ -13,22 +13,13 @@
 use crate::connector::pipeline::Leg;
 use crate::ledger::TRANSFER_CODE_PACKET;
 use crate::ledger::{CreateTransferResult as R, Transfer, TransferFlags, AMOUNT_MAX};
+use crate::limits::{
+    ATTEMPTS_MAX, HOLD_LOOKUPS_MAX, LEGS_MAX, PENDING_EXPIRY_MARGIN_MS, REPLY_MARGIN_MS_MAX,
+    RETRY_BACKOFF_MS_MAX, RETRY_BACKOFF_MS_MIN,
+};
 
-/// Legs of one packet: one for a same-asset packet, two across assets.
-pub const LEGS_MAX: usize = 2;
 /// Transfer ids a leg reserves: its pending transfer, its post, its void.
 pub const IDS_PER_LEG: u128 = 3;
-/// First wait before a request that never left this process is tried again.
-pub const RETRY_BACKOFF_MS_MIN: u64 = 20;
-/// Longest wait between two tries.
-pub const RETRY_BACKOFF_MS_MAX: u64 = 1_000;
-/// Most requests one step makes before it gives up; with the backoff above and a
-/// request timeout this spans far more than any pending timeout, so it is a bound
-/// on a loop rather than a policy.
-pub const ATTEMPTS_MAX: u32 = 512;
-/// Lookups of a hold whose answer was lost before it is abandoned: the packet's
-/// sender is waiting, and one more silent round trip says the ledger is away.
-pub const HOLD_LOOKUPS_MAX: u32 = 1;
 
 /// How a finished hold ends: its chain posted or voided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -496,9 +487,6 @@ pub fn wake_by(until_ms: u64, replied: bool, reply_by_ms: u64) -> u64 {
     }
 }
 
-/// Most time kept back from a packet's expiry for its reply to travel.
-pub const REPLY_MARGIN_MS_MAX: u64 = 250;
-
 /// The latest a packet's reply may leave: its expiry less a margin for the way
 /// back (a quarter of the time left after `earliest_ms`, at most
 /// [`REPLY_MARGIN_MS_MAX`]), and never before `earliest_ms`.
@@ -506,10 +494,6 @@ pub fn reply_deadline(earliest_ms: u64, expiry_ms: u64) -> u64 {
     let margin = (expiry_ms.saturating_sub(earliest_ms) / 4).min(REPLY_MARGIN_MS_MAX);
     expiry_ms.saturating_sub(margin).max(earliest_ms)
 }
-
-/// Time past a pending transfer's timeout before it is certain to have expired in
-/// the ledger: the ledger's clock and ours may differ a little.
-pub const PENDING_EXPIRY_MARGIN_MS: u64 = 5_000;
 
 /// When a hold made no later than `held_ms` has certainly expired.
 pub fn expired_by(held_ms: u64, pending_timeout_ms: u64) -> u64 {

@@ -1,10 +1,8 @@
 //! ILP addresses (RFC 0015): `scheme(.segment)+`, at most 1023 bytes.
 
+use crate::limits::ADDRESS_SIZE_MAX;
 use std::fmt;
 use thiserror::Error;
-
-/// Longest valid ILP address, in bytes.
-pub const ADDRESS_SIZE_MAX: usize = 1023;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum AddressError {

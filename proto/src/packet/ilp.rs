@@ -5,6 +5,7 @@ use super::address::{Address, AddressError};
 use super::error_code::ErrorCode;
 use super::oer::{self, OerError, Reader};
 use super::timestamp::{Timestamp, TimestampError, TIMESTAMP_SIZE};
+use crate::limits::{DATA_SIZE_MAX, MESSAGE_SIZE_MAX};
 use thiserror::Error;
 
 /// Envelope type bytes.
@@ -12,10 +13,6 @@ pub const TYPE_PREPARE: u8 = 12;
 pub const TYPE_FULFILL: u8 = 13;
 pub const TYPE_REJECT: u8 = 14;
 
-/// Largest `data` field of any ILP packet, in bytes.
-pub const DATA_SIZE_MAX: usize = 32_767;
-/// Largest Reject `message`, in bytes.
-pub const MESSAGE_SIZE_MAX: usize = 8_191;
 /// Fixed bytes at the start of a Prepare's content: amount, expiry, condition.
 const PREPARE_FIXED_SIZE: usize = 8 + TIMESTAMP_SIZE + 32;
 

@@ -3,11 +3,8 @@
 //! The reader is strict: a length determinant or VarUInt that is not in its canonical
 //! (shortest) form is an error, so that every accepted value has exactly one encoding.
 
+use crate::limits::LENGTH_MAX;
 use thiserror::Error;
-
-/// Largest length a determinant may carry here. ILP and STREAM never need more than
-/// 32767 bytes, so anything that does not fit a `u32` can only be an attack.
-pub const LENGTH_MAX: u64 = u32::MAX as u64;
 
 /// Why a buffer is not valid canonical OER.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -21,15 +21,9 @@ use super::frame::{CloseCode, Frame};
 use super::packet::{StreamPacket, StreamPacketBuilder};
 use super::receipt::{Receipt, ReceiptKey, RECEIPT_NONCE_SIZE, RECEIPT_SIZE};
 use super::token::ReceiptSetup;
+use crate::limits::{MONEY_STREAMS_MAX, REPLY_FRAMES_MAX};
 use crate::packet::ilp::{TYPE_FULFILL, TYPE_PREPARE, TYPE_REJECT};
 use crate::packet::ErrorCode;
-
-/// Paying streams of one packet that get their own `StreamMaxMoney` and receipt.
-/// Senders use one or two; more are answered as a group through the first ones.
-pub const MONEY_STREAMS_MAX: usize = 8;
-/// Frames in one reply: asset details and its stream id limit, then per paying
-/// stream a `StreamMaxMoney` and a receipt, or a close.
-const REPLY_FRAMES_MAX: usize = 2 + 2 * MONEY_STREAMS_MAX;
 
 /// Receipt parameters of a connection, with the secret ready for HMAC.
 #[derive(Debug, Clone)]

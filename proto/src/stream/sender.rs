@@ -15,6 +15,7 @@
 use super::crypto::{StreamKeys, IV_SIZE};
 use super::frame::{CloseCode, Frame};
 use super::packet::{StreamPacket, StreamPacketBuilder};
+use crate::limits::{BACKOFF_MS_MAX, BACKOFF_MS_MIN, PACKET_EXPIRY_MS};
 use crate::packet::ilp::TYPE_PREPARE;
 use crate::packet::{
     Address, AmountTooLargeData, ErrorClass, ErrorCode, Packet, Prepare, Timestamp,
@@ -39,11 +40,6 @@ pub const PROBE_AMOUNTS: [u64; 14] = [
     10,
     1,
 ];
-/// How long a Prepare may be held on the path.
-pub const PACKET_EXPIRY_MS: u64 = 30_000;
-/// First and longest wait after a temporary reject.
-const BACKOFF_MS_MIN: u64 = 10;
-const BACKOFF_MS_MAX: u64 = 2_000;
 
 /// An exact exchange rate: destination units per source unit, `numerator /
 /// denominator`.

@@ -42,6 +42,7 @@
 
 use super::crypto::{aes_key, hmac_sign, seal_with, sha256, Sealed, ENCRYPTION_OVERHEAD, IV_SIZE};
 use super::receipt::{RECEIPT_NONCE_SIZE, RECEIPT_SECRET_SIZE};
+use crate::limits::{ADDRESS_SIZE_MAX, SEGMENT_SIZE_MAX, TOKEN_SIZE_MAX};
 use crate::packet::oer::{self, Reader};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -57,15 +58,6 @@ const FLAG_RECEIPTS: u8 = 0x02;
 const FLAG_ASSET: u8 = 0x04;
 /// Random bytes at the head of a variant B token.
 const VARIANT_B_NONCE_SIZE: usize = 18;
-
-/// Longest ILP address, in bytes (RFC 0015).
-pub const ADDRESS_SIZE_MAX: usize = 1023;
-/// Longest token segment Riptide issues: an address needs at least one character
-/// and a dot before it.
-const SEGMENT_SIZE_MAX: usize = ADDRESS_SIZE_MAX - 2;
-/// Room for the bytes of any segment that fits in an address: 1023 base64
-/// characters are at most 767 bytes, and the decoder asks for one more.
-const TOKEN_SIZE_MAX: usize = 768;
 
 /// Why a destination or token gives no connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -1,0 +1,177 @@
+//! Every bound of the data plane in one place, each with why it has its value, and
+//! the relations between them checked by the compiler (as TigerBeetle keeps its
+//! constants). The protocol core's bounds (packet sizes, HTTP heads, the money
+//! flows' retries) are in `riptide_proto::limits`. Sizes are in bytes.
+
+use riptide_proto::limits::{
+    DATA_SIZE_MAX, HEAD_SIZE_MAX, OUTGOING_PIPELINE_MAX, PACKET_EXPIRY_MS,
+};
+use std::time::Duration;
+
+// ---- Connections and HTTP.
+
+/// A connection that takes longer than this to send a whole request (packet port),
+/// or sends no bytes for this long (SPSP), is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often an accept loop looks whether the shard is shutting down.
+pub const SHUTDOWN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Initial read buffer of a connection: most ILP messages fit, head and body, in
+/// one read; a full packet with 32 KiB of data in a few.
+pub const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Reads per message at most: a peer trickling bytes cannot hold a task forever,
+/// and the largest message allowed takes far fewer.
+pub const READS_PER_MESSAGE_MAX: usize = 4_096;
+/// After a refusal, how long what the client still sends is read and dropped before
+/// the socket closes. Closing with unread bytes would send a reset, which can
+/// destroy the refusal before the client reads it.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Reads of that lingering, at most.
+pub const LINGER_READS_MAX: usize = 256;
+/// Requests served on one connection before it is closed; peers reconnect at once.
+/// Bounds the life of a task, as every loop here is bounded.
+pub const REQUESTS_PER_CONNECTION_MAX: u64 = 1 << 40;
+/// Pipelined requests of one connection whose packets run side by side, at most: as
+/// many as a burst of Riptide's own peer client. Requests are counted by batch
+/// against [`REQUESTS_PER_CONNECTION_MAX`].
+pub const PIPELINED_RUN_MAX: usize = OUTGOING_PIPELINE_MAX as usize;
+
+// ---- Peers (the outgoing side).
+
+/// Idle connections kept per peer endpoint; more are closed after use.
+pub const IDLE_CONNECTIONS_MAX: usize = 256;
+/// Largest reply body accepted from a peer: an ILP reply is at most about 41 KB.
+pub const REPLY_SIZE_MAX: usize = 64 * 1024;
+/// Interim (1xx) responses skipped before the real one.
+pub const INTERIM_RESPONSES_MAX: usize = 8;
+/// Pooled connections idle for more sweeps than this (one a second) are closed, so
+/// that a peer's own idle timeout rarely closes a connection just as a Prepare (or a
+/// burst of them) is written to it: Node's HTTP server, which Rafiki and
+/// ilp-plugin-http use, closes after 5 s by default. It also keeps a load spike from
+/// leaving hundreds of sockets open. Counting sweeps spares a clock read per packet.
+pub const IDLE_IN_POOL_SWEEPS_MAX: u64 = 3;
+/// The most Prepares one burst may carry, whatever a peer's configuration says.
+pub const PIPELINE_MAX: usize = OUTGOING_PIPELINE_MAX as usize;
+/// Largest SPSP answer read from a receiver (a few hundred bytes in practice).
+pub const ANSWER_SIZE_MAX: usize = 16 * 1024;
+
+// ---- The shard.
+
+/// Packets a shard works on at once, its own and those sent by other shards. Past
+/// this, it answers T03 at once rather than queueing without bound.
+pub const IN_FLIGHT_MAX: u32 = 16_384;
+/// Capacity of each cross-shard channel: a shard sending more at once than this
+/// waits for the owner to drain, which is the back pressure wanted.
+pub const MESH_CHANNEL_SIZE: usize = 1_024;
+/// Memory glommio locks per executor for io_uring buffers. The default (10 MiB)
+/// exceeds the 8 MiB `ulimit -l` of common hosts once there are two shards.
+pub const IO_MEMORY_BYTES: usize = 2 << 20;
+/// Time left to write the last replies after the shard's packets are done.
+pub const REPLY_FLUSH_GRACE: Duration = Duration::from_millis(200);
+/// Highest latency the histograms track: packets are held at most 30 s.
+pub const LATENCY_US_MAX: u64 = 60_000_000;
+
+// ---- The ledger.
+
+/// Most events TigerBeetle takes in one request (with `--limit-request=1MiB`).
+pub const BATCH_EVENTS_MAX: usize = 8189;
+/// Events a shard queues for the ledger; past this a chain is refused at once.
+/// Four requests' worth: enough to ride out a slow answer, few enough that a
+/// stalled cluster does not collect a backlog of holds.
+pub const QUEUE_EVENTS_MAX: usize = 4 * BATCH_EVENTS_MAX;
+/// Requests one shard has at the ledger at once. More let a shard overlap round
+/// trips; few keep a stalled cluster from collecting a backlog of holds.
+pub const REQUESTS_IN_FLIGHT_MAX: u32 = 4;
+/// Most transfers one `Ledger::transfers_with_code` returns: an audit's bound.
+pub const QUERY_TRANSFERS_MAX: usize = 64 * BATCH_EVENTS_MAX;
+/// Transfers the embedded ledger remembers for idempotency (a retry with the same
+/// id finds its first result) and for finished pending transfers; older ones are
+/// forgotten, oldest first, except transfers still pending. TigerBeetle keeps every
+/// transfer; an embedded ledger that did would grow without bound and stall every
+/// shard while its maps rehash. The maps are sized for this up front.
+pub const TRANSFERS_RETAINED_MAX: usize = 1 << 18;
+/// Tries of a post the pending timeout must leave room for, after the hold.
+pub const POST_TRIES_MIN: u64 = 1;
+/// Shortest wait a driver gives a request, so that a deadline already here still
+/// lets an answer that is on its way arrive.
+pub const WAIT_MS_MIN: u64 = 1;
+
+// ---- The store (connection totals, incoming payments, the journal).
+
+/// Operations in one Redis pipeline; a larger queue goes as several.
+pub const PIPELINE_OPS_MAX: usize = 1_024;
+/// Batches waiting for a shard's Redis worker; past this it answers busy (T00).
+pub const WORKER_QUEUE_BATCHES_MAX: usize = 64;
+/// Operations a shard queues for the store in one pass: what the worker can take.
+pub const STORE_QUEUE_OPS_MAX: usize = WORKER_QUEUE_BATCHES_MAX * PIPELINE_OPS_MAX;
+/// Connection totals the embedded store keeps at most; past this expired ones go
+/// first.
+pub const CONNECTIONS_MAX: usize = 1 << 20;
+/// Incoming payment amounts are compared inside a Redis script, whose numbers are
+/// doubles: they count exactly up to 2^53 - 1.
+pub const INCOMING_AMOUNT_MAX: u64 = (1 << 53) - 1;
+/// Longest incoming payment id (it travels inside the connection token).
+pub const PAYMENT_ID_SIZE_MAX: usize = 64;
+/// An incoming payment stays readable this long after it expires, so that late
+/// packets get "expired" rather than "unknown" and operators can look it up.
+pub const PAYMENT_RETENTION_MS: u64 = 7 * 24 * 3_600 * 1_000;
+/// How long the store remembers a credit not yet settled: for a take-back after a
+/// lost answer, and for the journal's sweep. It must outlast the pending timeout
+/// by far (the configuration checks it): a marker gone before its sweep would
+/// leave its count for good.
+pub const CREDIT_MARKER_TTL_S: u64 = 3_600;
+/// Longest pending timeout the configuration accepts: half the marker's life.
+pub const PENDING_TIMEOUT_S_MAX: u64 = CREDIT_MARKER_TTL_S / 2;
+/// How often a data plane sweeps the journal.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Journal entries one sweep settles at most.
+pub const SWEEP_BATCH_MAX: usize = 1_024;
+
+// ---- Local delivery and payments.
+
+/// STREAM connections a shard keeps keys for; past this one is forgotten (and
+/// derived again if it comes back).
+pub const CONNECTIONS_CACHED_MAX: usize = 65_536;
+/// How long a quote may be paid.
+pub const QUOTE_LIFETIME_MS: u64 = 5 * 60 * 1_000;
+/// Longest wait for an SPSP server's answer.
+pub const SPSP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the rate probe waits for its replies.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Packets of one payment in flight at once.
+pub const PAYMENT_IN_FLIGHT_MAX: usize = 16;
+/// Temporary rejects in a row before a payment fails.
+pub const PAYMENT_RETRIES_MAX: u32 = 10;
+/// Quotes and payments kept; past this the oldest finished ones go.
+pub const RECORDS_MAX: usize = 100_000;
+/// Default life of an incoming payment, as Rafiki's (one day).
+pub const EXPIRY_MS_DEFAULT: u64 = 24 * 3_600 * 1_000;
+/// Longest life an incoming payment may be given (one year).
+pub const EXPIRY_MS_MAX: u64 = 365 * 24 * 3_600 * 1_000;
+
+// ---- The admin API.
+
+/// Largest state document accepted: thousands of peers with their routes.
+pub const STATE_BODY_SIZE_MAX: usize = 16 * 1024 * 1024;
+/// Journal entries an audit counts at most.
+pub const AUDIT_JOURNAL_MAX: usize = 100_000;
+
+// ---- Relations.
+
+const _: () = assert!(QUEUE_EVENTS_MAX >= BATCH_EVENTS_MAX);
+const _: () = assert!(QUERY_TRANSFERS_MAX % BATCH_EVENTS_MAX == 0);
+const _: () = assert!(REQUESTS_IN_FLIGHT_MAX >= 1);
+const _: () = assert!(STORE_QUEUE_OPS_MAX >= PIPELINE_OPS_MAX);
+// The journal's sweep must find a marker before it expires.
+const _: () = assert!(2 * PENDING_TIMEOUT_S_MAX <= CREDIT_MARKER_TTL_S);
+const _: () = assert!(SWEEP_INTERVAL.as_secs() < PENDING_TIMEOUT_S_MAX);
+// A whole ILP packet (data plus its envelope) fits the reply a peer may send.
+const _: () = assert!(REPLY_SIZE_MAX > DATA_SIZE_MAX + 8 * 1024);
+// A head always fits the first buffer, so a head is read without regrowing it.
+const _: () = assert!(READ_BUFFER_SIZE >= HEAD_SIZE_MAX);
+const _: () = assert!(PIPELINE_MAX >= 1 && PIPELINED_RUN_MAX >= PIPELINE_MAX);
+// Connections idle in the pool are swept before a peer's 5 s idle timeout.
+const _: () = assert!(IDLE_IN_POOL_SWEEPS_MAX < 5);
+const _: () = assert!(LATENCY_US_MAX >= 2 * PACKET_EXPIRY_MS * 1_000);
+const _: () = assert!((INCOMING_AMOUNT_MAX as f64) as u64 == INCOMING_AMOUNT_MAX);
+const _: () = assert!(EXPIRY_MS_DEFAULT <= EXPIRY_MS_MAX);
+const _: () = assert!(PAYMENT_RETENTION_MS >= EXPIRY_MS_DEFAULT);

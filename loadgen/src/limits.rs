@@ -1,0 +1,15 @@
+//! Every bound of the load generator in one place, each with why it has its value.
+
+/// Highest latency the histograms track: twice the longest a packet may be held
+/// (30 s) and its reply's way back, so that no measured latency is clipped.
+pub const LATENCY_US_MAX: u64 = 120_000_000;
+/// Replies the sink holds back while more pipelined requests are already read, at
+/// most: a burst of 64 replies of about 1 KB each leaves in one send.
+pub const PENDING_REPLIES_SIZE_MAX: usize = 64 * 1024;
+/// Largest body read: an ILP packet is at most about 41 KB, an SPSP answer less.
+pub const BODY_SIZE_MAX: usize = 1 << 20;
+/// Bytes asked of the socket per read: a whole burst of replies in one read.
+pub const READ_SIZE: usize = 64 * 1024;
+
+const _: () = assert!(BODY_SIZE_MAX >= 41 * 1024);
+const _: () = assert!(READ_SIZE <= BODY_SIZE_MAX);
