@@ -1,5 +1,6 @@
 //! ILP codec on the per-packet path: parse + validate a Prepare, rewrite its amount
 //! and expiry in place, build a Fulfill and a Reject.
+#![allow(clippy::too_many_lines)] // test code
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use riptide_proto::packet::{

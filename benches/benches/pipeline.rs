@@ -2,6 +2,7 @@
 //! 10,000 prefixes, exact rate conversion, the whole pipeline decision for a
 //! cross-currency forward, one hold-and-post on the embedded ledger, and one STREAM
 //! sender step against the receiver (both sans-IO).
+#![allow(clippy::too_many_lines)] // test code
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use riptide_dataplane::config::Config;

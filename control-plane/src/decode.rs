@@ -115,7 +115,12 @@ mod stream {
     }
 
     fn frame_json(frame: &Frame<'_>) -> Value {
-        match *frame {
+        connection_frame_json(frame).unwrap_or_else(|| stream_frame_json(frame))
+    }
+
+    /// A connection-level frame; `None` for a stream frame.
+    fn connection_frame_json(frame: &Frame<'_>) -> Option<Value> {
+        let value = match *frame {
             Frame::ConnectionClose { code, message } => {
                 json!({"type": "ConnectionClose", "code": code.to_u8(), "message": message})
             }
@@ -140,6 +145,14 @@ mod stream {
             } => {
                 json!({"type": "ConnectionAssetDetails", "sourceAssetCode": asset_code, "sourceAssetScale": asset_scale})
             }
+            _ => return None,
+        };
+        Some(value)
+    }
+
+    /// A stream-level frame, or an unknown one.
+    fn stream_frame_json(frame: &Frame<'_>) -> Value {
+        match *frame {
             Frame::StreamClose {
                 stream_id,
                 code,
@@ -192,6 +205,7 @@ mod stream {
             } => {
                 json!({"type": "Unknown", "frameType": frame_type, "contents": hex::encode(contents)})
             }
+            _ => json!({"type": "Unknown"}),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! other commands change or show the running state through the data planes' admin
 //! API. Exit codes: 0 done, 1 an operation failed or a data plane did not
 //! acknowledge, 2 usage error or invalid input.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 mod apply;
 mod cli;

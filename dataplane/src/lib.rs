@@ -5,6 +5,7 @@
 //! is its IO side: [`http`] (ingress and peer client on glommio), [`shard`]
 //! (executors and ownership), [`drivers`] (the flows' requests and waits),
 //! [`ledger`] and [`receipts`] (the engines), [`admin`], [`node`].
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod admin;
 pub mod config;

@@ -1,4 +1,5 @@
 //! `riptide`: the data plane.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 use clap::Parser;
 use riptide_dataplane::config::Config;

@@ -167,6 +167,32 @@ impl MetricsRegistry {
 /// Prometheus text exposition of the merged metrics.
 pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count: usize) -> String {
     let mut out = String::with_capacity(4096);
+    render_packets(&mut out, metrics);
+    render_failures(&mut out, metrics);
+    render_ledger_batches(&mut out, &metrics.ledger_batches);
+    let _ = writeln!(
+        out,
+        "# HELP riptide_outgoing_prepares_total Prepares written to peers over HTTP.\n\
+         # TYPE riptide_outgoing_prepares_total counter\n\
+         riptide_outgoing_prepares_total {}\n\
+         # HELP riptide_outgoing_sends_total Writes that carried them (one per burst).\n\
+         # TYPE riptide_outgoing_sends_total counter\n\
+         riptide_outgoing_sends_total {}",
+        metrics.outgoing.prepares, metrics.outgoing.sends
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE riptide_state_version gauge\nriptide_state_version {state_version}"
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE riptide_shards gauge\nriptide_shards {shard_count}"
+    );
+    out
+}
+
+/// Packets by peer and outcome, and their latency.
+fn render_packets(out: &mut String, metrics: &ShardMetrics) {
     let _ = writeln!(
         out,
         "# HELP riptide_packets_total ILP Prepares answered, by incoming peer and outcome."
@@ -199,6 +225,10 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
         "riptide_packet_latency_seconds_count {}",
         metrics.latency_us.len()
     );
+}
+
+/// What failed or was repaired: ledger requests, journal sweeps, HTTP refusals.
+fn render_failures(out: &mut String, metrics: &ShardMetrics) {
     let _ = writeln!(out, "# TYPE riptide_ledger_failures_total counter");
     for (kind, count) in &metrics.ledger_failures {
         let _ = writeln!(
@@ -221,26 +251,6 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
             "riptide_http_refusals_total{{status=\"{status}\"}} {count}"
         );
     }
-    render_ledger_batches(&mut out, &metrics.ledger_batches);
-    let _ = writeln!(
-        out,
-        "# HELP riptide_outgoing_prepares_total Prepares written to peers over HTTP.\n\
-         # TYPE riptide_outgoing_prepares_total counter\n\
-         riptide_outgoing_prepares_total {}\n\
-         # HELP riptide_outgoing_sends_total Writes that carried them (one per burst).\n\
-         # TYPE riptide_outgoing_sends_total counter\n\
-         riptide_outgoing_sends_total {}",
-        metrics.outgoing.prepares, metrics.outgoing.sends
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE riptide_state_version gauge\nriptide_state_version {state_version}"
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE riptide_shards gauge\nriptide_shards {shard_count}"
-    );
-    out
 }
 
 fn render_ledger_batches(out: &mut String, batches: &BatchStats) {

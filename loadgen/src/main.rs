@@ -1,6 +1,7 @@
 //! `riptide-loadgen`: measures Riptide. `send` is an upstream peer (closed or open
 //! loop), `sink` a downstream peer that fulfills, `tb-ceiling` TigerBeetle's own
 //! two-phase rate for comparison.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 #[cfg(feature = "tigerbeetle")]
 mod ceiling;

@@ -138,49 +138,13 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
             })
         })
         .collect();
-    let mut last = 0;
-    let mut tick = started;
-    let mut cpu = None;
-    loop {
-        let now = Instant::now();
-        if cpu.is_none() && now >= measure_from {
-            // A process that ended in the warm-up is an error worth stopping for.
-            match CpuWatch::start(&options.cpu_pids) {
-                Ok(watch) => cpu = Some(watch),
-                Err(error) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(error);
-                }
-            }
+    let cpu = match watch_window(&options, &sent, started, measure_from, end, progress) {
+        Ok(cpu) => cpu,
+        Err(error) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(error);
         }
-        if now >= end {
-            break;
-        }
-        // Wake each second for progress, and exactly at the start and end of the window.
-        let next = [tick + Duration::from_secs(1), measure_from, end]
-            .into_iter()
-            .filter(|&t| t > now)
-            .min()
-            .unwrap_or(end);
-        std::thread::sleep(next - now);
-        if Instant::now() >= tick + Duration::from_secs(1) {
-            tick += Duration::from_secs(1);
-            if progress {
-                let count = sent.load(Ordering::Relaxed);
-                let phase = if tick <= measure_from {
-                    "  (warm-up)"
-                } else {
-                    ""
-                };
-                eprintln!(
-                    "{:>4.0} s  {:>8} packets/s{phase}",
-                    (tick - started).as_secs_f64(),
-                    count - last
-                );
-                last = count;
-            }
-        }
-    }
+    };
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let _ = thread.join();
@@ -195,6 +159,56 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
         .filter(|_| !options.cpu_pids.is_empty())
         .map(|watch| watch.finish());
     Ok(report)
+}
+
+/// Waits out the warm-up and the measured window, printing packets per second each
+/// second when `progress`; the CPU watch of the window.
+fn watch_window(
+    options: &SendOptions,
+    sent: &AtomicU64,
+    started: Instant,
+    measure_from: Instant,
+    end: Instant,
+    progress: bool,
+) -> Result<Option<CpuWatch>, String> {
+    let mut last = 0;
+    let mut tick = started;
+    let mut cpu = None;
+    loop {
+        let now = Instant::now();
+        if cpu.is_none() && now >= measure_from {
+            // A process that ended in the warm-up is an error worth stopping for.
+            cpu = Some(CpuWatch::start(&options.cpu_pids)?);
+        }
+        if now >= end {
+            return Ok(cpu);
+        }
+        // Wake each second for progress, and exactly at the start and end of the window.
+        let next = [tick + Duration::from_secs(1), measure_from, end]
+            .into_iter()
+            .filter(|&t| t > now)
+            .min()
+            .unwrap_or(end);
+        std::thread::sleep(next - now);
+        if Instant::now() < tick + Duration::from_secs(1) {
+            continue;
+        }
+        tick += Duration::from_secs(1);
+        if progress {
+            let count = sent.load(Ordering::Relaxed);
+            let phase = if tick <= measure_from {
+                "  (warm-up)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "{:>4.0} s  {:>8} packets/s{phase}",
+                (tick - started).as_secs_f64(),
+                count - last
+            );
+            last = count;
+        }
+    }
 }
 
 fn connection_loop(
@@ -213,10 +227,7 @@ fn connection_loop(
             Ok(sender) => Some(sender),
             Err(error) => {
                 local.record_error(&error);
-                if let Ok(mut shared) = report.lock() {
-                    shared.merge(&local);
-                }
-                return;
+                return merge_into(report, &local);
             }
         },
         Payload::Sink { .. } => None,
@@ -269,20 +280,32 @@ fn connection_loop(
         if due < measure_from {
             continue;
         }
-        match result {
-            Ok((200, body)) => match Packet::parse(&body) {
-                Ok(Packet::Fulfill(_)) => local.record_fulfilled(amount, latency_us),
-                Ok(Packet::Reject(reject)) => {
-                    local.record_reject(&reject.code.to_string(), latency_us)
-                }
-                _ => local.record_error("invalid reply"),
-            },
-            Ok((status, _)) => local.record_error(&format!("HTTP {status}")),
-            Err(error) => local.record_error(&format!("{:?}", error.kind())),
-        }
+        record(&mut local, result, amount, latency_us);
     }
+    merge_into(report, &local);
+}
+
+fn merge_into(report: &Mutex<Report>, local: &Report) {
     if let Ok(mut shared) = report.lock() {
-        shared.merge(&local);
+        shared.merge(local);
+    }
+}
+
+/// Counts one packet's answer.
+fn record(
+    local: &mut Report,
+    result: std::io::Result<(u16, Vec<u8>)>,
+    amount: u64,
+    latency_us: u64,
+) {
+    match result {
+        Ok((200, body)) => match Packet::parse(&body) {
+            Ok(Packet::Fulfill(_)) => local.record_fulfilled(amount, latency_us),
+            Ok(Packet::Reject(reject)) => local.record_reject(&reject.code.to_string(), latency_us),
+            _ => local.record_error("invalid reply"),
+        },
+        Ok((status, _)) => local.record_error(&format!("HTTP {status}")),
+        Err(error) => local.record_error(&format!("{:?}", error.kind())),
     }
 }
 

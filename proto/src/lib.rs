@@ -16,6 +16,7 @@
 //! - [`state`]: the state document both planes share, with its rules.
 //! - [`limits`]: every bound of this crate, with the relations between them.
 //! - [`http1`]: the HTTP/1.1 codec of the packet path, the load generator and tests.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod admin_api;
 pub mod connector;

@@ -2,6 +2,7 @@
 //! loopback ports (one of each per test binary, shared by its tests), and riptide
 //! processes with ILP-over-HTTP peers around them. Every wait is bounded and every
 //! process is stopped on drop, even when a test panics.
+#![allow(clippy::too_many_lines)] // test code
 
 pub mod dataplane;
 pub mod stream_client;

@@ -3,6 +3,7 @@
 //! packets, nothing stays pending, cross-currency chains move liquidity, a peer out
 //! of balance gets T04 and moves nothing, expired packets are voided, a restarted
 //! riptide finds its accounts, and liquidity commands are idempotent.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::packet::{ErrorCode, Packet};
 use riptide_tests::dataplane::{

@@ -4,6 +4,7 @@
 //! its file and a Rafiki-format rates feed and re-pushes to a data plane that restarts.
 //! `riptidectl incoming-payment`, `quote` and `pay` move money from a wallet on one
 //! data plane through its peer into a wallet on the other.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::packet::{ErrorCode, Packet, Prepare};
 use riptide_tests::dataplane::{

@@ -1,5 +1,6 @@
 //! The admin API of a running riptide: state pushes with versions take effect on the
 //! next packets, tokens of removed peers are refused, status and metrics report.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::packet::{ErrorCode, Fulfill, Packet, Reject};
 use riptide_tests::dataplane::{

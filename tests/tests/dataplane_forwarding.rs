@@ -1,6 +1,7 @@
 //! End to end: a client peer -> riptide (a real process) -> a downstream sink peer,
 //! over real loopback sockets, with the embedded ledger. Every reject code the data
 //! plane makes is provoked here and asserted.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use riptide_tests::dataplane::{

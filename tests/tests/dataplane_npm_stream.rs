@@ -2,6 +2,7 @@
 //! sender and receiver, each peered with riptide through `ilp-plugin-http`, pay
 //! through it. Both learn their addresses from riptide by ILDCP, and the receiver's
 //! replies travel back to the sender through riptide too.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::free_loopback_port;

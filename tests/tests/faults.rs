@@ -7,6 +7,7 @@
 //! ledger credited (and what the client was fulfilled, but for packets in flight
 //! when riptide died), nothing is left pending, and `riptidectl audit --idle`
 //! passes.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::stream::connection_id_hex;
 use riptide_tests::dataplane::{

@@ -1,6 +1,7 @@
 //! Riptide's codec against independent implementations, the npm packages
 //! `ilp-packet` and `ilp-protocol-stream`: packets made in JavaScript decode here
 //! with the same fields and re-encode byte for byte; packets made here decode there.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_proto::packet::{Address, ErrorCode, Fulfill, Packet, Prepare, Reject, Timestamp};
 use riptide_proto::stream::{Frame, StreamKeys, StreamPacket, StreamPacketBuilder};

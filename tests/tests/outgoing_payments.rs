@@ -3,6 +3,7 @@
 //! into a receiver made with the npm `ilp-protocol-stream` server. Balances in a real
 //! TigerBeetle match what was sent and delivered to the unit; a payment that runs out
 //! of money stops in a failed state that says why.
+#![allow(clippy::too_many_lines)] // test code
 
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::{free_loopback_port, shared_tigerbeetle};

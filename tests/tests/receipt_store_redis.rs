@@ -1,6 +1,7 @@
 //! The Redis receipt store against a real Redis, without a data plane: credits and
 //! their take-backs. A take-back happens once and only for a credit that was
 //! counted, so it is safe after a lost answer and safe to repeat.
+#![allow(clippy::too_many_lines)] // test code
 
 use futures::channel::oneshot;
 use riptide_dataplane::receipts::redis::{RedisOptions, RedisWorker};

@@ -1,5 +1,6 @@
 //! Proves the test setup: a real TigerBeetle takes accounts and a transfer and
 //! reports the balances; a real Redis counts with INCRBY and EXPIRE.
+#![allow(clippy::too_many_lines)] // test code
 
 use futures::future::{select, Either};
 use riptide_tests::{shared_redis, shared_tigerbeetle};

@@ -4,6 +4,7 @@
 //! their credentials. The client's delivered amount, the connection total in Redis
 //! and the receiving balance in TigerBeetle must agree to the unit; receipts verify
 //! with the verifier's secret; an incoming payment is never paid past its amount.
+#![allow(clippy::too_many_lines)] // test code
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

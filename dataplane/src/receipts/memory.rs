@@ -47,39 +47,16 @@ impl MemoryStore {
                 post_ids,
                 settle_after_ms,
             } => {
-                let result = inner.credit(
-                    &connection,
+                let record = JournalRecord {
+                    connection,
+                    wallet,
+                    credit_id,
                     amount,
-                    payment.as_deref(),
-                    now_ms,
-                    self.connection_ttl_s,
-                );
-                if matches!(result, CreditResult::Credited { .. }) {
-                    if inner.credits.len() >= CONNECTIONS_MAX {
-                        // In process the ledger lives and dies with this store, so
-                        // an unsettled count is one whose flow is still running;
-                        // this many means settles are being lost: keep the newest.
-                        tracing::error!("embedded journal full; forgetting unsettled counts");
-                        inner.credits.clear();
-                    }
-                    match inner.wallets.get_mut(&wallet) {
-                        Some(total) => *total += amount,
-                        None => {
-                            inner.wallets.insert(wallet.clone(), amount);
-                        }
-                    }
-                    let record = JournalRecord {
-                        connection,
-                        wallet,
-                        credit_id,
-                        amount,
-                        payment,
-                        post_ids,
-                        settle_after_ms,
-                    };
-                    inner.credits.insert(credit_id, record);
-                }
-                StoreAnswer::Credit(result)
+                    payment,
+                    post_ids,
+                    settle_after_ms,
+                };
+                StoreAnswer::Credit(inner.count(record, now_ms, self.connection_ttl_s))
             }
             StoreOp::Settle {
                 connection,
@@ -89,15 +66,7 @@ impl MemoryStore {
                 StoreAnswer::Settled
             }
             StoreOp::Unsettled { before_ms, limit } => {
-                let mut due: Vec<JournalRecord> = inner
-                    .credits
-                    .values()
-                    .filter(|r| r.settle_after_ms <= before_ms)
-                    .cloned()
-                    .collect();
-                due.sort_by_key(|r| r.settle_after_ms);
-                due.truncate(limit);
-                StoreAnswer::Unsettled(due)
+                StoreAnswer::Unsettled(inner.unsettled(before_ms, limit))
             }
             StoreOp::Undo {
                 connection,
@@ -131,6 +100,48 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Counts a credit on its connection (and payment), and journals it.
+    fn count(&mut self, record: JournalRecord, now_ms: u64, ttl_s: u64) -> CreditResult {
+        let result = self.credit(
+            &record.connection,
+            record.amount,
+            record.payment.as_deref(),
+            now_ms,
+            ttl_s,
+        );
+        if !matches!(result, CreditResult::Credited { .. }) {
+            return result;
+        }
+        if self.credits.len() >= CONNECTIONS_MAX {
+            // In process the ledger lives and dies with this store, so an unsettled
+            // count is one whose flow is still running; this many means settles
+            // are being lost: keep the newest.
+            tracing::error!("embedded journal full; forgetting unsettled counts");
+            self.credits.clear();
+        }
+        match self.wallets.get_mut(&record.wallet) {
+            Some(total) => *total += record.amount,
+            None => {
+                self.wallets.insert(record.wallet.clone(), record.amount);
+            }
+        }
+        self.credits.insert(record.credit_id, record);
+        result
+    }
+
+    /// Journal entries due for the sweep, oldest first.
+    fn unsettled(&self, before_ms: u64, limit: usize) -> Vec<JournalRecord> {
+        let mut due: Vec<JournalRecord> = self
+            .credits
+            .values()
+            .filter(|r| r.settle_after_ms <= before_ms)
+            .cloned()
+            .collect();
+        due.sort_by_key(|r| r.settle_after_ms);
+        due.truncate(limit);
+        due
+    }
+
     /// Removes a count from the journal; whether it was there.
     fn take_credit(&mut self, connection: &str, credit_id: u64) -> bool {
         // Credit ids are unique per shard; the connection tells apart the rare

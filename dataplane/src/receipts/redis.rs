@@ -242,6 +242,52 @@ impl Worker {
 
     /// Adds the commands of `op` and returns how many replies they give.
     fn queue(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
+        match op {
+            StoreOp::Credit { .. } => self.queue_credit(pipe, op),
+            StoreOp::Undo { .. } => self.queue_undo(pipe, op),
+            StoreOp::CreatePayment { payment } => queue_create_payment(pipe, payment),
+            StoreOp::Settle {
+                connection,
+                credit_id,
+            } => {
+                pipe.cmd("DEL")
+                    .arg(credit_marker_key(connection, *credit_id));
+                pipe.cmd("ZREM")
+                    .arg(JOURNAL_KEY)
+                    .arg(JournalRecord::member(connection, *credit_id));
+                2
+            }
+            StoreOp::WalletTotals { wallets } => {
+                pipe.cmd("MGET");
+                for wallet in wallets {
+                    pipe.arg(wallet_key(wallet));
+                }
+                1
+            }
+            StoreOp::Unsettled { before_ms, limit } => {
+                pipe.cmd("EVALSHA")
+                    .arg(self.unsettled_script.get_hash())
+                    .arg(1)
+                    .arg(JOURNAL_KEY)
+                    .arg(*before_ms)
+                    .arg(*limit);
+                1
+            }
+            StoreOp::GetPayment { id } => {
+                pipe.cmd("HMGET")
+                    .arg(payment_key(id))
+                    .arg("wallet")
+                    .arg("incoming_amount")
+                    .arg("expires_at_ms")
+                    .arg("received");
+                1
+            }
+        }
+    }
+
+    /// A credit: a script when it counts on an incoming payment too, else a
+    /// transaction. Answers 0 replies for any other op.
+    fn queue_credit(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
         let ttl_s = self.options.connection_ttl_s;
         match op {
             StoreOp::Credit {
@@ -312,6 +358,13 @@ impl Worker {
                 pipe.cmd("EXEC");
                 7
             }
+            _ => 0,
+        }
+    }
+
+    /// A take-back of a credit. Answers 0 replies for any other op.
+    fn queue_undo(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
+        match op {
             StoreOp::Undo {
                 connection,
                 wallet,
@@ -335,65 +388,32 @@ impl Worker {
                     .arg(JournalRecord::member(connection, *credit_id));
                 1
             }
-            StoreOp::Settle {
-                connection,
-                credit_id,
-            } => {
-                pipe.cmd("DEL")
-                    .arg(credit_marker_key(connection, *credit_id));
-                pipe.cmd("ZREM")
-                    .arg(JOURNAL_KEY)
-                    .arg(JournalRecord::member(connection, *credit_id));
-                2
-            }
-            StoreOp::WalletTotals { wallets } => {
-                pipe.cmd("MGET");
-                for wallet in wallets {
-                    pipe.arg(wallet_key(wallet));
-                }
-                1
-            }
-            StoreOp::Unsettled { before_ms, limit } => {
-                pipe.cmd("EVALSHA")
-                    .arg(self.unsettled_script.get_hash())
-                    .arg(1)
-                    .arg(JOURNAL_KEY)
-                    .arg(*before_ms)
-                    .arg(*limit);
-                1
-            }
-            StoreOp::GetPayment { id } => {
-                pipe.cmd("HMGET")
-                    .arg(payment_key(id))
-                    .arg("wallet")
-                    .arg("incoming_amount")
-                    .arg("expires_at_ms")
-                    .arg("received");
-                1
-            }
-            StoreOp::CreatePayment { payment } => {
-                let key = payment_key(&payment.id);
-                let incoming_amount = payment
-                    .incoming_amount
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("wallet")
-                    .arg(&payment.wallet)
-                    .arg("incoming_amount")
-                    .arg(incoming_amount)
-                    .arg("expires_at_ms")
-                    .arg(payment.expires_at_ms)
-                    .arg("received")
-                    .arg(payment.received);
-                pipe.cmd("PEXPIREAT")
-                    .arg(&key)
-                    .arg(payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS));
-                2
-            }
+            _ => 0,
         }
     }
+}
+
+/// A new incoming payment, kept past its expiry for [`PAYMENT_RETENTION_MS`].
+fn queue_create_payment(pipe: &mut redis::Pipeline, payment: &IncomingPayment) -> usize {
+    let key = payment_key(&payment.id);
+    let incoming_amount = payment
+        .incoming_amount
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    pipe.cmd("HSET")
+        .arg(&key)
+        .arg("wallet")
+        .arg(&payment.wallet)
+        .arg("incoming_amount")
+        .arg(incoming_amount)
+        .arg("expires_at_ms")
+        .arg(payment.expires_at_ms)
+        .arg("received")
+        .arg(payment.received);
+    pipe.cmd("PEXPIREAT")
+        .arg(&key)
+        .arg(payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS));
+    2
 }
 
 /// Turns the replies of one op into its answer.

@@ -10,7 +10,7 @@
 //! idle (no traffic, every pending timeout passed), nothing is pending and no
 //! count waits in the journal.
 
-use super::BalanceRow;
+use super::{Account, BalanceRow};
 use crate::admin_api::decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,11 +70,10 @@ pub fn audit(
     };
     let mut ledgers: BTreeMap<u32, LedgerTotals> = BTreeMap::new();
     for row in rows {
-        let name = format!("{} {} ({})", row.kind, row.name, row.asset);
         let Some(account) = row.account else {
             report.problems.push(format!(
-                "{name}: account {:032x} is missing",
-                row.account_id
+                "{} {} ({}): account {:032x} is missing",
+                row.kind, row.name, row.asset, row.account_id
             ));
             continue;
         };
@@ -86,80 +85,98 @@ pub fn audit(
         totals.credits_posted += account.credits_posted;
         totals.debits_pending += account.debits_pending;
         totals.credits_pending += account.credits_pending;
-        let debits = account.debits_posted + account.debits_pending;
-        if account.flags.debits_must_not_exceed_credits && debits > account.credits_posted {
-            report.problems.push(format!(
-                "{name}: debits {debits} exceed credits {}",
-                account.credits_posted
-            ));
-        }
-        let credits = account.credits_posted + account.credits_pending;
-        if account.flags.credits_must_not_exceed_debits && credits > account.debits_posted {
-            report.problems.push(format!(
-                "{name}: credits {credits} exceed debits {}",
-                account.debits_posted
-            ));
-        }
-        let pending = account.debits_pending + account.credits_pending;
-        if pending > 0 {
-            let text = format!(
-                "{name}: {} pending debits, {} pending credits",
-                account.debits_pending, account.credits_pending
-            );
-            if idle {
-                report.problems.push(format!("{text} on an idle node"));
-            } else {
-                report.notes.push(text);
-            }
-        }
+        check_account(&mut report, row, &account);
     }
     for receipts in wallets {
-        let credits = rows
-            .iter()
-            .find(|r| r.kind == "receiving" && r.name == receipts.wallet)
-            .and_then(|r| r.account)
-            .map_or(0, |a| a.credits_posted);
-        let from_packets = credits.saturating_sub(receipts.deposits);
-        let counted = u128::from(receipts.store_total);
-        // A count is made before its post, so while packets flow the store may be
-        // ahead by the posts still on their way; idle, the two are equal.
-        if from_packets != counted && (idle || counted < from_packets) {
-            report.problems.push(format!(
-                "wallet {}: {from_packets} credited from packets in the ledger, {counted} counted in the receipt store",
-                receipts.wallet
-            ));
-        }
+        check_wallet(&mut report, rows, receipts);
     }
     for totals in ledgers.values() {
-        if totals.debits_posted != totals.credits_posted {
-            report.problems.push(format!(
-                "ledger {}: posted debits {} differ from posted credits {}",
-                totals.ledger, totals.debits_posted, totals.credits_posted
-            ));
-        }
-        if totals.debits_pending != totals.credits_pending {
-            report.problems.push(format!(
-                "ledger {}: pending debits {} differ from pending credits {}",
-                totals.ledger, totals.debits_pending, totals.credits_pending
-            ));
-        }
+        check_ledger(&mut report, totals);
     }
     if journal_unsettled > 0 {
         let text = format!("{journal_unsettled} local credits wait in the journal for their post");
-        if idle {
-            report.problems.push(format!("{text} on an idle node"));
-        } else {
-            report.notes.push(text);
-        }
+        report.note_or_problem(text);
     }
     report.ledgers = ledgers.into_values().collect();
     report
 }
 
+impl AuditReport {
+    /// Pending amounts and journal entries are facts while packets flow, and
+    /// problems on an idle node.
+    fn note_or_problem(&mut self, text: String) {
+        if self.idle {
+            self.problems.push(format!("{text} on an idle node"));
+        } else {
+            self.notes.push(text);
+        }
+    }
+}
+
+/// One account: within the limits its flags set, and pending amounts.
+fn check_account(report: &mut AuditReport, row: &BalanceRow, account: &Account) {
+    let name = format!("{} {} ({})", row.kind, row.name, row.asset);
+    let debits = account.debits_posted + account.debits_pending;
+    if account.flags.debits_must_not_exceed_credits && debits > account.credits_posted {
+        report.problems.push(format!(
+            "{name}: debits {debits} exceed credits {}",
+            account.credits_posted
+        ));
+    }
+    let credits = account.credits_posted + account.credits_pending;
+    if account.flags.credits_must_not_exceed_debits && credits > account.debits_posted {
+        report.problems.push(format!(
+            "{name}: credits {credits} exceed debits {}",
+            account.debits_posted
+        ));
+    }
+    if account.debits_pending + account.credits_pending > 0 {
+        report.note_or_problem(format!(
+            "{name}: {} pending debits, {} pending credits",
+            account.debits_pending, account.credits_pending
+        ));
+    }
+}
+
+/// A wallet's credits from packets in the ledger against the store's count.
+fn check_wallet(report: &mut AuditReport, rows: &[BalanceRow], receipts: &WalletReceipts) {
+    let credits = rows
+        .iter()
+        .find(|r| r.kind == "receiving" && r.name == receipts.wallet)
+        .and_then(|r| r.account)
+        .map_or(0, |a| a.credits_posted);
+    let from_packets = credits.saturating_sub(receipts.deposits);
+    let counted = u128::from(receipts.store_total);
+    // A count is made before its post, so while packets flow the store may be
+    // ahead by the posts still on their way; idle, the two are equal.
+    if from_packets != counted && (report.idle || counted < from_packets) {
+        report.problems.push(format!(
+            "wallet {}: {from_packets} credited from packets in the ledger, {counted} counted in the receipt store",
+            receipts.wallet
+        ));
+    }
+}
+
+/// A ledger's debits equal its credits, posted and pending.
+fn check_ledger(report: &mut AuditReport, totals: &LedgerTotals) {
+    if totals.debits_posted != totals.credits_posted {
+        report.problems.push(format!(
+            "ledger {}: posted debits {} differ from posted credits {}",
+            totals.ledger, totals.debits_posted, totals.credits_posted
+        ));
+    }
+    if totals.debits_pending != totals.credits_pending {
+        report.problems.push(format!(
+            "ledger {}: pending debits {} differ from pending credits {}",
+            totals.ledger, totals.debits_pending, totals.credits_pending
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Account, AccountFlags};
+    use crate::ledger::AccountFlags;
 
     fn row(kind: &'static str, account: Option<Account>) -> BalanceRow {
         BalanceRow {
