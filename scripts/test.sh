@@ -9,6 +9,8 @@ scripts/setup.sh
 # shellcheck source=/dev/null
 source scripts/env.sh
 
+echo "test: crate boundaries"
+scripts/check-deps.sh
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test: cargo clippy"

@@ -19,11 +19,11 @@
 
 use crate::config::StateDocument;
 use crate::http::io::HyperStream;
-use crate::ledger::hold::LedgerFailure;
+use crate::ledger::holds::LedgerFailure;
 use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
 use crate::metrics::render_prometheus;
-use crate::receipts::{StoreAnswer, StoreOp};
 use crate::shard::Shard;
+use crate::store::{StoreAnswer, StoreOp};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -43,7 +43,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 mod incoming_payments;
-mod outgoing;
+mod outgoing_payments;
 
 /// What the admin API needs besides the shard.
 pub struct Admin {
@@ -53,7 +53,7 @@ pub struct Admin {
     /// The document in force; only the admin task touches it, the lock is for `Send`.
     pub document: Arc<Mutex<StateDocument>>,
     /// Quotes and outgoing payments made through this admin API.
-    pub payments: Rc<crate::outgoing::Payments>,
+    pub payments: Rc<crate::outgoing_payments::Payments>,
 }
 
 pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
@@ -143,13 +143,13 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         (Method::GET, PATH_BALANCES) => balances(admin).await,
         (Method::GET, PATH_AUDIT) => audit(admin, request.uri().query()).await,
         (Method::POST, PATH_INCOMING_PAYMENTS) => incoming_payments::create(admin, request).await,
-        (Method::POST, PATH_QUOTES) => outgoing::quote(admin, request).await,
-        (Method::POST, PATH_OUTGOING_PAYMENTS) => outgoing::pay(admin, request).await,
+        (Method::POST, PATH_QUOTES) => outgoing_payments::quote(admin, request).await,
+        (Method::POST, PATH_OUTGOING_PAYMENTS) => outgoing_payments::pay(admin, request).await,
         (method, p) => match (
             sub_path(p, PATH_OUTGOING_PAYMENTS),
             sub_path(p, PATH_INCOMING_PAYMENTS),
         ) {
-            (Some(id), _) if method == Method::GET => outgoing::get(admin, id),
+            (Some(id), _) if method == Method::GET => outgoing_payments::get(admin, id),
             (_, Some(rest)) => match (method, rest.strip_suffix("/credentials")) {
                 (Method::GET, None) => incoming_payments::get(admin, rest).await,
                 (Method::POST, Some(id)) => incoming_payments::credentials(admin, id).await,

@@ -3,12 +3,14 @@
 //! go on after the packet's reply has left, in a task of the packet's own, until
 //! the ledger has settled it. Nothing here decides anything about money.
 
+use crate::clock::unix_now_ms;
+use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
 use crate::limits::{SWEEP_BATCH_MAX, SWEEP_INTERVAL, WAIT_MS_MIN};
 use crate::metrics::ShardMetrics;
-use crate::receipts::batcher::StoreBatcher;
-use crate::receipts::{CreditResult, StoreAnswer, StoreError, StoreOp};
-use crate::shard::{unix_now_ms, Shared};
+use crate::shard::Shared;
+use crate::store::batcher::StoreBatcher;
+use crate::store::{CreditResult, StoreAnswer, StoreError, StoreOp};
 use riptide_proto::flow::credit::{
     sweep_decision, CountAnswer, CreditCommand, CreditFlow, CreditReport, JournalEntry,
     SweepDecision,
@@ -58,22 +60,6 @@ impl Ports {
     /// lives, so that a shutdown waits for it.
     pub fn enter(&self) -> InFlight {
         InFlight::enter(&self.in_flight)
-    }
-}
-
-/// One packet counted in a shard's in-flight total for as long as it lives.
-pub struct InFlight(Rc<Cell<u32>>);
-
-impl InFlight {
-    pub fn enter(count: &Rc<Cell<u32>>) -> InFlight {
-        count.set(count.get() + 1);
-        InFlight(Rc::clone(count))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
     }
 }
 

@@ -1,23 +1,29 @@
-//! Riptide's data plane.
+//! Riptide's data plane: the IO side of the sans-IO core in `riptide_proto`.
 //!
-//! The protocol and decision code (packets, STREAM, the connector's decisions, the
-//! money flows, the state document) is the sans-IO crate `riptide_proto`; this crate
-//! is its IO side: [`http`] (ingress and peer client on glommio), [`shard`]
-//! (executors and ownership), [`drivers`] (the flows' requests and waits),
-//! [`ledger`] and [`receipts`] (the engines), [`admin`], [`node`].
+//! A packet's way through this crate: [`http::ingress`] (ILP-over-HTTP from a peer)
+//! → [`shard`] (the owner shard runs the connector's decision) → either
+//! [`drivers`] with [`http::peer`] (forward: hold in the [`ledger`], call the next
+//! peer, post or void) or [`local`] (our own STREAM receiver: hold, count in the
+//! [`store`], post). [`outgoing_payments`] sends STREAM payments from a wallet
+//! through the same pipeline; [`admin`] is the control plane's API; [`node`] starts
+//! the shards. Every bound is in [`limits`]; the wall clock is read in [`clock`].
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod admin;
+pub mod clock;
 pub mod config;
-pub mod delivery;
 pub mod drivers;
-#[cfg(test)]
-mod flow_sim;
 pub mod http;
+pub mod in_flight;
 pub mod ledger;
 pub mod limits;
+pub mod local;
 pub mod metrics;
 pub mod node;
-pub mod outgoing;
-pub mod receipts;
+pub mod outgoing_payments;
+pub mod per_pass;
 pub mod shard;
+pub mod store;
+
+#[cfg(test)]
+mod flow_sim;

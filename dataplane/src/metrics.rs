@@ -2,6 +2,7 @@
 //! locks, and publishes a copy every second into a shared slot that the admin API
 //! merges; the per-packet path never takes a lock.
 
+use crate::http::peer::OutgoingCounts;
 use crate::ledger::batcher::BatchStats;
 use crate::limits::LATENCY_US_MAX;
 use hdrhistogram::Histogram;
@@ -56,14 +57,6 @@ pub struct ShardMetrics {
     pub ledger_batches: BatchStats,
     /// Prepares written to peers over HTTP, and the writes that carried them.
     pub outgoing: OutgoingCounts,
-}
-
-/// Prepares sent to peers and the sends that carried them: with bursts
-/// (`outgoing_pipeline_max`), their ratio is the mean burst size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutgoingCounts {
-    pub prepares: u64,
-    pub sends: u64,
 }
 
 impl Default for ShardMetrics {

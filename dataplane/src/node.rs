@@ -5,14 +5,15 @@ use crate::admin::{self, Admin};
 use crate::config::{Config, LedgerKind};
 use crate::http::ingress;
 use crate::http::spsp::{self, Spsp};
-use crate::ledger::hold::{LedgerBackend, LedgerPort};
+use crate::ledger::backend::LedgerBackend;
+use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
 use crate::limits::MESH_CHANNEL_SIZE;
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE};
 use crate::metrics::MetricsRegistry;
-use crate::receipts::memory::MemoryStore;
-use crate::receipts::redis::RedisOptions;
 use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared};
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisOptions;
 use arc_swap::ArcSwap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -222,7 +223,7 @@ async fn run_shard(
             token: node.admin_token.clone(),
             node,
             document,
-            payments: Rc::new(crate::outgoing::Payments::default()),
+            payments: Rc::new(crate::outgoing_payments::Payments::default()),
         });
         glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
     }

@@ -5,17 +5,19 @@
 //! sends the reply back. A peer without limits has no state to own: its packets are
 //! handled where they arrive.
 
-use crate::delivery::LocalReceiver;
-use crate::drivers::{finish_forward, report_forward, sleep_until, InFlight, Ports};
-use crate::http::peer_client::{PeerCallError, PeerClient};
+use crate::clock::unix_now_ms;
+use crate::drivers::{finish_forward, report_forward, sleep_until, Ports};
+use crate::http::peer::{PeerCallError, PeerClient};
+use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::hold::LedgerPort;
+use crate::ledger::holds::LedgerPort;
 use crate::limits::IN_FLIGHT_MAX;
+use crate::local::LocalReceiver;
 use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
-use crate::receipts::batcher::{StoreBackend, StoreBatcher};
-use crate::receipts::memory::MemoryStore;
-use crate::receipts::redis::{RedisOptions, RedisWorker};
-use crate::receipts::StoreError;
+use crate::store::batcher::{StoreBackend, StoreBatcher};
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisWorker};
+use crate::store::StoreError;
 use arc_swap::ArcSwap;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -31,7 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What all shards share: read-mostly, behind `Arc`.
 pub struct Shared {
@@ -107,14 +109,7 @@ pub struct Shard {
     /// packet is processed: a shard may stop only when this and the in-flight
     /// count (packets this shard works on, its own and other shards', and ledger
     /// steps still finishing after a reply) are zero.
-    requests_waiting: Cell<u32>,
-}
-
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    requests_waiting: Rc<Cell<u32>>,
 }
 
 /// The shard that owns a peer's state.
@@ -147,7 +142,7 @@ impl Shard {
             receiver,
             shared,
             senders,
-            requests_waiting: Cell::new(0),
+            requests_waiting: Rc::new(Cell::new(0)),
         }))
     }
 
@@ -237,10 +232,8 @@ impl Shard {
         from: PeerIndex,
         prepare: Vec<u8>,
     ) -> Vec<u8> {
-        self.requests_waiting.set(self.requests_waiting.get() + 1);
-        let reply = self.handle_here_or_at_owner(snapshot, from, prepare).await;
-        self.requests_waiting.set(self.requests_waiting.get() - 1);
-        reply
+        let _waiting = InFlight::enter(&self.requests_waiting);
+        self.handle_here_or_at_owner(snapshot, from, prepare).await
     }
 
     async fn handle_here_or_at_owner(
@@ -329,9 +322,10 @@ impl Shard {
         if self.in_flight() >= IN_FLIGHT_MAX {
             return self.reject(snapshot, from, &RejectReason::Busy, arrived_at);
         }
-        let counted = self.ports.enter();
-        let reply = self.run_pipeline(snapshot, from, prepare).await;
-        drop(counted);
+        let reply = {
+            let _counted = self.ports.enter();
+            self.run_pipeline(snapshot, from, prepare).await
+        };
         self.record(snapshot, from, &reply, arrived_at);
         reply
     }

@@ -5,6 +5,7 @@
 #![allow(clippy::too_many_lines)] // test code
 
 pub mod dataplane;
+pub mod fixtures;
 pub mod stream_client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -80,8 +81,6 @@ fn binary_from_env(variable: &str, fallback: &str) -> PathBuf {
     path
 }
 
-/// A single-replica TigerBeetle server in development mode, with requests of up to
-/// 8189 transfers (`--limit-request=1MiB`).
 /// A server process under its watchdog shell (see [`spawn_tied_to_this_process`]):
 /// it can be paused and resumed (SIGSTOP, SIGCONT, as a stalled disk or VM would
 /// do), killed, and started again with the same arguments and data.
@@ -144,7 +143,32 @@ impl Drop for Supervised {
     }
 }
 
-/// A throwaway TigerBeetle server (one replica) on a free loopback port.
+/// A data directory for a server, named for this test process. Shared servers live
+/// in statics whose destructors never run, so their directories outlive the process
+/// (a TigerBeetle data file is over 1 GiB): the ones left by test processes that
+/// have ended are removed here, before a new one is made.
+fn server_dir(kind: &str) -> tempfile::TempDir {
+    let parent = std::env::temp_dir();
+    let prefix = format!("riptide-{kind}-");
+    for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .expect("temp dir")
+}
+
+/// A throwaway single-replica TigerBeetle server in development mode, on a free
+/// loopback port, with requests of up to 8189 transfers (`--limit-request=1MiB`).
 pub struct TigerBeetleServer {
     server: Supervised,
     _dir: tempfile::TempDir,
@@ -153,7 +177,7 @@ pub struct TigerBeetleServer {
 impl TigerBeetleServer {
     pub fn start() -> TigerBeetleServer {
         let binary = binary_from_env("RIPTIDE_TIGERBEETLE_BIN", "");
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = server_dir("tigerbeetle");
         let data_file = dir.path().join("0_0.tigerbeetle");
         let format = Command::new(&binary)
             .args([
@@ -215,7 +239,7 @@ impl RedisServer {
 
     /// A Redis that keeps its data across [`Self::kill`] and [`Self::restart`].
     pub fn start_durable() -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = server_dir("redis");
         let path = dir.path().display().to_string();
         let options = [
             "--save",

@@ -9,14 +9,13 @@ use riptide_proto::packet::{ErrorCode, Packet};
 use riptide_tests::dataplane::{
     node_section, prepare_with_outcome, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
+use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::{free_loopback_port, shared_tigerbeetle, Supervise};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ledger {
@@ -64,11 +63,7 @@ struct Setup {
 
 fn setup(ledger: Ledger, sink: &SinkPeer, alice_liquidity: u64) -> Setup {
     let names = names(ledger);
-    let (connector, admin, public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
+    let (connector, admin, public) = free_node_ports();
     let ledger_section = match ledger {
         Ledger::Memory => "kind = \"memory\"".to_owned(),
         Ledger::TigerBeetle => format!(

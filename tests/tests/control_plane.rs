@@ -11,6 +11,7 @@ use riptide_tests::dataplane::{
     node_section, prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour,
     SinkPeer,
 };
+use riptide_tests::fixtures::{assets_toml, free_node_ports};
 use riptide_tests::free_loopback_port;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -41,11 +42,7 @@ struct Dataplane {
 
 impl Dataplane {
     fn start() -> Dataplane {
-        let (connector, admin, public) = (
-            free_loopback_port(),
-            free_loopback_port(),
-            free_loopback_port(),
-        );
+        let (connector, admin, public) = free_node_ports();
         let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
         let config = format!(
             r#"
@@ -170,23 +167,13 @@ max_packet_amount = {}
         } else {
             String::new()
         };
+        let assets = assets_toml(&[("USD", 1, 1_000_000_000), ("EUR", 2, 1_000_000_000)]);
         format!(
             r#"
 [control]
 dataplanes = [{}]
 
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[assets]]
-code = "EUR"
-scale = 2
-ledger = 2
-initial_liquidity = 1000000000
-{alice}
+{assets}{alice}
 [[peers]]
 id = "carol"
 asset = "EUR"
@@ -971,11 +958,7 @@ fn serve_reports_changed_liquidity_and_ledger_refusals() {
     let run = std::process::id() % 100_000;
     let (asset, peer) = (format!("L{run}x{n}"), format!("payer{run}x{n}"));
     let ledger = 800_000 + (run % 1000) * 10 + n;
-    let (connector, admin, public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
+    let (connector, admin, public) = free_node_ports();
     let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     let config = format!(
         "{node}\n[ledger]\nkind = \"tigerbeetle\"\ncluster_id = \"0\"\naddresses = \"{}\"\n",

@@ -6,19 +6,13 @@ use riptide_proto::packet::{ErrorCode, Fulfill, Packet, Reject};
 use riptide_tests::dataplane::{
     node_section, prepare_for_sink, HttpClient, RiptideProcess, SinkBehaviour, SinkPeer,
 };
-use riptide_tests::free_loopback_port;
+use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
-
 fn start(sink: &SinkPeer) -> RiptideProcess {
-    let (connector, admin, public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
+    let (connector, admin, public) = free_node_ports();
     let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
     let config = format!(
         r#"

@@ -8,11 +8,10 @@ use riptide_tests::dataplane::{
     node_section, prepare_for_sink, prepare_with_outcome, HttpClient, RawHttpConnection,
     RiptideProcess, SinkBehaviour, SinkPeer,
 };
+use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -33,6 +32,7 @@ fn config(
     extra: &str,
 ) -> String {
     let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000_000_000), ("EUR", 2, 1_000_000_000)]);
     format!(
         r#"
 {node}
@@ -40,18 +40,7 @@ fn config(
 [ledger]
 kind = "memory"
 
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[assets]]
-code = "EUR"
-scale = 2
-ledger = 2
-initial_liquidity = 1000000000
-
+{assets}
 [[peers]]
 id = "alice"
 asset = "USD"
@@ -94,11 +83,7 @@ rates = {{ USD = 1.0, EUR = 0.5 }}
 }
 
 fn start(bob: &SinkPeer, carol: &SinkPeer, extra: &str, shards: u32) -> Node {
-    let (connector, admin, public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
+    let (connector, admin, public) = free_node_ports();
     let dead_url = format!("http://127.0.0.1:{}/ilp", free_loopback_port());
     let text = config(
         connector,
@@ -574,7 +559,7 @@ fn ildcp_answers_the_child_address() {
     let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let node = start(&bob, &carol, "", 1);
-    let expires_at = Timestamp::from_unix_ms(riptide_dataplane::shard::unix_now_ms() + 60_000)
+    let expires_at = Timestamp::from_unix_ms(riptide_dataplane::clock::unix_now_ms() + 60_000)
         .expect("in range");
     let request = Prepare {
         amount: 0,
@@ -748,16 +733,8 @@ throughput_limit_per_second = 100
 /// sink. `pipeline_max` is each hop's `outgoing_pipeline_max` (A to B, B to the sink).
 /// Returns (B, A).
 fn start_chain(sink: &SinkPeer, pipeline_max: u16) -> (RiptideProcess, Node) {
-    let (b_connector, b_admin, b_public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
-    let (a_connector, a_admin, a_public) = (
-        free_loopback_port(),
-        free_loopback_port(),
-        free_loopback_port(),
-    );
+    let (b_connector, b_admin, b_public) = free_node_ports();
+    let (a_connector, a_admin, a_public) = free_node_ports();
     let node = node_section("test.b", (b_connector, b_admin, b_public), ADMIN_TOKEN);
     let b_config = format!(
         r#"

@@ -5,11 +5,10 @@
 #![allow(clippy::too_many_lines)] // test code
 
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
+use riptide_tests::fixtures::{assets_toml, ADMIN_TOKEN};
 use riptide_tests::free_loopback_port;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 fn config(
     connector: u16,
@@ -21,22 +20,12 @@ fn config(
 ) -> String {
     let public = free_loopback_port();
     let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000_000_000), ("EUR", 2, 1_000_000_000)]);
     format!(
         r#"
 {node}
 
-[[assets]]
-code = "USD"
-scale = 2
-ledger = 1
-initial_liquidity = 1000000000
-
-[[assets]]
-code = "EUR"
-scale = 2
-ledger = 2
-initial_liquidity = 1000000000
-
+{assets}
 [[peers]]
 id = "jsclient"
 asset = "USD"

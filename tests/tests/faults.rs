@@ -13,8 +13,9 @@ use riptide_proto::stream::connection_id_hex;
 use riptide_tests::dataplane::{
     node_section, spsp_credentials, workspace_binary, HttpClient, RiptideProcess,
 };
+use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::stream_client::StreamClient;
-use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle};
+use riptide_tests::{shared_redis, shared_tigerbeetle};
 use riptide_tests::{RedisServer, Supervise, TigerBeetleServer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -22,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 const PEER_LIQUIDITY: u64 = 100_000_000;
 /// Sending threads, each with a STREAM connection of its own.
 const SENDERS: u32 = 3;
@@ -52,11 +52,7 @@ impl Node {
         let run = std::process::id() % 100_000;
         let tag = format!("f{run}x{n}");
         let ledger = 900_000 + (run % 1000) * 100 + n;
-        let (connector, admin, public) = (
-            free_loopback_port(),
-            free_loopback_port(),
-            free_loopback_port(),
-        );
+        let (connector, admin, public) = free_node_ports();
         let (peer, wallet, asset) = (
             format!("payer{tag}"),
             format!("shop{tag}"),
@@ -331,10 +327,12 @@ fn tigerbeetle_stalled_during_a_stream_payment() {
 fn tigerbeetle_killed_and_restarted_during_a_stream_payment() {
     let mut tigerbeetle = TigerBeetleServer::start();
     let node = Node::start(tigerbeetle.address(), &shared_redis().url());
-    let paid = pay_while(node.payers(), Duration::from_secs(7), || {
+    // Down for longer than a hold and its lookup take to time out (1 s each), so
+    // that some packets fail however quickly the client reconnects.
+    let paid = pay_while(node.payers(), Duration::from_secs(8), || {
         std::thread::sleep(Duration::from_millis(1_500));
         tigerbeetle.kill();
-        std::thread::sleep(Duration::from_millis(1_500));
+        std::thread::sleep(Duration::from_millis(3_000));
         tigerbeetle.restart();
     });
     assert!(some_packets_failed(&paid), "the outage was felt");

@@ -6,13 +6,13 @@
 #![allow(clippy::too_many_lines)] // test code
 
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
+use riptide_tests::fixtures::ADMIN_TOKEN;
 use riptide_tests::{free_loopback_port, shared_tigerbeetle};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Ports and names of one two-node setup, unique in this run.

@@ -4,8 +4,8 @@
 #![allow(clippy::too_many_lines)] // test code
 
 use futures::channel::oneshot;
-use riptide_dataplane::receipts::redis::{RedisOptions, RedisWorker};
-use riptide_dataplane::receipts::{
+use riptide_dataplane::store::redis::{RedisOptions, RedisWorker};
+use riptide_dataplane::store::{
     connection_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
 };
 use riptide_tests::shared_redis;

@@ -11,6 +11,7 @@ use base64::Engine;
 use riptide_proto::packet::ErrorCode;
 use riptide_proto::stream::{connection_id_hex, Receipt};
 use riptide_tests::dataplane::{node_section, HttpClient, NodeScript, RiptideProcess};
+use riptide_tests::fixtures::ADMIN_TOKEN;
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle, RedisServer};
 use serde_json::Value;
@@ -18,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 const PEER_LIQUIDITY: u64 = 10_000_000;
 
 /// Where the receipt store and the ledger are.

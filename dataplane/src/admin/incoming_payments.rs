@@ -3,10 +3,10 @@
 //! answer to a creation carries the STREAM credentials a sender pays with.
 
 use super::{error, json_response, read_body, Admin};
+use crate::clock::unix_now_ms;
 use crate::limits::INCOMING_AMOUNT_MAX;
 use crate::limits::{EXPIRY_MS_DEFAULT, EXPIRY_MS_MAX};
-use crate::receipts::{IncomingPayment, StoreAnswer, StoreOp};
-use crate::shard::unix_now_ms;
+use crate::store::{IncomingPayment, StoreAnswer, StoreOp};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
@@ -122,7 +122,7 @@ fn mint_credentials(
 
 async fn lookup(admin: &Admin, id: &str) -> Result<IncomingPayment, Refusal> {
     let not_found = || Refusal::new(StatusCode::NOT_FOUND, "no such incoming payment");
-    if !crate::receipts::is_payment_id(id) {
+    if !crate::store::is_payment_id(id) {
         return Err(not_found());
     }
     let op = StoreOp::GetPayment { id: id.to_owned() };
@@ -217,7 +217,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!((ok.incoming_amount, ok.expires_at_ms), (Some(500), 1010));
-        assert!(crate::receipts::is_payment_id(&ok.id));
+        assert!(crate::store::is_payment_id(&ok.id));
         for bad in [
             &br#"{"wallet":"shop","incoming_amount":0}"#[..],
             br#"{"wallet":"shop","incoming_amount":"9007199254740992"}"#,

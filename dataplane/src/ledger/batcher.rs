@@ -14,15 +14,17 @@
 //! from piling up in the ledger client while the cluster is away: they expire
 //! in this queue, unsent, and lock no balance when the cluster returns.
 
-use super::hold::LedgerBackend;
+use super::backend::LedgerBackend;
 use super::{Transfer, BATCH_EVENTS_MAX};
+use crate::clock::within;
+use crate::in_flight::InFlight;
 use crate::limits::{QUEUE_EVENTS_MAX, REQUESTS_IN_FLIGHT_MAX};
+use crate::per_pass::PerPass;
 use futures::channel::oneshot;
 use hdrhistogram::Histogram;
 use riptide_proto::flow::hold::{LedgerAnswer, Transfers};
 use riptide_proto::limits::LEGS_MAX;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +33,6 @@ struct Waiter {
     /// The chain, on the stack: a packet's chain is at most [`LEGS_MAX`] long.
     chain: Transfers,
     reply: oneshot::Sender<LedgerAnswer>,
-}
-
-#[derive(Default)]
-struct Queued {
-    events: usize,
-    waiters: VecDeque<Waiter>,
 }
 
 /// Batch sizes and request latency, for the shard's metrics.
@@ -59,9 +55,8 @@ impl Default for BatchStats {
 
 pub struct TransferBatcher {
     backend: Arc<LedgerBackend>,
-    queue: RefCell<Queued>,
-    flush_scheduled: Cell<bool>,
-    in_flight: Cell<u32>,
+    queue: PerPass<Waiter>,
+    in_flight: Rc<Cell<u32>>,
     stats: RefCell<BatchStats>,
 }
 
@@ -69,9 +64,8 @@ impl TransferBatcher {
     pub fn new(backend: Arc<LedgerBackend>) -> Rc<TransferBatcher> {
         Rc::new(TransferBatcher {
             backend,
-            queue: RefCell::new(Queued::default()),
-            flush_scheduled: Cell::new(false),
-            in_flight: Cell::new(0),
+            queue: PerPass::new(QUEUE_EVENTS_MAX),
+            in_flight: Rc::new(Cell::new(0)),
             stats: RefCell::new(BatchStats::default()),
         })
     }
@@ -95,24 +89,15 @@ impl TransferBatcher {
             };
         }
         let (reply, answer) = oneshot::channel();
-        {
-            let mut queue = self.queue.borrow_mut();
-            if queue.events + count > QUEUE_EVENTS_MAX {
-                return LedgerAnswer::NotSent;
-            }
-            queue.events += count;
-            queue.waiters.push_back(Waiter {
-                chain: *chain,
-                reply,
-            });
+        let waiter = Waiter {
+            chain: *chain,
+            reply,
+        };
+        if self.queue.push(waiter, count).is_err() {
+            return LedgerAnswer::NotSent;
         }
         self.schedule_flush();
-        let answer = async { Some(answer.await) };
-        let deadline = async {
-            glommio::timer::sleep(wait).await;
-            None
-        };
-        match futures_lite::future::or(answer, deadline).await {
+        match within(wait, answer).await {
             Some(Ok(answer)) => answer,
             // Dropped unanswered: the batcher is gone, the request may be out.
             Some(Err(_)) => LedgerAnswer::Unknown,
@@ -125,12 +110,7 @@ impl TransferBatcher {
 
     /// Looks transfers up, at most `wait`: which of `ids` exist.
     pub async fn lookup(&self, ids: &[u128], wait: Duration) -> LedgerAnswer {
-        let lookup = async { Some(self.backend.lookup_transfers(ids).await) };
-        let deadline = async {
-            glommio::timer::sleep(wait).await;
-            None
-        };
-        match futures_lite::future::or(lookup, deadline).await {
+        match within(wait, self.backend.lookup_transfers(ids)).await {
             Some(Ok(found)) => LedgerAnswer::Found(
                 ids.iter()
                     .map(|id| found.iter().any(|t| t.id == *id))
@@ -141,26 +121,22 @@ impl TransferBatcher {
     }
 
     fn schedule_flush(self: &Rc<Self>) {
-        if !self.flush_scheduled.replace(true) {
-            let batcher = Rc::clone(self);
-            glommio::spawn_local(async move { batcher.flush().await }).detach();
-        }
+        let batcher = Rc::clone(self);
+        self.queue.schedule(|| batcher.flush());
     }
 
     async fn flush(self: Rc<Self>) {
-        // One yield lets every packet that is ready in this pass join the batch.
-        futures_lite::future::yield_now().await;
-        self.flush_scheduled.set(false);
+        self.queue.begin_flush();
         while self.in_flight.get() < REQUESTS_IN_FLIGHT_MAX {
             let Some((chunk, transfers)) = self.take_chunk() else {
                 return;
             };
-            self.in_flight.set(self.in_flight.get() + 1);
+            let request = InFlight::enter(&self.in_flight);
             let batcher = Rc::clone(&self);
             glommio::spawn_local(async move {
                 batcher.send_chunk(chunk, transfers).await;
-                batcher.in_flight.set(batcher.in_flight.get() - 1);
-                if !batcher.queue.borrow().waiters.is_empty() {
+                drop(request);
+                if !batcher.queue.is_empty() {
                     batcher.schedule_flush();
                 }
             })
@@ -169,26 +145,16 @@ impl TransferBatcher {
     }
 
     /// The next request: queued chains whose packets still wait, in order, up to
-    /// [`BATCH_EVENTS_MAX`] events.
+    /// [`BATCH_EVENTS_MAX`] events. A packet that stopped waiting has settled its
+    /// chain as unknown; its lookup finds it absent, as it is: never sent.
     fn take_chunk(&self) -> Option<(Vec<Waiter>, Vec<Transfer>)> {
-        let mut queue = self.queue.borrow_mut();
-        let mut chunk = Vec::new();
-        let mut transfers = Vec::new();
-        while let Some(waiter) = queue.waiters.front() {
-            let count = waiter.chain.as_slice().len();
-            if transfers.len() + count > BATCH_EVENTS_MAX {
-                break;
-            }
-            let waiter = queue.waiters.pop_front().expect("peeked");
-            queue.events -= count;
-            // A packet that stopped waiting has settled its chain as unknown; its
-            // lookup finds it absent, as it is: never sent.
-            if waiter.reply.is_canceled() {
-                continue;
-            }
-            transfers.extend_from_slice(waiter.chain.as_slice());
-            chunk.push(waiter);
-        }
+        let chunk = self
+            .queue
+            .take(BATCH_EVENTS_MAX, |waiter| !waiter.reply.is_canceled());
+        let transfers: Vec<Transfer> = chunk
+            .iter()
+            .flat_map(|waiter| waiter.chain.as_slice().iter().copied())
+            .collect();
         (!chunk.is_empty()).then_some((chunk, transfers))
     }
 

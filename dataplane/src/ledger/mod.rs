@@ -1,10 +1,14 @@
 //! The ledger behind one interface, [`Ledger`]: TigerBeetle ([`tigerbeetle`]) or the
 //! embedded default for a first run without servers ([`memory`]). The data model is
-//! the protocol crate's (`riptide_proto::ledger`); [`batcher`] gathers each shard's
-//! transfers into requests; [`hold`] is how the connector uses a ledger for packets.
+//! the protocol crate's (`riptide_proto::ledger`). [`backend`] dispatches to the one
+//! in use; [`holds`] is the port packets' holds go through (ids, timeouts,
+//! lookups); [`batcher`] gathers each shard's transfers into requests; [`chart`]
+//! keeps Riptide's accounts, their deposits and balances.
 
+pub mod backend;
 pub mod batcher;
-pub mod hold;
+pub mod chart;
+pub mod holds;
 pub mod memory;
 #[cfg(feature = "tigerbeetle")]
 pub mod tigerbeetle;

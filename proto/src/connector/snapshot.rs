@@ -34,7 +34,7 @@ pub struct Asset {
 
 /// Where a peer's packets go when Riptide forwards to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingEndpoint {
+pub struct PeerEndpoint {
     /// `host:port` to connect to.
     pub authority: String,
     /// Path and query sent in the request line.
@@ -53,7 +53,7 @@ pub struct Peer {
     pub account_id: u128,
     /// What ILDCP answers this peer: its static address or `<own address>.<id>`.
     pub ildcp_address: String,
-    pub outgoing: Option<OutgoingEndpoint>,
+    pub outgoing: Option<PeerEndpoint>,
     pub max_packet_amount: Option<u64>,
     pub rate_limit_packets_per_second: Option<u64>,
     pub throughput_limit_per_second: Option<u64>,
@@ -170,7 +170,7 @@ impl Snapshot {
                     SnapshotError::Invalid(format!("peers.{}.outgoing_url: {e}", config.id))
                 })?;
                 // Validated with the document (config.rs); a burst clamps it anyway.
-                Some(OutgoingEndpoint {
+                Some(PeerEndpoint {
                     pipeline_max: usize::from(config.outgoing_pipeline_max),
                     ..endpoint
                 })
@@ -270,7 +270,7 @@ fn build_rates(state: &StateDocument) -> Result<RateTable, SnapshotError> {
 }
 
 /// Splits `http://host:port/path` into what the HTTP client needs.
-pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String> {
+pub fn parse_endpoint(url: &str, token: &str) -> Result<PeerEndpoint, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| "only http:// endpoints are supported".to_owned())?;
@@ -294,7 +294,7 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<OutgoingEndpoint, String
     } else {
         format!("{authority}:80")
     };
-    Ok(OutgoingEndpoint {
+    Ok(PeerEndpoint {
         authority,
         path: path.to_owned(),
         authorization: format!("Bearer {token}"),

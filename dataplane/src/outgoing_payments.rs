@@ -11,12 +11,13 @@
 //!
 //! Quotes and payments live in the memory of the data plane that made them.
 
+use crate::clock::{unix_now_ms, within};
 use crate::http::spsp;
 use crate::limits::{
     PAYMENT_IN_FLIGHT_MAX, PAYMENT_RETRIES_MAX, PROBE_TIMEOUT, QUOTE_LIFETIME_MS, RECORDS_MAX,
     SPSP_TIMEOUT,
 };
-use crate::shard::{unix_now_ms, Shard};
+use crate::shard::Shard;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::admin_api::{AssetView, OutgoingPaymentState, OutgoingPaymentView, QuoteView};
@@ -112,21 +113,14 @@ impl Payments {
             return Err(QuoteError::UnknownWallet(request.wallet));
         }
         let (address, shared_secret) = match &request.destination {
-            Destination::Spsp(url) => {
-                let query = async { Some(spsp::query(url).await) };
-                let deadline = async {
-                    glommio::timer::sleep(SPSP_TIMEOUT).await;
-                    None
-                };
-                futures_lite::future::or(query, deadline)
-                    .await
-                    .unwrap_or_else(|| {
-                        Err(spsp::SpspError::Transport(
-                            url.clone(),
-                            "no answer in time".into(),
-                        ))
-                    })?
-            }
+            Destination::Spsp(url) => within(SPSP_TIMEOUT, spsp::query(url))
+                .await
+                .unwrap_or_else(|| {
+                    Err(spsp::SpspError::Transport(
+                        url.clone(),
+                        "no answer in time".into(),
+                    ))
+                })?,
             Destination::Credentials {
                 address,
                 shared_secret,

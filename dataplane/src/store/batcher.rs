@@ -1,16 +1,20 @@
-//! Per-shard batching of receipt store operations: every packet that reaches the
-//! store during one pass of the shard's executor joins one Redis pipeline, as the
-//! ledger batcher does for transfers.
+//! Per-shard batching of store operations: every packet that reaches the store
+//! during one pass of the shard's executor joins one Redis pipeline, on the same
+//! per-pass queue as the ledger's transfers ([`PerPass`]).
 
 use super::memory::MemoryStore;
 use super::redis::{Batch, RedisWorker};
 use super::{StoreAnswer, StoreError, StoreOp};
-use crate::limits::PIPELINE_OPS_MAX;
+use crate::clock::within;
+use crate::limits::{PIPELINE_OPS_MAX, STORE_QUEUE_OPS_MAX};
+use crate::per_pass::PerPass;
 use futures::channel::oneshot;
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where the answer to one operation goes.
+type Reply = oneshot::Sender<Result<StoreAnswer, StoreError>>;
 
 /// Which store a shard talks to.
 #[derive(Debug)]
@@ -21,8 +25,7 @@ pub enum StoreBackend {
 
 pub struct StoreBatcher {
     backend: StoreBackend,
-    queue: RefCell<Batch>,
-    flush_scheduled: Cell<bool>,
+    queue: PerPass<(StoreOp, Option<Reply>)>,
     /// Longest wait for an answer, worker queue included.
     timeout: Duration,
 }
@@ -31,8 +34,7 @@ impl StoreBatcher {
     pub fn new(backend: StoreBackend, timeout: Duration) -> Rc<StoreBatcher> {
         Rc::new(StoreBatcher {
             backend,
-            queue: RefCell::new(Vec::new()),
-            flush_scheduled: Cell::new(false),
+            queue: PerPass::new(STORE_QUEUE_OPS_MAX),
             timeout,
         })
     }
@@ -56,12 +58,7 @@ impl StoreBatcher {
         }
         let (reply, answer) = oneshot::channel();
         self.enqueue(op, Some(reply));
-        let answer = async { Some(answer.await) };
-        let deadline = async {
-            glommio::timer::sleep(wait).await;
-            None
-        };
-        match futures_lite::future::or(answer, deadline).await {
+        match within(wait, answer).await {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::Unavailable("batch dropped".into())),
             None => Err(StoreError::Unavailable("no answer in time".into())),
@@ -79,34 +76,32 @@ impl StoreBatcher {
         }
     }
 
-    fn enqueue(
-        self: &Rc<Self>,
-        op: StoreOp,
-        reply: Option<oneshot::Sender<Result<StoreAnswer, StoreError>>>,
-    ) {
-        self.queue.borrow_mut().push((op, reply));
-        if !self.flush_scheduled.replace(true) {
-            let batcher = Rc::clone(self);
-            glommio::spawn_local(async move { batcher.flush().await }).detach();
+    /// Queues an operation for this pass's pipeline; past the queue's bound it is
+    /// answered busy at once (never sent).
+    fn enqueue(self: &Rc<Self>, op: StoreOp, reply: Option<Reply>) {
+        if let Err((_, reply)) = self.queue.push((op, reply), 1) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(StoreError::Busy));
+            }
+            return;
         }
+        let batcher = Rc::clone(self);
+        self.queue.schedule(|| batcher.flush());
     }
 
     async fn flush(self: Rc<Self>) {
-        // One yield lets every packet that is ready in this pass join the batch.
-        futures_lite::future::yield_now().await;
-        self.flush_scheduled.set(false);
+        self.queue.begin_flush();
         let StoreBackend::Redis(worker) = &self.backend else {
             return;
         };
-        let mut queue = std::mem::take(&mut *self.queue.borrow_mut());
-        while !queue.is_empty() {
-            let rest = queue.split_off(queue.len().min(PIPELINE_OPS_MAX));
-            if let Err(refused) = worker.send(queue) {
+        // Bounded by the queue's bound: each pass sends up to PIPELINE_OPS_MAX.
+        while !self.queue.is_empty() {
+            let batch: Batch = self.queue.take(PIPELINE_OPS_MAX, |_| true);
+            if let Err(refused) = worker.send(batch) {
                 for reply in refused.into_iter().filter_map(|(_, reply)| reply) {
                     let _ = reply.send(Err(StoreError::Busy));
                 }
             }
-            queue = rest;
         }
     }
 }

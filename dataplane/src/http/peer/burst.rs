@@ -17,10 +17,12 @@
 //! stays within one burst: a burst takes no request once written, and its connection
 //! goes back to the pool only with every reply in.
 
-use super::peer_client::{read_reply, PeerCallError, Pool};
+use super::pool::{read_reply, PeerCallError, Pool};
+use crate::clock::within;
 use crate::limits::PIPELINE_MAX;
-use riptide_proto::connector::snapshot::OutgoingEndpoint;
+use riptide_proto::connector::snapshot::PeerEndpoint;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -52,7 +54,7 @@ enum Slot {
 
 impl Burst {
     /// A burst gathering from its first request.
-    pub fn open(endpoint: &OutgoingEndpoint, prepare: &[u8], wait: Duration) -> Burst {
+    pub fn open(endpoint: &PeerEndpoint, prepare: &[u8], wait: Duration) -> Burst {
         let capacity = endpoint.pipeline_max.clamp(1, PIPELINE_MAX);
         let burst = Burst {
             state: RefCell::new(State {
@@ -70,7 +72,7 @@ impl Burst {
     }
 
     /// Appends a request whose packet waits `wait` at most; returns its index.
-    pub fn join(&self, endpoint: &OutgoingEndpoint, prepare: &[u8], wait: Duration) -> usize {
+    pub fn join(&self, endpoint: &PeerEndpoint, prepare: &[u8], wait: Duration) -> usize {
         let mut state = self.state.borrow_mut();
         assert!(state.gathering, "a written burst takes no more requests");
         assert!(state.slots.len() < state.capacity);
@@ -163,22 +165,65 @@ impl Burst {
     }
 }
 
+/// The burst still taking Prepares, by endpoint authority, on one shard.
+#[derive(Default)]
+pub(super) struct Gathering {
+    bursts: RefCell<HashMap<String, Rc<Burst>>>,
+}
+
+impl Gathering {
+    pub(super) fn insert(&self, authority: &str, burst: &Rc<Burst>) {
+        self.bursts
+            .borrow_mut()
+            .insert(authority.to_owned(), Rc::clone(burst));
+    }
+
+    pub(super) fn join(
+        &self,
+        endpoint: &PeerEndpoint,
+        prepare: &[u8],
+        wait: Duration,
+    ) -> Option<(Rc<Burst>, usize)> {
+        let mut gathering = self.bursts.borrow_mut();
+        let burst = Rc::clone(gathering.get(&endpoint.authority)?);
+        // Peers on one host and port share bursts; each keeps to its own limit, and
+        // one whose limit is reached opens the next burst.
+        if burst.len() >= endpoint.pipeline_max {
+            return None;
+        }
+        let index = burst.join(endpoint, prepare, wait);
+        if burst.is_full() {
+            gathering.remove(&endpoint.authority);
+        }
+        Some((burst, index))
+    }
+
+    /// Takes `burst` out of the gathering map, unless it left already (it filled up).
+    pub(super) fn stop(&self, authority: &str, burst: &Rc<Burst>) {
+        let mut gathering = self.bursts.borrow_mut();
+        if gathering
+            .get(authority)
+            .is_some_and(|current| Rc::ptr_eq(current, burst))
+        {
+            gathering.remove(authority);
+        }
+    }
+}
+
 /// The task of one burst: lets the packets of this turn join, writes them in one
 /// send, and hands out the replies in order; within the longest wait of its packets.
-pub(super) async fn drive(burst: Rc<Burst>, pool: Rc<Pool>, authority: String) {
+pub(super) async fn drive(
+    burst: Rc<Burst>,
+    pool: Rc<Pool>,
+    gathering: Rc<Gathering>,
+    authority: String,
+) {
     futures_lite::future::yield_now().await;
-    pool.stop_gathering(&authority, &burst);
+    gathering.stop(&authority, &burst);
     let requests = burst.close();
     let wait_max = burst.state.borrow().wait_max;
-    let exchange = async {
-        exchange(&burst, &pool, &authority, &requests).await;
-        true
-    };
-    let deadline = async {
-        glommio::timer::sleep(wait_max).await;
-        false
-    };
-    if !futures_lite::future::or(exchange, deadline).await {
+    let exchange = exchange(&burst, &pool, &authority, &requests);
+    if within(wait_max, exchange).await.is_none() {
         burst.fail_unanswered(PeerCallError::BurstExpired);
     }
 }
@@ -215,8 +260,8 @@ async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) 
 
 #[cfg(test)]
 mod tests {
-    use super::super::peer_client::{PeerCallError, PeerClient};
-    use riptide_proto::connector::snapshot::{parse_endpoint, OutgoingEndpoint};
+    use super::super::{PeerCallError, PeerClient};
+    use riptide_proto::connector::snapshot::{parse_endpoint, PeerEndpoint};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::rc::Rc;
@@ -293,8 +338,8 @@ mod tests {
         }
     }
 
-    fn endpoint(address: &str, pipeline_max: usize) -> OutgoingEndpoint {
-        OutgoingEndpoint {
+    fn endpoint(address: &str, pipeline_max: usize) -> PeerEndpoint {
+        PeerEndpoint {
             pipeline_max,
             ..parse_endpoint(&format!("http://{address}/ilp"), "token").expect("endpoint")
         }
@@ -304,7 +349,7 @@ mod tests {
     /// turn, each waiting at most `wait`; returns each task's result.
     async fn send_together(
         client: &Rc<PeerClient>,
-        endpoint: &OutgoingEndpoint,
+        endpoint: &PeerEndpoint,
         count: u8,
         wait: Duration,
     ) -> Vec<Option<Result<Vec<u8>, PeerCallError>>> {
@@ -316,7 +361,7 @@ mod tests {
     /// itself after that or `caller_wait`, whichever is longer.
     async fn send_waiting(
         client: &Rc<PeerClient>,
-        endpoint: &OutgoingEndpoint,
+        endpoint: &PeerEndpoint,
         waits: &[Duration],
         caller_wait: Duration,
     ) -> Vec<Option<Result<Vec<u8>, PeerCallError>>> {

@@ -17,7 +17,7 @@ use crate::drivers::{
     count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
 };
 use crate::limits::CONNECTIONS_CACHED_MAX;
-use crate::receipts::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
+use crate::store::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::connector::pipeline::{convert_between, legs_between, Leg};
 use riptide_proto::connector::reject::RejectReason;
@@ -197,7 +197,7 @@ impl LocalReceiver {
                     let answer = ports.store.execute_within(op, wait).await;
                     let (answer, result) = count_answer(&answer);
                     counted = result;
-                    now = crate::shard::unix_now_ms();
+                    now = crate::clock::unix_now_ms();
                     flow.on_count(answer, now);
                 }
                 CreditCommand::Reply(reply) => {

@@ -1,21 +1,15 @@
-//! The connector's use of the ledger: a packet's legs become one linked chain of
-//! pending transfers (the hold), posted on Fulfill and voided on anything else; the
-//! chart of accounts is created idempotently on start and on every state push.
+//! Riptide's chart of accounts in the ledger: created idempotently on start and on
+//! every state push, with each `initial_liquidity` deposited once; liquidity moved
+//! in and out by operators; balances and wallet deposits for the audit.
 
-use super::memory::MemoryLedger;
+use super::holds::{LedgerFailure, LedgerPort};
 use super::{
     account_id, Account, AccountFlags, AccountKind, BalanceRow, CreateAccountResult,
-    CreateTransferResult, Ledger, LedgerError, Transfer, TRANSFER_CODE_DEPOSIT,
-    TRANSFER_CODE_WITHDRAWAL,
+    CreateTransferResult, Transfer, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
 use riptide_proto::admin_api::{LiquidityAccount, LiquidityDirection, LiquidityRequest};
 use riptide_proto::connector::snapshot::Snapshot;
-use riptide_proto::flow::hold::IDS_PER_LEG;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-use thiserror::Error;
 
 /// Account codes, as in Rafiki's chart.
 const ACCOUNT_CODE_LIQUIDITY: u16 = 2;
@@ -23,174 +17,7 @@ const ACCOUNT_CODE_PEER: u16 = 3;
 const ACCOUNT_CODE_RECEIVING: u16 = 4;
 const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
 
-#[derive(Debug, Error)]
-pub enum LedgerFailure {
-    #[error("ledger unavailable: {0}")]
-    Unavailable(String),
-    #[error("{operation} refused: {result}")]
-    Refused {
-        operation: &'static str,
-        result: String,
-    },
-}
-
-/// The ledger behind the data plane: the embedded one or TigerBeetle.
-pub enum LedgerBackend {
-    Memory(MemoryLedger),
-    #[cfg(feature = "tigerbeetle")]
-    TigerBeetle(super::tigerbeetle::TigerBeetleLedger),
-}
-
-impl LedgerBackend {
-    /// The embedded ledger, which answers at once in process; `None` for a server.
-    pub fn in_process(&self) -> Option<&MemoryLedger> {
-        match self {
-            LedgerBackend::Memory(ledger) => Some(ledger),
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(_) => None,
-        }
-    }
-
-    pub async fn create_transfers(
-        &self,
-        transfers: &[Transfer],
-    ) -> Result<Vec<CreateTransferResult>, LedgerError> {
-        match self {
-            LedgerBackend::Memory(ledger) => ledger.create_transfers(transfers).await,
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(ledger) => ledger.create_transfers(transfers).await,
-        }
-    }
-
-    pub async fn create_accounts(
-        &self,
-        accounts: &[Account],
-    ) -> Result<Vec<CreateAccountResult>, LedgerError> {
-        match self {
-            LedgerBackend::Memory(ledger) => ledger.create_accounts(accounts).await,
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(ledger) => ledger.create_accounts(accounts).await,
-        }
-    }
-
-    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
-        match self {
-            LedgerBackend::Memory(ledger) => ledger.lookup_accounts(ids).await,
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(ledger) => ledger.lookup_accounts(ids).await,
-        }
-    }
-
-    pub async fn transfers_with_code(
-        &self,
-        ledger: u32,
-        code: u16,
-    ) -> Result<Vec<Transfer>, LedgerError> {
-        match self {
-            LedgerBackend::Memory(memory) => memory.transfers_with_code(ledger, code).await,
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(tigerbeetle) => {
-                tigerbeetle.transfers_with_code(ledger, code).await
-            }
-        }
-    }
-
-    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
-        match self {
-            LedgerBackend::Memory(ledger) => ledger.lookup_transfers(ids).await,
-            #[cfg(feature = "tigerbeetle")]
-            LedgerBackend::TigerBeetle(ledger) => ledger.lookup_transfers(ids).await,
-        }
-    }
-}
-
-/// The ledger as the data plane uses it, shared by every shard.
-pub struct LedgerPort {
-    backend: Arc<LedgerBackend>,
-    pending_timeout_s: u32,
-    /// Longest wait for one ledger request before its outcome counts as unknown.
-    request_timeout: Duration,
-    /// Transfer ids: a random high half per process and a counter, so ids never
-    /// repeat across shards or restarts.
-    id_prefix: u64,
-    id_counter: AtomicU64,
-}
-
 impl LedgerPort {
-    pub fn memory(pending_timeout_s: u32) -> LedgerPort {
-        LedgerPort::new(
-            LedgerBackend::Memory(MemoryLedger::new()),
-            pending_timeout_s,
-            Duration::from_secs(5),
-        )
-    }
-
-    pub fn new(
-        backend: LedgerBackend,
-        pending_timeout_s: u32,
-        request_timeout: Duration,
-    ) -> LedgerPort {
-        assert!(pending_timeout_s > 0);
-        let mut prefix = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
-            .expect("the system random source works");
-        LedgerPort {
-            backend: Arc::new(backend),
-            pending_timeout_s,
-            request_timeout,
-            id_prefix: u64::from_be_bytes(prefix),
-            id_counter: AtomicU64::new(1),
-        }
-    }
-
-    /// The backend, for a shard's [`TransferBatcher`].
-    pub fn backend(&self) -> Arc<LedgerBackend> {
-        Arc::clone(&self.backend)
-    }
-
-    pub fn pending_timeout_s(&self) -> u32 {
-        self.pending_timeout_s
-    }
-
-    pub fn request_timeout(&self) -> Duration {
-        self.request_timeout
-    }
-
-    /// Reserves the ids of a chain of `legs` legs (its holds, posts and voids) and
-    /// returns the first.
-    pub fn reserve_ids(&self, legs: usize) -> u128 {
-        let span = legs as u64 * IDS_PER_LEG as u64;
-        let counter = self.id_counter.fetch_add(span.max(1), Ordering::Relaxed);
-        (u128::from(self.id_prefix) << 64) | u128::from(counter)
-    }
-
-    async fn create_transfers(
-        &self,
-        transfers: &[Transfer],
-    ) -> Result<Vec<CreateTransferResult>, LedgerFailure> {
-        self.backend
-            .create_transfers(transfers)
-            .await
-            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
-    }
-
-    async fn create_accounts(
-        &self,
-        accounts: &[Account],
-    ) -> Result<Vec<CreateAccountResult>, LedgerFailure> {
-        self.backend
-            .create_accounts(accounts)
-            .await
-            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
-    }
-
-    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerFailure> {
-        self.backend
-            .lookup_accounts(ids)
-            .await
-            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
-    }
-
     /// Creates every account of the state (existing ones are fine) and deposits
     /// each `initial_liquidity` once: its transfer id derives from the account, so
     /// a restart or a second push finds it done. A value changed after its deposit
@@ -298,7 +125,7 @@ impl LedgerPort {
         let mut deposits = std::collections::HashMap::new();
         for ledger in ledgers {
             let transfers = self
-                .backend
+                .backend()
                 .transfers_with_code(ledger, TRANSFER_CODE_DEPOSIT)
                 .await
                 .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
@@ -309,15 +136,6 @@ impl LedgerPort {
         Ok(deposits)
     }
 
-    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerFailure> {
-        self.backend
-            .lookup_transfers(ids)
-            .await
-            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
-    }
-}
-
-impl LedgerPort {
     /// Moves the request's amount between an account and its asset's settlement
     /// account. The transfer id derives from the idempotency key, so a retried
     /// command finds its transfer done instead of moving the money twice.

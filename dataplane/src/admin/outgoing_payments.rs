@@ -8,7 +8,7 @@
 //! and is quoted first.
 
 use super::{error, json_response, read_body, Admin};
-use crate::outgoing::{Destination, PayError, QuoteError, QuoteRequest};
+use crate::outgoing_payments::{Destination, PayError, QuoteError, QuoteRequest};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;

@@ -1,21 +1,15 @@
-//! ILP-over-HTTP client: one keep-alive pool per peer endpoint, per shard. A request
-//! checks a connection out, writes the Prepare, reads the reply and puts the
-//! connection back, all in the packet's own task: no dispatch task or channel. Peers
-//! with `outgoing_pipeline_max` above 1 get their Prepares in bursts instead, one task
-//! per burst (`burst.rs`).
+//! Keep-alive connections to peers, one pool per endpoint authority, per shard: a
+//! request checks a connection out and puts it back; idle ones age out. Reading a
+//! reply and connecting are here too, for single requests and bursts alike.
 
-use super::burst::{self, Burst};
-use super::wire::{Connection, WireError};
+use crate::http::wire::{Connection, WireError};
 use crate::limits::{
     IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
 };
-use crate::metrics::OutgoingCounts;
-use riptide_proto::connector::snapshot::OutgoingEndpoint;
 use riptide_proto::http1;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -47,99 +41,21 @@ struct Pooled {
     idle_since_sweep: u64,
 }
 
-/// The ILP-over-HTTP client of one shard.
-#[derive(Default)]
-pub struct PeerClient {
-    /// Shared with the tasks of bursts in flight.
-    pool: Rc<Pool>,
-}
-
-/// Keep-alive connections of one shard, by endpoint authority, and the bursts
-/// gathering Prepares.
+/// Keep-alive connections of one shard, by endpoint authority.
 #[derive(Default)]
 pub(super) struct Pool {
     /// Most recently used at the back; the oldest at the front age out first.
     idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
-    /// The burst still taking Prepares, by endpoint authority.
-    gathering: RefCell<HashMap<String, Rc<Burst>>>,
     sweeps: Cell<u64>,
     outgoing: Cell<OutgoingCounts>,
 }
 
-impl PeerClient {
-    /// POSTs `prepare` to the endpoint and returns the reply body of a 200. `wait` is
-    /// the longest the caller will wait for it.
-    pub async fn send(
-        &self,
-        endpoint: &OutgoingEndpoint,
-        prepare: &[u8],
-        wait: Duration,
-    ) -> Result<Vec<u8>, PeerCallError> {
-        if endpoint.pipeline_max > 1 {
-            return self.send_in_burst(endpoint, prepare, wait).await;
-        }
-        let pool = &self.pool;
-        let mut connection = pool.checkout(&endpoint.authority).await?;
-        pool.count_send(1);
-        let mut request = Vec::with_capacity(192 + endpoint.authorization.len() + prepare.len());
-        http1::write_packet_request(
-            &mut request,
-            &endpoint.path,
-            &endpoint.authority,
-            &endpoint.authorization,
-            prepare,
-        );
-        connection
-            .write_all(&request)
-            .await
-            .map_err(PeerCallError::Request)?;
-        let (status, body, keep_alive) = read_reply(&mut connection).await?;
-        if keep_alive {
-            pool.checkin(&endpoint.authority, connection);
-        }
-        if status != 200 {
-            return Err(PeerCallError::Status(status));
-        }
-        Ok(body)
-    }
-
-    /// Joins the burst gathering for this endpoint, or opens one, with a task that
-    /// writes it once the other packets of this turn have joined.
-    async fn send_in_burst(
-        &self,
-        endpoint: &OutgoingEndpoint,
-        prepare: &[u8],
-        wait: Duration,
-    ) -> Result<Vec<u8>, PeerCallError> {
-        if let Some((burst, index)) = self.pool.join_gathering(endpoint, prepare, wait) {
-            return burst.reply(index).await;
-        }
-        let burst = Rc::new(Burst::open(endpoint, prepare, wait));
-        if !burst.is_full() {
-            self.pool
-                .gathering
-                .borrow_mut()
-                .insert(endpoint.authority.clone(), Rc::clone(&burst));
-        }
-        let task = burst::drive(
-            Rc::clone(&burst),
-            Rc::clone(&self.pool),
-            endpoint.authority.clone(),
-        );
-        glommio::spawn_local(task).detach();
-        burst.reply(0).await
-    }
-
-    /// Prepares written so far, and the sends that carried them.
-    pub fn outgoing_counts(&self) -> OutgoingCounts {
-        self.pool.outgoing.get()
-    }
-
-    /// Closes connections idle for more than [`IDLE_IN_POOL_SWEEPS_MAX`] sweeps, for
-    /// peers that no packet has gone to since; the shard calls it every second.
-    pub fn sweep(&self) {
-        self.pool.sweep();
-    }
+/// Prepares sent to peers and the sends that carried them: with bursts
+/// (`outgoing_pipeline_max`), their ratio is the mean burst size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutgoingCounts {
+    pub prepares: u64,
+    pub sends: u64,
 }
 
 impl Pool {
@@ -148,37 +64,6 @@ impl Pool {
         counts.prepares += prepares as u64;
         counts.sends += 1;
         self.outgoing.set(counts);
-    }
-
-    fn join_gathering(
-        &self,
-        endpoint: &OutgoingEndpoint,
-        prepare: &[u8],
-        wait: Duration,
-    ) -> Option<(Rc<Burst>, usize)> {
-        let mut gathering = self.gathering.borrow_mut();
-        let burst = Rc::clone(gathering.get(&endpoint.authority)?);
-        // Peers on one host and port share bursts; each keeps to its own limit, and
-        // one whose limit is reached opens the next burst.
-        if burst.len() >= endpoint.pipeline_max {
-            return None;
-        }
-        let index = burst.join(endpoint, prepare, wait);
-        if burst.is_full() {
-            gathering.remove(&endpoint.authority);
-        }
-        Some((burst, index))
-    }
-
-    /// Takes `burst` out of the gathering map, unless it left already (it filled up).
-    pub(super) fn stop_gathering(&self, authority: &str, burst: &Rc<Burst>) {
-        let mut gathering = self.gathering.borrow_mut();
-        if gathering
-            .get(authority)
-            .is_some_and(|current| Rc::ptr_eq(current, burst))
-        {
-            gathering.remove(authority);
-        }
     }
 
     pub(super) async fn checkout(&self, authority: &str) -> Result<Connection, PeerCallError> {
@@ -222,7 +107,13 @@ impl Pool {
         }
     }
 
-    fn sweep(&self) {
+    /// Prepares written so far, and the sends that carried them.
+    pub(super) fn outgoing_counts(&self) -> OutgoingCounts {
+        self.outgoing.get()
+    }
+
+    /// Closes connections idle for more than [`IDLE_IN_POOL_SWEEPS_MAX`] sweeps.
+    pub(super) fn sweep(&self) {
         let sweeps = self.sweeps.get() + 1;
         self.sweeps.set(sweeps);
         let mut idle = self.idle.borrow_mut();

@@ -1,0 +1,119 @@
+//! The port through which packets' holds reach the ledger, shared by every shard:
+//! transfer ids that never repeat (three per leg: pending, post, void), the timeouts
+//! of a request and of a pending transfer, and lookups that settle an unknown
+//! outcome. The chart of accounts it also serves is in [`super::chart`].
+
+use super::backend::LedgerBackend;
+use super::memory::MemoryLedger;
+use super::{Account, CreateAccountResult, CreateTransferResult, Transfer};
+use riptide_proto::flow::hold::IDS_PER_LEG;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LedgerFailure {
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    #[error("{operation} refused: {result}")]
+    Refused {
+        operation: &'static str,
+        result: String,
+    },
+}
+
+/// The ledger as the data plane uses it, shared by every shard.
+pub struct LedgerPort {
+    backend: Arc<LedgerBackend>,
+    pending_timeout_s: u32,
+    /// Longest wait for one ledger request before its outcome counts as unknown.
+    request_timeout: Duration,
+    /// Transfer ids: a random high half per process and a counter, so ids never
+    /// repeat across shards or restarts.
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl LedgerPort {
+    pub fn memory(pending_timeout_s: u32) -> LedgerPort {
+        LedgerPort::new(
+            LedgerBackend::Memory(MemoryLedger::new()),
+            pending_timeout_s,
+            Duration::from_secs(5),
+        )
+    }
+
+    pub fn new(
+        backend: LedgerBackend,
+        pending_timeout_s: u32,
+        request_timeout: Duration,
+    ) -> LedgerPort {
+        assert!(pending_timeout_s > 0);
+        let mut prefix = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
+            .expect("the system random source works");
+        LedgerPort {
+            backend: Arc::new(backend),
+            pending_timeout_s,
+            request_timeout,
+            id_prefix: u64::from_be_bytes(prefix),
+            id_counter: AtomicU64::new(1),
+        }
+    }
+
+    /// The backend, for a shard's [`TransferBatcher`].
+    pub fn backend(&self) -> Arc<LedgerBackend> {
+        Arc::clone(&self.backend)
+    }
+
+    pub fn pending_timeout_s(&self) -> u32 {
+        self.pending_timeout_s
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Reserves the ids of a chain of `legs` legs (its holds, posts and voids) and
+    /// returns the first.
+    pub fn reserve_ids(&self, legs: usize) -> u128 {
+        let span = legs as u64 * IDS_PER_LEG as u64;
+        let counter = self.id_counter.fetch_add(span.max(1), Ordering::Relaxed);
+        (u128::from(self.id_prefix) << 64) | u128::from(counter)
+    }
+
+    pub(super) async fn create_transfers(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerFailure> {
+        self.backend
+            .create_transfers(transfers)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
+    }
+
+    pub(super) async fn create_accounts(
+        &self,
+        accounts: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerFailure> {
+        self.backend
+            .create_accounts(accounts)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
+    }
+
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, LedgerFailure> {
+        self.backend
+            .lookup_accounts(ids)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
+    }
+
+    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerFailure> {
+        self.backend
+            .lookup_transfers(ids)
+            .await
+            .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
+    }
+}
