@@ -100,15 +100,11 @@ impl LocalReceiver {
         ports: &Ports,
         snapshot: &Snapshot,
         from: PeerIndex,
-        prepare_bytes: &[u8],
+        prepare: &Prepare<'_>,
         now_ms: u64,
     ) -> Vec<u8> {
         let own_address = snapshot.own_address.as_str();
-        let Ok(prepare) = Prepare::parse(prepare_bytes) else {
-            return RejectReason::Internal("unparseable prepare".into())
-                .to_reject_bytes(own_address);
-        };
-        let connection = match self.connection(ports, snapshot, &prepare).await {
+        let connection = match self.connection(ports, snapshot, prepare).await {
             Ok(connection) => connection,
             Err(Unknown::Address) => return bare_reject(ErrorCode::F02, own_address),
             Err(Unknown::Token) => return bare_reject(ErrorCode::F06, own_address),

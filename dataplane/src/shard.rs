@@ -341,9 +341,14 @@ impl Shard {
         self.deliver_here(snapshot, from, prepare).await
     }
 
+    /// Delivers a Prepare that arrived from another shard: parsed here, once.
     async fn deliver_here(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
+        let Ok(prepare) = Prepare::parse(prepare) else {
+            return RejectReason::Internal("unparseable prepare".into())
+                .to_reject_bytes(&snapshot.own_address);
+        };
         self.receiver
-            .deliver(&self.ports, snapshot, from, prepare, unix_now_ms())
+            .deliver(&self.ports, snapshot, from, &prepare, unix_now_ms())
             .await
     }
 
@@ -355,18 +360,16 @@ impl Shard {
         })
     }
 
-    /// Delivers here when this shard owns the packet's STREAM connection, else at
-    /// its owner: one shard serializes a connection's packets and keeps its keys.
-    async fn deliver(
+    /// Delivers at the shard that owns the packet's STREAM connection: one shard
+    /// serializes a connection's packets and keeps its keys.
+    async fn deliver_at_owner(
         &self,
         snapshot: &Arc<Snapshot>,
         from: PeerIndex,
         prepare_bytes: Vec<u8>,
         owner: u32,
     ) -> Vec<u8> {
-        if owner == self.id {
-            return self.deliver_here(snapshot, from, &prepare_bytes).await;
-        }
+        debug_assert_ne!(owner, self.id);
         // The reply is recorded by the shard where the packet arrived.
         self.send_to_owner(
             owner,
@@ -386,12 +389,13 @@ impl Shard {
         mut prepare_bytes: Vec<u8>,
     ) -> Vec<u8> {
         let now_ms = unix_now_ms();
-        // The one parse on this shard: what a later step needs is read here.
+        // The one parse on this shard: what a later step needs is read here, and a
+        // packet delivered here is delivered from this parse.
+        let Ok(prepare) = Prepare::parse(&prepare_bytes) else {
+            return RejectReason::Internal("unparseable prepare".into())
+                .to_reject_bytes(&snapshot.own_address);
+        };
         let (decision, local_owner) = {
-            let Ok(prepare) = Prepare::parse(&prepare_bytes) else {
-                return RejectReason::Internal("unparseable prepare".into())
-                    .to_reject_bytes(&snapshot.own_address);
-            };
             let mut limiters = self.limiters.borrow_mut();
             limiters.sync(snapshot);
             let decision = pipeline::decide(
@@ -412,8 +416,13 @@ impl Shard {
         match decision {
             Decision::Fulfill(bytes) => bytes,
             Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),
+            Decision::Local if local_owner == self.id => {
+                self.receiver
+                    .deliver(&self.ports, snapshot, from, &prepare, now_ms)
+                    .await
+            }
             Decision::Local => {
-                self.deliver(snapshot, from, prepare_bytes, local_owner)
+                self.deliver_at_owner(snapshot, from, prepare_bytes, local_owner)
                     .await
             }
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
