@@ -9,6 +9,8 @@
 #   binary twice, as riptide@1 and riptide@2, compares shard counts side by side.
 #   After a comma, the sink peer's outgoing_pipeline_max (default SINK_PIPELINE_MAX,
 #   see common.sh): riptide@2,1 against riptide@2,16 compares bursts.
+#   LEDGER=tigerbeetle runs every binary against one TigerBeetle (started here, shared
+#   by the runs) instead of the embedded ledger.
 # Needs release binaries of riptide-loadgen (cargo build --release -p riptide-loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,12 @@ target="${CARGO_TARGET_DIR:-target}/release"
 source benches/common.sh
 
 start_sink
+ledger_section='kind = "memory"'
+if [ "${LEDGER:-memory}" = "tigerbeetle" ]; then
+    start_tigerbeetle
+    ledger_section="kind = \"tigerbeetle\"
+addresses = \"127.0.0.1:${tb_port}\""
+fi
 results="$work/results.tsv"
 default_sink_pipeline_max="$sink_pipeline_max"
 for _ in $(seq 1 "$rounds"); do
@@ -38,7 +46,7 @@ for _ in $(seq 1 "$rounds"); do
         fi
         connector_port="$(free_port)"
         admin_port="$(free_port)"
-        forwarding_config 'kind = "memory"' > "$work/riptide.toml"
+        forwarding_config "$ledger_section" > "$work/riptide.toml"
         "$binary" --config "$work/riptide.toml" --shards "$run_shards" 2>"$work/riptide.log" & pids+=($!)
         riptide_pid=$!
         wait_port "$connector_port"

@@ -30,8 +30,7 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// Largest body the harness reads.
-const BODY_SIZE_MAX: usize = 1 << 24;
+use crate::limits::BODY_SIZE_MAX;
 
 /// Reads from `stream` into `buffer` until a whole message is there, framed by the
 /// data plane's own codec (`riptide_proto::http1`); `None` when the peer closed

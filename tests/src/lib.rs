@@ -6,18 +6,15 @@
 
 pub mod dataplane;
 pub mod fixtures;
+pub mod limits;
 pub mod stream_client;
 
+use limits::TEST_PORTS;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// Where test ports come from: below the kernel's ephemeral range (32768 and up by
-/// default). An outgoing connection never takes one of these as its local port, so a
-/// test that stops a process and starts it again on the same port finds it free.
-const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
 
 /// A loopback port nobody listens on right now, and never handed out before in this
 /// process.
