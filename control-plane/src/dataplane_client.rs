@@ -246,7 +246,7 @@ mod tests {
             Err(ClientError::Protocol(_))
         ));
         assert!(matches!(
-            expect_status::<StatusReport>(200, 200, br#"{"version": 1}"#),
+            expect_status::<StatusReport>(200, 200, br#"{"shards": 1}"#),
             Err(ClientError::Protocol(_))
         ));
         assert_eq!(

@@ -4,6 +4,7 @@
 
 use crate::dataplane_client::{ClientError, DataplaneClient};
 use crate::error::CtlError;
+use crate::limits::{RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX};
 use crate::table::{or_dash, Table};
 use crate::targets::Target;
 use riptide_proto::admin_api::StateApplied;
@@ -23,8 +24,8 @@ impl RetryPolicy {
     pub fn new(attempts: u32) -> RetryPolicy {
         RetryPolicy {
             attempts: attempts.max(1),
-            backoff_first: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(5),
+            backoff_first: RETRY_BACKOFF_FIRST,
+            backoff_max: RETRY_BACKOFF_MAX,
         }
     }
 

@@ -17,6 +17,15 @@ pub const PROBE_ANSWER_TIMEOUT_MIN: Duration = Duration::from_secs(30);
 /// ends within one or two reads, and a data plane answers each read at once.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// First wait before a failed call to a data plane is tried again; it doubles.
+pub const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(200);
+/// Longest wait between two tries: a data plane that restarts is back in seconds.
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// `serve`'s first wait after a failed push to a data plane (then doubling, up to
+/// [`RETRY_BACKOFF_MAX`] or the poll interval if longer): shorter than a
+/// command's, since a worker keeps trying for as long as it runs.
+pub const SERVE_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+
 // ---- The rates feed.
 
 /// Largest feed answer read: a rate per currency in the world is a few KiB.
@@ -24,6 +33,12 @@ pub const FEED_SIZE_MAX: u64 = 1024 * 1024;
 /// After a failed fetch, the next one waits at least this long (or the lifetime, if
 /// shorter), so a feed that is down is not hammered.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// `serve` checks the feed again within this range: a rates lifetime shorter than the
+/// first would spin, and one longer than the second would leave stale rates unseen.
+pub const FEED_CHECK_MIN: Duration = Duration::from_millis(50);
+pub const FEED_CHECK_MAX: Duration = Duration::from_secs(1);
+/// A caller waits for a fetch in flight at most its timeout and this much more.
+pub const FETCH_WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 // ---- `serve`.
 
@@ -43,3 +58,6 @@ const _: () = assert!(ANSWER_SIZE_MAX >= 16 * 1024 * 1024);
 const _: () = assert!(PROBE_ANSWER_TIMEOUT_MIN.as_secs() >= 20);
 const _: () = assert!(SLEEP_SLICE.as_millis() <= POLL_INTERVAL.as_millis());
 const _: () = assert!(RETRY_AFTER_FAILURE.as_millis() >= SLEEP_SLICE.as_millis());
+const _: () = assert!(RETRY_BACKOFF_FIRST.as_millis() < RETRY_BACKOFF_MAX.as_millis());
+const _: () = assert!(SERVE_BACKOFF_FIRST.as_millis() <= RETRY_BACKOFF_FIRST.as_millis());
+const _: () = assert!(FEED_CHECK_MIN.as_millis() < FEED_CHECK_MAX.as_millis());

@@ -376,8 +376,9 @@ fn quote_fields(quote: &QuoteView, now_ms: u64) -> Vec<(&'static str, String)> {
         ("fixed", quote.fixed.clone()),
         ("source_amount", quote.source_amount.to_string()),
         ("min_delivery_amount", quote.min_delivery_amount.to_string()),
-        ("rate", quote.rate.to_string()),
-        ("min_rate", quote.min_rate.to_string()),
+        // As JSON writes them (1.0, 1.2e-5), which the table showed before.
+        ("rate", format!("{:?}", quote.rate)),
+        ("min_rate", format!("{:?}", quote.min_rate)),
         ("max_packet_amount", quote.max_packet_amount.to_string()),
         ("destination_asset", asset(quote.destination_asset.as_ref())),
         ("expires_at_ms", expiry(quote.expires_at_ms, now_ms)),

@@ -3,7 +3,7 @@
 //! concurrent callers share one fetch (single flight); a failed fetch keeps the last
 //! good rates, so a feed outage never empties the data planes' rate tables.
 
-use crate::limits::{FEED_SIZE_MAX, RETRY_AFTER_FAILURE};
+use crate::limits::{FEED_SIZE_MAX, FETCH_WAIT_MARGIN, RETRY_AFTER_FAILURE};
 use riptide_proto::state::StateDocument;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ impl RatesFeed {
     pub(crate) fn with_fetcher(fetcher: Box<Fetcher>, timeout: Duration) -> RatesFeed {
         RatesFeed {
             fetcher,
-            wait_max: timeout + Duration::from_secs(1),
+            wait_max: timeout + FETCH_WAIT_MARGIN,
             state: Mutex::new(FeedState::default()),
             fetched: Condvar::new(),
         }

@@ -18,7 +18,9 @@ use crate::cli::{GlobalArgs, ServeArgs};
 use crate::dataplane_client::{ClientError, DataplaneClient};
 use crate::error::CtlError;
 use crate::fleet::{Fleet, RetryPolicy};
-use crate::limits::SLEEP_SLICE;
+use crate::limits::{
+    FEED_CHECK_MAX, FEED_CHECK_MIN, RETRY_BACKOFF_MAX, SERVE_BACKOFF_FIRST, SLEEP_SLICE,
+};
 use crate::rates_feed::{self, FeedSource, RatesFeed};
 use crate::state_file::StateFile;
 use crate::version::{now_unix_ms, same_content, serve_version};
@@ -337,9 +339,7 @@ fn rates_loop(shared: &Shared, watch_ms: u64) {
                         after.unwrap_or_default()
                     ));
                 }
-                source
-                    .lifetime
-                    .clamp(Duration::from_millis(50), Duration::from_secs(1))
+                source.lifetime.clamp(FEED_CHECK_MIN, FEED_CHECK_MAX)
             }
             None => Duration::from_millis(watch_ms),
         };
@@ -350,8 +350,8 @@ fn rates_loop(shared: &Shared, watch_ms: u64) {
 fn worker(shared: &Shared, index: usize, client: &DataplaneClient, poll: Duration) {
     let backoff = RetryPolicy {
         attempts: u32::MAX,
-        backoff_first: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(5).max(poll),
+        backoff_first: SERVE_BACKOFF_FIRST,
+        backoff_max: RETRY_BACKOFF_MAX.max(poll),
     };
     let mut failures = 0;
     while !shared.stopped() {

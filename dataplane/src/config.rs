@@ -27,9 +27,6 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
-    /// A broken rule in a JSON state document.
-    #[error("{0}")]
-    Document(String),
     #[error("environment variable {variable}: {message}")]
     Environment {
         variable: &'static str,

@@ -6,9 +6,9 @@
 use crate::clock::unix_now_ms;
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::limits::{SWEEP_BATCH_MAX, SWEEP_INTERVAL, WAIT_MS_MIN};
+use crate::limits::{SHUTDOWN_CHECK_INTERVAL, SWEEP_BATCH_MAX, SWEEP_INTERVAL, WAIT_MS_MIN};
 use crate::metrics::ShardMetrics;
-use crate::shard::Shared;
+use crate::shared::Shared;
 use crate::store::batcher::StoreBatcher;
 use crate::store::{CreditResult, StoreAnswer, StoreError, StoreOp};
 use riptide_proto::flow::credit::{
@@ -333,11 +333,11 @@ pub async fn sweep_journal(ports: Ports, stop: impl Fn() -> bool) {
             Err(error) => tracing::warn!(%error, "journal sweep failed; trying again later"),
         }
         // Sliced, so that a stop is seen promptly.
-        for _ in 0..SWEEP_INTERVAL.as_millis() / 100 {
+        for _ in 0..SWEEP_INTERVAL.as_millis() / SHUTDOWN_CHECK_INTERVAL.as_millis() {
             if stop() {
                 return;
             }
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            glommio::timer::sleep(SHUTDOWN_CHECK_INTERVAL).await;
         }
     }
 }

@@ -22,7 +22,7 @@ use riptide_proto::flow::credit::{
     SweepDecision,
 };
 use riptide_proto::flow::forward::{
-    ForwardCommand, ForwardFlow, ForwardReport, PeerReply, Upstream,
+    ForwardCommand, ForwardFlow, ForwardReport, PeerReply, ReplyTiming, Upstream,
 };
 use riptide_proto::flow::hold::{
     Chain, Finish, HoldStep, LedgerAnswer, LedgerRequest, IDS_PER_LEG,
@@ -322,7 +322,13 @@ impl World {
                 let hold_by = expires_at_ms.saturating_sub(200).max(at);
                 let reply_by = expires_at_ms.saturating_sub(50).max(hold_by);
                 let hold = HoldStep::new(chain, hold_by, u64::from(PENDING_TIMEOUT_S) * 1_000);
-                Flow::Forward(ForwardFlow::new(hold, hold_by, reply_by))
+                // Both reply timings, as the embedded ledger and TigerBeetle use them.
+                let timing = if self.rng.chance(500) {
+                    ReplyTiming::AtFinish
+                } else {
+                    ReplyTiming::AfterSettle
+                };
+                Flow::Forward(ForwardFlow::new(hold, hold_by, reply_by, timing))
             };
             self.packets.push(Packet {
                 flow,

@@ -23,6 +23,7 @@ pub mod node;
 pub mod outgoing_payments;
 pub mod per_pass;
 pub mod shard;
+pub mod shared;
 pub mod store;
 
 #[cfg(test)]

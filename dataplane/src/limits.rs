@@ -13,8 +13,13 @@ use std::time::Duration;
 /// A connection that takes longer than this to send a whole request (packet port),
 /// or sends no bytes for this long (SPSP), is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// How often an accept loop looks whether the shard is shutting down.
+/// How often an accept loop or the sweep looks whether the shard is shutting down.
 pub const SHUTDOWN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Pause after a failed accept (out of file descriptors, say), so that the loop
+/// does not spin while the cause lasts.
+pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// How often the idle watchdog of a connection looks at it, at the most.
+pub const IDLE_CHECK_MIN: Duration = Duration::from_secs(1);
 /// Initial read buffer of a connection: most ILP messages fit, head and body, in
 /// one read; a full packet with 32 KiB of data in a few.
 pub const READ_BUFFER_SIZE: usize = 16 * 1024;
@@ -67,6 +72,8 @@ pub const MESH_CHANNEL_SIZE: usize = 1_024;
 pub const IO_MEMORY_BYTES: usize = 2 << 20;
 /// Time left to write the last replies after the shard's packets are done.
 pub const REPLY_FLUSH_GRACE: Duration = Duration::from_millis(200);
+/// How often a draining shard looks whether its packets are done.
+pub const DRAIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 /// Highest latency the histograms track: packets are held at most 30 s.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 
@@ -89,6 +96,9 @@ pub const QUERY_TRANSFERS_MAX: usize = 64 * BATCH_EVENTS_MAX;
 /// transfer; an embedded ledger that did would grow without bound and stall every
 /// shard while its maps rehash. The maps are sized for this up front.
 pub const TRANSFERS_RETAINED_MAX: usize = 1 << 18;
+/// Longest wait for one request to the embedded ledger of `LedgerPort::memory` (it
+/// answers at once; the bound is for a loop's sake).
+pub const MEMORY_LEDGER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tries of a post the pending timeout must leave room for, after the hold.
 pub const POST_TRIES_MIN: u64 = 1;
 /// Shortest wait a driver gives a request, so that a deadline already here still
@@ -97,6 +107,12 @@ pub const WAIT_MS_MIN: u64 = 1;
 
 // ---- The store (connection totals, incoming payments, the journal).
 
+/// Longest wait for the embedded store, which answers at once in process.
+pub const MEMORY_STORE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A wait for Redis outlasts twice the worker's own socket timeout by this much, so
+/// that a slow Redis answers with an error rather than a packet giving up while its
+/// operation may still run.
+pub const REDIS_WAIT_MARGIN: Duration = Duration::from_secs(1);
 /// Operations in one Redis pipeline; a larger queue goes as several.
 pub const PIPELINE_OPS_MAX: usize = 1_024;
 /// Batches waiting for a shard's Redis worker; past this it answers busy (T00).

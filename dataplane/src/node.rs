@@ -8,10 +8,11 @@ use crate::http::spsp::{self, Spsp};
 use crate::ledger::backend::LedgerBackend;
 use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
-use crate::limits::MESH_CHANNEL_SIZE;
+use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE};
 use crate::metrics::MetricsRegistry;
-use crate::shard::{Job, ReceiptStoreSetup, Shard, Shared};
+use crate::shard::{Job, Shard};
+use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisOptions;
 use arc_swap::ArcSwap;
@@ -238,7 +239,7 @@ async fn drain(shard: &Shard) {
     let deadline =
         Instant::now() + Duration::from_millis(options.hold_ms_max + options.expiry_window_ms_min);
     while shard.busy() && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
+        glommio::timer::sleep(DRAIN_CHECK_INTERVAL).await;
     }
     // The last replies are computed but hyper still writes them: give it a moment
     // before the executor drops its tasks.

@@ -10,70 +10,25 @@ use crate::drivers::{finish_forward, report_forward, sleep_until, Ports};
 use crate::http::peer::{PeerCallError, PeerClient};
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::holds::LedgerPort;
 use crate::limits::IN_FLIGHT_MAX;
 use crate::local::LocalReceiver;
-use crate::metrics::{MetricsRegistry, Outcome, ShardMetrics};
-use crate::store::batcher::{StoreBackend, StoreBatcher};
-use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisOptions, RedisWorker};
+use crate::metrics::{Outcome, ShardMetrics};
+use crate::shared::Shared;
+use crate::store::batcher::StoreBatcher;
 use crate::store::StoreError;
-use arc_swap::ArcSwap;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
-use riptide_proto::connector::pipeline::{
-    self, Decision, Forward, PeerLimiters, PipelineOptions, Verdict,
-};
+use riptide_proto::connector::pipeline::{self, Decision, Forward, PeerLimiters, Verdict};
 use riptide_proto::connector::reject::RejectReason;
 use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
-use riptide_proto::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, Upstream};
+use riptide_proto::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, ReplyTiming, Upstream};
 use riptide_proto::flow::hold::{reply_deadline, Chain, HoldStep, NotHeld};
 use riptide_proto::packet::{rewrite_prepare, Prepare};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What all shards share: read-mostly, behind `Arc`.
-pub struct Shared {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub options: PipelineOptions,
-    pub ledger: LedgerPort,
-    pub metrics: MetricsRegistry,
-    pub shutdown: Arc<AtomicBool>,
-    pub shard_count: u32,
-    pub http_body_size_max: usize,
-    pub receipts: ReceiptStoreSetup,
-    pub stream_secret: [u8; 32],
-}
-
-/// Where the shards keep connection totals and incoming payments.
-pub enum ReceiptStoreSetup {
-    /// One in-process store for every shard.
-    Memory(Arc<MemoryStore>),
-    /// One Redis connection and worker thread per shard.
-    Redis(RedisOptions),
-}
-
-impl ReceiptStoreSetup {
-    fn backend(&self, shard: u32) -> Result<(StoreBackend, Duration), StoreError> {
-        match self {
-            ReceiptStoreSetup::Memory(store) => Ok((
-                StoreBackend::Memory(Arc::clone(store)),
-                Duration::from_secs(1),
-            )),
-            ReceiptStoreSetup::Redis(options) => {
-                let worker = RedisWorker::spawn(options.clone(), format!("riptide-redis-{shard}"))?;
-                // Longer than the worker's own socket timeouts, so that a slow Redis
-                // answers with an error rather than a packet giving up while its
-                // operation may still run.
-                let wait = options.request_timeout * 2 + Duration::from_secs(1);
-                Ok((StoreBackend::Redis(worker), wait))
-            }
-        }
-    }
-}
 
 /// What a job asks of the shard it is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,6 +384,28 @@ impl Shard {
         }
     }
 
+    /// The flow of a forwarded packet, with the chain it holds (its ids reserved).
+    fn forward_flow(&self, forward: &Forward, incoming_expiry_ms: u64) -> (ForwardFlow, Chain) {
+        let ledger = &self.shared.ledger;
+        let first_id = ledger.reserve_ids(forward.legs.len());
+        let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());
+        let hold_by_ms = forward.expires_at_outgoing.unix_ms();
+        let reply_by_ms = reply_deadline(hold_by_ms, incoming_expiry_ms);
+        let pending_timeout_ms = u64::from(ledger.pending_timeout_s()) * 1_000;
+        let hold = HoldStep::new(chain, hold_by_ms, pending_timeout_ms);
+        // A ledger in process answers at once: waiting for it costs nothing. One a
+        // round trip away would add that trip to every packet's latency.
+        let timing = if ledger.answers_in_process() {
+            ReplyTiming::AfterSettle
+        } else {
+            ReplyTiming::AtFinish
+        };
+        (
+            ForwardFlow::new(hold, hold_by_ms, reply_by_ms, timing),
+            chain,
+        )
+    }
+
     /// Drives a forwarded packet's flow: hold, call the peer, post or void. The
     /// reply leaves once the ledger settled the hold, or at the flow's deadline;
     /// a ledger step still running then goes on in a task of its own.
@@ -443,14 +420,7 @@ impl Shard {
             forward.execution_condition,
             forward.expires_at_incoming.unix_ms(),
         );
-        let ledger = &self.shared.ledger;
-        let first_id = ledger.reserve_ids(forward.legs.len());
-        let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());
-        let hold_by_ms = forward.expires_at_outgoing.unix_ms();
-        let reply_by_ms = reply_deadline(hold_by_ms, incoming_expiry_ms);
-        let pending_timeout_ms = u64::from(ledger.pending_timeout_s()) * 1_000;
-        let hold = HoldStep::new(chain, hold_by_ms, pending_timeout_ms);
-        let mut flow = ForwardFlow::new(hold, hold_by_ms, reply_by_ms);
+        let (mut flow, chain) = self.forward_flow(&forward, incoming_expiry_ms);
         let mut peer_bytes = Vec::new();
         // Bounded: every request has a deadline, the peer call ends at the
         // outgoing expiry, and the flow replies by its deadline at the latest. The

@@ -2,11 +2,10 @@
 //! keep-alive. Messages are parsed and framed by the data plane's own codec
 //! (`riptide_proto::http1`); this file only moves bytes.
 
-use crate::limits::{BODY_SIZE_MAX, READ_SIZE};
-use riptide_proto::http1::{take_message, Message};
+use crate::limits::{BODY_SIZE_MAX, CONNECT_TIMEOUT, READ_SIZE, REPLY_TIMEOUT, SPSP_TIMEOUT};
+use riptide_proto::http1::{take_message, write_packet_request, Message};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
 /// Reads from `stream` into `buffer` until a whole message is there (the codec is
 /// `riptide_proto::http1`, the one the data plane speaks); `None` when the peer
@@ -57,18 +56,19 @@ pub fn split_url(url: &str) -> Result<(SocketAddr, String), String> {
 /// One keep-alive connection that POSTs ILP packets.
 pub struct PacketClient {
     address: SocketAddr,
-    head: Vec<u8>,
+    path: String,
+    host: String,
+    authorization: String,
     connection: Option<(TcpStream, Vec<u8>)>,
 }
 
 impl PacketClient {
     pub fn new(address: SocketAddr, path: &str, token: &str) -> PacketClient {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: "
-        );
         PacketClient {
             address,
-            head: head.into_bytes(),
+            path: path.to_owned(),
+            host: address.to_string(),
+            authorization: format!("Bearer {token}"),
             connection: None,
         }
     }
@@ -76,9 +76,9 @@ impl PacketClient {
     /// Sends one packet; answers the HTTP status and body.
     pub fn send(&mut self, packet: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         if self.connection.is_none() {
-            let stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5))?;
+            let stream = TcpStream::connect_timeout(&self.address, CONNECT_TIMEOUT)?;
             stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+            stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
             self.connection = Some((stream, Vec::with_capacity(READ_SIZE)));
         }
         let result = self.exchange(packet);
@@ -93,10 +93,14 @@ impl PacketClient {
             .connection
             .as_mut()
             .ok_or_else(|| std::io::Error::other("not connected"))?;
-        let mut request = Vec::with_capacity(self.head.len() + 16 + packet.len());
-        request.extend_from_slice(&self.head);
-        request.extend_from_slice(format!("{}\r\n\r\n", packet.len()).as_bytes());
-        request.extend_from_slice(packet);
+        let mut request = Vec::with_capacity(256 + packet.len());
+        write_packet_request(
+            &mut request,
+            &self.path,
+            &self.host,
+            &self.authorization,
+            packet,
+        );
         stream.write_all(&request)?;
         let reply = read_message(stream, buffer)?
             .ok_or_else(|| std::io::Error::other("connection closed"))?;
@@ -110,8 +114,8 @@ pub fn get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
+    stream.set_read_timeout(Some(SPSP_TIMEOUT))?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));

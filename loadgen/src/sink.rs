@@ -5,6 +5,7 @@
 
 use crate::http::read_message;
 use crate::limits::PENDING_REPLIES_SIZE_MAX;
+use riptide_proto::http1::write_response;
 use riptide_proto::packet::{ErrorCode, Fulfill, Prepare, Reject};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -62,15 +63,9 @@ fn serve(mut stream: TcpStream, delay: Duration) {
         }
         match reply_to(&body) {
             Some(reply) => {
-                response.extend_from_slice(
-                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len())
-                        .as_bytes(),
-                );
-                response.extend_from_slice(&reply);
+                write_response(&mut response, 200, "application/octet-stream", &reply, None)
             }
-            None => {
-                response.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-            }
+            None => write_response(&mut response, 400, "text/plain", b"", None),
         }
         if !buffer.is_empty() && response.len() < PENDING_REPLIES_SIZE_MAX {
             continue;

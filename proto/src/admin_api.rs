@@ -121,8 +121,8 @@ pub struct StateApplied {
     /// False when the document had the version in force already.
     pub changed: bool,
     /// Applied, with something the operator must know (an initial liquidity changed
-    /// after its deposit, which moves nothing by itself).
-    #[serde(default)]
+    /// after its deposit, which moves nothing by itself). Absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
 }
 
@@ -130,9 +130,14 @@ pub struct StateApplied {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub version: u64,
+    // The rest defaults, so that `riptidectl` reads the version of a data plane
+    // whose report has other fields.
+    #[serde(default)]
     pub ilp_address: String,
+    #[serde(default)]
     pub shards: u32,
     /// Each peer's packets by outcome: `fulfilled`, `invalid`, or a reject code.
+    #[serde(default)]
     pub peers: BTreeMap<String, BTreeMap<String, u64>>,
     /// Ledger requests that failed for good, by kind (`post`, `void`, ...).
     #[serde(default)]

@@ -2,7 +2,7 @@
 //! end-to-end tests: a blocking HTTP/1.1 client and a sink peer small enough to read
 //! in one sitting, so a failure points at Riptide and not at the harness.
 
-use riptide_proto::http1::{take_message, Message};
+use riptide_proto::http1::{take_message, write_response, Message};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -34,8 +34,12 @@ use crate::limits::BODY_SIZE_MAX;
 
 /// Reads from `stream` into `buffer` until a whole message is there, framed by the
 /// data plane's own codec (`riptide_proto::http1`); `None` when the peer closed
-/// between messages. Bytes read stay in `buffer` across a read timeout.
-fn read_message(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+/// between messages. Bytes read stay in `buffer` across a read timeout. For the test
+/// peers that the end-to-end tests write themselves too.
+pub fn read_message(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Message>> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match take_message(buffer, BODY_SIZE_MAX, false) {
@@ -305,12 +309,15 @@ fn serve_sink_connection(
         // Recorded on arrival, so a test can tell a packet is in flight.
         received.lock().expect("sink lock").push(request);
         let (status, reply) = sink_reply(&current, &body);
-        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", reply.len());
-        if stream
-            .write_all(head.as_bytes())
-            .and_then(|_| stream.write_all(&reply))
-            .is_err()
-        {
+        let mut response = Vec::with_capacity(128 + reply.len());
+        write_response(
+            &mut response,
+            status,
+            "application/octet-stream",
+            &reply,
+            None,
+        );
+        if stream.write_all(&response).is_err() {
             return;
         }
     }

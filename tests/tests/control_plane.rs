@@ -14,7 +14,7 @@ use riptide_tests::dataplane::{
 use riptide_tests::fixtures::{assets_toml, free_node_ports};
 use riptide_tests::free_loopback_port;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -500,23 +500,14 @@ impl Drop for RatesServer {
     }
 }
 
-fn answer_rates(stream: std::net::TcpStream, eur: &Mutex<String>) {
+fn answer_rates(mut stream: std::net::TcpStream, eur: &Mutex<String>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
+    let Ok(Some(request)) = riptide_tests::dataplane::read_message(&mut stream, &mut Vec::new())
+    else {
         return;
-    }
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line.trim().is_empty() => break,
-            Ok(_) => {}
-        }
-    }
-    let (status, body) = if request_line.starts_with("GET /rates?base=USD ") {
+    };
+    let (status, body) = if request.method_and_path() == Some(("GET", "/rates?base=USD")) {
         let eur = eur.lock().expect("rates lock").clone();
         (
             "200 OK",
@@ -529,7 +520,7 @@ fn answer_rates(stream: std::net::TcpStream, eur: &Mutex<String>) {
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = reader.get_mut().write_all(response.as_bytes());
+    let _ = stream.write_all(response.as_bytes());
 }
 
 /// `riptidectl serve` as a child process, stopped on drop.

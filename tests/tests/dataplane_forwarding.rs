@@ -351,27 +351,17 @@ fn http_framing_on_the_packet_port() {
 /// bytes no request asked for. Riptide must not read those as the next packet's reply,
 /// so it must not reuse such a connection.
 fn start_overtalkative_peer() -> (String, std::thread::JoinHandle<()>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/ilp", listener.local_addr().expect("address"));
     let server = std::thread::spawn(move || {
         // Serves three connections at most, each for as long as it lives.
-        for stream in listener.incoming().take(3).flatten() {
-            let mut reader = BufReader::new(stream);
-            loop {
-                let mut length = 0usize;
-                let mut line = String::new();
-                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0u8; length];
-                if length == 0 || reader.read_exact(&mut body).is_err() {
-                    break;
-                }
-                let Ok(prepare) = Prepare::parse(&body) else {
+        for mut stream in listener.incoming().take(3).flatten() {
+            let mut buffer = Vec::new();
+            while let Ok(Some(request)) =
+                riptide_tests::dataplane::read_message(&mut stream, &mut buffer)
+            {
+                let Ok(prepare) = Prepare::parse(&request.body) else {
                     break;
                 };
                 let fulfillment: [u8; 32] = prepare.data[..32].try_into().expect("32 bytes");
@@ -387,7 +377,7 @@ fn start_overtalkative_peer() -> (String, std::thread::JoinHandle<()>) {
                 .into_bytes();
                 answer.extend_from_slice(&reply);
                 answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-                if reader.get_mut().write_all(&answer).is_err() {
+                if stream.write_all(&answer).is_err() {
                     break;
                 }
             }

@@ -14,7 +14,7 @@
 //! send.
 
 use super::wire::{Connection, WireError};
-use crate::limits::IDLE_TIMEOUT;
+use crate::limits::{IDLE_CHECK_MIN, IDLE_TIMEOUT};
 use crate::limits::{PIPELINED_RUN_MAX, REQUESTS_PER_CONNECTION_MAX};
 use crate::shard::Shard;
 use futures::FutureExt;
@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Content types that carry an OER packet: Rafiki's and `ilp-plugin-http`'s.
 const PACKET_CONTENT_TYPES: [&[u8]; 2] =
@@ -71,9 +71,7 @@ async fn request_watchdog(clock: &RequestClock) {
         if waited >= IDLE_TIMEOUT && !clock.busy.get() {
             return;
         }
-        let next_check = IDLE_TIMEOUT
-            .saturating_sub(waited)
-            .max(Duration::from_secs(1));
+        let next_check = IDLE_TIMEOUT.saturating_sub(waited).max(IDLE_CHECK_MIN);
         glommio::timer::sleep(next_check).await;
     }
 }

@@ -1,6 +1,6 @@
 //! hyper's IO traits over glommio's TCP stream, and the accept loop every port uses.
 
-use crate::limits::{IDLE_TIMEOUT, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
+use crate::limits::{ACCEPT_RETRY_PAUSE, IDLE_TIMEOUT, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::cell::Cell;
@@ -35,7 +35,7 @@ pub async fn accept_until(
             Ok(stream) => serve(stream),
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                glommio::timer::sleep(ACCEPT_RETRY_PAUSE).await;
             }
         }
     }

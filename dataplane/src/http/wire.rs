@@ -1,6 +1,6 @@
 //! One HTTP/1.1 connection on a glommio socket, for the packet path: reads heads and
 //! bodies through one buffer owned by the connection and writes whole messages with
-//! one send each. The parsing is `h1.rs`'s; this file only moves bytes.
+//! one send each. The parsing is `riptide_proto::http1`'s; this file only moves bytes.
 
 use crate::limits::{LINGER, LINGER_READS_MAX, READS_PER_MESSAGE_MAX, READ_BUFFER_SIZE};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};

@@ -18,7 +18,7 @@ use super::backend::LedgerBackend;
 use super::{Transfer, BATCH_EVENTS_MAX};
 use crate::clock::within;
 use crate::in_flight::InFlight;
-use crate::limits::{QUEUE_EVENTS_MAX, REQUESTS_IN_FLIGHT_MAX};
+use crate::limits::{LATENCY_US_MAX, QUEUE_EVENTS_MAX, REQUESTS_IN_FLIGHT_MAX};
 use crate::per_pass::PerPass;
 use futures::channel::oneshot;
 use hdrhistogram::Histogram;
@@ -47,7 +47,7 @@ impl Default for BatchStats {
         BatchStats {
             events: Histogram::new_with_max(BATCH_EVENTS_MAX as u64, 2)
                 .expect("constant histogram bounds are valid"),
-            latency_us: Histogram::new_with_max(60_000_000, 3)
+            latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
                 .expect("constant histogram bounds are valid"),
         }
     }
@@ -167,7 +167,7 @@ impl TransferBatcher {
             let _ = stats.events.record(transfers.len() as u64);
             let _ = stats
                 .latency_us
-                .record((started.elapsed().as_micros() as u64).min(60_000_000));
+                .record((started.elapsed().as_micros() as u64).min(LATENCY_US_MAX));
         }
         let mut offset = 0;
         for waiter in chunk {

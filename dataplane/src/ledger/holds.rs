@@ -6,6 +6,7 @@
 use super::backend::LedgerBackend;
 use super::memory::MemoryLedger;
 use super::{Account, CreateAccountResult, CreateTransferResult, Transfer};
+use crate::limits::MEMORY_LEDGER_TIMEOUT;
 use riptide_proto::flow::hold::IDS_PER_LEG;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,7 +41,7 @@ impl LedgerPort {
         LedgerPort::new(
             LedgerBackend::Memory(MemoryLedger::new()),
             pending_timeout_s,
-            Duration::from_secs(5),
+            MEMORY_LEDGER_TIMEOUT,
         )
     }
 
@@ -60,6 +61,11 @@ impl LedgerPort {
             id_prefix: u64::from_be_bytes(prefix),
             id_counter: AtomicU64::new(1),
         }
+    }
+
+    /// Whether the ledger answers in process, at once (the embedded one).
+    pub fn answers_in_process(&self) -> bool {
+        self.backend.in_process().is_some()
     }
 
     /// The backend, for a shard's [`TransferBatcher`].

@@ -1,8 +1,8 @@
 //! The connector's decisions, sans-IO: what to do with a Prepare ([`pipeline`]),
 //! the rejects it makes ([`reject`]), the compiled state it decides on
-//! ([`snapshot`]), and its per-peer limits ([`limits`]).
+//! ([`snapshot`]), and its per-peer rate and throughput buckets ([`token_bucket`]).
 
-pub mod limits;
 pub mod pipeline;
 pub mod reject;
 pub mod snapshot;
+pub mod token_bucket;

@@ -6,9 +6,9 @@
 //! F02; max packet amount F08; rate limit T05; throughput limit T04; expiry R02;
 //! route F02; exchange rate T00 / R01; then the ledger hold (T04) in the IO layer.
 
-use super::limits::TokenBucket;
 use super::reject::RejectReason;
 use super::snapshot::{AssetIndex, PeerIndex, RouteTarget, Snapshot};
+use super::token_bucket::TokenBucket;
 use crate::packet::ildcp::{is_ildcp_request, IldcpResponse};
 use crate::packet::{fulfillment_matches, Address, Fulfill, Packet, Prepare, Timestamp};
 use crate::rates::RateError;

@@ -1,16 +1,31 @@
 //! Forwarding a packet to a peer, sans-IO: hold the legs, call the peer, then post
 //! the hold on a valid Fulfill and void it on anything else.
 //!
-//! The reply goes upstream once the ledger has settled the hold, and never later
-//! than `reply_by_ms` (just before the incoming expiry): a Fulfill always goes
-//! upstream, since the next hop has been paid by then, while the post goes on
-//! behind it until it is confirmed or the pending transfer has certainly expired.
-//! A post that ends unconfirmed is reported for the operator to reconcile.
+//! The reply never depends on how the hold is finished: a Fulfill always goes
+//! upstream, since the next hop has been paid by then, and a Reject is relayed or
+//! made whatever the void does. So when the reply leaves is a choice of latency
+//! ([`ReplyTiming`]): once the ledger has settled the hold (an in-process ledger
+//! answers at once), or as soon as the finish starts (a ledger a round trip away).
+//! Either way it leaves by `reply_by_ms` (just before the incoming expiry) at the
+//! latest, and the post or void goes on behind it until it is confirmed or the
+//! pending transfer has certainly expired. A post that ends unconfirmed is reported
+//! for the operator to reconcile.
 
 use super::hold::{
     wake_by, Finish, HoldPoll, HoldStep, LedgerAnswer, LedgerRequest, NotHeld, Settled,
 };
 use crate::connector::reject::RejectReason;
+
+/// When the reply goes upstream, once the peer has answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyTiming {
+    /// Once the ledger has settled the hold (or at `reply_by_ms`): for a ledger that
+    /// answers in process, where waiting costs nothing.
+    AfterSettle,
+    /// As soon as the post or void starts: for a ledger a round trip away, whose
+    /// answer would otherwise lengthen every packet's latency by that trip.
+    AtFinish,
+}
 
 /// What goes upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +99,17 @@ pub struct ForwardFlow {
     /// The latest the hold may still be confirmed (the outgoing expiry).
     hold_by_ms: u64,
     replied: bool,
+    timing: ReplyTiming,
     report: ForwardReport,
 }
 
 impl ForwardFlow {
-    pub fn new(hold: HoldStep, hold_by_ms: u64, reply_by_ms: u64) -> ForwardFlow {
+    pub fn new(
+        hold: HoldStep,
+        hold_by_ms: u64,
+        reply_by_ms: u64,
+        timing: ReplyTiming,
+    ) -> ForwardFlow {
         assert!(
             hold_by_ms <= reply_by_ms,
             "the hold is confirmed before the reply"
@@ -99,6 +120,7 @@ impl ForwardFlow {
             reply_by_ms,
             hold_by_ms,
             replied: false,
+            timing,
             report: ForwardReport {
                 not_held: None,
                 finished: None,
@@ -157,6 +179,9 @@ impl ForwardFlow {
                 },
                 Stage::Finishing { finish, reply } => {
                     let (finish, reply) = (*finish, reply.clone());
+                    if self.timing == ReplyTiming::AtFinish && !self.replied {
+                        return ForwardCommand::Reply(reply);
+                    }
                     match self.hold.poll(now_ms) {
                         HoldPoll::Settled(settled) => {
                             self.report.finished = Some((finish, settled));

@@ -262,7 +262,7 @@ async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) 
 mod tests {
     use super::super::{PeerCallError, PeerClient};
     use riptide_proto::connector::snapshot::{parse_endpoint, PeerEndpoint};
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::rc::Rc;
     use std::sync::{Arc, Mutex};
@@ -314,27 +314,37 @@ mod tests {
         answer: Answer,
         delay: Duration,
     ) {
-        let mut reader = BufReader::new(stream);
+        let mut stream = stream;
+        let mut buffer = Vec::new();
         for index in 0..1000 {
-            let mut length = 0usize;
-            let mut line = String::new();
-            let mut head_lines = 0;
-            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                head_lines += 1;
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut body = vec![0u8; length];
-            if head_lines == 0 || reader.read_exact(&mut body).is_err() {
+            let Some(request) = read_request(&mut stream, &mut buffer) else {
                 return;
-            }
+            };
             counts.lock().expect("lock")[slot] += 1;
             std::thread::sleep(delay);
-            if reader.get_mut().write_all(&answer(index, &body)).is_err() {
+            if stream.write_all(&answer(index, &request.body)).is_err() {
                 return;
             }
+        }
+    }
+
+    /// The next request on `stream`, framed by the packet path's own codec.
+    fn read_request(
+        stream: &mut std::net::TcpStream,
+        buffer: &mut Vec<u8>,
+    ) -> Option<riptide_proto::http1::Message> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(message) =
+                riptide_proto::http1::take_message(buffer, 1 << 20, false).ok()?
+            {
+                return Some(message);
+            }
+            let read = stream.read(&mut chunk).ok()?;
+            if read == 0 {
+                return None;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
         }
     }
 

@@ -1,0 +1,55 @@
+//! What every shard of a data plane shares, read-mostly behind `Arc`: the state
+//! snapshot, the pipeline's options, the ledger port, the metrics registry, and how
+//! each shard reaches its store. Its own module so that the shard and the drivers
+//! both use it without using each other.
+
+use crate::ledger::holds::LedgerPort;
+use crate::limits::{MEMORY_STORE_TIMEOUT, REDIS_WAIT_MARGIN};
+use crate::metrics::MetricsRegistry;
+use crate::store::batcher::StoreBackend;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisWorker};
+use crate::store::StoreError;
+use arc_swap::ArcSwap;
+use riptide_proto::connector::pipeline::PipelineOptions;
+use riptide_proto::connector::snapshot::Snapshot;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What all shards share: read-mostly, behind `Arc`.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub options: PipelineOptions,
+    pub ledger: LedgerPort,
+    pub metrics: MetricsRegistry,
+    pub shutdown: Arc<AtomicBool>,
+    pub shard_count: u32,
+    pub http_body_size_max: usize,
+    pub receipts: ReceiptStoreSetup,
+    pub stream_secret: [u8; 32],
+}
+
+/// Where the shards keep connection totals and incoming payments.
+pub enum ReceiptStoreSetup {
+    /// One in-process store for every shard.
+    Memory(Arc<MemoryStore>),
+    /// One Redis connection and worker thread per shard.
+    Redis(RedisOptions),
+}
+
+impl ReceiptStoreSetup {
+    pub(crate) fn backend(&self, shard: u32) -> Result<(StoreBackend, Duration), StoreError> {
+        match self {
+            ReceiptStoreSetup::Memory(store) => Ok((
+                StoreBackend::Memory(Arc::clone(store)),
+                MEMORY_STORE_TIMEOUT,
+            )),
+            ReceiptStoreSetup::Redis(options) => {
+                let worker = RedisWorker::spawn(options.clone(), format!("riptide-redis-{shard}"))?;
+                let wait = options.request_timeout * 2 + REDIS_WAIT_MARGIN;
+                Ok((StoreBackend::Redis(worker), wait))
+            }
+        }
+    }
+}
