@@ -5,7 +5,9 @@ use riptide_proto::packet::ildcp::{is_ildcp_request, IldcpResponse};
 use riptide_proto::packet::{AmountTooLargeData, ErrorCode, Fulfill, Packet, Prepare, Reject};
 use serde_json::{json, Value};
 
-/// Decodes `bytes` as an ILP packet; with `shared_secret`, its data as STREAM too.
+/// Decodes `bytes` as an ILP packet; with `shared_secret`, its data as STREAM too,
+/// unless it is ILDCP (a `peer.config` request or its answer), which is never
+/// encrypted and is decoded as such whether a secret is given or not.
 pub fn decode_to_json(bytes: &[u8], shared_secret: Option<&str>) -> Result<Value, String> {
     let packet = Packet::parse(bytes).map_err(|e| format!("not an ILP packet: {e}"))?;
     let mut json = match packet {
@@ -13,7 +15,8 @@ pub fn decode_to_json(bytes: &[u8], shared_secret: Option<&str>) -> Result<Value
         Packet::Fulfill(fulfill) => fulfill_json(&fulfill),
         Packet::Reject(reject) => reject_json(&reject),
     };
-    if let Some(secret) = shared_secret {
+    let ildcp = json["ildcpRequest"] == true || json.get("ildcpResponse").is_some();
+    if let Some(secret) = shared_secret.filter(|_| !ildcp) {
         json["stream"] = crate::decode::stream::stream_json(&packet, secret)?;
     }
     Ok(json)
@@ -240,6 +243,33 @@ mod tests {
         let wrong = decode_to_json(&hex::decode(prepare).expect("hex"), Some("AAAA"))
             .expect_err("wrong secret");
         assert!(wrong.contains("does not decrypt"), "{wrong}");
+    }
+
+    #[test]
+    fn ildcp_is_recognised_before_any_decryption() {
+        // RFC 0031's request, and a response for `example.client` in XAM at scale 13.
+        let request = "0c46000000000000000032303135303631363030303130303030306668\
+7aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f29250b706565722e636f6e66696700";
+        let response = concat!(
+            "0d35",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "14",
+            "0e6578616d706c652e636c69656e740d0358414d"
+        );
+        for (hex_text, key) in [(request, "ildcpRequest"), (response, "ildcpResponse")] {
+            let bytes = hex::decode(hex_text).expect("test hex");
+            let secret = "t9CdLhbm-DxVtg5C_NfCuO1JYkod9zxZs4Pb4uhpAwk";
+            let with_secret = decode_to_json(&bytes, Some(secret)).expect("ILDCP decodes");
+            assert_eq!(
+                with_secret,
+                decode_to_json(&bytes, None).expect("ILDCP decodes")
+            );
+            assert!(with_secret.get("stream").is_none());
+            assert!(
+                with_secret[key] != Value::Null && with_secret[key] != false,
+                "{key}"
+            );
+        }
     }
 
     #[test]
