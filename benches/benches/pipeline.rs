@@ -60,7 +60,7 @@ fn routing(c: &mut Criterion) {
         table.insert(&format!("g.region{}.peer{}", i % 100, i), i);
     }
     c.bench_function("routing/lookup_10k_prefixes", |b| {
-        b.iter(|| table.lookup(black_box("g.region42.peer4242.alice.wallet"), |_| false))
+        b.iter(|| table.lookup(black_box("g.region42.peer4242.alice.wallet"), 0, |_| false))
     });
 }
 

@@ -1,5 +1,8 @@
 //! Longest-prefix routing on dot-separated address segments: `g.a` matches `g.a`
-//! and `g.a.x`, never `g.ab`; the empty prefix is a default route.
+//! and `g.a.x`, never `g.ab`; `g` matches every global address; the empty prefix is
+//! a default route. As Rafiki's connector routes: targets a caller excludes (the
+//! sender) are skipped, and a prefix none of whose targets remains gives way to the
+//! next shorter one; among several targets of one prefix, `pick` chooses.
 
 use crate::limits::SEGMENTS_MAX;
 use std::collections::HashMap;
@@ -24,7 +27,7 @@ impl<T> RoutingTable<T> {
         Self::default()
     }
 
-    /// Adds a route; a prefix may lead to several targets (the first added wins).
+    /// Adds a route; a prefix may lead to several targets, among which a lookup picks.
     pub fn insert(&mut self, prefix: &str, target: T) {
         self.by_prefix
             .entry(prefix.to_owned())
@@ -41,26 +44,36 @@ impl<T> RoutingTable<T> {
         self.route_count == 0
     }
 
-    /// The target of the longest prefix of `destination` in the table, skipping
-    /// targets for which `exclude` is true. When every target of the longest
-    /// matching prefix is excluded, there is no route: falling back to a shorter
-    /// prefix would send a packet somewhere its address never pointed (a packet
-    /// from a peer to that peer's own address space is a loop, not a detour).
-    pub fn lookup(&self, destination: &str, exclude: impl Fn(&T) -> bool) -> Option<&T> {
+    /// The target of the longest prefix of `destination` in the table that has one
+    /// `exclude` does not refuse: a prefix whose every target is excluded (the
+    /// route back to the sender) gives way to a shorter one, as in Rafiki. Among
+    /// the targets left at that prefix, `pick` chooses (modulo their count), so
+    /// that a caller passing something random per packet spreads packets over them.
+    pub fn lookup(&self, destination: &str, pick: u64, exclude: impl Fn(&T) -> bool) -> Option<&T> {
         let mut candidate = destination;
-        for _ in 0..SEGMENTS_MAX {
-            if let Some(targets) = self.by_prefix.get(candidate) {
-                return targets.iter().find(|target| !exclude(target));
+        for _ in 0..=SEGMENTS_MAX {
+            if let Some(target) = self
+                .by_prefix
+                .get(candidate)
+                .and_then(|targets| choose(targets, pick, &exclude))
+            {
+                return Some(target);
             }
             match candidate.rfind('.') {
                 Some(dot) => candidate = &candidate[..dot],
-                None => break,
+                None if candidate.is_empty() => return None,
+                None => candidate = "",
             }
         }
-        self.by_prefix
-            .get("")
-            .and_then(|targets| targets.iter().find(|target| !exclude(target)))
+        None
     }
+}
+
+/// The target `pick` chooses among those `exclude` leaves, if any.
+fn choose<'t, T>(targets: &'t [T], pick: u64, exclude: &impl Fn(&T) -> bool) -> Option<&'t T> {
+    let allowed = targets.iter().filter(|target| !exclude(target)).count();
+    let index = usize::try_from(pick % allowed.max(1) as u64).unwrap_or(0);
+    targets.iter().filter(|target| !exclude(target)).nth(index)
 }
 
 #[cfg(test)]
@@ -79,18 +92,45 @@ mod tests {
     #[test]
     fn longest_segment_prefix_wins() {
         let table = table();
-        assert_eq!(table.lookup("g.a.b.c", |_| false), Some(&"ab"));
-        assert_eq!(table.lookup("g.a.x", |_| false), Some(&"a"));
-        assert_eq!(table.lookup("g.ab", |_| false), Some(&"default"));
-        assert_eq!(table.lookup("g.a", |_| false), Some(&"a"));
+        assert_eq!(table.lookup("g.a.b.c", 0, |_| false), Some(&"ab"));
+        assert_eq!(table.lookup("g.a.x", 0, |_| false), Some(&"a"));
+        assert_eq!(table.lookup("g.ab", 0, |_| false), Some(&"default"));
+        assert_eq!(table.lookup("g.a", 0, |_| false), Some(&"a"));
         assert_eq!(table.len(), 4);
     }
 
     #[test]
-    fn exclusion_picks_another_target_of_the_same_prefix_only() {
+    fn exclusion_takes_another_target_then_a_shorter_prefix() {
         let table = table();
-        assert_eq!(table.lookup("g.a.b.c", |t| *t == "ab"), Some(&"ab2"));
-        assert_eq!(table.lookup("g.a.x", |t| *t == "a"), None);
+        assert_eq!(table.lookup("g.a.b.c", 0, |t| *t == "ab"), Some(&"ab2"));
+        assert_eq!(
+            table.lookup("g.a.b.c", 0, |t| t.starts_with("ab")),
+            Some(&"a")
+        );
+        assert_eq!(table.lookup("g.a.x", 0, |t| *t == "a"), Some(&"default"));
+        assert_eq!(table.lookup("g.a.x", 0, |_| true), None);
+        let mut no_default = RoutingTable::new();
+        no_default.insert("g.a", "a");
+        assert_eq!(no_default.lookup("g.a.x", 0, |t| *t == "a"), None);
+    }
+
+    #[test]
+    fn pick_spreads_over_the_targets_of_a_prefix() {
+        let table = table();
+        assert_eq!(table.lookup("g.a.b", 0, |_| false), Some(&"ab"));
+        assert_eq!(table.lookup("g.a.b", 1, |_| false), Some(&"ab2"));
+        assert_eq!(table.lookup("g.a.b", 2, |_| false), Some(&"ab"));
+        assert_eq!(table.lookup("g.a.b", 7, |t| *t == "ab"), Some(&"ab2"));
+    }
+
+    #[test]
+    fn a_bare_scheme_is_a_prefix() {
+        let mut table = RoutingTable::new();
+        table.insert("g", "global");
+        table.insert("test", "test");
+        assert_eq!(table.lookup("g.x.y", 0, |_| false), Some(&"global"));
+        assert_eq!(table.lookup("test.x", 0, |_| false), Some(&"test"));
+        assert_eq!(table.lookup("example.x", 0, |_| false), None);
     }
 
     proptest::proptest! {
@@ -102,7 +142,7 @@ mod tests {
             }
             let is_ancestor = |p: &str| destination == p || destination.starts_with(&format!("{p}."));
             let expected = prefixes.iter().filter(|p| is_ancestor(p)).max_by_key(|p| p.len());
-            proptest::prop_assert_eq!(table.lookup(&destination, |_| false), expected);
+            proptest::prop_assert_eq!(table.lookup(&destination, 0, |_| false), expected);
         }
     }
 }

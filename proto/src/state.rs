@@ -4,6 +4,7 @@
 //! `riptidectl` (which edits and validates it before a push).
 
 use crate::limits::OUTGOING_PIPELINE_MAX;
+use crate::packet::address::is_route_prefix;
 use crate::packet::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -278,8 +279,8 @@ impl StateDocument {
                 }
             }
             for (route_index, prefix) in peer.routes.iter().enumerate() {
-                if Address::parse_str(prefix).is_err() {
-                    let message = format!("{prefix:?} is not a valid address prefix (scheme and at least one segment)");
+                if !is_route_prefix(prefix) {
+                    let message = format!("{prefix:?} is not a valid address prefix (empty, a scheme such as \"g\", or an address)");
                     return Err(FieldError::new(
                         path.key("routes").index(route_index),
                         message,

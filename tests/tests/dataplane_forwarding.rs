@@ -464,6 +464,58 @@ fn http_refusals() {
     );
 }
 
+/// Routes as Rafiki's connector has them: a longest prefix that leads back to the
+/// sender gives way to a shorter one, and peers sharing a prefix share its packets.
+#[test]
+fn routes_fall_back_past_the_sender_and_spread_over_shared_prefixes() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let extra = format!(
+        r#"
+[[peers]]
+id = "dave"
+asset = "USD"
+incoming_tokens = ["dave-token-0123456789"]
+initial_liquidity = 100000
+routes = ["test.bob.dave"]
+
+[[peers]]
+id = "shared-one"
+asset = "USD"
+outgoing_url = "{}"
+outgoing_token = "riptide-to-shared-one"
+routes = ["test.shared"]
+
+[[peers]]
+id = "shared-two"
+asset = "USD"
+outgoing_url = "{}"
+outgoing_token = "riptide-to-shared-two"
+routes = ["test.shared"]
+"#,
+        bob.url(),
+        carol.url()
+    );
+    let node = start(&bob, &carol, &extra, 2);
+    let expiry = Duration::from_secs(20);
+
+    // dave's own prefix is the longest; test.bob takes the packet instead.
+    let past_dave = prepare_for_sink(10, "test.bob.dave.x", expiry, fulfillment(40));
+    let reply = send(&node, "dave-token-0123456789", &past_dave);
+    assert!(matches!(Packet::parse(&reply), Ok(Packet::Fulfill(_))));
+    assert_eq!(bob.received().len(), 1);
+
+    // Twenty payments to the shared prefix reach both of its peers.
+    for seed in 0..20u8 {
+        let packet = prepare_for_sink(10, "test.shared.x", expiry, fulfillment(100 + seed));
+        let reply = send(&node, "alice-token-0123456789", &packet);
+        assert!(matches!(Packet::parse(&reply), Ok(Packet::Fulfill(_))));
+    }
+    let (to_bob, to_carol) = (bob.received().len() - 1, carol.received().len());
+    assert_eq!(to_bob + to_carol, 20);
+    assert!(to_bob > 0 && to_carol > 0, "bob {to_bob}, carol {to_carol}");
+}
+
 #[test]
 fn every_reject_code() {
     let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);

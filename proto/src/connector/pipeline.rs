@@ -188,7 +188,7 @@ fn decide_inner(
     }
     limiters.check(from, prepare.amount, now_ms)?;
     let expires_at_outgoing = outgoing_expiry(options, prepare.expires_at, now_ms)?;
-    let to = match route(snapshot, from, prepare.destination)? {
+    let to = match route(snapshot, from, prepare)? {
         RouteTarget::Local => return Ok(Decision::Local),
         RouteTarget::Peer(to) => to,
     };
@@ -221,14 +221,15 @@ pub fn decide_from_account(
             return Err(RejectReason::PeerProtocolUnhandled);
         }
         let expires_at_outgoing = outgoing_expiry(options, prepare.expires_at, now_ms)?;
-        let to = match snapshot
-            .routes
-            .lookup(prepare.destination.as_str(), |_| false)
-        {
-            Some(RouteTarget::Peer(to)) => *to,
-            Some(RouteTarget::Local) => return Ok(Decision::Local),
-            None => return Err(RejectReason::NoRoute),
-        };
+        let to =
+            match snapshot
+                .routes
+                .lookup(prepare.destination.as_str(), pick_of(prepare), |_| false)
+            {
+                Some(RouteTarget::Peer(to)) => *to,
+                Some(RouteTarget::Local) => return Ok(Decision::Local),
+                None => return Err(RejectReason::NoRoute),
+            };
         let peer = snapshot.peer(to);
         let amount_outgoing = convert_between(snapshot, source.1, peer.asset, prepare.amount)?;
         let legs = if hold {
@@ -282,16 +283,36 @@ pub fn outgoing_expiry(
     Ok(Timestamp::from_unix_ms_saturating(outgoing_ms))
 }
 
+/// The next hop: never the sender, and among peers sharing a prefix the one the
+/// packet's condition picks (random per payment, the same for a retried packet).
+/// When the longest prefix leads back to the sender, a shorter one is tried, as in
+/// Rafiki, but never our own address: a packet for a peer's address space that
+/// came from that peer is not ours to receive.
 fn route(
     snapshot: &Snapshot,
     from: PeerIndex,
-    destination: Address<'_>,
+    prepare: &Prepare<'_>,
 ) -> Result<RouteTarget, RejectReason> {
-    let not_sender = |target: &RouteTarget| *target == RouteTarget::Peer(from);
-    match snapshot.routes.lookup(destination.as_str(), not_sender) {
+    let destination = prepare.destination.as_str();
+    let pick = pick_of(prepare);
+    match snapshot.routes.lookup(destination, pick, |_| false) {
+        Some(RouteTarget::Peer(to)) if *to == from => {
+            let to_sender = |target: &RouteTarget| *target == RouteTarget::Peer(from);
+            match snapshot.routes.lookup(destination, pick, to_sender) {
+                Some(RouteTarget::Peer(to)) => Ok(RouteTarget::Peer(*to)),
+                _ => Err(RejectReason::NoRoute),
+            }
+        }
         Some(target) => Ok(*target),
         None => Err(RejectReason::NoRoute),
     }
+}
+
+/// Eight bytes of the execution condition: a hash, so random per payment.
+fn pick_of(prepare: &Prepare<'_>) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&prepare.execution_condition[..8]);
+    u64::from_be_bytes(bytes)
 }
 
 fn convert(

@@ -91,6 +91,12 @@ const SEGMENT_BYTES: [bool; 256] = {
     table
 };
 
+/// Whether `text` can prefix addresses in a route: empty (every address), a scheme
+/// alone (`g`, `test`), or a valid address (`g.a`), as Rafiki's routes may.
+pub fn is_route_prefix(text: &str) -> bool {
+    text.is_empty() || is_scheme(text.as_bytes()) || validate(text.as_bytes()).is_ok()
+}
+
 fn is_scheme(scheme: &[u8]) -> bool {
     matches!(
         scheme,
@@ -182,6 +188,16 @@ mod tests {
         );
         let long = format!("g.{}", "a".repeat(ADDRESS_SIZE_MAX - 1));
         assert_eq!(Address::parse_str(&long), Err(AddressError::TooLong(1024)));
+    }
+
+    #[test]
+    fn route_prefixes_may_be_empty_or_a_bare_scheme() {
+        for prefix in ["", "g", "test", "g.a", "test.a.b"] {
+            assert!(is_route_prefix(prefix), "{prefix:?}");
+        }
+        for prefix in ["g.", ".g", "gg", "g..a", "g.a b", "x.a"] {
+            assert!(!is_route_prefix(prefix), "{prefix:?}");
+        }
     }
 
     #[test]
