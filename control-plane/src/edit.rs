@@ -16,8 +16,6 @@ pub enum EditError {
     NoPeer(String),
     #[error("peer {0:?} already exists (use `peer update`)")]
     PeerExists(String),
-    #[error("route {prefix:?} already goes to peer {peer:?}; remove it first")]
-    RouteTaken { prefix: String, peer: String },
     #[error("no route {0:?}")]
     NoRoute(String),
     #[error("nothing to change: give at least one option")]
@@ -180,21 +178,14 @@ pub fn set_limits(
     Ok(*peer != before)
 }
 
+/// Routes `prefix` to peer `id` too. Several peers may share a prefix, as in Rafiki:
+/// the data plane spreads its packets over them.
 pub fn add_route(state: &mut StateDocument, prefix: &str, id: &str) -> Result<Changed, EditError> {
-    if let Some(owner) = state
-        .peers
-        .iter()
-        .find(|p| p.routes.iter().any(|r| r == prefix))
-    {
-        if owner.id == id {
-            return Ok(false);
-        }
-        return Err(EditError::RouteTaken {
-            prefix: prefix.to_owned(),
-            peer: owner.id.clone(),
-        });
+    let peer = peer_mut(state, id)?;
+    if peer.routes.iter().any(|r| r == prefix) {
+        return Ok(false);
     }
-    peer_mut(state, id)?.routes.push(prefix.to_owned());
+    peer.routes.push(prefix.to_owned());
     Ok(true)
 }
 
@@ -295,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn routes_belong_to_one_peer() {
+    fn peers_may_share_a_route() {
         let mut state = state();
         assert_eq!(add_route(&mut state, "test.alice", "alice"), Ok(false));
         assert_eq!(add_route(&mut state, "test.more", "alice"), Ok(true));
@@ -304,10 +295,13 @@ mod tests {
             ..state.peers[0].clone()
         });
         state.peers[1].routes.clear();
-        assert!(matches!(
-            add_route(&mut state, "test.more", "bob"),
-            Err(EditError::RouteTaken { .. })
-        ));
+        assert_eq!(add_route(&mut state, "test.more", "bob"), Ok(true));
+        assert_eq!(add_route(&mut state, "test.more", "bob"), Ok(false));
+        assert_eq!(remove_route(&mut state, "test.more", Some("bob")), Ok(true));
+        assert_eq!(
+            state.peers[0].routes.last().map(String::as_str),
+            Some("test.more")
+        );
         assert_eq!(remove_route(&mut state, "test.more", None), Ok(true));
         assert_eq!(
             remove_route(&mut state, "test.more", None),
