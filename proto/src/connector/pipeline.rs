@@ -348,6 +348,9 @@ pub fn convert_between(
             snapshot.asset_ref(destination),
         )
         .map_err(|e| match e {
+            RateError::MissingRate(code) if snapshot.rates_awaited => {
+                RejectReason::RateUnavailable(code)
+            }
             RateError::MissingRate(code) => RejectReason::RateMissing(code),
             _ => RejectReason::ConversionOverflow,
         })?;
@@ -438,5 +441,48 @@ pub fn judge_reply(condition: &[u8; 32], reply: &[u8]) -> Verdict {
         Ok(Packet::Prepare(_)) | Err(_) => Verdict::Refused(RejectReason::PeerUnreachable(
             "peer answered with no ILP reply".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::ErrorCode;
+    use crate::state::{AssetConfig, RatesConfig, StateDocument};
+    use std::collections::BTreeMap;
+
+    fn snapshot(url: Option<&str>, rates: &[(&str, f64)]) -> Snapshot {
+        let asset = |code: &str, ledger| AssetConfig {
+            code: code.into(),
+            scale: 2,
+            ledger,
+            initial_liquidity: 0,
+        };
+        let state = StateDocument {
+            assets: vec![asset("USD", 1), asset("EUR", 2)],
+            rates: RatesConfig {
+                base: Some("USD".into()),
+                rates: rates
+                    .iter()
+                    .map(|(code, rate)| ((*code).to_owned(), *rate))
+                    .collect::<BTreeMap<_, _>>(),
+                url: url.map(str::to_owned),
+                lifetime_ms: 15_000,
+            },
+            ..StateDocument::default()
+        };
+        Snapshot::build("test.riptide", &state).expect("a snapshot")
+    }
+
+    #[test]
+    fn a_missing_rate_is_f07_unless_the_feed_has_not_answered_yet() {
+        let awaited = snapshot(Some("http://rates.test/"), &[]);
+        let missing = convert_between(&awaited, 0, 1, 100).expect_err("no rate yet");
+        assert_eq!(missing.code(), ErrorCode::T00);
+        let fed = snapshot(Some("http://rates.test/"), &[("GBP", 0.8)]);
+        let missing = convert_between(&fed, 0, 1, 100).expect_err("no EUR rate");
+        assert_eq!(missing.code(), ErrorCode::F07);
+        let priced = snapshot(None, &[("EUR", 0.5)]);
+        assert_eq!(convert_between(&priced, 0, 1, 100), Ok(50));
     }
 }

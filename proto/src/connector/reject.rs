@@ -11,10 +11,15 @@ pub enum RejectReason {
     PeerProtocolUnhandled,
     #[error("no route to the destination")]
     NoRoute,
-    #[error("no route: the only route leads back to the sender")]
-    RouteToSender,
-    #[error("exchange rate missing for {0}")]
+    /// No rate for the asset, in rates that are there (pushed, or brought by the
+    /// feed): F07, as Rafiki answers a price it cannot use, so that payers stop
+    /// rather than retry.
+    #[error("no exchange rate for {0}")]
     RateMissing(String),
+    /// No rates yet from the feed that is to bring them (a data plane started before
+    /// the first push of the feed's rates): T00, which payers retry.
+    #[error("no exchange rate for {0} yet")]
+    RateUnavailable(String),
     #[error("amount does not fit after conversion")]
     ConversionOverflow,
     #[error("amount is zero after conversion")]
@@ -47,12 +52,11 @@ pub enum RejectReason {
 impl RejectReason {
     pub fn code(&self) -> ErrorCode {
         match self {
-            RejectReason::PeerProtocolUnhandled
-            | RejectReason::NoRoute
-            | RejectReason::RouteToSender => ErrorCode::F02,
+            RejectReason::PeerProtocolUnhandled | RejectReason::NoRoute => ErrorCode::F02,
             RejectReason::AmountTooLarge { .. } => ErrorCode::F08,
+            RejectReason::RateMissing(_) => ErrorCode::F07,
             RejectReason::WrongCondition => ErrorCode::F05,
-            RejectReason::RateMissing(_)
+            RejectReason::RateUnavailable(_)
             | RejectReason::ConversionOverflow
             | RejectReason::Internal(_) => ErrorCode::T00,
             RejectReason::PeerUnreachable(_) => ErrorCode::T01,

@@ -79,6 +79,11 @@ pub struct Snapshot {
     pub peer_by_token_hash: HashMap<[u8; 32], PeerIndex>,
     pub routes: RoutingTable<RouteTarget>,
     pub rates: RateTable,
+    /// Whether rates are awaited from a feed (`rates.url`) that has brought none yet
+    /// (a data plane started before `riptidectl serve` pushed the feed's rates): a
+    /// missing rate is then temporary. Once the feed has answered, a code it left
+    /// out is missing for good, as in Rafiki.
+    pub rates_awaited: bool,
     /// Local wallet addresses and their receiving accounts.
     pub wallets: Vec<Wallet>,
     pub wallet_by_id: HashMap<String, usize>,
@@ -120,6 +125,7 @@ impl Snapshot {
             peer_by_token_hash: HashMap::new(),
             routes: RoutingTable::new(),
             rates: build_rates(state)?,
+            rates_awaited: state.rates.url.is_some() && state.rates.rates.is_empty(),
             wallets: Vec::with_capacity(state.wallets.len()),
             wallet_by_id: HashMap::new(),
         };
