@@ -108,7 +108,12 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 }
 
 fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
-    let Some(value) = request.headers().get(hyper::header::AUTHORIZATION) else {
+    // Two tokens in one request are refused, as on the packet port.
+    let mut values = request
+        .headers()
+        .get_all(hyper::header::AUTHORIZATION)
+        .iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
     let expected = format!("Bearer {}", admin.token);

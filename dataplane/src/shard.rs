@@ -497,12 +497,15 @@ impl Shard {
     ) -> Result<(Vec<u8>, Verdict), RejectReason> {
         let peer = snapshot.peer(forward.to);
         let endpoint = peer.outgoing.as_ref().ok_or(RejectReason::NoRoute)?;
-        rewrite_prepare(
+        // Bytes after the Prepare's envelope (which OER lets a reader ignore) are
+        // not the sender's to pass on: the next hop gets the Prepare alone.
+        let size = rewrite_prepare(
             prepare_bytes,
             forward.amount_outgoing,
             forward.expires_at_outgoing,
         )
         .map_err(|_| RejectReason::Internal("rewrite failed".into()))?;
+        let prepare_bytes = &prepare_bytes[..size];
         let wait_ms = forward
             .expires_at_outgoing
             .unix_ms()

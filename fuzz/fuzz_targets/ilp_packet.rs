@@ -19,7 +19,11 @@ fuzz_target!(|input: &[u8]| {
     if let Packet::Prepare(prepare) = packet {
         let mut rewritten = input.to_vec();
         let expiry = Timestamp::from_unix_ms_saturating(prepare.expires_at.unix_ms() / 2);
-        rewrite_prepare(&mut rewritten, prepare.amount / 3, expiry).expect("valid Prepare");
+        let size =
+            rewrite_prepare(&mut rewritten, prepare.amount / 3, expiry).expect("valid Prepare");
+        // The envelope is the canonical encoding; anything after it is not the packet.
+        assert_eq!(size, encoded.len());
+        assert_eq!(&rewritten[size..], &input[size..]);
         let after = riptide_proto::packet::Prepare::parse(&rewritten).expect("still valid");
         assert_eq!(after.amount, prepare.amount / 3);
         assert_eq!(after.expires_at, expiry);

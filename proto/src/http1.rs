@@ -7,7 +7,7 @@
 //! connection, boxed bodies) cost more CPU per packet than the ILP work itself. The
 //! admin API and SPSP, which are not on the packet path, still use hyper.
 
-use crate::limits::{CHUNK_LINE_SIZE_MAX, HEADERS_MAX, HEAD_SIZE_MAX};
+use crate::limits::{CHUNK_LINE_SIZE_MAX, HEADERS_MAX, HEAD_SIZE_MAX, TRAILER_LINES_MAX};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +125,9 @@ fn common_headers(headers: &[httparse::Header<'_>]) -> Result<CommonHeaders, Hea
 fn keep_alive(version: Option<u8>, common: &CommonHeaders) -> bool {
     match version {
         Some(1) => !common.close,
-        _ => common.keep_alive && !common.close,
+        // HTTP/1.0 has no chunked coding: a message that uses it has faulty framing,
+        // and the connection closes after it (RFC 9112 section 6.1).
+        _ => common.keep_alive && !common.close && !common.chunked,
     }
 }
 
@@ -171,6 +173,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"authorization") {
+            // Two tokens in one request: which one was meant is a guess, and a
+            // proxy in front may have checked the other.
+            if head.authorization.is_some() {
+                return Err(HeadError::Malformed);
+            }
             head.authorization = Some(range_in(buf, header.value.trim_ascii()));
         } else if name.eq_ignore_ascii_case(b"content-type") {
             head.content_type = Some(range_in(buf, header.value.trim_ascii()));
@@ -236,6 +243,7 @@ enum ChunkState {
 pub struct ChunkedDecoder {
     state: ChunkState,
     body_size_max: usize,
+    trailer_lines: usize,
 }
 
 impl ChunkedDecoder {
@@ -243,6 +251,7 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: ChunkState::Size,
             body_size_max,
+            trailer_lines: 0,
         }
     }
 
@@ -296,6 +305,14 @@ impl ChunkedDecoder {
                     at += line;
                     if line == 2 {
                         self.state = ChunkState::Done;
+                    } else {
+                        // Trailers carry nothing an ILP peer needs: a few, well formed.
+                        self.trailer_lines += 1;
+                        if self.trailer_lines > TRAILER_LINES_MAX
+                            || !is_field_line(&rest[..line - 2])
+                        {
+                            return Err(ChunkError::Malformed);
+                        }
                     }
                 }
                 ChunkState::Done => unreachable!("the loop stops when done"),
@@ -306,17 +323,50 @@ impl ChunkedDecoder {
 }
 
 /// The length of the CRLF-terminated line at the start of `input`, CRLF included.
+/// A bare CR or LF before it is malformed (RFC 9112 section 2.2: a recipient of a
+/// chunked body must not take one for a line end, and guessing is how smuggling
+/// starts).
 fn line_of(input: &[u8]) -> Result<Option<usize>, ChunkError> {
     let window = &input[..input.len().min(CHUNK_LINE_SIZE_MAX)];
-    match window.windows(2).position(|w| w == b"\r\n") {
-        Some(end) => Ok(Some(end + 2)),
+    match window.iter().position(|&b| b == b'\r' || b == b'\n') {
+        Some(end) if window.get(end..end + 2) == Some(b"\r\n") => Ok(Some(end + 2)),
+        Some(end)
+            if end + 1 == window.len()
+                && window[end] == b'\r'
+                && window.len() < CHUNK_LINE_SIZE_MAX =>
+        {
+            Ok(None)
+        }
+        Some(_) => Err(ChunkError::Malformed),
         None if window.len() == CHUNK_LINE_SIZE_MAX => Err(ChunkError::Malformed),
         None => Ok(None),
     }
 }
 
+/// A trailer line: a token, a colon, and visible characters, spaces or tabs.
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
 fn parse_chunk_size(line: &[u8]) -> Result<usize, ChunkError> {
-    // Extensions after ';' carry nothing an ILP peer needs.
+    // Extensions after ';' carry nothing an ILP peer needs, but must be visible
+    // characters, spaces or tabs: a control byte there is not a chunk line.
+    if !line
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return Err(ChunkError::Malformed);
+    }
     let digits = line
         .split(|&b| b == b';')
         .next()
@@ -795,5 +845,52 @@ mod tests {
             take_message(&mut buf, 3, false),
             Err(MessageError::Body(ChunkError::TooLarge))
         );
+    }
+
+    #[test]
+    fn lenient_corners_are_closed() {
+        let decode = |body: &[u8]| {
+            let mut out = Vec::new();
+            let mut decoder = ChunkedDecoder::new(1 << 10);
+            decoder
+                .decode(body, &mut out)
+                .map(|_| (decoder.is_done(), out))
+        };
+        assert_eq!(
+            decode(b"3\r\nabc\r\n0\r\n\r\n"),
+            Ok((true, b"abc".to_vec()))
+        );
+        assert_eq!(
+            decode(b"3;ext=1\r\nabc\r\n0\r\nX-T: v\r\n\r\n"),
+            Ok((true, b"abc".to_vec()))
+        );
+        for bad in [
+            &b"3\nabc\r\n0\r\n\r\n"[..],
+            b"3\r\rabc\r\n0\r\n\r\n",
+            b"3;\x00\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nno colon\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nX: \x01\r\n\r\n",
+        ] {
+            assert_eq!(decode(bad), Err(ChunkError::Malformed), "{bad:?}");
+        }
+        let mut many = b"0\r\n".to_vec();
+        for _ in 0..=TRAILER_LINES_MAX {
+            many.extend_from_slice(b"X-T: v\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(decode(&many), Err(ChunkError::Malformed));
+        // A CR at the end of what has arrived waits for its LF.
+        assert_eq!(decode(b"3\r"), Ok((false, Vec::new())));
+
+        let head = |text: &str| parse_request(text.as_bytes());
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n"),
+            Err(HeadError::Malformed)
+        );
+        let chunked_10 =
+            head("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .expect("framed")
+                .expect("complete");
+        assert!(!chunked_10.keep_alive, "HTTP/1.0 with chunked closes");
     }
 }

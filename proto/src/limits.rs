@@ -78,8 +78,10 @@ pub const TAKE_BACK_BACKOFF_MS: u64 = 200;
 pub const HEADERS_MAX: usize = 32;
 /// Largest head accepted, request line and headers together.
 pub const HEAD_SIZE_MAX: usize = 8 * 1024;
-/// Longest chunk-size line (hex digits, extensions, CRLF).
+/// Longest chunk-size line (hex digits, extensions, CRLF); also of a trailer line.
 pub const CHUNK_LINE_SIZE_MAX: usize = 256;
+/// Trailer lines after a chunked body: ILP peers send none; a few are tolerated.
+pub const TRAILER_LINES_MAX: usize = 8;
 
 // ---- The state document and the admin API.
 
@@ -108,6 +110,8 @@ const _: () = assert!((u64::MAX as u128)
     .is_some());
 const _: () = assert!(LEGS_MAX >= 1 && HOLD_LOOKUPS_MAX >= 1 && ATTEMPTS_MAX > HOLD_LOOKUPS_MAX);
 const _: () = assert!(CHUNK_LINE_SIZE_MAX < HEAD_SIZE_MAX);
+// Trailers, bounded, take less than a head.
+const _: () = assert!(TRAILER_LINES_MAX * CHUNK_LINE_SIZE_MAX <= HEAD_SIZE_MAX);
 const _: () = assert!(OUTGOING_PIPELINE_MAX >= 1);
 // A reply to a sender's packet leaves within its hold on the path.
 const _: () = assert!(REPLY_MARGIN_MS_MAX < PACKET_EXPIRY_MS);

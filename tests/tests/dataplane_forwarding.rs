@@ -516,6 +516,48 @@ routes = ["test.shared"]
     assert!(to_bob > 0 && to_carol > 0, "bob {to_bob}, carol {to_carol}");
 }
 
+/// Two tokens in one request are refused on both ports, and what follows a Prepare's
+/// envelope is not passed on to the next hop.
+#[test]
+fn ambiguous_tokens_are_refused_and_trailing_bytes_not_forwarded() {
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&bob, &carol, "", 2);
+    let prepare = prepare_for_sink(10, "test.bob", Duration::from_secs(20), fulfillment(70));
+
+    let head = packet_head(&format!("Content-Length: {}", prepare.len())).replace(
+        "Content-Type",
+        "Authorization: Bearer bob-token-0123456789\r\nContent-Type",
+    );
+    let mut connection = RawHttpConnection::connect(node.riptide.connector).expect("connect");
+    connection
+        .send(&[head.as_bytes(), &prepare].concat())
+        .expect("write");
+    let refused = connection.response().expect("read").expect("a response");
+    assert_eq!(refused.status, 400);
+    assert!(bob.received().is_empty());
+
+    let admin = HttpClient::new(node.riptide.admin)
+        .request(
+            "GET",
+            "/v1/status",
+            &[
+                ("Authorization", &format!("Bearer {ADMIN_TOKEN}")),
+                ("Authorization", "Bearer another"),
+            ],
+            b"",
+        )
+        .expect("http");
+    assert_eq!(admin.status, 401);
+
+    let with_tail = [prepare.as_slice(), b"not part of the packet"].concat();
+    let reply = send(&node, "alice-token-0123456789", &with_tail);
+    assert!(Fulfill::parse(&reply).is_ok());
+    let received = bob.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body.len(), prepare.len());
+}
+
 #[test]
 fn every_reject_code() {
     let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);

@@ -179,14 +179,16 @@ impl<'a> Prepare<'a> {
 }
 
 /// Rewrites the amount and expiry of the Prepare in `buffer` in place; a connector
-/// changes nothing else, so every other byte stays as the sender wrote it.
+/// changes nothing else, so every other byte stays as the sender wrote it. Answers
+/// the size of the Prepare's envelope: bytes after it are not part of the packet.
 pub fn rewrite_prepare(
     buffer: &mut [u8],
     amount: u64,
     expires_at: Timestamp,
-) -> Result<(), PacketError> {
+) -> Result<usize, PacketError> {
     let (packet_type, content, header_size) = open_envelope(buffer)?;
     expect_type(packet_type, TYPE_PREPARE)?;
+    let envelope_size = header_size + content.remaining();
     if content.remaining() < PREPARE_FIXED_SIZE {
         return Err(PacketError::Oer {
             field: "amount",
@@ -196,7 +198,7 @@ pub fn rewrite_prepare(
     let amount_end = header_size + 8;
     buffer[header_size..amount_end].copy_from_slice(&amount.to_be_bytes());
     buffer[amount_end..amount_end + TIMESTAMP_SIZE].copy_from_slice(&expires_at.to_digits());
-    Ok(())
+    Ok(envelope_size)
 }
 
 /// A Fulfill, borrowed.
@@ -442,7 +444,11 @@ mod tests {
         let mut buffer = bytes(PREPARE_HEX);
         let original = buffer.clone();
         let expiry = Timestamp::from_unix_ms(1_700_000_000_123).expect("in range");
-        rewrite_prepare(&mut buffer, 99, expiry).expect("rewrite");
+        let size = rewrite_prepare(&mut buffer, 99, expiry).expect("rewrite");
+        assert_eq!(size, buffer.len());
+        let mut trailing = buffer.clone();
+        trailing.extend_from_slice(b"extra");
+        assert_eq!(rewrite_prepare(&mut trailing, 99, expiry), Ok(size));
         let rewritten = Prepare::parse(&buffer).expect("still valid");
         assert_eq!(rewritten.amount, 99);
         assert_eq!(rewritten.expires_at, expiry);
