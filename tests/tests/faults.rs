@@ -117,6 +117,7 @@ asset = "{asset}"
 }
 
 /// What one sender paid: its connection and the amounts it was fulfilled.
+#[derive(Debug)]
 struct Paid {
     destination: String,
     fulfilled: u64,
@@ -328,14 +329,25 @@ fn tigerbeetle_killed_and_restarted_during_a_stream_payment() {
     let mut tigerbeetle = TigerBeetleServer::start();
     let node = Node::start(tigerbeetle.address(), &shared_redis().url());
     // Down for longer than a hold and its lookup take to time out (1 s each), so
-    // that some packets fail however quickly the client reconnects.
-    let paid = pay_while(node.payers(), Duration::from_secs(8), || {
-        std::thread::sleep(Duration::from_millis(1_500));
-        tigerbeetle.kill();
-        std::thread::sleep(Duration::from_millis(3_000));
-        tigerbeetle.restart();
-    });
-    assert!(some_packets_failed(&paid), "the outage was felt");
+    // that packets sent meanwhile fail. In some full runs of the suite no sender saw
+    // a failure (not reproduced alone, even under load); a second outage, with fresh
+    // connections, is tried then, and every round is checked for exact money.
+    let mut paid = Vec::new();
+    for round in 1..=2 {
+        let this_round = pay_while(node.payers(), Duration::from_secs(8), || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            tigerbeetle.kill();
+            std::thread::sleep(Duration::from_millis(3_000));
+            tigerbeetle.restart();
+        });
+        let felt = some_packets_failed(&this_round);
+        eprintln!("outage {round} felt: {felt}; {this_round:?}");
+        paid.extend(this_round);
+        if felt {
+            break;
+        }
+    }
+    assert!(some_packets_failed(&paid), "the outage was felt: {paid:?}");
     check_exact(&node, &paid, false);
 }
 
@@ -363,7 +375,7 @@ fn redis_killed_and_restarted_during_a_stream_payment() {
         std::thread::sleep(Duration::from_millis(1_500));
         redis.restart();
     });
-    assert!(some_packets_failed(&paid), "the outage was felt");
+    assert!(some_packets_failed(&paid), "the outage was felt: {paid:?}");
     check_exact(&node, &paid, false);
 }
 
