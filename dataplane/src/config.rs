@@ -594,6 +594,15 @@ max_packet_amount = 100
     }
 
     #[test]
+    fn routes_take_every_form_the_readme_shows() {
+        let routes = |list: &str| parse(&format!("{MINIMAL}routes = {list}\n"));
+        let config = routes(r#"["g.acme", "g", "test", ""]"#).expect("valid routes");
+        assert_eq!(config.state.peers[0].routes, ["g.acme", "g", "test", ""]);
+        let error = routes(r#"["g."]"#).expect_err("an empty segment");
+        assert!(error.to_string().contains("peers[0].routes[0]"), "{error}");
+    }
+
+    #[test]
     fn duplicate_tokens_and_outgoing_rules() {
         let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token\"]\n");
         assert!(error_of(&text)

@@ -3,35 +3,16 @@
 //! (`riptide_proto::http1`); this file only moves bytes.
 
 use crate::limits::{BODY_SIZE_MAX, CONNECT_TIMEOUT, READ_SIZE, REPLY_TIMEOUT, SPSP_TIMEOUT};
-use riptide_proto::http1::{take_message, write_packet_request, Message};
+use riptide_proto::http1::{self, write_packet_request, Message};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-/// Reads from `stream` into `buffer` until a whole message is there (the codec is
-/// `riptide_proto::http1`, the one the data plane speaks); `None` when the peer
-/// closed between messages.
+/// The next whole message on `stream` (`riptide_proto::http1::read_message`).
 pub fn read_message(
     stream: &mut impl Read,
     buffer: &mut Vec<u8>,
 ) -> std::io::Result<Option<Message>> {
-    let mut chunk = [0u8; READ_SIZE];
-    loop {
-        let closed = match take_message(buffer, BODY_SIZE_MAX, false) {
-            Ok(Some(message)) => return Ok(Some(message)),
-            Ok(None) => {
-                let read = stream.read(&mut chunk)?;
-                buffer.extend_from_slice(&chunk[..read]);
-                read == 0
-            }
-            Err(e) => return Err(std::io::Error::other(e)),
-        };
-        if closed {
-            return match take_message(buffer, BODY_SIZE_MAX, true) {
-                Ok(message) => Ok(message),
-                Err(e) => Err(std::io::Error::other(e)),
-            };
-        }
-    }
+    http1::read_message(stream, buffer, BODY_SIZE_MAX)
 }
 
 /// `http://host:port/path` split for the client.

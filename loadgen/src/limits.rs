@@ -10,7 +10,7 @@ pub const LATENCY_US_MAX: u64 = 120_000_000;
 pub const PENDING_REPLIES_SIZE_MAX: usize = 64 * 1024;
 /// Largest body read: an ILP packet is at most about 41 KB, an SPSP answer less.
 pub const BODY_SIZE_MAX: usize = 1 << 20;
-/// Bytes asked of the socket per read: a whole burst of replies in one read.
+/// Initial buffer of a connection: a whole burst of replies fits without regrowing.
 pub const READ_SIZE: usize = 64 * 1024;
 /// Longest wait for a connection to open on loopback.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

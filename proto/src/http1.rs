@@ -464,6 +464,30 @@ pub fn take_message(
     }))
 }
 
+/// Reads from `source` into `buffer` until a whole message is there; `None` when the
+/// source ends between messages. For blocking callers (the load generator, test
+/// peers): this crate opens nothing, it only reads what it is handed. Bytes read stay
+/// in `buffer` when a read fails (a timeout), so the caller may try again.
+pub fn read_message(
+    source: &mut impl std::io::Read,
+    buffer: &mut Vec<u8>,
+    body_size_max: usize,
+) -> std::io::Result<Option<Message>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(message) =
+            take_message(buffer, body_size_max, false).map_err(std::io::Error::other)?
+        {
+            return Ok(Some(message));
+        }
+        let read = source.read(&mut chunk)?;
+        if read == 0 {
+            return take_message(buffer, body_size_max, true).map_err(std::io::Error::other);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
 /// The body at the start of `rest` and the bytes it took, once complete.
 fn take_body(
     rest: &[u8],

@@ -2,9 +2,9 @@
 //! end-to-end tests: a blocking HTTP/1.1 client and a sink peer small enough to read
 //! in one sitting, so a failure points at Riptide and not at the harness.
 
-use riptide_proto::http1::{take_message, write_response, Message};
+use riptide_proto::http1::{write_response, Message};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,19 +40,7 @@ pub fn read_message(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
 ) -> std::io::Result<Option<Message>> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match take_message(buffer, BODY_SIZE_MAX, false) {
-            Ok(Some(message)) => return Ok(Some(message)),
-            Ok(None) => {}
-            Err(e) => return Err(std::io::Error::other(e)),
-        }
-        let read = stream.read(&mut chunk)?;
-        if read == 0 {
-            return take_message(buffer, BODY_SIZE_MAX, true).map_err(std::io::Error::other);
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    }
+    riptide_proto::http1::read_message(stream, buffer, BODY_SIZE_MAX)
 }
 
 fn header_map(message: &Message) -> HashMap<String, String> {

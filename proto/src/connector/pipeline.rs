@@ -194,14 +194,31 @@ fn decide_inner(
     };
     let amount_outgoing = convert(snapshot, from, to, prepare.amount)?;
     let legs = hold_legs(snapshot, from, to, prepare.amount, amount_outgoing);
-    Ok(Decision::Forward(Forward {
+    Ok(forward_to(
+        prepare,
+        to,
+        amount_outgoing,
+        expires_at_outgoing,
+        legs,
+    ))
+}
+
+/// The forward of `prepare` to peer `to`, with what a later step reads of it.
+fn forward_to(
+    prepare: &Prepare<'_>,
+    to: PeerIndex,
+    amount_outgoing: u64,
+    expires_at_outgoing: Timestamp,
+    legs: Vec<Leg>,
+) -> Decision {
+    Decision::Forward(Forward {
         to,
         amount_outgoing,
         expires_at_outgoing,
         expires_at_incoming: prepare.expires_at,
         execution_condition: *prepare.execution_condition,
         legs,
-    }))
+    })
 }
 
 /// Decides what happens to a Prepare made inside this process (a quote's probe or
@@ -243,14 +260,13 @@ pub fn decide_from_account(
         } else {
             Vec::new()
         };
-        Ok(Decision::Forward(Forward {
+        Ok(forward_to(
+            prepare,
             to,
             amount_outgoing,
             expires_at_outgoing,
-            expires_at_incoming: prepare.expires_at,
-            execution_condition: *prepare.execution_condition,
             legs,
-        }))
+        ))
     };
     decide().unwrap_or_else(Decision::Reject)
 }

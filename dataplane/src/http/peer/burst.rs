@@ -262,7 +262,7 @@ async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) 
 mod tests {
     use super::super::{PeerCallError, PeerClient};
     use riptide_proto::connector::snapshot::{parse_endpoint, PeerEndpoint};
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::net::TcpListener;
     use std::rc::Rc;
     use std::sync::{Arc, Mutex};
@@ -333,19 +333,9 @@ mod tests {
         stream: &mut std::net::TcpStream,
         buffer: &mut Vec<u8>,
     ) -> Option<riptide_proto::http1::Message> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(message) =
-                riptide_proto::http1::take_message(buffer, 1 << 20, false).ok()?
-            {
-                return Some(message);
-            }
-            let read = stream.read(&mut chunk).ok()?;
-            if read == 0 {
-                return None;
-            }
-            buffer.extend_from_slice(&chunk[..read]);
-        }
+        riptide_proto::http1::read_message(stream, buffer, 1 << 20)
+            .ok()
+            .flatten()
     }
 
     fn endpoint(address: &str, pipeline_max: usize) -> PeerEndpoint {
