@@ -242,7 +242,7 @@ mod tests {
         let args = PeerAddArgs {
             id: "alice".into(),
             asset: "USD".into(),
-            incoming_tokens: vec!["alice-token".into()],
+            incoming_tokens: vec!["alice-token-0123456789".into()],
             outgoing_url: None,
             outgoing_token: None,
             outgoing_pipeline_max: 1,
@@ -315,8 +315,8 @@ mod tests {
         let update = PeerUpdateArgs {
             id: "alice".into(),
             asset: None,
-            add_incoming_tokens: vec!["new-token".into()],
-            remove_incoming_tokens: vec!["alice-token".into()],
+            add_incoming_tokens: vec!["new-token-0123456789".into()],
+            remove_incoming_tokens: vec!["alice-token-0123456789".into()],
             outgoing_url: None,
             outgoing_token: None,
             outgoing_pipeline_max: Some(4),
@@ -324,7 +324,10 @@ mod tests {
             limits: LimitArgs::default(),
         };
         assert_eq!(update_peer(&mut state, &update), Ok(true));
-        assert_eq!(state.peers[0].incoming_tokens, vec!["new-token".to_owned()]);
+        assert_eq!(
+            state.peers[0].incoming_tokens,
+            vec!["new-token-0123456789".to_owned()]
+        );
         assert_eq!(state.peers[0].outgoing_pipeline_max, 4);
         assert_eq!(update_peer(&mut state, &update), Ok(false));
         assert_eq!(remove_peer(&mut state, "alice"), Ok(true));

@@ -184,7 +184,7 @@ ledger = 1
 [[peers]]
 id = "alice"
 asset = "USD"
-incoming_tokens = ["alice-token"]
+incoming_tokens = ["alice-token-0123456789"]
 max_packet_amount = 100
 "#;
 

@@ -18,10 +18,11 @@
 //!   quotes by rate probe and payments over STREAM from a wallet's account.
 
 use crate::config::StateDocument;
-use crate::http::io::HyperStream;
+use crate::http::deadline::ConnectionClock;
+use crate::http::gate::Port;
 use crate::ledger::holds::LedgerFailure;
 use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
-use crate::metrics::render_prometheus;
+use crate::metrics::{render_gate, render_prometheus};
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
 use bytes::Bytes;
@@ -39,8 +40,10 @@ use riptide_proto::limits::REQUEST_SIZE_MAX;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 mod incoming_payments;
 mod outgoing_payments;
@@ -58,23 +61,57 @@ pub struct Admin {
 
 pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
     let stopping = || admin.shard.shutting_down();
-    crate::http::io::accept_until(&listener, stopping, |stream| {
-        serve_connection(Rc::clone(&admin), stream)
+    let gate = (&admin.shard.shared.gate, Port::Admin);
+    crate::http::io::accept_until(&listener, gate, stopping, |stream, permit| {
+        let admin = Rc::clone(&admin);
+        crate::http::io::spawn_hyper_connection(stream, permit, move |clock, source| {
+            hyper::service::service_fn(move |request| {
+                let (admin, clock) = (Rc::clone(&admin), Rc::clone(&clock));
+                async move {
+                    let response = serve_request(&admin, &clock, source, request).await;
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        });
     })
     .await;
 }
 
-fn serve_connection(admin: Rc<Admin>, stream: glommio::net::TcpStream) {
-    glommio::spawn_local(async move {
-        let service = hyper::service::service_fn(move |request| {
-            let admin = Rc::clone(&admin);
-            async move { Ok::<_, Infallible>(route(&admin, request).await) }
-        });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(HyperStream::new(stream), service)
-            .await;
-    })
-    .detach();
+/// Checks the token on the head, reads the body under the body deadline, then
+/// answers with no deadline running: an audit or a payment may take a while, and
+/// must not be cut off half way. Nothing of a body is read before its token is
+/// known good; a failed token closes the connection, after a wait once its source
+/// has failed too often.
+async fn serve_request(
+    admin: &Admin,
+    clock: &ConnectionClock,
+    source: IpAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    clock.head_complete();
+    let open = request.method() == Method::GET && request.uri().path() == "/healthz";
+    if !open && !authorized(admin, request.headers()) {
+        let wait = admin.shard.shared.gate.auth_failed(source, Instant::now());
+        if !wait.is_zero() {
+            clock.answering();
+            glommio::timer::sleep(wait).await;
+        }
+        let mut refused = error(StatusCode::UNAUTHORIZED, "admin token required");
+        refused.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return refused;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, STATE_BODY_SIZE_MAX).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return too_large(),
+    };
+    clock.answering();
+    let response = route(admin, Request::from_parts(parts, body)).await;
+    clock.await_request();
+    response
 }
 
 /// An answer of the admin API (a type of `riptide_proto::admin_api`) as JSON.
@@ -107,12 +144,9 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_response(status, &body)
 }
 
-fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
+fn authorized(admin: &Admin, headers: &hyper::HeaderMap) -> bool {
     // Two tokens in one request are refused, as on the packet port.
-    let mut values = request
-        .headers()
-        .get_all(hyper::header::AUTHORIZATION)
-        .iter();
+    let mut values = headers.get_all(hyper::header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
@@ -128,16 +162,13 @@ fn authorized(admin: &Admin, request: &Request<Incoming>) -> bool {
             == 0
 }
 
-async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     if request.method() == Method::GET && path == "/healthz" {
         let health = Health {
             status: "ok".into(),
         };
         return json_response(StatusCode::OK, &health);
-    }
-    if !authorized(admin, &request) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
     }
     match (request.method().clone(), path.as_str()) {
         (Method::PUT, PATH_STATE) => put_state(admin, request).await,
@@ -182,19 +213,8 @@ fn sub_path<'a>(path: &'a str, collection: &str) -> Option<&'a str> {
     path.strip_prefix(collection)?.strip_prefix('/')
 }
 
-async fn put_state(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match Limited::new(request.into_body(), STATE_BODY_SIZE_MAX)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "state document too large or unreadable",
-            )
-        }
-    };
+async fn put_state(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let body = request.into_body();
     let document = match StateDocument::from_json(&body) {
         Ok(document) => document,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -285,11 +305,12 @@ fn status(admin: &Admin) -> Response<Full<Bytes>> {
 
 fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
     let shared = &admin.shard.shared;
-    let text = render_prometheus(
+    let mut text = render_prometheus(
         &shared.metrics.merged(),
         shared.snapshot.load().version,
         shared.shard_count as usize,
     );
+    render_gate(&mut text, &shared.gate);
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -298,10 +319,9 @@ fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
     response
 }
 
-async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, REQUEST_SIZE_MAX).await {
-        Ok(body) => body,
-        Err(response) => return response,
+async fn liquidity(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let Some(body) = read_body(request, REQUEST_SIZE_MAX) else {
+        return too_large();
     };
     let move_request = match LiquidityRequest::from_json(&body) {
         Ok(parsed) => parsed,
@@ -316,18 +336,18 @@ async fn liquidity(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
     }
 }
 
-/// The body, or the response that refuses it.
-async fn read_body(
-    request: Request<Incoming>,
-    size_max: usize,
-) -> Result<Bytes, Response<Full<Bytes>>> {
-    match Limited::new(request.into_body(), size_max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request too large or unreadable",
-        )),
-    }
+/// The body, unless larger than `size_max` (the connection read at most the
+/// state document's limit).
+fn read_body(request: Request<Bytes>, size_max: usize) -> Option<Bytes> {
+    let body = request.into_body();
+    (body.len() <= size_max).then_some(body)
+}
+
+fn too_large() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request too large or unreadable",
+    )
 }
 
 /// Audits the chart of accounts: `?idle=true` when no traffic flows and every

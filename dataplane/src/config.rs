@@ -16,6 +16,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use thiserror::Error;
 
+mod connections;
+pub use connections::ConnectionsConfig;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {message}")]
@@ -40,6 +43,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub ledger: LedgerConfig,
     pub receipts: ReceiptsConfig,
+    pub connections: ConnectionsConfig,
     pub state: StateDocument,
 }
 
@@ -54,6 +58,8 @@ struct ConfigFile {
     ledger: LedgerConfig,
     #[serde(default)]
     receipts: ReceiptsConfig,
+    #[serde(default)]
+    connections: ConnectionsConfig,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -307,6 +313,7 @@ impl Config {
             node: parsed.node,
             ledger: parsed.ledger,
             receipts: parsed.receipts,
+            connections: parsed.connections,
             state: StateDocument {
                 version: parsed.version,
                 assets: parsed.assets,
@@ -438,6 +445,7 @@ impl Config {
                 "required when kind = \"tigerbeetle\"",
             ));
         }
+        self.connections.validate()?;
         self.state.validate_rules()
     }
 }
@@ -460,7 +468,7 @@ ledger = 1
 [[peers]]
 id = "alice"
 asset = "USD"
-incoming_tokens = ["alice-token"]
+incoming_tokens = ["alice-token-0123456789"]
 max_packet_amount = 100
 "#;
 
@@ -604,7 +612,7 @@ max_packet_amount = 100
 
     #[test]
     fn duplicate_tokens_and_outgoing_rules() {
-        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token\"]\n");
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token-0123456789\"]\n");
         assert!(error_of(&text)
             .contains("peers[1].incoming_tokens[0]: token already names another peer"));
         let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"https://x\"\noutgoing_token = \"t\"\n");

@@ -10,16 +10,14 @@ use std::time::Duration;
 
 // ---- Connections and HTTP.
 
-/// A connection that takes longer than this to send a whole request (packet port),
-/// or sends no bytes for this long (SPSP), is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often an accept loop or the sweep looks whether the shard is shutting down.
 pub const SHUTDOWN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Pause after a failed accept (out of file descriptors, say), so that the loop
 /// does not spin while the cause lasts.
 pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(10);
-/// How often the idle watchdog of a connection looks at it, at the most.
-pub const IDLE_CHECK_MIN: Duration = Duration::from_secs(1);
+/// How often the deadline watchdog of a connection looks at it, at the most: the
+/// deadlines are configured in milliseconds but need not be kept to the millisecond.
+pub const DEADLINE_CHECK_MIN: Duration = Duration::from_millis(50);
 /// Initial read buffer of a connection: most ILP messages fit, head and body, in
 /// one read; a full packet with 32 KiB of data in a few.
 pub const READ_BUFFER_SIZE: usize = 16 * 1024;

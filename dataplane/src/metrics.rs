@@ -2,6 +2,7 @@
 //! locks, and publishes a copy every second into a shared slot that the admin API
 //! merges; the per-packet path never takes a lock.
 
+use crate::http::gate::{ConnectionGate, Port, Refusal};
 use crate::http::peer::OutgoingCounts;
 use crate::ledger::batcher::BatchStats;
 use crate::limits::LATENCY_US_MAX;
@@ -182,6 +183,31 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
         "# TYPE riptide_shards gauge\nriptide_shards {shard_count}"
     );
     out
+}
+
+/// Connections open by port, and what the gate turned away.
+pub fn render_gate(out: &mut String, gate: &ConnectionGate) {
+    let _ = writeln!(
+        out,
+        "# HELP riptide_connections_open Connections open now, by port.\n\
+         # TYPE riptide_connections_open gauge"
+    );
+    for port in Port::ALL {
+        let (name, open) = (port.name(), gate.open_on(port));
+        let _ = writeln!(out, "riptide_connections_open{{port=\"{name}\"}} {open}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riptide_connections_refused_total Connections and requests turned away by the connection limits, by reason.\n\
+         # TYPE riptide_connections_refused_total counter"
+    );
+    for refusal in Refusal::ALL {
+        let (name, count) = (refusal.name(), gate.refusals(refusal));
+        let _ = writeln!(
+            out,
+            "riptide_connections_refused_total{{reason=\"{name}\"}} {count}"
+        );
+    }
 }
 
 /// Packets by peer and outcome, and their latency.

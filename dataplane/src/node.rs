@@ -3,6 +3,7 @@
 
 use crate::admin::{self, Admin};
 use crate::config::{Config, LedgerKind};
+use crate::http::gate::ConnectionGate;
 use crate::http::ingress;
 use crate::http::spsp::{self, Spsp};
 use crate::ledger::backend::LedgerBackend;
@@ -59,7 +60,10 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .map_err(|e| NodeError::Executors(e.to_string()))?;
     }
+    let peers = config.state.peers.len();
+    raise_open_file_limit(config.connections.open_files_needed(peers, shard_count));
     let shared = Arc::new(Shared {
+        gate: Arc::new(ConnectionGate::new(config.connections)),
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -123,6 +127,28 @@ fn ledger_backend(config: &Config) -> Result<LedgerBackend, NodeError> {
             "this riptide was built without TigerBeetle; rebuild with `--features tigerbeetle`"
                 .into(),
         )),
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit, and warns when even that
+/// is below what the connection limits need: past it, accepts and connects fail
+/// for everyone rather than the gate refusing the one source that holds too many.
+fn raise_open_file_limit(needed: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let raised = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    if raised < needed {
+        tracing::warn!(
+            open_files = raised,
+            needed,
+            "the open-file limit is below what [connections] allows; raise it (ulimit -n, LimitNOFILE) or lower connections.per_port_max"
+        );
     }
 }
 

@@ -76,6 +76,13 @@ pub fn owner_of(peer_id: &str, shard_count: u32) -> u32 {
     (hash % u64::from(shard_count.max(1))) as u32
 }
 
+/// This shard's share of `connections.outgoing_per_peer_max`: each shard opens its
+/// own sockets, so the process stays within the limit.
+fn sockets_per_endpoint(shared: &Shared) -> u32 {
+    let limit = shared.gate.limits().outgoing_per_peer_max;
+    limit.div_ceil(shared.shard_count).max(1)
+}
+
 impl Shard {
     pub fn new(shared: Arc<Shared>, senders: Senders<Job>) -> Result<Rc<Shard>, StoreError> {
         let id = senders.peer_id() as u32;
@@ -92,7 +99,7 @@ impl Shard {
         Ok(Rc::new(Shard {
             id,
             limiters: RefCell::new(PeerLimiters::default()),
-            client: PeerClient::default(),
+            client: PeerClient::new(sockets_per_endpoint(&shared)),
             ports,
             receiver,
             shared,
@@ -511,7 +518,8 @@ impl Shard {
             .unix_ms()
             .saturating_sub(unix_now_ms());
         let wait = Duration::from_millis(wait_ms);
-        let call = async { Some(self.client.send(endpoint, prepare_bytes, wait).await) };
+        let message = (prepare_bytes, forward.sender_account);
+        let call = async { Some(self.client.send(endpoint, message, wait).await) };
         let deadline = async {
             glommio::timer::sleep(wait).await;
             None

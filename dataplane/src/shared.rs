@@ -3,6 +3,7 @@
 //! each shard reaches its store. Its own module so that the shard and the drivers
 //! both use it without using each other.
 
+use crate::http::gate::ConnectionGate;
 use crate::ledger::holds::LedgerPort;
 use crate::limits::{MEMORY_STORE_TIMEOUT, REDIS_WAIT_MARGIN};
 use crate::metrics::MetricsRegistry;
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 /// What all shards share: read-mostly, behind `Arc`.
 pub struct Shared {
+    /// What clients may hold: connections per port, source and peer.
+    pub gate: Arc<ConnectionGate>,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

@@ -74,6 +74,10 @@ pub const TAKE_BACK_BACKOFF_MS: u64 = 200;
 
 // ---- HTTP/1.1.
 
+/// Shortest incoming bearer token a peer may have: 16 characters drawn from the
+/// printable ASCII set are more than 10^31 guesses, far past what the per-source
+/// slowdown of failed authentications lets anyone try.
+pub const INCOMING_TOKEN_SIZE_MIN: usize = 16;
 /// Headers read per message; more is an error (a peer is not a browser).
 pub const HEADERS_MAX: usize = 32;
 /// Largest head accepted, request line and headers together.

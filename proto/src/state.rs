@@ -3,7 +3,7 @@
 //! lines that name a broken rule. Shared by `riptide` (which applies it) and
 //! `riptidectl` (which edits and validates it before a push).
 
-use crate::limits::OUTGOING_PIPELINE_MAX;
+use crate::limits::{INCOMING_TOKEN_SIZE_MIN, OUTGOING_PIPELINE_MAX};
 use crate::packet::address::is_route_prefix;
 use crate::packet::Address;
 use serde::{Deserialize, Serialize};
@@ -255,10 +255,18 @@ impl StateDocument {
             }
             for (token_index, token) in peer.incoming_tokens.iter().enumerate() {
                 let token_path = path.key("incoming_tokens").index(token_index);
-                if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
+                if token.bytes().any(|b| !b.is_ascii_graphic()) {
                     return Err(FieldError::new(
                         token_path,
-                        "must be non-empty printable ASCII without spaces",
+                        "must be printable ASCII without spaces",
+                    ));
+                }
+                // Guessing is slowed per source, not stopped: the token itself
+                // must be long enough that guessing cannot pay.
+                if token.len() < INCOMING_TOKEN_SIZE_MIN {
+                    return Err(FieldError::new(
+                        token_path,
+                        format!("must be at least {INCOMING_TOKEN_SIZE_MIN} characters"),
                     ));
                 }
                 if !tokens.insert(token.as_str()) {

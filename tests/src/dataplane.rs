@@ -181,7 +181,13 @@ pub enum SinkBehaviour {
     /// Fulfill from the data when its 33rd byte is even, else reject with F99: a
     /// sender picks each packet's outcome.
     FulfillIfEven,
+    /// Fulfill from the data, after the delay when its 33rd byte is [`SLOW_MARK`]:
+    /// a sender picks which packets are slow.
+    DelayMarked(Duration),
 }
+
+/// The byte of [`SinkBehaviour::DelayMarked`] that makes a packet slow.
+pub const SLOW_MARK: u8 = 0xFF;
 
 /// A downstream ILP-over-HTTP peer that records what it receives.
 pub struct SinkPeer {
@@ -354,6 +360,14 @@ fn sink_reply(behaviour: &SinkBehaviour, prepare: &[u8]) -> (u16, Vec<u8>) {
             }
             Err(_) => (400, Vec::new()),
         },
+        SinkBehaviour::DelayMarked(duration) => {
+            let marked =
+                Prepare::parse(prepare).is_ok_and(|parsed| parsed.data.get(32) == Some(&SLOW_MARK));
+            if marked {
+                std::thread::sleep(*duration);
+            }
+            sink_reply(&SinkBehaviour::FulfillFromData, prepare)
+        }
         SinkBehaviour::Delay(duration, inner) => {
             std::thread::sleep(*duration);
             sink_reply(inner, prepare)

@@ -298,7 +298,7 @@ fn http_framing_on_the_packet_port() {
     }
 
     // Refusals, each with the connection closed after it when the rest cannot be framed.
-    let refusals: [(&[u8], u16, bool); 6] = [
+    let refusals: [(&[u8], u16, bool); 7] = [
         (b"GET /ilp HTTP/1.1\r\nHost: riptide\r\n\r\n", 405, false),
         (b"HEAD /ilp HTTP/1.1\r\nHost: riptide\r\n\r\n", 405, true),
         (b"NOT HTTP AT ALL\r\n\r\n", 400, true),
@@ -313,8 +313,15 @@ fn http_framing_on_the_packet_port() {
             true,
         ),
         (
-            b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST /ilp HTTP/1.1\r\nAuthorization: Bearer alice-token-0123456789\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             400,
+            true,
+        ),
+        // Without a good token nothing of the body is read: 401, and the
+        // connection closes.
+        (
+            b"POST /ilp HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            401,
             true,
         ),
     ];

@@ -2,7 +2,7 @@
 //! payments live in the receipt store, so every data plane sharing it sees them; the
 //! answer to a creation carries the STREAM credentials a sender pays with.
 
-use super::{error, json_response, read_body, Admin};
+use super::{error, json_response, read_body, too_large, Admin};
 use crate::clock::unix_now_ms;
 use crate::limits::INCOMING_AMOUNT_MAX;
 use crate::limits::{EXPIRY_MS_DEFAULT, EXPIRY_MS_MAX};
@@ -11,7 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::admin_api::{
@@ -20,10 +19,9 @@ use riptide_proto::admin_api::{
 use riptide_proto::limits::REQUEST_SIZE_MAX;
 use riptide_proto::stream::{ServerSecret, TokenDetails, IV_SIZE};
 
-pub async fn create(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, REQUEST_SIZE_MAX).await {
-        Ok(body) => body,
-        Err(response) => return response,
+pub async fn create(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let Some(body) = read_body(request, REQUEST_SIZE_MAX) else {
+        return too_large();
     };
     let now_ms = unix_now_ms();
     let payment = match parse_create(&body, now_ms) {

@@ -7,13 +7,12 @@
 //! fraction (default 0.01). A payment names a `quote_id`, or carries a quote request
 //! and is quoted first.
 
-use super::{error, json_response, read_body, Admin};
+use super::{error, json_response, read_body, too_large, Admin};
 use crate::outgoing_payments::{Destination, PayError, QuoteError, QuoteRequest};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use riptide_proto::admin_api::{DestinationSpec, PaymentRequest, QuoteRequest as QuoteBody};
 use riptide_proto::limits::REQUEST_SIZE_MAX;
@@ -21,10 +20,9 @@ use riptide_proto::stream::sender::Target;
 
 const SLIPPAGE_DEFAULT: f64 = 0.01;
 
-pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, REQUEST_SIZE_MAX).await {
-        Ok(body) => body,
-        Err(response) => return response,
+pub async fn quote(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let Some(body) = read_body(request, REQUEST_SIZE_MAX) else {
+        return too_large();
     };
     let request = match serde_json::from_slice::<QuoteBody>(&body)
         .map_err(|e| format!("quote: {e}"))
@@ -39,10 +37,9 @@ pub async fn quote(admin: &Admin, request: Request<Incoming>) -> Response<Full<B
     }
 }
 
-pub async fn pay(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let body = match read_body(request, REQUEST_SIZE_MAX).await {
-        Ok(body) => body,
-        Err(response) => return response,
+pub async fn pay(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> {
+    let Some(body) = read_body(request, REQUEST_SIZE_MAX) else {
+        return too_large();
     };
     let quote_id = match PaymentRequest::from_json(&body) {
         Ok(PaymentRequest::Quoted { quote_id }) => quote_id,

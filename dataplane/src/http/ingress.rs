@@ -3,7 +3,15 @@
 //! body; the answer is HTTP 200 with the Fulfill or Reject. HTTP errors are only for
 //! transport problems: 401 unknown token, 400 wrong content type, not a Prepare or a
 //! malformed request, 413 body too large, 405 not a POST, 431 head too large, 501 a
-//! transfer coding other than chunked, 503 shutting down.
+//! transfer coding other than chunked, 503 shutting down or the peer holding all
+//! the connections it may.
+//!
+//! Before a client shows a good token it may make Riptide hold one connection
+//! (counted per port and per source by the [gate](super::gate)) with a buffer of
+//! `preauth_buffer_size_max` bytes, for the deadlines of its head
+//! ([`deadline`](super::deadline)). A request refused from its head is answered
+//! and its connection closed without reading its body; a 401 waits first once its
+//! source has failed too often.
 //!
 //! Each connection is one task that reads a request, runs its packet to the end and
 //! writes the reply, then reads the next: HTTP/1.1 answers in order anyway, and a
@@ -13,15 +21,15 @@
 //! order, each as soon as those before it have left, those ready together in one
 //! send.
 
+use super::deadline::{ConnectionClock, Timeouts};
+use super::gate::{Permit, Port};
 use super::wire::{Connection, WireError};
-use crate::limits::{IDLE_CHECK_MIN, IDLE_TIMEOUT};
 use crate::limits::{PIPELINED_RUN_MAX, REQUESTS_PER_CONNECTION_MAX};
 use crate::shard::Shard;
 use futures::FutureExt;
 use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
 use riptide_proto::http1::{self, Framing, HeadError, RequestHead};
 use riptide_proto::packet::Prepare;
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,46 +42,37 @@ const PACKET_CONTENT_TYPES: [&[u8]; 2] =
 /// Serves ILP-over-HTTP on `listener` until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
     let stopping = || shard.shutting_down();
-    super::io::accept_until(&listener, stopping, |stream| {
-        spawn_connection(Rc::clone(&shard), stream)
+    let gate = (&shard.shared.gate, Port::Packets);
+    super::io::accept_until(&listener, gate, stopping, |stream, permit| {
+        spawn_connection(Rc::clone(&shard), stream, permit)
     })
     .await;
 }
 
-fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
+fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream, permit: Permit) {
     glommio::spawn_local(async move {
-        let connection = Connection::new(stream);
-        let clock = RequestClock {
-            waiting_since: Cell::new(Instant::now()),
-            busy: Cell::new(false),
+        let limits = permit.gate().limits();
+        let clock = ConnectionClock::new(Timeouts::of(limits));
+        let connection = Connection::unauthenticated(stream, limits.preauth_buffer_size_max);
+        let mut client = Client {
+            connection,
+            permit,
+            authenticated: false,
         };
-        futures_lite::future::or(serve_connection(&shard, connection, &clock), async {
-            request_watchdog(&clock).await;
+        futures_lite::future::or(serve_connection(&shard, &mut client, &clock), async {
+            clock.expired().await;
         })
         .await;
     })
     .detach();
 }
 
-/// When a connection started waiting for its next request, and whether a packet is
-/// running on it.
-struct RequestClock {
-    waiting_since: Cell<Instant>,
-    busy: Cell<bool>,
-}
-
-/// Returns once the connection has had [`IDLE_TIMEOUT`] since its last answer (or
-/// since it opened) without sending a whole request: idle, silent half way, or
-/// trickling bytes. Never while a packet runs, so a hold is always settled.
-async fn request_watchdog(clock: &RequestClock) {
-    loop {
-        let waited = clock.waiting_since.get().elapsed();
-        if waited >= IDLE_TIMEOUT && !clock.busy.get() {
-            return;
-        }
-        let next_check = IDLE_TIMEOUT.saturating_sub(waited).max(IDLE_CHECK_MIN);
-        glommio::timer::sleep(next_check).await;
-    }
+/// A connection and what its client has shown so far.
+struct Client {
+    connection: Connection,
+    /// Its place at the gate, given back when the connection closes.
+    permit: Permit,
+    authenticated: bool,
 }
 
 /// What the head of a request decided, before its body is read.
@@ -90,52 +89,79 @@ struct Request {
     connection_header: Option<&'static str>,
 }
 
-async fn serve_connection(shard: &Rc<Shard>, mut connection: Connection, clock: &RequestClock) {
+async fn serve_connection(shard: &Rc<Shard>, client: &mut Client, clock: &ConnectionClock) {
     let body_size_max = shard.shared.http_body_size_max;
     let mut out = Vec::with_capacity(512);
     let mut batch = Vec::with_capacity(PIPELINED_RUN_MAX);
     for _ in 0..REQUESTS_PER_CONNECTION_MAX {
-        clock.waiting_since.set(Instant::now());
+        clock.await_request();
+        let connection = &mut client.connection;
+        match connection.wait_for_bytes().await {
+            Ok(true) => clock.bytes_arrived(),
+            Ok(false) | Err(_) => return,
+        }
         let head = match connection.read_head(http1::parse_request).await {
             Ok(Some(head)) => head,
             Ok(None) | Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
-            Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
+            Err(error) => return refuse_and_close(shard, connection, &error).await,
         };
-        let admission = admit(shard, connection.unread(), &head);
+        clock.head_complete();
+        let admission = admit(shard, client, &head);
+        let connection = &mut client.connection;
         connection.consume_head(head.head_len);
+        // Nothing of a refused request's body is read: the connection closes.
+        if let Admission::Refuse(status, message) = admission {
+            return refuse_at_head(shard, client, clock, status, message).await;
+        }
         if let Framing::Length(length) = head.framing {
             if length > body_size_max {
                 let error = WireError::BodyTooLarge(body_size_max);
-                return refuse_and_close(shard, &mut connection, &error).await;
+                return refuse_and_close(shard, connection, &error).await;
             }
         }
-        if head.expect_continue {
-            // Refused requests get their answer instead, and the connection closes,
-            // since the client may or may not send the body then.
-            if let Admission::Refuse(status, message) = admission {
-                return respond_and_close(shard, &mut connection, status, message).await;
-            }
-            if connection.write_all(http1::CONTINUE).await.is_err() {
-                return;
-            }
+        if head.expect_continue && connection.write_all(http1::CONTINUE).await.is_err() {
+            return;
         }
         let body = match connection.read_body(head.framing, body_size_max).await {
             Ok(body) => body,
             Err(WireError::Io(_)) | Err(WireError::ClosedEarly) => return,
-            Err(error) => return refuse_and_close(shard, &mut connection, &error).await,
+            Err(error) => return refuse_and_close(shard, connection, &error).await,
         };
         batch.clear();
         batch.push(request(shard, &head, admission, body));
-        take_buffered_requests(shard, &mut connection, &mut batch);
+        take_buffered_requests(shard, client, &mut batch);
         let keep_alive = batch.last().is_some_and(|last| last.keep_alive);
-        let answered = answer_batch(shard, &mut batch, &mut connection, &mut out, clock).await;
-        if !answered {
+        let connection = &mut client.connection;
+        if !answer_batch(shard, &mut batch, connection, &mut out, clock).await {
             return;
         }
         if !keep_alive {
             return connection.close_lingering().await;
         }
     }
+}
+
+/// Answers a request refused from its head alone and closes the connection. A
+/// failed token waits first once its source has failed too often, so that
+/// guessing is slow; the connection closes after every failure, so that
+/// pipelining does not multiply the guesses.
+async fn refuse_at_head(
+    shard: &Shard,
+    client: &mut Client,
+    clock: &ConnectionClock,
+    status: u16,
+    message: &str,
+) {
+    if status == 401 {
+        let source = client.permit.source();
+        let wait = shard.shared.gate.auth_failed(source, Instant::now());
+        if !wait.is_zero() {
+            clock.answering();
+            glommio::timer::sleep(wait).await;
+            clock.answer_ready();
+        }
+    }
+    respond_and_close(shard, &mut client.connection, status, message).await;
 }
 
 fn request(shard: &Shard, head: &RequestHead, mut admission: Admission, body: Vec<u8>) -> Request {
@@ -165,24 +191,30 @@ fn request(shard: &Shard, head: &RequestHead, mut admission: Admission, body: Ve
 /// than each waiting for the one before to reach its next hop and back. Anything
 /// unusual (a body still on its way, 100-continue, chunked, too large, unparseable)
 /// stops the scan and is left for the sequential path, which answers it.
-fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mut Vec<Request>) {
+fn take_buffered_requests(shard: &Shard, client: &mut Client, batch: &mut Vec<Request>) {
     let body_size_max = shard.shared.http_body_size_max;
     while batch.len() < PIPELINED_RUN_MAX && batch.last().is_some_and(|last| last.keep_alive) {
         // The usual case, a request alone: nothing to parse.
-        if connection.unread().is_empty() {
+        let unread = client.connection.unread();
+        if unread.is_empty() {
             return;
         }
-        let Ok(Some(head)) = http1::parse_request(connection.unread()) else {
+        let Ok(Some(head)) = http1::parse_request(unread) else {
             return;
         };
         let Framing::Length(length) = head.framing else {
             return;
         };
-        let buffered = connection.unread().len() - head.head_len;
+        let buffered = unread.len() - head.head_len;
         if head.expect_continue || length > body_size_max || buffered < length {
             return;
         }
-        let admission = admit(shard, connection.unread(), &head);
+        let admission = admit(shard, client, &head);
+        if matches!(admission, Admission::Refuse(..)) {
+            // Refusals close the connection: the sequential path answers it.
+            return;
+        }
+        let connection = &mut client.connection;
         connection.consume_head(head.head_len);
         let body = connection.take_buffered(length);
         batch.push(request(shard, &head, admission, body));
@@ -192,23 +224,23 @@ fn take_buffered_requests(shard: &Shard, connection: &mut Connection, batch: &mu
 /// Runs the batch's packets and writes their answers in order: each answer as soon
 /// as those before it are written, those ready together in one send. Packets of a
 /// batch run as tasks of their own, so that every one finishes (and settles its
-/// books) whatever happens to the connection. The clock is busy only while packets
-/// run: a client that stops reading its answers is closed by the watchdog. Returns
+/// books) whatever happens to the connection. No deadline runs while packets run;
+/// a client that stops reading its answers is closed by the watchdog. Returns
 /// false when the client is gone.
 async fn answer_batch(
     shard: &Rc<Shard>,
     batch: &mut Vec<Request>,
     connection: &mut Connection,
     out: &mut Vec<u8>,
-    clock: &RequestClock,
+    clock: &ConnectionClock,
 ) -> bool {
     if batch.len() == 1 {
         // The usual case: no task of its own.
         if let Some(request) = batch.pop() {
             let header = request.connection_header;
-            clock.busy.set(true);
+            clock.answering();
             let answer = answer(shard, request.admission, request.body).await;
-            clock.busy.set(false);
+            clock.answer_ready();
             out.clear();
             write_answer(shard, out, answer, header);
         }
@@ -227,9 +259,9 @@ async fn answer_batch(
     // Bounded by the batch's size: each turn writes at least one answer.
     while let Some((task, header)) = running.pop_front() {
         out.clear();
-        clock.busy.set(true);
+        clock.answering();
         let answer = task.await.unwrap_or(Err(INTERNAL));
-        clock.busy.set(false);
+        clock.answer_ready();
         write_answer(shard, out, answer, header);
         while let Some((next, header)) = running.front_mut() {
             let Some(answer) = next.now_or_never() else {
@@ -273,8 +305,10 @@ fn write_answer(shard: &Shard, out: &mut Vec<u8>, answer: Answer, header: Option
     }
 }
 
-/// Decides from the head alone: everything but the body's content.
-fn admit(shard: &Shard, head_bytes: &[u8], head: &RequestHead) -> Admission {
+/// Decides from the head alone: everything but the body's content. The first good
+/// token of a connection counts it against its peer and lets its buffer grow.
+fn admit(shard: &Shard, client: &mut Client, head: &RequestHead) -> Admission {
+    let head_bytes = client.connection.unread();
     if shard.shutting_down() {
         return Admission::Refuse(503, "shutting down\n");
     }
@@ -295,6 +329,17 @@ fn admit(shard: &Shard, head_bytes: &[u8], head: &RequestHead) -> Admission {
     let content_type = head.content_type.clone().map(|range| &head_bytes[range]);
     if !content_type.is_some_and(is_packet_content_type) {
         return Admission::Refuse(400, "Content-Type must be application/octet-stream\n");
+    }
+    if !shard
+        .shared
+        .gate
+        .attach_peer(&mut client.permit, &snapshot.peer(from).id)
+    {
+        return Admission::Refuse(503, "too many connections for this peer\n");
+    }
+    if !client.authenticated {
+        client.authenticated = true;
+        client.connection.authenticated();
     }
     Admission::Packet(snapshot, from)
 }

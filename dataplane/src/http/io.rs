@@ -1,23 +1,27 @@
 //! hyper's IO traits over glommio's TCP stream, and the accept loop every port uses.
 
-use crate::limits::{ACCEPT_RETRY_PAUSE, IDLE_TIMEOUT, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
+use super::deadline::ConnectionClock;
+use super::gate::{ConnectionGate, Permit, Port};
+use crate::limits::{ACCEPT_RETRY_PAUSE, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use std::cell::Cell;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
-/// Accepts connections on `listener` and hands each to `serve`, until `stopping`
-/// says so (asked at least every [`SHUTDOWN_CHECK_INTERVAL`]). An accept under way
-/// is never dropped for that check: glommio's accept is an io_uring operation, and
-/// one dropped just as the kernel completed it would leave the accepted connection
-/// open with nobody to serve it, its client waiting until its own timeout.
+/// Accepts connections on `listener` and hands each, with its place at the gate, to
+/// `serve`, until `stopping` says so (asked at least every
+/// [`SHUTDOWN_CHECK_INTERVAL`]). A connection the gate refuses (its port or its
+/// source holds all it may) is closed at once, before a byte of it is read. An
+/// accept under way is never dropped for the shutdown check: glommio's accept is
+/// an io_uring operation, and one dropped just as the kernel completed it would
+/// leave the accepted connection open with nobody to serve it.
 pub async fn accept_until(
     listener: &glommio::net::TcpListener,
+    (gate, port): (&Arc<ConnectionGate>, Port),
     stopping: impl Fn() -> bool,
-    mut serve: impl FnMut(TcpStream),
+    mut serve: impl FnMut(TcpStream, Permit),
 ) {
     let mut accept = std::pin::pin!(listener.accept());
     loop {
@@ -32,7 +36,17 @@ pub async fn accept_until(
         let Some(accepted) = accepted else { continue };
         accept.set(listener.accept());
         match accepted {
-            Ok(stream) => serve(stream),
+            Ok(stream) => {
+                let Ok(source) = stream.peer_addr() else {
+                    continue;
+                };
+                match gate.admit(port, source.ip()) {
+                    Ok(permit) => serve(stream, permit),
+                    Err(refusal) => {
+                        tracing::debug!(%source, port = port.name(), reason = refusal.name(), "connection refused");
+                    }
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
                 glommio::timer::sleep(ACCEPT_RETRY_PAUSE).await;
@@ -47,22 +61,26 @@ pub async fn accept_until(
 pub struct HyperStream {
     stream: TcpStream,
     read_buffer: Box<[u8]>,
-    /// When bytes last arrived, for the idle timeout of the connection's owner.
-    last_read_at: Rc<Cell<Instant>>,
+    /// A served connection's clock, told when bytes arrive: the first of a request
+    /// starts its head's deadline. None for a client connection.
+    clock: Option<Rc<ConnectionClock>>,
 }
 
 impl HyperStream {
+    /// A client's connection, bounded in time by its caller.
     pub fn new(stream: TcpStream) -> Self {
         HyperStream {
             stream,
             read_buffer: vec![0u8; READ_BUFFER_SIZE].into_boxed_slice(),
-            last_read_at: Rc::new(Cell::new(Instant::now())),
+            clock: None,
         }
     }
 
-    /// A handle that tells when this stream last read bytes.
-    pub fn last_read_at(&self) -> Rc<Cell<Instant>> {
-        Rc::clone(&self.last_read_at)
+    fn served(stream: TcpStream, clock: Rc<ConnectionClock>) -> Self {
+        HyperStream {
+            clock: Some(clock),
+            ..HyperStream::new(stream)
+        }
     }
 }
 
@@ -77,7 +95,9 @@ impl hyper::rt::Read for HyperStream {
         let scratch = &mut this.read_buffer[..wanted];
         match Pin::new(&mut this.stream).poll_read(cx, scratch) {
             Poll::Ready(Ok(count)) => {
-                this.last_read_at.set(Instant::now());
+                if let (Some(clock), true) = (&this.clock, count > 0) {
+                    clock.bytes_arrived();
+                }
                 cursor.put_slice(&this.read_buffer[..count]);
                 Poll::Ready(Ok(()))
             }
@@ -105,14 +125,37 @@ impl hyper::rt::Write for HyperStream {
     }
 }
 
-/// Returns once the connection has read nothing for [`IDLE_TIMEOUT`]. The timeout is
-/// far longer than a packet's hold time, so a request in flight is never cut off.
-pub(crate) async fn idle_watchdog(last_read_at: &Cell<Instant>) {
-    loop {
-        let idle_for = last_read_at.get().elapsed();
-        if idle_for >= IDLE_TIMEOUT {
-            return;
-        }
-        glommio::timer::sleep(IDLE_TIMEOUT - idle_for).await;
-    }
+/// Serves one connection of a hyper port (SPSP, admin) with the deadlines of
+/// [`ConnectionClock`], holding its place at the gate until it closes. The
+/// service is made with the clock, to mark when a request is being answered, and
+/// the client's address.
+pub fn spawn_hyper_connection<S, F>(stream: TcpStream, permit: Permit, make_service: F)
+where
+    F: FnOnce(Rc<ConnectionClock>, std::net::IpAddr) -> S + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<http_body_util::Full<bytes::Bytes>>,
+            Error = std::convert::Infallible,
+        > + 'static,
+{
+    glommio::spawn_local(async move {
+        let timeouts = super::deadline::Timeouts::of(permit.gate().limits());
+        let clock = Rc::new(ConnectionClock::new(timeouts));
+        let service = make_service(Rc::clone(&clock), permit.source());
+        let io = HyperStream::served(stream, Rc::clone(&clock));
+        let connection = hyper::server::conn::http1::Builder::new()
+            // hyper's smallest; a head that does not fit is refused with 431.
+            .max_buf_size(HYPER_BUFFER_SIZE_MIN)
+            .serve_connection(io, service);
+        let _ = futures_lite::future::or(async { connection.await.ok() }, async {
+            clock.expired().await;
+            None
+        })
+        .await;
+        drop(permit);
+    })
+    .detach();
 }
+
+/// The smallest read buffer hyper accepts (it asserts on less).
+const HYPER_BUFFER_SIZE_MIN: usize = 8 * 1024;

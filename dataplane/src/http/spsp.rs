@@ -9,6 +9,7 @@
 //!   media type in `Accept`.
 //! * CORS for Web Monetization on GET and OPTIONS.
 
+use super::gate::Port;
 use super::io::HyperStream;
 use crate::limits::ANSWER_SIZE_MAX;
 use crate::shard::Shard;
@@ -38,29 +39,19 @@ pub struct Spsp {
 
 pub async fn serve(spsp: Rc<Spsp>, listener: glommio::net::TcpListener) {
     let stopping = || spsp.shard.shutting_down();
-    super::io::accept_until(&listener, stopping, |stream| {
-        serve_connection(Rc::clone(&spsp), stream)
+    let gate = (&spsp.shard.shared.gate, Port::Public);
+    super::io::accept_until(&listener, gate, stopping, |stream, permit| {
+        let spsp = Rc::clone(&spsp);
+        super::io::spawn_hyper_connection(stream, permit, move |clock, _source| {
+            hyper::service::service_fn(move |request| {
+                clock.head_complete();
+                let response = respond(&spsp, &request);
+                clock.await_request();
+                async move { Ok::<_, Infallible>(response) }
+            })
+        });
     })
     .await;
-}
-
-fn serve_connection(spsp: Rc<Spsp>, stream: glommio::net::TcpStream) {
-    glommio::spawn_local(async move {
-        let service = hyper::service::service_fn(move |request| {
-            let spsp = Rc::clone(&spsp);
-            async move { Ok::<_, Infallible>(respond(&spsp, &request)) }
-        });
-        let io = HyperStream::new(stream);
-        let last_read_at = io.last_read_at();
-        let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-        // A client that sends nothing is dropped, as on the connector port.
-        let _ = futures_lite::future::or(async { connection.await.ok() }, async {
-            super::io::idle_watchdog(&last_read_at).await;
-            None
-        })
-        .await;
-    })
-    .detach();
 }
 
 fn respond(spsp: &Spsp, request: &Request<Incoming>) -> Response<Full<Bytes>> {

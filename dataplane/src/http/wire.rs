@@ -32,18 +32,60 @@ pub struct Connection {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
+    /// The most a head may take of the buffer: less until the client authenticates.
+    head_buffer_max: usize,
+    /// A socket to a peer holds one of that peer's socket slots until it closes.
+    _slot: Option<glommio::sync::StaticPermit>,
 }
 
+/// The most a head takes of the buffer once its client is known.
+const HEAD_BUFFER_MAX: usize = if HEAD_SIZE_MAX > READ_BUFFER_SIZE {
+    HEAD_SIZE_MAX
+} else {
+    READ_BUFFER_SIZE
+};
+
 impl Connection {
+    /// A connection to a peer, whose replies are read without limit of trust.
     pub fn new(stream: TcpStream) -> Connection {
+        Connection::with_buffer(stream, READ_BUFFER_SIZE, HEAD_BUFFER_MAX)
+    }
+
+    /// A connection from a client not yet authenticated: it may make Riptide
+    /// buffer `preauth_size_max` bytes, until [`authenticated`](Self::authenticated).
+    pub fn unauthenticated(stream: TcpStream, preauth_size_max: usize) -> Connection {
+        Connection::with_buffer(stream, preauth_size_max, preauth_size_max)
+    }
+
+    fn with_buffer(stream: TcpStream, size: usize, head_buffer_max: usize) -> Connection {
         // Ignoring a failure only costs latency, never correctness.
         let _ = stream.set_nodelay(true);
         Connection {
             stream,
-            buffer: vec![0u8; READ_BUFFER_SIZE],
+            buffer: vec![0u8; size],
             start: 0,
             end: 0,
+            head_buffer_max,
+            _slot: None,
         }
+    }
+
+    /// Keeps `slot` until this connection closes.
+    pub fn hold_slot(&mut self, slot: glommio::sync::StaticPermit) {
+        self._slot = Some(slot);
+    }
+
+    /// The client showed a good token: its buffer may grow as its messages need.
+    pub fn authenticated(&mut self) {
+        self.head_buffer_max = HEAD_BUFFER_MAX;
+    }
+
+    /// Waits until some bytes are unread; false when the client closed first.
+    pub async fn wait_for_bytes(&mut self) -> Result<bool, WireError> {
+        if self.end > self.start {
+            return Ok(true);
+        }
+        Ok(self.fill(self.head_buffer_max).await? > 0)
     }
 
     /// The bytes read and not yet consumed.
@@ -97,8 +139,13 @@ impl Connection {
                     return Ok(Some(head));
                 }
             }
-            // A head never needs more than HEAD_SIZE_MAX; parse refuses larger ones.
-            if self.fill(HEAD_SIZE_MAX.max(READ_BUFFER_SIZE)).await? == 0 {
+            // A head never needs more than HEAD_SIZE_MAX; parse refuses larger ones,
+            // and one that outgrows the pre-authentication buffer is too large too.
+            let filled = match self.fill(self.head_buffer_max).await {
+                Err(WireError::BodyTooLarge(_)) => Err(WireError::Head(HeadError::TooLarge)),
+                other => other,
+            };
+            if filled? == 0 {
                 return if self.end == self.start {
                     Ok(None)
                 } else {

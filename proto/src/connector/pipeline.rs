@@ -57,6 +57,10 @@ pub enum Decision {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
+    /// The ledger account of whoever sent the packet (a peer or a wallet): bursts
+    /// to the next hop carry one sender's packets only, so that one sender's slow
+    /// packet never holds back another's replies.
+    pub sender_account: u128,
     pub to: PeerIndex,
     pub amount_outgoing: u64,
     pub expires_at_outgoing: Timestamp,
@@ -196,7 +200,7 @@ fn decide_inner(
     let legs = hold_legs(snapshot, from, to, prepare.amount, amount_outgoing);
     Ok(forward_to(
         prepare,
-        to,
+        (peer.account_id, to),
         amount_outgoing,
         expires_at_outgoing,
         legs,
@@ -206,12 +210,13 @@ fn decide_inner(
 /// The forward of `prepare` to peer `to`, with what a later step reads of it.
 fn forward_to(
     prepare: &Prepare<'_>,
-    to: PeerIndex,
+    (sender_account, to): (u128, PeerIndex),
     amount_outgoing: u64,
     expires_at_outgoing: Timestamp,
     legs: Vec<Leg>,
 ) -> Decision {
     Decision::Forward(Forward {
+        sender_account,
         to,
         amount_outgoing,
         expires_at_outgoing,
@@ -262,7 +267,7 @@ pub fn decide_from_account(
         };
         Ok(forward_to(
             prepare,
-            to,
+            (source.0, to),
             amount_outgoing,
             expires_at_outgoing,
             legs,

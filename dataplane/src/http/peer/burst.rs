@@ -165,27 +165,35 @@ impl Burst {
     }
 }
 
-/// The burst still taking Prepares, by endpoint authority, on one shard.
+/// The burst still taking Prepares, by endpoint authority and sender, on one shard.
+/// One sender's packets never share a burst with another's: a slow packet holds
+/// back the replies behind it in its burst (HTTP/1.1 answers in order), and that
+/// should cost only its own sender.
 #[derive(Default)]
 pub(super) struct Gathering {
-    bursts: RefCell<HashMap<String, Rc<Burst>>>,
+    bursts: RefCell<HashMap<String, HashMap<u128, Rc<Burst>>>>,
 }
 
 impl Gathering {
-    pub(super) fn insert(&self, authority: &str, burst: &Rc<Burst>) {
-        self.bursts
-            .borrow_mut()
-            .insert(authority.to_owned(), Rc::clone(burst));
+    pub(super) fn insert(&self, authority: &str, sender: u128, burst: &Rc<Burst>) {
+        let mut gathering = self.bursts.borrow_mut();
+        let by_sender = match gathering.get_mut(authority) {
+            Some(by_sender) => by_sender,
+            None => gathering.entry(authority.to_owned()).or_default(),
+        };
+        by_sender.insert(sender, Rc::clone(burst));
     }
 
     pub(super) fn join(
         &self,
         endpoint: &PeerEndpoint,
+        sender: u128,
         prepare: &[u8],
         wait: Duration,
     ) -> Option<(Rc<Burst>, usize)> {
         let mut gathering = self.bursts.borrow_mut();
-        let burst = Rc::clone(gathering.get(&endpoint.authority)?);
+        let by_sender = gathering.get_mut(&endpoint.authority)?;
+        let burst = Rc::clone(by_sender.get(&sender)?);
         // Peers on one host and port share bursts; each keeps to its own limit, and
         // one whose limit is reached opens the next burst.
         if burst.len() >= endpoint.pipeline_max {
@@ -193,18 +201,25 @@ impl Gathering {
         }
         let index = burst.join(endpoint, prepare, wait);
         if burst.is_full() {
-            gathering.remove(&endpoint.authority);
+            by_sender.remove(&sender);
         }
         Some((burst, index))
     }
 
     /// Takes `burst` out of the gathering map, unless it left already (it filled up).
-    pub(super) fn stop(&self, authority: &str, burst: &Rc<Burst>) {
+    pub(super) fn stop(&self, (authority, sender): (&str, u128), burst: &Rc<Burst>) {
         let mut gathering = self.bursts.borrow_mut();
-        if gathering
-            .get(authority)
+        let Some(by_sender) = gathering.get_mut(authority) else {
+            return;
+        };
+        if by_sender
+            .get(&sender)
             .is_some_and(|current| Rc::ptr_eq(current, burst))
         {
+            by_sender.remove(&sender);
+        }
+        // The map of an endpoint goes with its last burst: the senders seen stay few.
+        if by_sender.is_empty() {
             gathering.remove(authority);
         }
     }
@@ -216,10 +231,10 @@ pub(super) async fn drive(
     burst: Rc<Burst>,
     pool: Rc<Pool>,
     gathering: Rc<Gathering>,
-    authority: String,
+    (authority, sender): (String, u128),
 ) {
     futures_lite::future::yield_now().await;
-    gathering.stop(&authority, &burst);
+    gathering.stop((&authority, sender), &burst);
     let requests = burst.close();
     let wait_max = burst.state.borrow().wait_max;
     let exchange = exchange(&burst, &pool, &authority, &requests);
@@ -371,7 +386,7 @@ mod tests {
                 let (client, endpoint) = (Rc::clone(client), endpoint.clone());
                 glommio::spawn_local(async move {
                     let body = vec![seed; 40 + usize::from(seed)];
-                    let call = async { Some(client.send(&endpoint, &body, wait).await) };
+                    let call = async { Some(client.send(&endpoint, (&body, 0), wait).await) };
                     let deadline = async {
                         glommio::timer::sleep(wait.max(caller_wait)).await;
                         None
@@ -441,7 +456,7 @@ mod tests {
             // finds a burst of 2 already, its own limit, and opens the next one.
             let together = [&wide, &wide, &narrow, &narrow].map(|endpoint| {
                 let (client, endpoint) = (Rc::clone(&client), endpoint.clone());
-                glommio::spawn_local(async move { client.send(&endpoint, b"p", wait).await })
+                glommio::spawn_local(async move { client.send(&endpoint, (b"p", 0), wait).await })
             });
             let mut results = Vec::new();
             for task in together {

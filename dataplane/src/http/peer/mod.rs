@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// The ILP-over-HTTP client of one shard.
-#[derive(Default)]
 pub struct PeerClient {
     /// Shared with the tasks of bursts in flight.
     pool: Rc<Pool>,
@@ -27,17 +26,36 @@ pub struct PeerClient {
     gathering: Rc<Gathering>,
 }
 
+impl Default for PeerClient {
+    fn default() -> Self {
+        PeerClient::new(SOCKETS_PER_ENDPOINT_DEFAULT)
+    }
+}
+
+/// Socket slots per endpoint of a client made with `default()` (tests).
+const SOCKETS_PER_ENDPOINT_DEFAULT: u32 = 1_024;
+
 impl PeerClient {
+    /// A client that opens at most `sockets_per_endpoint_max` sockets to each
+    /// endpoint at once.
+    pub fn new(sockets_per_endpoint_max: u32) -> PeerClient {
+        PeerClient {
+            pool: Rc::new(Pool::new(sockets_per_endpoint_max)),
+            gathering: Rc::default(),
+        }
+    }
+
     /// POSTs `prepare` to the endpoint and returns the reply body of a 200. `wait` is
-    /// the longest the caller will wait for it.
+    /// the longest the caller will wait for it. `sender` (the sender's account)
+    /// keeps each burst to one sender's packets.
     pub async fn send(
         &self,
         endpoint: &PeerEndpoint,
-        prepare: &[u8],
+        (prepare, sender): (&[u8], u128),
         wait: Duration,
     ) -> Result<Vec<u8>, PeerCallError> {
         if endpoint.pipeline_max > 1 {
-            return self.send_in_burst(endpoint, prepare, wait).await;
+            return self.send_in_burst(endpoint, (prepare, sender), wait).await;
         }
         let pool = &self.pool;
         let mut connection = pool.checkout(&endpoint.authority).await?;
@@ -69,21 +87,21 @@ impl PeerClient {
     async fn send_in_burst(
         &self,
         endpoint: &PeerEndpoint,
-        prepare: &[u8],
+        (prepare, sender): (&[u8], u128),
         wait: Duration,
     ) -> Result<Vec<u8>, PeerCallError> {
-        if let Some((burst, index)) = self.gathering.join(endpoint, prepare, wait) {
+        if let Some((burst, index)) = self.gathering.join(endpoint, sender, prepare, wait) {
             return burst.reply(index).await;
         }
         let burst = Rc::new(Burst::open(endpoint, prepare, wait));
         if !burst.is_full() {
-            self.gathering.insert(&endpoint.authority, &burst);
+            self.gathering.insert(&endpoint.authority, sender, &burst);
         }
         let task = burst::drive(
             Rc::clone(&burst),
             Rc::clone(&self.pool),
             Rc::clone(&self.gathering),
-            endpoint.authority.clone(),
+            (endpoint.authority.clone(), sender),
         );
         glommio::spawn_local(task).detach();
         burst.reply(0).await

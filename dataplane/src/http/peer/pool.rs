@@ -6,6 +6,7 @@ use crate::http::wire::{Connection, WireError};
 use crate::limits::{
     IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
 };
+use glommio::sync::Semaphore;
 use riptide_proto::http1;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -35,19 +36,29 @@ pub enum PeerCallError {
     BurstExpired,
 }
 
+/// The socket slots of one endpoint on this shard.
+struct EndpointSockets {
+    slots: Rc<Semaphore>,
+    /// Packets waiting for a slot now: while any wait, a socket coming back closes
+    /// rather than idling in the pool, so that its slot goes to them.
+    waiting: Cell<u32>,
+}
+
 struct Pooled {
     connection: Connection,
     /// The sweep count when it was put back.
     idle_since_sweep: u64,
 }
 
-/// Keep-alive connections of one shard, by endpoint authority.
-#[derive(Default)]
+/// Keep-alive connections of one shard, by endpoint authority, and how many
+/// sockets each endpoint may have open at once, idle or busy.
 pub(super) struct Pool {
     /// Most recently used at the back; the oldest at the front age out first.
     idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
     sweeps: Cell<u64>,
     outgoing: Cell<OutgoingCounts>,
+    sockets: RefCell<HashMap<String, Rc<EndpointSockets>>>,
+    sockets_per_endpoint_max: u64,
 }
 
 /// Prepares sent to peers and the sends that carried them: with bursts
@@ -59,6 +70,17 @@ pub struct OutgoingCounts {
 }
 
 impl Pool {
+    pub(super) fn new(sockets_per_endpoint_max: u32) -> Pool {
+        assert!(sockets_per_endpoint_max > 0);
+        Pool {
+            idle: RefCell::default(),
+            sweeps: Cell::default(),
+            outgoing: Cell::default(),
+            sockets: RefCell::default(),
+            sockets_per_endpoint_max: u64::from(sockets_per_endpoint_max),
+        }
+    }
+
     pub(super) fn count_send(&self, prepares: usize) {
         let mut counts = self.outgoing.get();
         counts.prepares += prepares as u64;
@@ -66,11 +88,42 @@ impl Pool {
         self.outgoing.set(counts);
     }
 
+    /// An idle connection, or a new one once the endpoint has a socket slot free.
+    /// Waits for a slot as long as its caller lets it: every caller bounds the
+    /// call by its packet's deadline.
     pub(super) async fn checkout(&self, authority: &str) -> Result<Connection, PeerCallError> {
-        match self.pooled(authority) {
-            Some(connection) => Ok(connection),
-            None => connect(authority).await,
+        if let Some(connection) = self.pooled(authority) {
+            return Ok(connection);
         }
+        let sockets = self.sockets_of(authority);
+        let slot = match sockets.slots.try_acquire_static_permit(1) {
+            Ok(slot) => slot,
+            Err(_) => {
+                sockets.waiting.set(sockets.waiting.get() + 1);
+                let _waiting = Waiting(&sockets.waiting);
+                sockets
+                    .slots
+                    .acquire_static_permit(1)
+                    .await
+                    .map_err(|_| PeerCallError::NoReply)?
+            }
+        };
+        let mut connection = connect(authority).await?;
+        connection.hold_slot(slot);
+        Ok(connection)
+    }
+
+    fn sockets_of(&self, authority: &str) -> Rc<EndpointSockets> {
+        let mut sockets = self.sockets.borrow_mut();
+        if let Some(endpoint) = sockets.get(authority) {
+            return Rc::clone(endpoint);
+        }
+        let endpoint = Rc::new(EndpointSockets {
+            slots: Rc::new(Semaphore::new(self.sockets_per_endpoint_max)),
+            waiting: Cell::new(0),
+        });
+        sockets.insert(authority.to_owned(), Rc::clone(&endpoint));
+        endpoint
     }
 
     /// An idle connection to `authority` that is still open, if there is one. Each
@@ -91,6 +144,14 @@ impl Pool {
     /// its reply (those bytes would be read as the next request's reply).
     pub(super) fn checkin(&self, authority: &str, connection: Connection) {
         if !connection.unread().is_empty() {
+            return;
+        }
+        let someone_waits = self
+            .sockets
+            .borrow()
+            .get(authority)
+            .is_some_and(|sockets| sockets.waiting.get() > 0);
+        if someone_waits {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -121,6 +182,15 @@ impl Pool {
             drop_aged(pool, sweeps);
         }
         idle.retain(|_, pool| !pool.is_empty());
+    }
+}
+
+/// Counts a packet waiting for a socket slot, until its wait ends or is dropped.
+struct Waiting<'a>(&'a Cell<u32>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
