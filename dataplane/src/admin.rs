@@ -255,6 +255,7 @@ async fn put_state(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byte
         }
     };
     let version = snapshot.version;
+    shared.resolver.prefetch(outgoing_authorities(&snapshot));
     shared.snapshot.store(Arc::new(snapshot));
     if let Ok(mut in_force) = admin.document.lock() {
         *in_force = document;
@@ -266,6 +267,15 @@ async fn put_state(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byte
         notices,
     };
     json_response(StatusCode::OK, &applied)
+}
+
+/// The endpoints packets may go to, whose names the resolver looks up ahead.
+pub fn outgoing_authorities(snapshot: &Snapshot) -> impl Iterator<Item = &str> {
+    snapshot
+        .peers
+        .iter()
+        .filter_map(|peer| peer.outgoing.as_ref())
+        .map(|endpoint| endpoint.authority.as_str())
 }
 
 fn get_state(admin: &Admin) -> Response<Full<Bytes>> {

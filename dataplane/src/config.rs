@@ -17,7 +17,9 @@ use std::path::Path;
 use thiserror::Error;
 
 mod connections;
+mod dns;
 pub use connections::ConnectionsConfig;
+pub use dns::DnsConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
@@ -44,6 +46,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub receipts: ReceiptsConfig,
     pub connections: ConnectionsConfig,
+    pub dns: DnsConfig,
     pub state: StateDocument,
 }
 
@@ -60,6 +63,8 @@ struct ConfigFile {
     receipts: ReceiptsConfig,
     #[serde(default)]
     connections: ConnectionsConfig,
+    #[serde(default)]
+    dns: DnsConfig,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -314,6 +319,7 @@ impl Config {
             ledger: parsed.ledger,
             receipts: parsed.receipts,
             connections: parsed.connections,
+            dns: parsed.dns,
             state: StateDocument {
                 version: parsed.version,
                 assets: parsed.assets,
@@ -446,6 +452,7 @@ impl Config {
             ));
         }
         self.connections.validate()?;
+        self.dns.validate()?;
         self.state.validate_rules()
     }
 }

@@ -57,6 +57,20 @@ pub const PIPELINE_MAX: usize = OUTGOING_PIPELINE_MAX as usize;
 /// Largest SPSP answer read from a receiver (a few hundred bytes in practice).
 pub const ANSWER_SIZE_MAX: usize = 16 * 1024;
 
+// ---- Name resolution.
+
+/// Names the resolver caches at most; past it, expired ones go first, and a name
+/// that still finds no room is looked up each time.
+pub const DNS_CACHE_NAMES_MAX: usize = 4_096;
+/// Lookups queued for the resolver's thread; past it a lookup fails at once.
+pub const DNS_JOBS_MAX: usize = 1_024;
+/// Threads that query DNS servers; each lookup blocks one for at most the timeout.
+pub const DNS_THREADS: usize = 4;
+/// How often the resolver looks for peers' names whose TTL has ended.
+pub const DNS_REFRESH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Packets waiting for one name's lookup at once; past it they fail at once.
+pub const DNS_WAITERS_PER_NAME_MAX: usize = 1_024;
+
 // ---- The shard.
 
 /// Packets a shard works on at once, its own and those sent by other shards. Past

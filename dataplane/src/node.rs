@@ -12,6 +12,7 @@ use crate::ledger::memory::MemoryLedger;
 use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE};
 use crate::metrics::MetricsRegistry;
+use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::store::memory::MemoryStore;
@@ -62,8 +63,11 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     }
     let peers = config.state.peers.len();
     raise_open_file_limit(config.connections.open_files_needed(peers, shard_count));
+    let resolver = Arc::new(start_resolver(&config)?);
+    resolver.prefetch(crate::admin::outgoing_authorities(&snapshot));
     let shared = Arc::new(Shared {
         gate: Arc::new(ConnectionGate::new(config.connections)),
+        resolver,
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -128,6 +132,27 @@ fn ledger_backend(config: &Config) -> Result<LedgerBackend, NodeError> {
                 .into(),
         )),
     }
+}
+
+/// The resolver of `[dns]`: its servers, or /etc/resolv.conf's, and /etc/hosts.
+fn start_resolver(config: &Config) -> Result<Resolver, NodeError> {
+    let dns = &config.dns;
+    let mut servers = dns
+        .server_addresses()
+        .map_err(|e| NodeError::State(format!("{}: {}", e.path, e.message)))?;
+    if servers.is_empty() {
+        let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        servers = system_servers(&resolv_conf);
+    }
+    let hosts = hosts_file(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    Resolver::start(ResolverOptions {
+        servers,
+        timeout: Duration::from_millis(dns.timeout_ms),
+        ttl_s_min: dns.ttl_s_min,
+        ttl_s_max: dns.ttl_s_max,
+        hosts,
+    })
+    .map_err(|e| NodeError::Executors(e.to_string()))
 }
 
 /// Raises the soft limit of open files to the hard limit, and warns when even that

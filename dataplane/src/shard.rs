@@ -99,7 +99,7 @@ impl Shard {
         Ok(Rc::new(Shard {
             id,
             limiters: RefCell::new(PeerLimiters::default()),
-            client: PeerClient::new(sockets_per_endpoint(&shared)),
+            client: PeerClient::new(sockets_per_endpoint(&shared), Arc::clone(&shared.resolver)),
             ports,
             receiver,
             shared,

@@ -7,6 +7,7 @@ use crate::http::gate::ConnectionGate;
 use crate::ledger::holds::LedgerPort;
 use crate::limits::{MEMORY_STORE_TIMEOUT, REDIS_WAIT_MARGIN};
 use crate::metrics::MetricsRegistry;
+use crate::resolver::Resolver;
 use crate::store::batcher::StoreBackend;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisWorker};
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub struct Shared {
     /// What clients may hold: connections per port, source and peer.
     pub gate: Arc<ConnectionGate>,
+    /// Host names to addresses, off the shards' threads.
+    pub resolver: Arc<Resolver>,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

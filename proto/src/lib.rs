@@ -12,6 +12,7 @@
 //! - [`ledger`]: TigerBeetle's data model, Riptide's account ids, the audit's checks.
 //! - [`routing`], [`rates`]: longest-prefix routes and exchange rates.
 //! - [`spsp`]: the SPSP answer and its base64.
+//! - [`dns`]: DNS queries and answers, for the resolver off the shards' threads.
 //! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
 //! - [`state`]: the state document both planes share, with its rules.
 //! - [`limits`]: every bound of this crate, with the relations between them.
@@ -20,6 +21,7 @@
 
 pub mod admin_api;
 pub mod connector;
+pub mod dns;
 pub mod flow;
 pub mod http1;
 pub mod ledger;

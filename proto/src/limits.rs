@@ -74,6 +74,11 @@ pub const TAKE_BACK_BACKOFF_MS: u64 = 200;
 
 // ---- HTTP/1.1.
 
+/// Longest host name a DNS query carries (RFC 1035: 255 bytes on the wire).
+pub const DNS_NAME_SIZE_MAX: usize = 253;
+/// Answer records read from one DNS answer; more are ignored. A UDP answer of 512
+/// bytes holds fewer A records than this.
+pub const DNS_ANSWERS_MAX: usize = 64;
 /// Shortest incoming bearer token a peer may have: 16 characters drawn from the
 /// printable ASCII set are more than 10^31 guesses, far past what the per-source
 /// slowdown of failed authentications lets anyone try.

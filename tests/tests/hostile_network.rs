@@ -280,6 +280,7 @@ fn a_full_port_refuses_new_connections_until_one_closes() {
     let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
     let connections = "per_port_max = 40\nper_source_max = 40\nhead_timeout_ms = 60000";
     let node = start(&sink.url(), "", connections, 2);
+    wait_until_no_connections(&node);
     let mut held = half_open_connections([127, 0, 0, 2], node.riptide.connector, 40);
     assert_eq!(held.len(), 40);
     let refused = half_open_connections([127, 0, 0, 3], node.riptide.connector, 5);
@@ -303,6 +304,16 @@ fn a_full_port_refuses_new_connections_until_one_closes() {
         ),
         5
     );
+}
+
+/// Waits (bounded) until the connector port holds no connection: the harness's
+/// readiness probe is gone.
+fn wait_until_no_connections(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(node, "riptide_connections_open{port=\"connector\"}") > 0 {
+        assert!(Instant::now() < deadline, "connections stay open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn bad_token_request() -> Vec<u8> {
@@ -558,4 +569,142 @@ fn one_senders_slow_packet_never_holds_back_another_senders_burst() {
             );
         }
     }
+}
+
+/// A DNS server for the test's names: `bob.riptide-test` answers 127.0.0.1 at once
+/// with a TTL of one second, `slow.riptide-test` only after three seconds; AAAA
+/// queries get no records. Counts the A queries for each name.
+struct TestDnsServer {
+    address: SocketAddr,
+    queries: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl TestDnsServer {
+    fn start() -> TestDnsServer {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind DNS");
+        let address = socket.local_addr().expect("DNS address");
+        let queries = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let counts = Arc::clone(&queries);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            while let Ok((size, from)) = socket.recv_from(&mut buffer) {
+                let Some((name, is_a)) = question(&buffer[..size]) else {
+                    continue;
+                };
+                if is_a {
+                    *counts
+                        .lock()
+                        .expect("counts")
+                        .entry(name.clone())
+                        .or_insert(0) += 1;
+                }
+                let reply = dns_reply(&buffer[..size], is_a);
+                let socket = socket.try_clone().expect("clone");
+                let delay = if name == "slow.riptide-test" {
+                    3_000
+                } else {
+                    0
+                };
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(delay));
+                    let _ = socket.send_to(&reply, from);
+                });
+            }
+        });
+        TestDnsServer { address, queries }
+    }
+
+    fn queries_for(&self, name: &str) -> usize {
+        self.queries
+            .lock()
+            .expect("counts")
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The name a query asks about (lower case, dotted) and whether it asks for A.
+fn question(query: &[u8]) -> Option<(String, bool)> {
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let length = usize::from(*query.get(at)?);
+        at += 1;
+        if length == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(at..at + length)?).to_lowercase());
+        at += length;
+    }
+    let kind = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
+    Some((labels.join("."), kind == 1))
+}
+
+/// The answer to `query`: its header and question, then for an A query one record
+/// for 127.0.0.1 (TTL 1 s) whose name points at the question's.
+fn dns_reply(query: &[u8], is_a: bool) -> Vec<u8> {
+    let mut reply = query.to_vec();
+    reply[2] = 0x81; // a response, recursion desired
+    reply[3] = 0x80; // recursion available, no error
+    reply[6..8].copy_from_slice(&u16::from(is_a).to_be_bytes());
+    if is_a {
+        reply.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 0, 1]);
+    }
+    reply
+}
+
+#[test]
+fn a_slow_dns_server_delays_only_the_packets_that_need_its_answer() {
+    let dns = TestDnsServer::start();
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let bob_url = format!("http://bob.riptide-test:{}/ilp", bob.address.port());
+    let dave_url = format!("http://slow.riptide-test:{}/ilp", bob.address.port());
+    let dave = format!(
+        "\n[[peers]]\nid = \"dave\"\nasset = \"USD\"\noutgoing_url = \"{dave_url}\"\noutgoing_token = \"riptide-to-dave-token\"\nroutes = [\"test.dave\"]\n\n[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\nttl_s_min = 1\nttl_s_max = 1\n",
+        dns.address
+    );
+    // One shard: a lookup that blocked its thread would stop every packet.
+    let node = start(&bob_url, &dave, "", 1);
+    let connector = node.riptide.connector;
+    pay_in_turn(&node, 5);
+
+    let started = Instant::now();
+    let to_dave = std::thread::spawn(move || {
+        let packet = prepare_for_sink(10, "test.dave.x", Duration::from_secs(10), [9; 32]);
+        let response = HttpClient::new(connector)
+            .post_packet(ALICE_TOKEN, &packet)
+            .expect("dave's answer");
+        (response, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut to_bob = HttpClient::new(connector);
+    for seed in 0..20u8 {
+        let response = to_bob
+            .post_packet(ALICE_TOKEN, &packet(seed, Duration::from_secs(10)))
+            .expect("bob's answer");
+        assert!(is_fulfill(&response.body), "bob's packet {seed} failed");
+    }
+    let bob_done = started.elapsed();
+    let (response, dave_done) = to_dave.join().expect("dave's sender");
+    let reject = Reject::parse(&response.body).expect("dave's packet is rejected");
+    assert_eq!(
+        reject.code.to_string(),
+        "T01",
+        "unreachable while its name is unknown"
+    );
+    assert!(
+        bob_done < dave_done,
+        "bob's packets ({bob_done:?}) waited for dave's lookup ({dave_done:?})"
+    );
+
+    // bob's name is looked up again as its one-second TTL ends, whether or not a
+    // packet needs it then.
+    let asked = dns.queries_for("bob.riptide-test");
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert!(
+        dns.queries_for("bob.riptide-test") >= asked + 2,
+        "the answer was kept past its TTL"
+    );
+    pay_in_turn(&node, 3);
 }

@@ -12,6 +12,7 @@
 use super::gate::Port;
 use super::io::HyperStream;
 use crate::limits::ANSWER_SIZE_MAX;
+use crate::resolver::Resolver;
 use crate::shard::Shard;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -192,14 +193,27 @@ pub enum SpspError {
 
 /// Asks an SPSP server (plain `http://`, as within a cluster) for a destination
 /// and shared secret; the secret may be in either base64 alphabet.
-pub async fn query(url: &str) -> Result<(String, Vec<u8>), SpspError> {
+pub async fn query(resolver: &Resolver, url: &str) -> Result<(String, Vec<u8>), SpspError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| SpspError::Url(url.to_owned()))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
     let transport = |e: String| SpspError::Transport(authority.to_owned(), e);
-    let stream = glommio::net::TcpStream::connect(authority)
+    // A URL without a port means 80; the resolver wants host:port.
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.contains(']'))
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let address = resolver
+        .resolve(&with_port)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    let stream = glommio::net::TcpStream::connect(address)
         .await
         .map_err(|e| transport(e.to_string()))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(HyperStream::new(stream))

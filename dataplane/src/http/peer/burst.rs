@@ -405,7 +405,10 @@ mod tests {
     /// `count` Prepares in one burst to a server answering with `answer`.
     fn one_burst(answer: Answer, count: u8) -> Vec<Option<Result<Vec<u8>, PeerCallError>>> {
         let (address, _) = start_server(answer, Duration::ZERO);
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let endpoint = endpoint(&address, 8);
         let wait = Duration::from_secs(10);
         on_executor(send_together(&client, &endpoint, count, wait))
@@ -422,7 +425,10 @@ mod tests {
     #[test]
     fn prepares_ready_together_share_a_send_and_get_their_own_replies() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let endpoint = endpoint(&address, 4);
         let wait = Duration::from_secs(10);
         let (results, first_counts, again) = on_executor(async {
@@ -448,7 +454,10 @@ mod tests {
     #[test]
     fn peers_on_one_address_share_bursts_each_within_its_own_limit() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let (wide, narrow) = (endpoint(&address, 8), endpoint(&address, 2));
         let wait = Duration::from_secs(10);
         let results = on_executor(async {
@@ -471,7 +480,10 @@ mod tests {
     #[test]
     fn without_pipelining_each_prepare_has_its_own_connection() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let endpoint = endpoint(&address, 1);
         let results = on_executor(send_together(
             &client,
@@ -522,7 +534,10 @@ mod tests {
     fn a_packet_that_stops_waiting_gives_up_only_its_own_reply() {
         // Each reply takes 300 ms: the first packet stops waiting before its own.
         let (address, _) = start_server(echo, Duration::from_millis(300));
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let endpoint = endpoint(&address, 8);
         let (first, others) = (Duration::from_millis(100), Duration::from_secs(10));
         let waits = [first, others, others];
@@ -539,7 +554,10 @@ mod tests {
     #[test]
     fn a_burst_gives_up_after_the_longest_wait_of_its_packets() {
         let (address, _) = start_server(echo, Duration::from_secs(5));
-        let client = Rc::new(PeerClient::default());
+        let client = Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+        ));
         let endpoint = endpoint(&address, 8);
         // The callers' own deadlines are far; the wait they told the client is not.
         let (wait, caller_wait) = (Duration::from_millis(300), Duration::from_secs(20));

@@ -10,12 +10,14 @@
 pub mod burst;
 pub mod pool;
 
+use crate::resolver::Resolver;
 use burst::{Burst, Gathering};
 use pool::{read_reply, Pool};
 pub use pool::{OutgoingCounts, PeerCallError};
 use riptide_proto::connector::snapshot::PeerEndpoint;
 use riptide_proto::http1;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The ILP-over-HTTP client of one shard.
@@ -26,21 +28,12 @@ pub struct PeerClient {
     gathering: Rc<Gathering>,
 }
 
-impl Default for PeerClient {
-    fn default() -> Self {
-        PeerClient::new(SOCKETS_PER_ENDPOINT_DEFAULT)
-    }
-}
-
-/// Socket slots per endpoint of a client made with `default()` (tests).
-const SOCKETS_PER_ENDPOINT_DEFAULT: u32 = 1_024;
-
 impl PeerClient {
     /// A client that opens at most `sockets_per_endpoint_max` sockets to each
-    /// endpoint at once.
-    pub fn new(sockets_per_endpoint_max: u32) -> PeerClient {
+    /// endpoint at once, finding endpoints' addresses with `resolver`.
+    pub fn new(sockets_per_endpoint_max: u32, resolver: Arc<Resolver>) -> PeerClient {
         PeerClient {
-            pool: Rc::new(Pool::new(sockets_per_endpoint_max)),
+            pool: Rc::new(Pool::new(sockets_per_endpoint_max, resolver)),
             gathering: Rc::default(),
         }
     }

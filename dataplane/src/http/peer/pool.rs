@@ -6,11 +6,13 @@ use crate::http::wire::{Connection, WireError};
 use crate::limits::{
     IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
 };
+use crate::resolver::Resolver;
 use glommio::sync::Semaphore;
 use riptide_proto::http1;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -59,6 +61,7 @@ pub(super) struct Pool {
     outgoing: Cell<OutgoingCounts>,
     sockets: RefCell<HashMap<String, Rc<EndpointSockets>>>,
     sockets_per_endpoint_max: u64,
+    resolver: Arc<Resolver>,
 }
 
 /// Prepares sent to peers and the sends that carried them: with bursts
@@ -70,9 +73,10 @@ pub struct OutgoingCounts {
 }
 
 impl Pool {
-    pub(super) fn new(sockets_per_endpoint_max: u32) -> Pool {
+    pub(super) fn new(sockets_per_endpoint_max: u32, resolver: Arc<Resolver>) -> Pool {
         assert!(sockets_per_endpoint_max > 0);
         Pool {
+            resolver,
             idle: RefCell::default(),
             sweeps: Cell::default(),
             outgoing: Cell::default(),
@@ -108,7 +112,7 @@ impl Pool {
                     .map_err(|_| PeerCallError::NoReply)?
             }
         };
-        let mut connection = connect(authority).await?;
+        let mut connection = connect(&self.resolver, authority).await?;
         connection.hold_slot(slot);
         Ok(connection)
     }
@@ -228,8 +232,15 @@ pub(super) async fn read_reply(
     Err(PeerCallError::Request(WireError::TooManyReads))
 }
 
-async fn connect(authority: &str) -> Result<Connection, PeerCallError> {
-    let stream = glommio::net::TcpStream::connect(authority)
+async fn connect(resolver: &Resolver, authority: &str) -> Result<Connection, PeerCallError> {
+    let address = resolver
+        .resolve(authority)
+        .await
+        .map_err(|e| PeerCallError::Connect {
+            authority: authority.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let stream = glommio::net::TcpStream::connect(address)
         .await
         .map_err(|e| PeerCallError::Connect {
             authority: authority.to_owned(),
