@@ -82,3 +82,6 @@ routes = ["test.sink"]
 ${sink_pipeline_max:+outgoing_pipeline_max = ${sink_pipeline_max}}
 TOML
 }
+
+# Resident memory of process $1, in MiB.
+rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

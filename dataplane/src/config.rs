@@ -3,7 +3,7 @@
 //! state, from the admin API's JSON. Every error names the field, and in a file its
 //! line, so an operator can fix it without guessing.
 
-use crate::limits::{PENDING_TIMEOUT_S_MAX, POST_TRIES_MIN};
+use crate::limits::{IN_FLIGHT_MAX, PENDING_TIMEOUT_S_MAX, POST_TRIES_MIN};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use riptide_proto::packet::Address;
@@ -98,6 +98,9 @@ fn default_hold_ms_max() -> u64 {
 fn default_http_body_size_max() -> usize {
     64 * 1024
 }
+fn default_in_flight_max() -> u32 {
+    16_384
+}
 fn default_pending_timeout_s() -> u32 {
     60
 }
@@ -144,6 +147,10 @@ pub struct NodeConfig {
     /// Largest ILP-over-HTTP request body.
     #[serde(default = "default_http_body_size_max")]
     pub http_body_size_max: usize,
+    /// Packets one shard works on at once; past it, T03 at once. With a shard's
+    /// throughput, it bounds how long an accepted packet waits.
+    #[serde(default = "default_in_flight_max")]
+    pub in_flight_max: u32,
 }
 
 fn deserialize_secret<'de, D: serde::Deserializer<'de>>(
@@ -411,6 +418,12 @@ impl Config {
             return Err(FieldError::new(
                 node.key("connector_port"),
                 "connector, admin and public ports must differ",
+            ));
+        }
+        if self.node.in_flight_max == 0 || self.node.in_flight_max > IN_FLIGHT_MAX {
+            return Err(FieldError::new(
+                node.key("in_flight_max"),
+                format!("must be from 1 to {IN_FLIGHT_MAX}"),
             ));
         }
         if self.node.shards == Some(0) {

@@ -73,9 +73,10 @@ pub const DNS_WAITERS_PER_NAME_MAX: usize = 1_024;
 
 // ---- The shard.
 
-/// Packets a shard works on at once, its own and those sent by other shards. Past
-/// this, it answers T03 at once rather than queueing without bound.
-pub const IN_FLIGHT_MAX: u32 = 16_384;
+/// Largest `node.in_flight_max`: packets a shard works on at once, its own and
+/// those other shards send it. Past the configured value it answers T03 at once
+/// rather than queueing without bound.
+pub const IN_FLIGHT_MAX: u32 = 1 << 20;
 /// Capacity of each cross-shard channel: a shard sending more at once than this
 /// waits for the owner to drain, which is the back pressure wanted.
 pub const MESH_CHANNEL_SIZE: usize = 1_024;

@@ -78,6 +78,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         shutdown,
         shard_count,
         http_body_size_max: config.node.http_body_size_max,
+        in_flight_max: config.node.in_flight_max,
         receipts: receipt_store(&config)?,
         stream_secret: config.node.stream_secret,
     });

@@ -10,7 +10,6 @@ use crate::drivers::{finish_forward, report_forward, sleep_until, Ports};
 use crate::http::peer::{PeerCallError, PeerClient};
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::limits::IN_FLIGHT_MAX;
 use crate::local::LocalReceiver;
 use crate::metrics::{Outcome, ShardMetrics};
 use crate::shared::Shared;
@@ -281,7 +280,7 @@ impl Shard {
         prepare: Vec<u8>,
         arrived_at: Instant,
     ) -> Vec<u8> {
-        if self.in_flight() >= IN_FLIGHT_MAX {
+        if self.in_flight() >= self.shared.in_flight_max {
             return self.reject(snapshot, from, &RejectReason::Busy, arrived_at);
         }
         let reply = {
@@ -296,7 +295,7 @@ impl Shard {
     /// the pipeline on the shard that sent it here.
     async fn deliver_owned(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
         // Counted and recorded by the shard where the packet arrived.
-        if self.in_flight() >= IN_FLIGHT_MAX {
+        if self.in_flight() >= self.shared.in_flight_max {
             return RejectReason::Busy.to_reject_bytes(&snapshot.own_address);
         }
         let _counted = self.ports.enter();

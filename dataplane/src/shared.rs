@@ -32,6 +32,8 @@ pub struct Shared {
     pub shutdown: Arc<AtomicBool>,
     pub shard_count: u32,
     pub http_body_size_max: usize,
+    /// Packets a shard works on at once; past it, T03 at once.
+    pub in_flight_max: u32,
     pub receipts: ReceiptStoreSetup,
     pub stream_secret: [u8; 32],
 }

@@ -33,8 +33,19 @@ fn loopback(port: u16) -> SocketAddr {
 /// Alice and carol send; bob (`bob_url`) takes `test.bob`, with `bob_extra` in his
 /// table. `connections` is the `[connections]` table's body.
 fn start(bob_url: &str, bob_extra: &str, connections: &str, shards: u32) -> Node {
+    start_with("", bob_url, bob_extra, connections, shards)
+}
+
+/// [`start`] with `node_extra` added to the `[node]` table.
+fn start_with(
+    node_extra: &str,
+    bob_url: &str,
+    bob_extra: &str,
+    connections: &str,
+    shards: u32,
+) -> Node {
     let ports = free_node_ports();
-    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN) + node_extra;
     let assets = assets_toml(&[("USD", 1, 1_000_000_000)]);
     let text = format!(
         r#"
@@ -491,12 +502,20 @@ fn a_next_hop_that_never_answers_holds_a_bounded_number_of_sockets() {
             let connector = node.riptide.connector;
             std::thread::spawn(move || {
                 let response = HttpClient::new(connector)
-                    .post_packet(ALICE_TOKEN, &packet(seed, Duration::from_secs(3)))
+                    .post_packet(ALICE_TOKEN, &packet(seed, Duration::from_secs(5)))
                     .expect("an answer");
                 (response, started.elapsed())
             })
         })
         .collect();
+    // Every packet waits for the next hop for about 4 s (its expiry less the
+    // window kept for the way back); none gives its socket back before then.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let sockets = accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&sockets),
+        "{sockets} sockets to one peer at once, above outgoing_per_peer_max"
+    );
     for sender in senders {
         let (response, elapsed) = sender.join().expect("sender");
         assert_eq!(response.status, 200);
@@ -506,11 +525,6 @@ fn a_next_hop_that_never_answers_holds_a_bounded_number_of_sockets() {
             "answered after {elapsed:?}"
         );
     }
-    let sockets = accepted.load(Ordering::SeqCst);
-    assert!(
-        (1..=4).contains(&sockets),
-        "{sockets} sockets to one peer, above outgoing_per_peer_max"
-    );
 }
 
 /// The request of `packet` from the peer of `token`.
@@ -707,4 +721,87 @@ fn a_slow_dns_server_delays_only_the_packets_that_need_its_answer() {
         "the answer was kept past its TTL"
     );
     pay_in_turn(&node, 3);
+}
+
+/// Resident memory of a process, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// 64 senders, each sending its next packet as soon as the last is answered (20 ms
+/// later after a T03), for `length`. Returns packets fulfilled, T03s and the
+/// slowest T03.
+fn overload_round(connector: SocketAddr, length: Duration) -> (u32, u32, Duration) {
+    let stop_at = Instant::now() + length;
+    let senders: Vec<_> = (0..64u8)
+        .map(|sender| {
+            std::thread::spawn(move || {
+                let mut client = HttpClient::new(connector);
+                let (mut fulfilled, mut busy, mut busy_slowest) = (0u32, 0u32, Duration::ZERO);
+                let mut seed = sender;
+                while Instant::now() < stop_at {
+                    seed = seed.wrapping_add(64);
+                    let started = Instant::now();
+                    let response = client
+                        .post_packet(ALICE_TOKEN, &packet(seed, Duration::from_secs(20)))
+                        .expect("an answer");
+                    if is_fulfill(&response.body) {
+                        fulfilled += 1;
+                        continue;
+                    }
+                    let reject = Reject::parse(&response.body).expect("fulfill or reject");
+                    assert_eq!(reject.code.to_string(), "T03", "only T03 past capacity");
+                    busy += 1;
+                    busy_slowest = busy_slowest.max(started.elapsed());
+                    // A sender told T03 tries again a little later, as payers do.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (fulfilled, busy, busy_slowest)
+            })
+        })
+        .collect();
+    let mut total = (0, 0, Duration::ZERO);
+    for sender in senders {
+        let (fulfilled, busy, slowest) = sender.join().expect("sender");
+        total = (total.0 + fulfilled, total.1 + busy, total.2.max(slowest));
+    }
+    total
+}
+
+#[test]
+fn overload_is_answered_t03_at_once_and_memory_stays_flat() {
+    // Capacity: 32 packets in flight, each held 1 s by the next hop: 32 a second.
+    // Twice as many senders as fit keep sending for four seconds.
+    let sink = SinkPeer::start(SinkBehaviour::Delay(
+        Duration::from_secs(1),
+        Box::new(SinkBehaviour::FulfillFromData),
+    ));
+    let node = start_with("in_flight_max = 32\n", &sink.url(), "", "", 1);
+    pay_in_turn(&node, 5);
+    let pid = node.riptide.child.id();
+    let connector = node.riptide.connector;
+    // A first round brings every buffer and pool to its working size.
+    overload_round(connector, Duration::from_secs(3));
+    let memory_before = resident_kib(pid);
+    let (fulfilled, busy, busy_slowest) = overload_round(connector, Duration::from_secs(4));
+    let memory_after = resident_kib(pid);
+    println!(
+        "overload: {fulfilled} fulfilled, {busy} T03 (slowest {busy_slowest:?}), memory {memory_before} -> {memory_after} KiB"
+    );
+    assert!(fulfilled >= 32, "the capacity kept serving: {fulfilled}");
+    assert!(busy > 0, "past capacity, T03");
+    // A T03 never waits for the next hop (which holds each packet 1 s).
+    assert!(
+        busy_slowest < Duration::from_secs(1),
+        "a T03 took {busy_slowest:?}"
+    );
+    assert!(
+        memory_after < memory_before + 64 * 1024,
+        "memory grew from {memory_before} to {memory_after} KiB"
+    );
 }
