@@ -84,6 +84,10 @@ impl ConnectionClock {
 
     /// Returns once a deadline has passed while nothing was being answered.
     pub async fn expired(&self) {
+        // A deadline can move earlier than the one slept towards (a head's starts
+        // within an idle wait), but never to less than the shortest timeout from
+        // when it moves: sleeping no longer than that wakes in time for it.
+        let longest_sleep = self.timeouts.head.min(self.timeouts.body);
         loop {
             let now = Instant::now();
             let deadline = self.deadline.get();
@@ -92,6 +96,7 @@ impl ConnectionClock {
             }
             let next_check = deadline
                 .saturating_duration_since(now)
+                .min(longest_sleep)
                 .max(DEADLINE_CHECK_MIN);
             glommio::timer::sleep(next_check).await;
         }

@@ -22,6 +22,7 @@ use crate::clock::within;
 use crate::limits::PIPELINE_MAX;
 use riptide_proto::connector::snapshot::PeerEndpoint;
 use std::cell::RefCell;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -171,7 +172,7 @@ impl Burst {
 /// should cost only its own sender.
 #[derive(Default)]
 pub(super) struct Gathering {
-    bursts: RefCell<HashMap<String, HashMap<u128, Rc<Burst>>>>,
+    bursts: RefCell<HashMap<String, FxHashMap<u128, Rc<Burst>>>>,
 }
 
 impl Gathering {

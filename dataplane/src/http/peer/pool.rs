@@ -8,6 +8,7 @@ use crate::limits::{
 };
 use crate::resolver::Resolver;
 use glommio::sync::Semaphore;
+use rustc_hash::FxHashMap;
 use riptide_proto::http1;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -59,7 +60,7 @@ pub(super) struct Pool {
     idle: RefCell<HashMap<String, VecDeque<Pooled>>>,
     sweeps: Cell<u64>,
     outgoing: Cell<OutgoingCounts>,
-    sockets: RefCell<HashMap<String, Rc<EndpointSockets>>>,
+    sockets: RefCell<FxHashMap<String, Rc<EndpointSockets>>>,
     sockets_per_endpoint_max: u64,
     resolver: Arc<Resolver>,
 }
