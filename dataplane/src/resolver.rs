@@ -54,6 +54,9 @@ type Reply = oneshot::Sender<Result<IpAddr, ResolveError>>;
 struct Entry {
     result: Result<IpAddr, ResolveError>,
     expires_at: Instant,
+    /// When the address was last confirmed, for how long a failed refresh may
+    /// keep it.
+    confirmed_at: Instant,
 }
 
 #[derive(Default)]
@@ -97,13 +100,7 @@ impl Resolver {
             let (worker, receiver) = (Arc::clone(&inner), receiver.clone());
             std::thread::Builder::new()
                 .name(format!("riptide-dns-{thread}"))
-                .spawn(move || loop {
-                    match receiver.recv_timeout(DNS_REFRESH_CHECK_INTERVAL) {
-                        Ok(name) => worker.look_up(&name),
-                        Err(RecvTimeoutError::Timeout) => worker.refresh_ahead(),
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                })?;
+                .spawn(move || worker.serve(&receiver))?;
         }
         Ok(Resolver { inner, jobs })
     }
@@ -190,6 +187,8 @@ impl Resolver {
     fn ask(&self, cache: &mut Cache, host: &str, reply: Option<Reply>) -> Result<(), ResolveError> {
         if let Some(waiting) = cache.pending.get_mut(host) {
             if let Some(reply) = reply {
+                // Packets that stopped waiting (their deadline) make room.
+                waiting.retain(|waiter| !waiter.is_canceled());
                 if waiting.len() >= DNS_WAITERS_PER_NAME_MAX {
                     return Err(ResolveError::Busy(host.to_owned()));
                 }
@@ -214,28 +213,41 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs on the resolver's thread: looks up again the names kept ahead whose
-    /// answers have expired (or failed) and that nobody is looking up already.
-    fn refresh_ahead(&self) {
-        let now = Instant::now();
-        let due: Vec<String> = {
-            let mut cache = self.lock();
-            let due: Vec<String> = cache
-                .ahead
-                .iter()
-                .filter(|name| !cache.pending.contains_key(*name))
-                .filter(|name| cache.entries.get(*name).is_none_or(|e| e.expires_at <= now))
-                .cloned()
-                .collect();
-            // Pending now: another thread's check leaves them to this one.
-            for name in &due {
-                cache.pending.insert(name.clone(), Vec::new());
+    /// A resolver thread: the lookups shards ask for, and between them, every
+    /// check interval, one name kept ahead whose answer has ended. One name a turn
+    /// per thread, so that a slow server holds up one thread's refreshes, not a
+    /// queue of them.
+    fn serve(&self, jobs: &crossbeam_channel::Receiver<String>) {
+        let mut next_refresh = Instant::now() + DNS_REFRESH_CHECK_INTERVAL;
+        loop {
+            let wait = next_refresh.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(wait) {
+                Ok(name) => self.look_up(&name),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-            due
-        };
-        for name in due {
-            self.look_up(&name);
+            if Instant::now() >= next_refresh {
+                if let Some(name) = self.take_due() {
+                    self.look_up(&name);
+                }
+                next_refresh = Instant::now() + DNS_REFRESH_CHECK_INTERVAL;
+            }
         }
+    }
+
+    /// A name kept ahead whose answer has ended (or failed) and that nobody is
+    /// looking up, marked pending so that no other thread takes it too.
+    fn take_due(&self) -> Option<String> {
+        let now = Instant::now();
+        let mut cache = self.lock();
+        let due = cache
+            .ahead
+            .iter()
+            .filter(|name| !cache.pending.contains_key(*name))
+            .find(|name| cache.entries.get(*name).is_none_or(|e| e.expires_at <= now))
+            .cloned()?;
+        cache.pending.insert(due.clone(), Vec::new());
+        Some(due)
     }
 
     /// Runs on the resolver's thread: queries, caches, and answers the waiters.
@@ -246,15 +258,19 @@ impl Inner {
         let now = Instant::now();
         let mut cache = self.lock();
         let waiters = cache.pending.remove(host).unwrap_or_default();
-        let stale = cache
-            .entries
-            .get(host)
-            .and_then(|entry| entry.result.clone().ok());
-        // A failed refresh keeps the last good address for another short while:
-        // a DNS outage should not take a working peer away.
-        let kept = match (&result, stale) {
-            (Err(_), Some(stale)) => Ok(stale),
-            _ => result.clone(),
+        // A failed refresh keeps the last good address for another short while, up
+        // to ttl_s_max after it was last confirmed: a DNS outage should not take a
+        // working peer away, but a name that is gone (NXDOMAIN) goes at once.
+        let keep_for = Duration::from_secs(u64::from(options.ttl_s_max));
+        let stale = cache.entries.get(host).and_then(|entry| {
+            let address = entry.result.clone().ok()?;
+            let recent = now.duration_since(entry.confirmed_at) < keep_for;
+            recent.then_some((address, entry.confirmed_at))
+        });
+        let (kept, confirmed_at) = match (&result, stale) {
+            (Err(ResolveError::Failed(_, DnsError::NameNotFound)), _) => (result.clone(), now),
+            (Err(_), Some((stale, confirmed_at))) => (Ok(stale), confirmed_at),
+            _ => (result.clone(), now),
         };
         if cache.entries.len() >= DNS_CACHE_NAMES_MAX && !cache.entries.contains_key(host) {
             cache.entries.retain(|_, entry| entry.expires_at > now);
@@ -266,6 +282,7 @@ impl Inner {
                 Entry {
                     result: kept.clone(),
                     expires_at,
+                    confirmed_at,
                 },
             );
         }
@@ -343,7 +360,7 @@ fn query_one(
         }
         socket.set_read_timeout(Some(left)).map_err(io)?;
         let size = socket.recv(&mut buffer).map_err(io)?;
-        match dns::parse_answer(&buffer[..size], id, record) {
+        match dns::parse_answer(&buffer[..size], id, host, record) {
             Err(DnsError::WrongId) => continue,
             Err(error) => return Err(ResolveError::Failed(host.to_owned(), error)),
             Ok(answer) => return Ok(answer),

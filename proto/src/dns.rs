@@ -77,11 +77,17 @@ pub fn query(id: u16, name: &str, record: RecordType) -> Result<Vec<u8>, DnsErro
     Ok(message)
 }
 
-/// Reads the answer to query `id`: the addresses of type `record` it holds (those
-/// of the name's aliases included, as a recursive server sends the whole chain).
-/// An answer without any is an empty list, not an error: the name may have only
-/// addresses of the other type.
-pub fn parse_answer(message: &[u8], id: u16, record: RecordType) -> Result<Answer, DnsError> {
+/// Reads the answer to query `id` for `name`: the addresses of type `record` it
+/// holds (those of the name's aliases included, as a recursive server sends the
+/// whole chain). An answer must repeat the question it answers. An answer without
+/// addresses is an empty list, not an error: the name may have only addresses of
+/// the other type.
+pub fn parse_answer(
+    message: &[u8],
+    id: u16,
+    name: &str,
+    record: RecordType,
+) -> Result<Answer, DnsError> {
     let mut reader = Reader { message, at: 0 };
     let answer_id = reader.u16()?;
     let flags = reader.u16()?;
@@ -99,12 +105,11 @@ pub fn parse_answer(message: &[u8], id: u16, record: RecordType) -> Result<Answe
     let questions = reader.u16()?;
     let answers = reader.u16()?;
     reader.skip(4)?; // authority and additional counts: not read
-    for _ in 0..questions.min(1) {
-        reader.skip_name()?;
-        reader.skip(4)?;
-    }
-    if questions > 1 {
+    if questions != 1 {
         return Err(DnsError::Malformed);
+    }
+    if !reader.question_is(name, record)? {
+        return Err(DnsError::WrongId);
     }
     let mut result = Answer {
         addresses: Vec::new(),
@@ -164,6 +169,35 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
+    /// Reads the question and tells whether it asks for `name`'s `record` (names
+    /// compare without regard to case, as DNS compares them).
+    fn question_is(&mut self, name: &str, record: RecordType) -> Result<bool, DnsError> {
+        let name = name.strip_suffix('.').unwrap_or(name).as_bytes();
+        let mut matched = 0;
+        let mut same = true;
+        for index in 0..LABELS_MAX {
+            let length = usize::from(self.take(1)?[0]);
+            if length == 0 {
+                same &= matched == name.len();
+                let (kind, class) = (self.u16()?, self.u16()?);
+                return Ok(same && kind == record as u16 && class == CLASS_IN);
+            }
+            if length > 63 {
+                // A question's name is never compressed: nothing comes before it.
+                return Err(DnsError::Malformed);
+            }
+            let label = self.take(length)?;
+            if index > 0 {
+                same &= name.get(matched) == Some(&b'.');
+                matched += 1;
+            }
+            let expected = name.get(matched..matched + length);
+            same &= expected.is_some_and(|expected| expected.eq_ignore_ascii_case(label));
+            matched += length;
+        }
+        Err(DnsError::Malformed)
+    }
+
     /// Skips a name where it stands: labels up to the root, or up to a compression
     /// pointer (two bytes), which ends the name in place. The pointer's target is
     /// never read, only checked to lie before it, so pointers cannot loop.
@@ -192,10 +226,21 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    const NAME: &str = "peer.example.com";
+
     /// An answer as a recursive server writes it: the question, then records whose
     /// names point back at it.
     fn answer(id: u16, flags: u16, records: &[(u16, u32, &[u8])]) -> Vec<u8> {
-        let question = query(id, "peer.example.com", RecordType::A).expect("query");
+        answer_to(RecordType::A, id, flags, records)
+    }
+
+    fn answer_to(
+        record: RecordType,
+        id: u16,
+        flags: u16,
+        records: &[(u16, u32, &[u8])],
+    ) -> Vec<u8> {
+        let question = query(id, NAME, record).expect("query");
         let mut message = question.clone();
         message[2..4].copy_from_slice(&(flags | 0x8000).to_be_bytes());
         message[6..8].copy_from_slice(&(records.len() as u16).to_be_bytes());
@@ -237,16 +282,17 @@ mod tests {
                 (1, 30, &[10, 0, 0, 2]),
             ],
         );
-        let read = parse_answer(&message, 7, RecordType::A).expect("answer");
+        let read = parse_answer(&message, 7, NAME, RecordType::A).expect("answer");
         assert_eq!(
             read.addresses,
             vec![IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])]
         );
         assert_eq!(read.ttl_s, 30);
-        let six = answer(8, 0x0180, &[(28, 5, &[0; 16])]);
-        let read = parse_answer(&six, 8, RecordType::Aaaa).expect("answer");
+        let six = answer_to(RecordType::Aaaa, 8, 0x0180, &[(28, 5, &[0; 16])]);
+        let read = parse_answer(&six, 8, NAME, RecordType::Aaaa).expect("answer");
         assert_eq!(read.addresses, vec![IpAddr::from([0u16; 8])]);
-        assert!(parse_answer(&six, 8, RecordType::A)
+        let only_six = answer(8, 0x0180, &[(28, 5, &[0; 16])]);
+        assert!(parse_answer(&only_six, 8, NAME, RecordType::A)
             .expect("empty")
             .addresses
             .is_empty());
@@ -256,37 +302,51 @@ mod tests {
     fn errors_are_typed() {
         let message = answer(7, 0x0180, &[(1, 60, &[10, 0, 0, 1])]);
         assert_eq!(
-            parse_answer(&message, 8, RecordType::A),
+            parse_answer(&message, 8, NAME, RecordType::A),
             Err(DnsError::WrongId)
         );
         let missing = answer(7, 0x0183, &[]);
         assert_eq!(
-            parse_answer(&missing, 7, RecordType::A),
+            parse_answer(&missing, 7, NAME, RecordType::A),
             Err(DnsError::NameNotFound)
         );
         let failed = answer(7, 0x0182, &[]);
         assert_eq!(
-            parse_answer(&failed, 7, RecordType::A),
+            parse_answer(&failed, 7, NAME, RecordType::A),
             Err(DnsError::ServerFailure(2))
         );
         let truncated = answer(7, 0x0380, &[]);
         assert_eq!(
-            parse_answer(&truncated, 7, RecordType::A),
+            parse_answer(&truncated, 7, NAME, RecordType::A),
             Err(DnsError::Truncated)
         );
         for cut in 0..message.len() {
-            assert!(parse_answer(&message[..cut], 7, RecordType::A).is_err());
+            assert!(parse_answer(&message[..cut], 7, NAME, RecordType::A).is_err());
         }
         let mut forward_pointer = message.clone();
         let at = forward_pointer.len() - 16;
         forward_pointer[at + 1] = 0xFF;
         assert_eq!(
-            parse_answer(&forward_pointer, 7, RecordType::A),
+            parse_answer(&forward_pointer, 7, NAME, RecordType::A),
             Err(DnsError::Malformed)
         );
+        let read = parse_answer(&message, 7, "PEER.Example.com.", RecordType::A);
+        assert!(read.is_ok(), "names compare without case");
+        for other in [
+            "peer.example.org",
+            "peer.example.co",
+            "peer.example.comm",
+            "example.com",
+        ] {
+            assert_eq!(
+                parse_answer(&message, 7, other, RecordType::A),
+                Err(DnsError::WrongId),
+                "{other}"
+            );
+        }
         let wrong_size = answer(7, 0x0180, &[(1, 60, &[10, 0, 0])]);
         assert_eq!(
-            parse_answer(&wrong_size, 7, RecordType::A),
+            parse_answer(&wrong_size, 7, NAME, RecordType::A),
             Err(DnsError::Malformed)
         );
     }
@@ -294,7 +354,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_bytes_are_an_answer_or_an_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
-            let _ = parse_answer(&bytes, 7, RecordType::A);
+            let _ = parse_answer(&bytes, 7, NAME, RecordType::A);
         }
     }
 }

@@ -410,6 +410,21 @@ fn token_guesses_are_slowed_per_source_and_each_costs_a_connection() {
         ) >= 2
     );
 
+    // The health check needs no token and reads no body: a large one announced
+    // is not waited for (nor held).
+    let mut health = connect_from([127, 0, 0, 7], node.riptide.admin).expect("connect");
+    health
+        .write_all(b"GET /healthz HTTP/1.1\r\nContent-Length: 16000000\r\n\r\n")
+        .expect("request");
+    health
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buffer = Vec::new();
+    let answer = riptide_tests::dataplane::read_message(&mut health, &mut buffer)
+        .expect("answered without the body")
+        .expect("an answer");
+    assert_eq!(answer.status(), Some(200));
+
     // A good token from the same source is served as ever.
     let mut honest = connect_from(guesser, node.riptide.connector).expect("connect");
     let packet = packet(7, Duration::from_secs(20));
@@ -807,4 +822,33 @@ fn overload_is_answered_t03_at_once_and_memory_stays_flat() {
         memory_after < memory_before + 64 * 1024,
         "memory grew from {memory_before} to {memory_after} KiB"
     );
+}
+
+#[test]
+fn packets_past_the_socket_limit_wait_for_a_socket_and_all_get_through() {
+    // Two sockets to bob, each answer 100 ms: twenty packets at once take turns
+    // on the sockets that come back, rather than opening more.
+    let sink = SinkPeer::start(SinkBehaviour::Delay(
+        Duration::from_millis(100),
+        Box::new(SinkBehaviour::FulfillFromData),
+    ));
+    let node = start(&sink.url(), "", "outgoing_per_peer_max = 2", 1);
+    let connector = node.riptide.connector;
+    let senders: Vec<_> = (0..20u8)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                HttpClient::new(connector)
+                    .post_packet(ALICE_TOKEN, &packet(seed, Duration::from_secs(20)))
+                    .expect("an answer")
+            })
+        })
+        .collect();
+    for sender in senders {
+        let response = sender.join().expect("sender");
+        assert!(
+            is_fulfill(&response.body),
+            "a packet waiting for a socket failed"
+        );
+    }
+    assert_eq!(sink.received().len(), 20);
 }

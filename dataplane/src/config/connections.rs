@@ -22,8 +22,8 @@ pub struct ConnectionsConfig {
     /// connection closes.
     pub per_peer_max: u32,
     /// Sockets open to one peer endpoint at once (idle and carrying packets), for the
-    /// whole process; a packet that finds them all busy waits for one, until its
-    /// own deadline.
+    /// whole process: each shard opens its share, rounded up. A packet that finds
+    /// them all busy waits for one, until its own deadline.
     pub outgoing_per_peer_max: u32,
     /// How long a connection may wait for the first byte of a request.
     pub idle_timeout_ms: u64,

@@ -2,6 +2,10 @@
 //! threads (see `crate::resolver`).
 
 use super::{FieldError, FieldPath};
+
+/// Longest `timeout_ms`: a packet waits at most twice this for a name, and
+/// packets live 30 s.
+const DNS_TIMEOUT_MS_MAX: u64 = 10_000;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -52,10 +56,10 @@ impl DnsConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         let path = FieldPath::root("dns");
         self.server_addresses()?;
-        if self.timeout_ms == 0 {
+        if !(1..=DNS_TIMEOUT_MS_MAX).contains(&self.timeout_ms) {
             return Err(FieldError::new(
                 path.key("timeout_ms"),
-                "must be at least 1",
+                format!("must be from 1 to {DNS_TIMEOUT_MS_MAX}"),
             ));
         }
         if self.ttl_s_min == 0 || self.ttl_s_min > self.ttl_s_max {

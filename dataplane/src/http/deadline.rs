@@ -85,9 +85,11 @@ impl ConnectionClock {
     /// Returns once a deadline has passed while nothing was being answered.
     pub async fn expired(&self) {
         // A deadline can move earlier than the one slept towards (a head's starts
-        // within an idle wait), but never to less than the shortest timeout from
-        // when it moves: sleeping no longer than that wakes in time for it.
-        let longest_sleep = self.timeouts.head.min(self.timeouts.body);
+        // within an idle wait, an idle wait after a long answer), but never to less
+        // than the shortest timeout from when it moves: sleeping no longer than
+        // that wakes in time for it.
+        let timeouts = &self.timeouts;
+        let longest_sleep = timeouts.idle.min(timeouts.head).min(timeouts.body);
         loop {
             let now = Instant::now();
             let deadline = self.deadline.get();

@@ -98,6 +98,7 @@ impl ConnectionGate {
     /// A permit for a connection just accepted from `source` on `port`, or why not.
     /// The permit gives its place back when dropped.
     pub fn admit(self: &Arc<Self>, port: Port, source: IpAddr) -> Result<Permit, Refusal> {
+        let source = source_key(source);
         let on_port = &self.open_by_port[port as usize];
         let taken = on_port.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
             (open < self.limits.per_port_max).then_some(open + 1)
@@ -126,7 +127,7 @@ impl ConnectionGate {
 
     /// Counts the connection of `permit` against `peer` once, at its first
     /// authenticated request. False when the peer holds all it may: the request is
-    /// refused and the connection closes.
+    /// refused (the caller records it) and the connection closes.
     pub fn attach_peer(&self, permit: &mut Permit, peer: &str) -> bool {
         if permit.peer.as_deref() == Some(peer) {
             return true;
@@ -134,8 +135,6 @@ impl ConnectionGate {
         let mut peers = lock(&self.open_by_peer);
         let open = peers.get(peer).copied().unwrap_or(0);
         if open >= self.limits.per_peer_max {
-            drop(peers);
-            self.refused(Refusal::PeerFull);
             return false;
         }
         let peer: Arc<str> = Arc::from(peer);
@@ -150,6 +149,7 @@ impl ConnectionGate {
     /// Records a failed authentication from `source`; returns how long its answer
     /// should wait (zero while the source is within its allowance).
     pub fn auth_failed(&self, source: IpAddr, now: Instant) -> Duration {
+        let source = source_key(source);
         let mut failures = lock(&self.auth_failures);
         if failures.len() >= AUTH_FAILURE_SOURCES_MAX && !failures.contains_key(&source) {
             failures
@@ -182,6 +182,11 @@ impl ConnectionGate {
         Duration::from_millis(self.limits.auth_failure_delay_ms)
     }
 
+    /// Counts a refusal decided elsewhere (a peer past `per_peer_max`).
+    pub fn record(&self, refusal: Refusal) {
+        self.refused(refusal);
+    }
+
     fn refused(&self, refusal: Refusal) -> Refusal {
         self.refusals[refusal as usize].fetch_add(1, Ordering::Relaxed);
         refusal
@@ -195,6 +200,22 @@ impl ConnectionGate {
     /// How often `refusal` happened since start.
     pub fn refusals(&self, refusal: Refusal) -> u64 {
         self.refusals[refusal as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// What counts as one source: an IPv4 address (also when written as IPv6), or an
+/// IPv6 /64, the block one host or site gets: an attacker with a /64 holds one
+/// source's share, not 2^64 of them.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -283,6 +304,29 @@ mod tests {
         assert_eq!(gate.refusals(Refusal::SourceFull), 1);
         assert!(lock(&gate.open_by_source).is_empty());
         assert_eq!(gate.open_on(Port::Packets), 0);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_mapped_ipv4_is_ipv4() {
+        let gate = gate(ConnectionsConfig {
+            per_source_max: 1,
+            ..ConnectionsConfig::default()
+        });
+        let one: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        let _held = gate.admit(Port::Packets, one).expect("admitted");
+        assert_eq!(
+            gate.admit(Port::Packets, same_64).err(),
+            Some(Refusal::SourceFull)
+        );
+        assert!(gate.admit(Port::Packets, other_64).is_ok());
+        let _v4 = gate.admit(Port::Packets, source(9)).expect("admitted");
+        let mapped: IpAddr = "::ffff:127.0.0.9".parse().expect("ip");
+        assert_eq!(
+            gate.admit(Port::Packets, mapped).err(),
+            Some(Refusal::SourceFull)
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! send.
 
 use super::deadline::{ConnectionClock, Timeouts};
-use super::gate::{Permit, Port};
+use super::gate::{Permit, Port, Refusal};
 use super::wire::{Connection, WireError};
 use crate::limits::{PIPELINED_RUN_MAX, REQUESTS_PER_CONNECTION_MAX};
 use crate::shard::Shard;
@@ -141,6 +141,9 @@ async fn serve_connection(shard: &Rc<Shard>, client: &mut Client, clock: &Connec
     }
 }
 
+/// The refusal of a request whose peer holds all the connections it may.
+const PEER_FULL: &str = "too many connections for this peer\n";
+
 /// Answers a request refused from its head alone and closes the connection. A
 /// failed token waits first once its source has failed too often, so that
 /// guessing is slow; the connection closes after every failure, so that
@@ -152,6 +155,9 @@ async fn refuse_at_head(
     status: u16,
     message: &str,
 ) {
+    if message == PEER_FULL {
+        shard.shared.gate.record(Refusal::PeerFull);
+    }
     if status == 401 {
         let source = client.permit.source();
         let wait = shard.shared.gate.auth_failed(source, Instant::now());
@@ -335,7 +341,7 @@ fn admit(shard: &Shard, client: &mut Client, head: &RequestHead) -> Admission {
         .gate
         .attach_peer(&mut client.permit, &snapshot.peer(from).id)
     {
-        return Admission::Refuse(503, "too many connections for this peer\n");
+        return Admission::Refuse(503, PEER_FULL);
     }
     if !client.authenticated {
         client.authenticated = true;

@@ -7,9 +7,11 @@ use crate::limits::{
     IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
 };
 use crate::resolver::Resolver;
+use futures::channel::oneshot;
+use futures::future::Either;
 use glommio::sync::Semaphore;
-use rustc_hash::FxHashMap;
 use riptide_proto::http1;
+use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -42,9 +44,10 @@ pub enum PeerCallError {
 /// The socket slots of one endpoint on this shard.
 struct EndpointSockets {
     slots: Rc<Semaphore>,
-    /// Packets waiting for a slot now: while any wait, a socket coming back closes
-    /// rather than idling in the pool, so that its slot goes to them.
-    waiting: Cell<u32>,
+    /// Packets waiting for a socket, oldest first: a connection coming back goes
+    /// to the first still waiting rather than to the idle pool. Bounded by the
+    /// packets in flight; those that stopped waiting are pruned as others join.
+    waiters: RefCell<VecDeque<oneshot::Sender<Connection>>>,
 }
 
 struct Pooled {
@@ -101,18 +104,36 @@ impl Pool {
             return Ok(connection);
         }
         let sockets = self.sockets_of(authority);
-        let slot = match sockets.slots.try_acquire_static_permit(1) {
-            Ok(slot) => slot,
-            Err(_) => {
-                sockets.waiting.set(sockets.waiting.get() + 1);
-                let _waiting = Waiting(&sockets.waiting);
-                sockets
-                    .slots
-                    .acquire_static_permit(1)
-                    .await
-                    .map_err(|_| PeerCallError::NoReply)?
-            }
-        };
+        if let Ok(slot) = sockets.slots.try_acquire_static_permit(1) {
+            return self.connect_in(slot, authority).await;
+        }
+        // Every slot is taken: the first of a connection coming back or a slot
+        // freed (a connection closed) serves this packet.
+        let (sender, handed) = oneshot::channel();
+        {
+            let mut waiters = sockets.waiters.borrow_mut();
+            waiters.retain(|waiter| !waiter.is_canceled());
+            waiters.push_back(sender);
+        }
+        let freed = std::pin::pin!(sockets.slots.acquire_static_permit(1));
+        let first = futures::future::select(handed, freed).await;
+        match first {
+            Either::Left((Ok(connection), _)) => Ok(connection),
+            Either::Left((Err(_), freed)) => match freed.await {
+                Ok(slot) => self.connect_in(slot, authority).await,
+                Err(_) => Err(PeerCallError::NoReply),
+            },
+            Either::Right((Ok(slot), _)) => self.connect_in(slot, authority).await,
+            Either::Right((Err(_), _)) => Err(PeerCallError::NoReply),
+        }
+    }
+
+    /// A new connection to `authority`, holding `slot` until it closes.
+    async fn connect_in(
+        &self,
+        slot: glommio::sync::StaticPermit,
+        authority: &str,
+    ) -> Result<Connection, PeerCallError> {
         let mut connection = connect(&self.resolver, authority).await?;
         connection.hold_slot(slot);
         Ok(connection)
@@ -125,7 +146,7 @@ impl Pool {
         }
         let endpoint = Rc::new(EndpointSockets {
             slots: Rc::new(Semaphore::new(self.sockets_per_endpoint_max)),
-            waiting: Cell::new(0),
+            waiters: RefCell::default(),
         });
         sockets.insert(authority.to_owned(), Rc::clone(&endpoint));
         endpoint
@@ -151,13 +172,17 @@ impl Pool {
         if !connection.unread().is_empty() {
             return;
         }
-        let someone_waits = self
-            .sockets
-            .borrow()
-            .get(authority)
-            .is_some_and(|sockets| sockets.waiting.get() > 0);
-        if someone_waits {
-            return;
+        let sockets = self.sockets.borrow().get(authority).cloned();
+        let mut connection = connection;
+        if let Some(sockets) = sockets {
+            // Bounded by the waiters: each turn hands over or drops one.
+            let mut waiters = sockets.waiters.borrow_mut();
+            while let Some(waiter) = waiters.pop_front() {
+                match waiter.send(connection) {
+                    Ok(()) => return,
+                    Err(back) => connection = back,
+                }
+            }
         }
         let mut idle = self.idle.borrow_mut();
         let pool = match idle.get_mut(authority) {
@@ -187,15 +212,6 @@ impl Pool {
             drop_aged(pool, sweeps);
         }
         idle.retain(|_, pool| !pool.is_empty());
-    }
-}
-
-/// Counts a packet waiting for a socket slot, until its wait ends or is dropped.
-struct Waiting<'a>(&'a Cell<u32>);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
     }
 }
 
