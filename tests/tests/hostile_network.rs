@@ -410,21 +410,6 @@ fn token_guesses_are_slowed_per_source_and_each_costs_a_connection() {
         ) >= 2
     );
 
-    // The health check needs no token and reads no body: a large one announced
-    // is not waited for (nor held).
-    let mut health = connect_from([127, 0, 0, 7], node.riptide.admin).expect("connect");
-    health
-        .write_all(b"GET /healthz HTTP/1.1\r\nContent-Length: 16000000\r\n\r\n")
-        .expect("request");
-    health
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut buffer = Vec::new();
-    let answer = riptide_tests::dataplane::read_message(&mut health, &mut buffer)
-        .expect("answered without the body")
-        .expect("an answer");
-    assert_eq!(answer.status(), Some(200));
-
     // A good token from the same source is served as ever.
     let mut honest = connect_from(guesser, node.riptide.connector).expect("connect");
     let packet = packet(7, Duration::from_secs(20));
@@ -851,4 +836,23 @@ fn packets_past_the_socket_limit_wait_for_a_socket_and_all_get_through() {
         );
     }
     assert_eq!(sink.received().len(), 20);
+}
+
+#[test]
+fn the_health_check_reads_no_body() {
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let node = start(&sink.url(), "", "", 1);
+    // It needs no token, so a large body announced is not waited for (nor held).
+    let mut health = connect_from([127, 0, 0, 7], node.riptide.admin).expect("connect");
+    health
+        .write_all(b"GET /healthz HTTP/1.1\r\nContent-Length: 16000000\r\n\r\n")
+        .expect("request");
+    health
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buffer = Vec::new();
+    let answer = riptide_tests::dataplane::read_message(&mut health, &mut buffer)
+        .expect("answered without the body")
+        .expect("an answer");
+    assert_eq!(answer.status(), Some(200));
 }
