@@ -856,3 +856,52 @@ fn the_health_check_reads_no_body() {
         .expect("an answer");
     assert_eq!(answer.status(), Some(200));
 }
+
+#[test]
+fn the_open_file_limit_is_raised_at_start_and_a_low_one_is_warned_of() {
+    use std::process::{Command, Stdio};
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let ports = free_node_ports();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("riptide.toml");
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000)]);
+    let sink_url = sink.url();
+    let config = format!(
+        "{node}\n{assets}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"{sink_url}\"\noutgoing_token = \"riptide-to-bob-token\"\nroutes = [\"test.bob\"]\n"
+    );
+    std::fs::write(&config_path, config).expect("config");
+    let log_path = dir.path().join("riptide.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    // A soft limit of 256 under a hard one of 4,096: below what the default
+    // [connections] allow (three ports of 8,192).
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:4096")
+        .arg(riptide_tests::dataplane::workspace_binary("riptide"))
+        .args(["--config", &config_path.display().to_string(), "--shards", "1"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prlimit runs riptide");
+    let connector = loopback(ports.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(connector).is_err() {
+        assert!(Instant::now() < deadline, "riptide did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let _ = child.kill();
+    let _ = child.wait();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("open files line");
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "soft limit raised to the hard one");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        log.contains("open-file limit is below"),
+        "no warning of the low limit:\n{log}"
+    );
+}
