@@ -4,8 +4,6 @@
 //! good rates, so a feed outage never empties the data planes' rate tables.
 
 use crate::limits::{FEED_SIZE_MAX, FETCH_WAIT_MARGIN, RETRY_AFTER_FAILURE};
-use riptide_proto::state::StateDocument;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -21,64 +19,13 @@ pub enum RatesError {
     Invalid(String),
 }
 
-/// Where rates come from: the state's `rates.url`, its base, and how long rates live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedSource {
-    pub url: String,
-    pub base: String,
-    pub lifetime: Duration,
-}
+pub use riptide_proto::rates_feed::{merge, FeedSource, FetchedRates};
 
-impl FeedSource {
-    /// The state's feed, if it names one; the base is `rates.base` or the first asset.
-    pub fn of(state: &StateDocument) -> Option<FeedSource> {
-        let url = state.rates.url.clone()?;
-        let base = state
-            .rates
-            .base
-            .clone()
-            .or_else(|| state.assets.first().map(|a| a.code.clone()))?;
-        Some(FeedSource {
-            url,
-            base,
-            lifetime: Duration::from_millis(state.rates.lifetime_ms.max(1)),
-        })
-    }
-}
-
-/// Rates from the feed, with when they came.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FetchedRates {
-    pub base: String,
-    pub rates: BTreeMap<String, f64>,
-    pub fetched_unix_ms: u64,
-}
-
-/// Reads the feed's answer: the base must be the one asked for, every rate a
-/// positive number. Unknown fields are ignored.
+/// Reads the feed's answer (see [`riptide_proto::rates_feed::parse_answer`]).
 pub fn parse_response(body: &[u8], base: &str) -> Result<BTreeMap<String, f64>, RatesError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| RatesError::Invalid(format!("not JSON: {e}")))?;
-    let answered = value["base"]
-        .as_str()
-        .ok_or_else(|| RatesError::Invalid("no `base`".into()))?;
-    if answered != base {
-        return Err(RatesError::Invalid(format!(
-            "asked for base {base}, got {answered}"
-        )));
-    }
-    let listed = value["rates"]
-        .as_object()
-        .ok_or_else(|| RatesError::Invalid("no `rates` object".into()))?;
-    let mut rates = BTreeMap::new();
-    for (code, rate) in listed {
-        let number = rate
-            .as_f64()
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .ok_or_else(|| RatesError::Invalid(format!("rates.{code} is not a positive number")))?;
-        rates.insert(code.clone(), number);
-    }
-    Ok(rates)
+    riptide_proto::rates_feed::parse_answer(body, base).map_err(
+        |riptide_proto::rates_feed::FeedError::Invalid(message)| RatesError::Invalid(message),
+    )
 }
 
 /// One `GET <url>?base=CODE`, bounded by the agent's timeout.
@@ -113,17 +60,6 @@ pub fn feed_agent(timeout: Duration) -> ureq::Agent {
         .http_status_as_error(false)
         .build();
     ureq::Agent::new_with_config(config)
-}
-
-/// The state with the feed's rates in it: the feed's base, and its rates over the
-/// file's (a rate the feed does not list keeps the file's value).
-pub fn merge(state: &StateDocument, fetched: &FetchedRates) -> StateDocument {
-    let mut merged = state.clone();
-    merged.rates.base = Some(fetched.base.clone());
-    for (code, rate) in &fetched.rates {
-        merged.rates.rates.insert(code.clone(), *rate);
-    }
-    merged
 }
 
 type Fetcher = dyn Fn(&str, &str) -> Result<BTreeMap<String, f64>, RatesError> + Send + Sync;
@@ -254,45 +190,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
-
-    #[test]
-    fn rafiki_answers_are_parsed_and_checked() {
-        let rates = parse_response(br#"{"base":"USD","rates":{"EUR":0.9,"JPY":150}}"#, "USD")
-            .expect("valid");
-        assert_eq!(rates.get("EUR"), Some(&0.9));
-        assert_eq!(rates.get("JPY"), Some(&150.0));
-        let extra = br#"{"base":"USD","rates":{},"timestamp":1}"#;
-        assert!(parse_response(extra, "USD").expect("valid").is_empty());
-        let wrong_base = parse_response(br#"{"base":"EUR","rates":{}}"#, "USD");
-        assert_eq!(
-            wrong_base,
-            Err(RatesError::Invalid("asked for base USD, got EUR".into()))
-        );
-        for bad in [
-            &br#"{"base":"USD","rates":{"EUR":"0.9"}}"#[..],
-            br#"{"base":"USD","rates":{"EUR":-1}}"#,
-            br#"{"base":"USD"}"#,
-            br#"not json"#,
-        ] {
-            assert!(parse_response(bad, "USD").is_err());
-        }
-    }
-
-    #[test]
-    fn fetched_rates_override_the_files() {
-        let mut state = StateDocument::default();
-        state.rates.rates.insert("EUR".into(), 0.5);
-        state.rates.rates.insert("GBP".into(), 0.7);
-        let fetched = FetchedRates {
-            base: "USD".into(),
-            rates: BTreeMap::from([("EUR".to_owned(), 0.9)]),
-            fetched_unix_ms: 1,
-        };
-        let merged = merge(&state, &fetched);
-        assert_eq!(merged.rates.base.as_deref(), Some("USD"));
-        assert_eq!(merged.rates.rates.get("EUR"), Some(&0.9));
-        assert_eq!(merged.rates.rates.get("GBP"), Some(&0.7));
-    }
 
     fn source(lifetime_ms: u64) -> FeedSource {
         FeedSource {

@@ -22,7 +22,7 @@ use crate::http::deadline::ConnectionClock;
 use crate::http::gate::Port;
 use crate::ledger::holds::LedgerFailure;
 use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
-use crate::metrics::{render_gate, render_prometheus};
+use crate::metrics::{render_gate, render_prometheus, render_rates_feed};
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
 use bytes::Bytes;
@@ -244,7 +244,11 @@ async fn put_state(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byte
         };
         return json_response(StatusCode::OK, &unchanged);
     }
-    let snapshot = match Snapshot::build(&admin.node.ilp_address, &document) {
+    // The rates feed's last good rates stay while the pushed state names the same
+    // feed: a push must not take them away until the next fetch.
+    let with_feed = shared.rates_feed.merged_into(&document);
+    let compiled = with_feed.as_ref().unwrap_or(&document);
+    let snapshot = match Snapshot::build(&admin.node.ilp_address, compiled) {
         Ok(snapshot) => snapshot,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
@@ -325,6 +329,7 @@ fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
         shared.shard_count as usize,
     );
     render_gate(&mut text, &shared.gate);
+    render_rates_feed(&mut text, shared.rates_feed.counts());
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod outgoing_payments;
 pub mod per_pass;
+pub mod rates_feed;
 pub mod resolver;
 pub mod shard;
 pub mod shared;

@@ -57,6 +57,16 @@ pub const PIPELINE_MAX: usize = OUTGOING_PIPELINE_MAX as usize;
 /// Largest SPSP answer read from a receiver (a few hundred bytes in practice).
 pub const ANSWER_SIZE_MAX: usize = 16 * 1024;
 
+// ---- The rates feed.
+
+/// Largest answer read from the rates feed (Rafiki's lists a few hundred codes).
+pub const FEED_SIZE_MAX: usize = 1024 * 1024;
+/// Longest wait for one fetch of the feed.
+pub const FEED_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed fetch, the next try comes this soon (or at the rates' lifetime,
+/// if shorter); the last good rates stay meanwhile.
+pub const FEED_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 // ---- Name resolution.
 
 /// Names the resolver caches at most; past it, expired ones go first, and a name

@@ -210,6 +210,26 @@ pub fn render_gate(out: &mut String, gate: &ConnectionGate) {
     }
 }
 
+/// The rates feed: fetches by result, and the age of the rates in force.
+pub fn render_rates_feed(out: &mut String, (fetched, failed, age_ms): (u64, u64, Option<u64>)) {
+    let _ = writeln!(
+        out,
+        "# HELP riptide_rates_feed_fetches_total Fetches of the rates feed, by result.\n\
+         # TYPE riptide_rates_feed_fetches_total counter\n\
+         riptide_rates_feed_fetches_total{{result=\"ok\"}} {fetched}\n\
+         riptide_rates_feed_fetches_total{{result=\"failed\"}} {failed}"
+    );
+    if let Some(age_ms) = age_ms {
+        let _ = writeln!(
+            out,
+            "# HELP riptide_rates_feed_age_seconds Age of the feed's rates in force.\n\
+             # TYPE riptide_rates_feed_age_seconds gauge\n\
+             riptide_rates_feed_age_seconds {:.3}",
+            age_ms as f64 / 1000.0
+        );
+    }
+}
+
 /// Packets by peer and outcome, and their latency.
 fn render_packets(out: &mut String, metrics: &ShardMetrics) {
     let _ = writeln!(

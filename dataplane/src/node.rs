@@ -68,6 +68,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     let shared = Arc::new(Shared {
         gate: Arc::new(ConnectionGate::new(config.connections)),
         resolver,
+        rates_feed: crate::rates_feed::FeedState::default(),
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -271,6 +272,8 @@ async fn run_shard(
     glommio::spawn_local(spsp::serve(spsp, bind(addresses.public)?)).detach();
     if shard.id == 0 {
         let admin_listener = bind(addresses.admin)?;
+        let feed = crate::rates_feed::poll(Rc::clone(&shard), Arc::clone(&document));
+        glommio::spawn_local(feed).detach();
         let admin = Rc::new(Admin {
             shard: Rc::clone(&shard),
             token: node.admin_token.clone(),

@@ -7,6 +7,7 @@ use crate::http::gate::ConnectionGate;
 use crate::ledger::holds::LedgerPort;
 use crate::limits::{MEMORY_STORE_TIMEOUT, REDIS_WAIT_MARGIN};
 use crate::metrics::MetricsRegistry;
+use crate::rates_feed::FeedState;
 use crate::resolver::Resolver;
 use crate::store::batcher::StoreBackend;
 use crate::store::memory::MemoryStore;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub gate: Arc<ConnectionGate>,
     /// Host names to addresses, off the shards' threads.
     pub resolver: Arc<Resolver>,
+    /// The rates feed's last good rates, polled by shard 0.
+    pub rates_feed: FeedState,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

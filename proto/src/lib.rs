@@ -10,7 +10,8 @@
 //!   over a [`connector::snapshot::Snapshot`] of the state.
 //! - [`flow`]: the flows that move money (forward, local credit) as state machines.
 //! - [`ledger`]: TigerBeetle's data model, Riptide's account ids, the audit's checks.
-//! - [`routing`], [`rates`]: longest-prefix routes and exchange rates.
+//! - [`routing`], [`rates`]: longest-prefix routes and exchange rates;
+//!   [`rates_feed`]: Rafiki's rates feed, read the same by both planes.
 //! - [`spsp`]: the SPSP answer and its base64.
 //! - [`dns`]: DNS queries and answers, for the resolver off the shards' threads.
 //! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
@@ -28,6 +29,7 @@ pub mod ledger;
 pub mod limits;
 pub mod packet;
 pub mod rates;
+pub mod rates_feed;
 pub mod routing;
 pub mod spsp;
 pub mod state;

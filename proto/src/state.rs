@@ -164,7 +164,8 @@ pub struct RatesConfig {
     /// Units of CODE per unit of base.
     #[serde(default)]
     pub rates: BTreeMap<String, f64>,
-    /// Rafiki-format rates feed (env `EXCHANGE_RATES_URL`), polled by `riptidectl serve`.
+    /// Rafiki-format rates feed (env `EXCHANGE_RATES_URL`), polled by the data plane
+    /// every `lifetime_ms` (and by `riptidectl serve`, which pushes what it read).
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default = "default_rates_lifetime_ms")]

@@ -878,7 +878,12 @@ fn the_open_file_limit_is_raised_at_start_and_a_low_one_is_warned_of() {
     let mut child = Command::new("prlimit")
         .arg("--nofile=256:4096")
         .arg(riptide_tests::dataplane::workspace_binary("riptide"))
-        .args(["--config", &config_path.display().to_string(), "--shards", "1"])
+        .args([
+            "--config",
+            &config_path.display().to_string(),
+            "--shards",
+            "1",
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -898,7 +903,11 @@ fn the_open_file_limit_is_raised_at_start_and_a_low_one_is_warned_of() {
         .find(|line| line.starts_with("Max open files"))
         .expect("open files line");
     let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
-    assert_eq!(numbers, ["4096", "4096"], "soft limit raised to the hard one");
+    assert_eq!(
+        numbers,
+        ["4096", "4096"],
+        "soft limit raised to the hard one"
+    );
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert!(
         log.contains("open-file limit is below"),

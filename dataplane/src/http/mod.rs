@@ -6,6 +6,7 @@
 //! connections through the [`gate`] (per port, per source, per peer) and closes
 //! slow ones at the [`deadline`]s of their requests.
 
+pub mod client;
 pub mod deadline;
 pub mod gate;
 pub mod ingress;

@@ -9,15 +9,15 @@
 //!   media type in `Accept`.
 //! * CORS for Web Monetization on GET and OPTIONS.
 
+use super::client::GetError;
 use super::gate::Port;
-use super::io::HyperStream;
 use crate::limits::ANSWER_SIZE_MAX;
 use crate::resolver::Resolver;
 use crate::shard::Shard;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -194,56 +194,16 @@ pub enum SpspError {
 /// Asks an SPSP server (plain `http://`, as within a cluster) for a destination
 /// and shared secret; the secret may be in either base64 alphabet.
 pub async fn query(resolver: &Resolver, url: &str) -> Result<(String, Vec<u8>), SpspError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| SpspError::Url(url.to_owned()))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let transport = |e: String| SpspError::Transport(authority.to_owned(), e);
-    // A URL without a port means 80; the resolver wants host:port.
-    let with_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.contains(']'))
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let address = resolver
-        .resolve(&with_port)
+    let accept = "application/spsp4+json, application/spsp+json";
+    let (status, body) = super::client::get(resolver, url, accept, ANSWER_SIZE_MAX)
         .await
-        .map_err(|e| transport(e.to_string()))?;
-    let stream = glommio::net::TcpStream::connect(address)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(HyperStream::new(stream))
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    glommio::spawn_local(async move {
-        let _ = connection.await;
-    })
-    .detach();
-    let request = Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .header(
-            hyper::header::ACCEPT,
-            "application/spsp4+json, application/spsp+json",
-        )
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| SpspError::Url(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    let status = response.status().as_u16();
+        .map_err(|error| match error {
+            GetError::Url(url) => SpspError::Url(url),
+            GetError::Transport(authority, message) => SpspError::Transport(authority, message),
+        })?;
     if status != 200 {
         return Err(SpspError::Status(status));
     }
-    let body = http_body_util::Limited::new(response.into_body(), ANSWER_SIZE_MAX)
-        .collect()
-        .await
-        .map_err(|e| transport(e.to_string()))?
-        .to_bytes();
     parse_answer(&body)
 }
 
