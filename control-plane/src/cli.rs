@@ -370,11 +370,17 @@ pub struct LimitArgs {
     /// Amount per second, `N/s` (T04 above), or `none`.
     #[arg(long, value_name = "N/s|none", value_parser = parse_per_second_limit)]
     pub throughput: Option<Limit>,
+    /// Liquidity at or below which a `peer.liquidity_low` webhook goes out, or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_amount_limit)]
+    pub liquidity_threshold: Option<Limit>,
 }
 
 impl LimitArgs {
     pub fn is_empty(&self) -> bool {
-        self.max_packet.is_none() && self.rate.is_none() && self.throughput.is_none()
+        self.max_packet.is_none()
+            && self.rate.is_none()
+            && self.throughput.is_none()
+            && self.liquidity_threshold.is_none()
     }
 }
 

@@ -109,6 +109,7 @@ pub fn add_peer(state: &mut StateDocument, args: &PeerAddArgs) -> Result<Changed
         initial_liquidity: args.initial_liquidity,
         rate_limit_packets_per_second: None,
         throughput_limit_per_second: None,
+        liquidity_threshold: None,
     };
     apply_limits(&mut peer, &args.limits);
     state.peers.push(peer);
@@ -162,6 +163,7 @@ fn apply_limits(peer: &mut PeerConfig, limits: &LimitArgs) {
     set(&mut peer.max_packet_amount, limits.max_packet);
     set(&mut peer.rate_limit_packets_per_second, limits.rate);
     set(&mut peer.throughput_limit_per_second, limits.throughput);
+    set(&mut peer.liquidity_threshold, limits.liquidity_threshold);
 }
 
 pub fn set_limits(
@@ -236,6 +238,7 @@ mod tests {
                 scale: 2,
                 ledger: 1,
                 initial_liquidity: 0,
+                liquidity_threshold: None,
             }],
             ..StateDocument::default()
         };
@@ -269,11 +272,13 @@ mod tests {
             max_packet: Some(Limit::Remove),
             rate: Some(Limit::Set(50)),
             throughput: None,
+            liquidity_threshold: Some(Limit::Set(500)),
         };
         assert_eq!(set_limits(&mut state, "alice", &limits), Ok(true));
         let alice = &state.peers[0];
         assert_eq!(alice.max_packet_amount, None);
         assert_eq!(alice.rate_limit_packets_per_second, Some(50));
+        assert_eq!(alice.liquidity_threshold, Some(500));
         assert_eq!(set_limits(&mut state, "alice", &limits), Ok(false));
         assert_eq!(
             set_limits(&mut state, "bob", &limits),

@@ -511,6 +511,7 @@ mod tests {
             packets_rejected: 0,
             last_error: None,
             created_at_ms: 1,
+            destination_asset: None,
         }
     }
 

@@ -246,6 +246,7 @@ mod tests {
             initial_liquidity: 0,
             rate_limit_packets_per_second: None,
             throughput_limit_per_second: None,
+            liquidity_threshold: None,
         };
         let state = StateDocument {
             peers: vec![peer("a", &["test.a"]), peer("b", &["test.a.b", "g"])],

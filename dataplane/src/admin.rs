@@ -22,7 +22,7 @@ use crate::http::deadline::ConnectionClock;
 use crate::http::gate::Port;
 use crate::ledger::holds::LedgerFailure;
 use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
-use crate::metrics::{render_gate, render_prometheus, render_rates_feed};
+use crate::metrics::{render_gate, render_prometheus, render_rates_feed, render_webhooks};
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
 use bytes::Bytes;
@@ -57,6 +57,8 @@ pub struct Admin {
     pub document: Arc<Mutex<StateDocument>>,
     /// Quotes and outgoing payments made through this admin API.
     pub payments: Rc<crate::outgoing_payments::Payments>,
+    /// Incoming payments created here, watched for their webhook events.
+    pub watch: Rc<crate::webhooks::watch::Watch>,
 }
 
 pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
@@ -330,6 +332,7 @@ fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
     );
     render_gate(&mut text, &shared.gate);
     render_rates_feed(&mut text, shared.rates_feed.counts());
+    render_webhooks(&mut text, &shared.webhooks.counts);
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -18,8 +18,10 @@ use thiserror::Error;
 
 mod connections;
 mod dns;
+mod webhooks;
 pub use connections::ConnectionsConfig;
 pub use dns::DnsConfig;
+pub use webhooks::WebhooksConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
@@ -47,6 +49,7 @@ pub struct Config {
     pub receipts: ReceiptsConfig,
     pub connections: ConnectionsConfig,
     pub dns: DnsConfig,
+    pub webhooks: WebhooksConfig,
     pub state: StateDocument,
 }
 
@@ -65,6 +68,8 @@ struct ConfigFile {
     connections: ConnectionsConfig,
     #[serde(default)]
     dns: DnsConfig,
+    #[serde(default)]
+    webhooks: WebhooksConfig,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -327,6 +332,7 @@ impl Config {
             receipts: parsed.receipts,
             connections: parsed.connections,
             dns: parsed.dns,
+            webhooks: parsed.webhooks,
             state: StateDocument {
                 version: parsed.version,
                 assets: parsed.assets,
@@ -387,6 +393,18 @@ impl Config {
         }
         if let Some(value) = env("REDIS_URL") {
             self.receipts.redis_url = Some(value);
+        }
+        if let Some(value) = env("WEBHOOK_URL") {
+            self.webhooks.url = Some(value);
+        }
+        if let Some(value) = env("SIGNATURE_SECRET") {
+            self.webhooks.secret = Some(value);
+        }
+        if let Some(value) = env("WEBHOOK_TIMEOUT") {
+            self.webhooks.timeout_ms = value.parse().map_err(|_| ConfigError::Environment {
+                variable: "WEBHOOK_TIMEOUT",
+                message: format!("{value:?} is not a number of milliseconds"),
+            })?;
         }
         if let Some(value) = env("EXCHANGE_RATES_URL") {
             self.state.rates.url = Some(value);
@@ -466,6 +484,7 @@ impl Config {
         }
         self.connections.validate()?;
         self.dns.validate()?;
+        self.webhooks.validate()?;
         self.state.validate_rules()
     }
 }

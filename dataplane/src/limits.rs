@@ -67,6 +67,15 @@ pub const FEED_TIMEOUT: Duration = Duration::from_secs(5);
 /// if shorter); the last good rates stay meanwhile.
 pub const FEED_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+// ---- Webhooks.
+
+/// Largest answer read from a webhook receiver (only its status matters).
+pub const WEBHOOK_ANSWER_SIZE_MAX: usize = 64 * 1024;
+/// How long the delivery thread sleeps with nothing queued before it looks again.
+pub const WEBHOOK_IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Incoming payments watched for their completed and expired events at most.
+pub const WATCHED_PAYMENTS_MAX: usize = 10_000;
+
 // ---- Name resolution.
 
 /// Names the resolver caches at most; past it, expired ones go first, and a name

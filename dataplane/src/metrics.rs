@@ -230,6 +230,26 @@ pub fn render_rates_feed(out: &mut String, (fetched, failed, age_ms): (u64, u64,
     }
 }
 
+/// Webhook deliveries: delivered, failed tries, dropped, and waiting now.
+pub fn render_webhooks(out: &mut String, counts: &crate::webhooks::WebhookCounts) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        out,
+        "# HELP riptide_webhooks_total Webhook events by what became of them; failed counts tries, each retried.\n\
+         # TYPE riptide_webhooks_total counter\n\
+         riptide_webhooks_total{{result=\"delivered\"}} {}\n\
+         riptide_webhooks_total{{result=\"failed\"}} {}\n\
+         riptide_webhooks_total{{result=\"dropped\"}} {}\n\
+         # HELP riptide_webhooks_waiting Webhook events waiting for delivery.\n\
+         # TYPE riptide_webhooks_waiting gauge\n\
+         riptide_webhooks_waiting {}",
+        counts.delivered.load(Relaxed),
+        counts.failed_attempts.load(Relaxed),
+        counts.dropped.load(Relaxed),
+        counts.waiting.load(Relaxed),
+    );
+}
+
 /// Packets by peer and outcome, and their latency.
 fn render_packets(out: &mut String, metrics: &ShardMetrics) {
     let _ = writeln!(

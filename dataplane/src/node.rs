@@ -17,6 +17,8 @@ use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisOptions;
+use crate::webhooks::watch::{self, Watch};
+use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -65,10 +67,13 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     raise_open_file_limit(config.connections.open_files_needed(peers, shard_count));
     let resolver = Arc::new(start_resolver(&config)?);
     resolver.prefetch(crate::admin::outgoing_authorities(&snapshot));
+    let webhooks = Webhooks::start(&config.webhooks, Arc::clone(&resolver))
+        .map_err(|e| NodeError::Executors(e.to_string()))?;
     let shared = Arc::new(Shared {
         gate: Arc::new(ConnectionGate::new(config.connections)),
         resolver,
         rates_feed: crate::rates_feed::FeedState::default(),
+        webhooks,
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -274,10 +279,20 @@ async fn run_shard(
         let admin_listener = bind(addresses.admin)?;
         let feed = crate::rates_feed::poll(Rc::clone(&shard), Arc::clone(&document));
         glommio::spawn_local(feed).detach();
+        let watch = Rc::new(Watch::default());
+        let interval = shared.webhooks.check_interval;
+        let watching = watch::run(
+            Rc::clone(&shard),
+            Rc::clone(&watch),
+            Arc::clone(&document),
+            interval,
+        );
+        glommio::spawn_local(watching).detach();
         let admin = Rc::new(Admin {
             shard: Rc::clone(&shard),
             token: node.admin_token.clone(),
             node,
+            watch,
             document,
             payments: Rc::new(crate::outgoing_payments::Payments::default()),
         });

@@ -209,6 +209,7 @@ impl Payments {
             packets_rejected: 0,
             last_error: None,
             created_at_ms: unix_now_ms(),
+            destination_asset: quote.view.destination_asset.clone(),
         };
         {
             let mut payments = self.payments.borrow_mut();
@@ -219,10 +220,11 @@ impl Payments {
             });
             payments.insert(payment.id.clone(), payment.clone());
         }
+        announce(shard, "outgoing_payment.created", &payment);
         let (payments, shard, id) = (Rc::clone(self), Rc::clone(shard), payment.id.clone());
         glommio::spawn_local(async move {
             let outcome = drive(&shard, &payments, &id, &quote.view.wallet, sender).await;
-            payments.finish(&id, outcome);
+            payments.finish(&shard, &id, outcome);
         })
         .detach();
         Ok(payment)
@@ -237,18 +239,58 @@ impl Payments {
         }
     }
 
-    fn finish(&self, id: &str, outcome: Result<(), SendError>) {
-        if let Some(payment) = self.payments.borrow_mut().get_mut(id) {
-            match outcome {
-                Ok(()) => payment.state = OutgoingPaymentState::Completed,
-                Err(error) => {
-                    tracing::info!(payment = id, %error, "outgoing payment failed");
-                    payment.state = OutgoingPaymentState::Failed;
-                    payment.last_error = Some(error.to_string());
-                }
+    fn finish(&self, shard: &Shard, id: &str, outcome: Result<(), SendError>) {
+        let mut payments = self.payments.borrow_mut();
+        let Some(payment) = payments.get_mut(id) else {
+            return;
+        };
+        let event = match outcome {
+            Ok(()) => {
+                payment.state = OutgoingPaymentState::Completed;
+                "outgoing_payment.completed"
             }
-        }
+            Err(error) => {
+                tracing::info!(payment = id, %error, "outgoing payment failed");
+                payment.state = OutgoingPaymentState::Failed;
+                payment.last_error = Some(error.to_string());
+                "outgoing_payment.failed"
+            }
+        };
+        announce(shard, event, payment);
     }
+}
+
+/// An outgoing payment's webhook event, with the payment as Rafiki's carry it.
+fn announce(shard: &Shard, event: &'static str, payment: &OutgoingPaymentView) {
+    use crate::webhooks::{amount_json, time_json};
+    let webhooks = &shard.shared.webhooks;
+    if !webhooks.enabled() {
+        return;
+    }
+    let snapshot = shard.shared.snapshot.load();
+    let (code, scale) = crate::webhooks::wallet_asset(&snapshot, &payment.wallet);
+    let receive_amount = payment
+        .destination_asset
+        .as_ref()
+        .map(|asset| amount_json(payment.min_delivery_amount, &asset.code, asset.scale));
+    let state = match payment.state {
+        OutgoingPaymentState::Sending => "SENDING",
+        OutgoingPaymentState::Completed => "COMPLETED",
+        OutgoingPaymentState::Failed => "FAILED",
+    };
+    let data = serde_json::json!({
+        "id": payment.id,
+        "walletAddressId": payment.wallet,
+        "quoteId": payment.quote_id,
+        "receiver": payment.destination,
+        "debitAmount": amount_json(payment.source_amount, &code, scale),
+        "receiveAmount": receive_amount,
+        "sentAmount": amount_json(payment.sent, &code, scale),
+        "state": state,
+        "error": payment.last_error,
+        "createdAt": time_json(payment.created_at_ms),
+    });
+    webhooks.emit(event, data);
 }
 
 /// Sends every probe at once and reads what came back within the probe timeout.

@@ -80,6 +80,12 @@ pub struct Resolver {
     jobs: crossbeam_channel::Sender<String>,
 }
 
+/// How a resolution starts: done, or waiting for the thread's answer.
+enum Started {
+    Ready(SocketAddr),
+    Waiting(String, u16, oneshot::Receiver<Result<IpAddr, ResolveError>>),
+}
+
 /// What the cache said of a name.
 enum Lookup {
     Ready(Result<IpAddr, ResolveError>),
@@ -120,23 +126,43 @@ impl Resolver {
 
     /// The address to connect to for `authority` (`host:port`).
     pub async fn resolve(&self, authority: &str) -> Result<SocketAddr, ResolveError> {
-        let (host, port) = split_authority(authority)?;
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let host = host.to_ascii_lowercase();
-        if let Some(ip) = self.inner.options.hosts.get(&host) {
-            return Ok(SocketAddr::new(*ip, port));
-        }
-        let receiver = match self.lookup(&host, Instant::now()) {
-            Lookup::Ready(result) => return result.map(|ip| SocketAddr::new(ip, port)),
-            Lookup::Wait(receiver) => receiver,
+        let (host, port, receiver) = match self.begin(authority)? {
+            Started::Ready(address) => return Ok(address),
+            Started::Waiting(host, port, receiver) => (host, port, receiver),
         };
         // The thread answers within its timeout; the margin covers its queue.
         let wait = self.inner.options.timeout * 2;
         match within(wait, receiver).await {
             Some(Ok(result)) => result.map(|ip| SocketAddr::new(ip, port)),
             _ => Err(ResolveError::TimedOut(host)),
+        }
+    }
+
+    /// [`resolve`](Self::resolve) for a thread that may block (webhook delivery):
+    /// the resolver's thread answers within its own timeout.
+    pub fn resolve_blocking(&self, authority: &str) -> Result<SocketAddr, ResolveError> {
+        match self.begin(authority)? {
+            Started::Ready(address) => Ok(address),
+            Started::Waiting(host, port, receiver) => match futures::executor::block_on(receiver) {
+                Ok(result) => result.map(|ip| SocketAddr::new(ip, port)),
+                Err(_) => Err(ResolveError::TimedOut(host)),
+            },
+        }
+    }
+
+    /// The address at once, or the lookup to wait for.
+    fn begin(&self, authority: &str) -> Result<Started, ResolveError> {
+        let (host, port) = split_authority(authority)?;
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Started::Ready(SocketAddr::new(ip, port)));
+        }
+        let host = host.to_ascii_lowercase();
+        if let Some(ip) = self.inner.options.hosts.get(&host) {
+            return Ok(Started::Ready(SocketAddr::new(*ip, port)));
+        }
+        match self.lookup(&host, Instant::now()) {
+            Lookup::Ready(result) => result.map(|ip| Started::Ready(SocketAddr::new(ip, port))),
+            Lookup::Wait(receiver) => Ok(Started::Waiting(host, port, receiver)),
         }
     }
 

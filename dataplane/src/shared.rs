@@ -13,6 +13,7 @@ use crate::store::batcher::StoreBackend;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisWorker};
 use crate::store::StoreError;
+use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
 use riptide_proto::connector::pipeline::PipelineOptions;
 use riptide_proto::connector::snapshot::Snapshot;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub resolver: Arc<Resolver>,
     /// The rates feed's last good rates, polled by shard 0.
     pub rates_feed: FeedState,
+    /// Where events go (a no-op without `webhooks.url`).
+    pub webhooks: Webhooks,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

@@ -461,6 +461,9 @@ pub struct OutgoingPaymentView {
     pub packets_rejected: u64,
     pub last_error: Option<String>,
     pub created_at_ms: u64,
+    /// The receiver's asset, when its SPSP answer or the probes named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_asset: Option<AssetView>,
 }
 
 #[cfg(test)]

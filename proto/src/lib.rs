@@ -17,6 +17,7 @@
 //! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
 //! - [`state`]: the state document both planes share, with its rules.
 //! - [`limits`]: every bound of this crate, with the relations between them.
+//! - [`webhook`]: Rafiki's webhook events, their canonical body and signature.
 //! - [`http1`]: the HTTP/1.1 codec of the packet path, the load generator and tests.
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
@@ -34,3 +35,4 @@ pub mod routing;
 pub mod spsp;
 pub mod state;
 pub mod stream;
+pub mod webhook;

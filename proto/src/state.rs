@@ -109,6 +109,10 @@ pub struct AssetConfig {
     /// Deposited once into the asset's liquidity account.
     #[serde(default)]
     pub initial_liquidity: u64,
+    /// An `asset.liquidity_low` webhook goes out when the asset's liquidity falls
+    /// to this or below (Rafiki's `liquidityThreshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidity_threshold: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -146,6 +150,10 @@ pub struct PeerConfig {
     pub rate_limit_packets_per_second: Option<u64>,
     #[serde(default)]
     pub throughput_limit_per_second: Option<u64>,
+    /// A `peer.liquidity_low` webhook goes out when the peer's liquidity falls to
+    /// this or below (Rafiki's `liquidityThreshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidity_threshold: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

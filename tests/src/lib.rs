@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod fixtures;
 pub mod limits;
 pub mod stream_client;
+pub mod webhook_receiver;
 
 use limits::TEST_PORTS;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -7,6 +7,7 @@
 
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::fixtures::ADMIN_TOKEN;
+use riptide_tests::webhook_receiver::{signed_with, WebhookReceiver};
 use riptide_tests::{free_loopback_port, shared_tigerbeetle};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -149,6 +150,21 @@ fn pair(
     payee_asset: &str,
     max_packet: u64,
 ) -> Pair {
+    pair_with(
+        names,
+        (payer_asset, link_asset, payee_asset),
+        max_packet,
+        "",
+    )
+}
+
+/// [`pair`] with `extra` (TOML tables) in both nodes' configurations.
+fn pair_with(
+    names: &Names,
+    (payer_asset, link_asset, payee_asset): (&str, &str, &str),
+    max_packet: u64,
+    extra: &str,
+) -> Pair {
     let Names {
         tag,
         usd,
@@ -191,7 +207,7 @@ max_packet_amount = {max_packet}
 [[wallets]]
 id = "{payee}"
 asset = "{payee_asset}"
-"#
+{extra}"#
     );
     let b = start_with_connector("test.b", &b_body, b_connector);
     let a_body = format!(
@@ -206,7 +222,7 @@ routes = ["test.b"]
 [[wallets]]
 id = "{payer}"
 asset = "{payer_asset}"
-"#
+{extra}"#
     );
     let a = Node::start("test.a", &a_body);
     Pair {
@@ -430,4 +446,57 @@ asset = "{usd}"
     assert_eq!(received["received"], "20000");
     assert_eq!(a.balance("receiving", &format!("payer{tag}")), 30_000);
     assert_eq!(a.balance("peer", &format!("js{tag}")), 20_000);
+}
+
+#[test]
+fn webhooks_announce_the_payment_on_both_sides() {
+    let receiver = WebhookReceiver::start(0);
+    let extra = format!(
+        "\n[webhooks]\nurl = \"{}\"\nsecret = \"both-sides-secret\"\ncheck_interval_ms = 200\n",
+        receiver.url()
+    );
+    let names = names();
+    let assets = (names.usd.as_str(), names.usd.as_str(), names.usd.as_str());
+    let p = pair_with(&names, assets, 1_000_000, &extra);
+    p.a.fund_wallet(&p.payer, 100_000);
+    let (status, incoming) = p.b.admin(
+        "POST",
+        "/v1/incoming-payments",
+        &json!({"wallet": p.payee, "incoming_amount": "20000", "expires_in_ms": 600_000}),
+    );
+    assert_eq!(status, 201, "{incoming}");
+    let (_, payment) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": {
+            "ilp_address": incoming["ilp_address"],
+            "shared_secret": incoming["shared_secret"],
+        },
+        "receive_amount": "20000",
+    }));
+    assert_eq!(payment["state"], "completed", "{payment}");
+    let wait = Duration::from_secs(15);
+    let (outgoing_id, incoming_id) = (payment["id"].clone(), incoming["id"].clone());
+    receiver.wait_for("outgoing_payment.created", |d| d["id"] == outgoing_id, wait);
+    let completed = receiver.wait_for(
+        "outgoing_payment.completed",
+        |d| d["id"] == outgoing_id,
+        wait,
+    );
+    let data = &completed.body["data"];
+    assert_eq!(data["walletAddressId"], p.payer.as_str());
+    assert_eq!(data["state"], "COMPLETED");
+    assert_eq!(data["sentAmount"]["value"], "20000");
+    assert_eq!(data["debitAmount"]["assetCode"], names.usd.as_str());
+    receiver.wait_for("incoming_payment.created", |d| d["id"] == incoming_id, wait);
+    let paid = receiver.wait_for(
+        "incoming_payment.completed",
+        |d| d["id"] == incoming_id,
+        wait,
+    );
+    assert_eq!(paid.body["data"]["receivedAmount"]["value"], "20000");
+    assert!(receiver.deliveries().iter().all(|d| signed_with(
+        d,
+        b"both-sides-secret",
+        Duration::from_secs(60)
+    )));
 }

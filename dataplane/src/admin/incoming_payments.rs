@@ -40,9 +40,22 @@ pub async fn create(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byt
         Ok(other) => return error(StatusCode::BAD_GATEWAY, &format!("store: {other:?}")),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
+    announce(admin, &payment, now_ms);
     let mut view = describe(&payment, now_ms);
     view.credentials = Some(credentials);
     json_response(StatusCode::CREATED, &view)
+}
+
+/// The `incoming_payment.created` event, and a watch for its completion or expiry.
+fn announce(admin: &Admin, payment: &IncomingPayment, now_ms: u64) {
+    let webhooks = &admin.shard.shared.webhooks;
+    if !webhooks.enabled() {
+        return;
+    }
+    let snapshot = admin.shard.shared.snapshot.load();
+    let data = crate::webhooks::watch::incoming_payment_data(payment, &snapshot, now_ms);
+    webhooks.emit("incoming_payment.created", data);
+    admin.watch.incoming_payment(&payment.id);
 }
 
 /// Fresh credentials for an existing pending payment: one more connection to pay
@@ -176,31 +189,12 @@ fn parse_create(body: &[u8], now_ms: u64) -> Result<IncomingPayment, String> {
         return Err("expiry: must be in the future and within a year".into());
     }
     Ok(IncomingPayment {
-        id: new_payment_id()?,
+        id: crate::webhooks::random_uuid().ok_or("no randomness")?,
         wallet: request.wallet,
         incoming_amount,
         expires_at_ms,
         received: 0,
     })
-}
-
-/// A random UUID (version 4), as Rafiki's ids.
-fn new_payment_id() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| "no randomness".to_owned())?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
 }
 
 #[cfg(test)]

@@ -478,6 +478,7 @@ mod tests {
             scale: 2,
             ledger,
             initial_liquidity: 0,
+            liquidity_threshold: None,
         };
         let state = StateDocument {
             assets: vec![asset("USD", 1), asset("EUR", 2)],
