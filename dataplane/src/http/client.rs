@@ -1,7 +1,8 @@
-//! One `GET` over plain HTTP/1.1 (hyper on a glommio socket), for what the data
-//! plane asks of others off the packet path: SPSP servers (quotes) and the rates
-//! feed. The host is found by the [resolver](crate::resolver), never on the
-//! shard's thread; callers bound the whole call in time.
+//! One request over plain HTTP/1.1 (hyper on a glommio socket), for what the data
+//! plane asks of others off the packet path: SPSP servers (quotes), the rates feed
+//! and the OpenTelemetry collector. The host is found by the
+//! [resolver](crate::resolver), never on the shard's thread; callers bound the
+//! whole call in time.
 
 use super::io::HyperStream;
 use crate::resolver::Resolver;
@@ -23,6 +24,29 @@ pub async fn get(
     resolver: &Resolver,
     url: &str,
     accept: &str,
+    size_max: usize,
+) -> Result<(u16, Vec<u8>), GetError> {
+    let request = Request::get("/").header(hyper::header::ACCEPT, accept);
+    send(resolver, url, request, Bytes::new(), size_max).await
+}
+
+/// `POST url` with a JSON body; the status and at most `size_max` bytes of answer.
+pub async fn post_json(
+    resolver: &Resolver,
+    url: &str,
+    body: Vec<u8>,
+    size_max: usize,
+) -> Result<(u16, Vec<u8>), GetError> {
+    let request = Request::post("/").header(hyper::header::CONTENT_TYPE, "application/json");
+    send(resolver, url, request, Bytes::from(body), size_max).await
+}
+
+/// Sends `request` (its method and headers; the URI and `Host` come from `url`).
+async fn send(
+    resolver: &Resolver,
+    url: &str,
+    request: hyper::http::request::Builder,
+    body: Bytes,
     size_max: usize,
 ) -> Result<(u16, Vec<u8>), GetError> {
     let rest = url
@@ -54,10 +78,10 @@ pub async fn get(
         let _ = connection.await;
     })
     .detach();
-    let request = Request::get(path)
+    let request = request
+        .uri(path)
         .header(hyper::header::HOST, authority)
-        .header(hyper::header::ACCEPT, accept)
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(body))
         .map_err(|e| GetError::Url(e.to_string()))?;
     let response = sender
         .send_request(request)
