@@ -407,8 +407,22 @@ impl Config {
         Ok(())
     }
 
-    /// Rafiki's variables for what Riptide tells others: webhooks and telemetry.
+    /// Rafiki's variables for the ledger's and the rates' lifetimes, and for what
+    /// Riptide tells others: webhooks and telemetry.
     fn apply_integration_environment(&mut self, env: Environment<'_>) -> Result<(), ConfigError> {
+        let milliseconds = |variable: &'static str, value: &str| {
+            value.parse::<u64>().map_err(|_| ConfigError::Environment {
+                variable,
+                message: format!("{value:?} is not a whole number"),
+            })
+        };
+        if let Some(value) = env("TIGERBEETLE_TWO_PHASE_TIMEOUT_SECONDS") {
+            let seconds = milliseconds("TIGERBEETLE_TWO_PHASE_TIMEOUT_SECONDS", &value)?;
+            self.ledger.pending_timeout_s = u32::try_from(seconds).unwrap_or(u32::MAX);
+        }
+        if let Some(value) = env("EXCHANGE_RATES_LIFETIME") {
+            self.state.rates.lifetime_ms = milliseconds("EXCHANGE_RATES_LIFETIME", &value)?;
+        }
         if let Some(value) = env("WEBHOOK_URL") {
             self.webhooks.url = Some(value);
         }
@@ -701,9 +715,26 @@ max_packet_amount = 100
             "ILP_ADDRESS" => Some("g.elsewhere".to_owned()),
             "TIGERBEETLE_REPLICA_ADDRESSES" => Some("127.0.0.1:3000".to_owned()),
             "REDIS_URL" => Some("redis://127.0.0.1:6379/".to_owned()),
+            "TIGERBEETLE_TWO_PHASE_TIMEOUT_SECONDS" => Some("90".to_owned()),
+            "EXCHANGE_RATES_LIFETIME" => Some("5000".to_owned()),
+            "WEBHOOK_URL" => Some("http://hooks/in".to_owned()),
+            "SIGNATURE_SECRET" => Some("s3cret".to_owned()),
+            "WEBHOOK_TIMEOUT" => Some("750".to_owned()),
+            "OPEN_TELEMETRY_COLLECTOR_URLS" => Some("http://c1:4318, http://c2:4318".to_owned()),
+            "OPEN_TELEMETRY_EXPORT_INTERVAL" => Some("1000".to_owned()),
             _ => None,
         };
         let config = Config::parse(MINIMAL, "riptide.toml", &env).expect("valid");
+        assert_eq!(config.ledger.pending_timeout_s, 90);
+        assert_eq!(config.state.rates.lifetime_ms, 5_000);
+        assert_eq!(config.webhooks.url.as_deref(), Some("http://hooks/in"));
+        assert_eq!(config.webhooks.secret.as_deref(), Some("s3cret"));
+        assert_eq!(config.webhooks.timeout_ms, 750);
+        assert_eq!(
+            config.telemetry.otlp_urls,
+            ["http://c1:4318", "http://c2:4318"]
+        );
+        assert_eq!(config.telemetry.export_interval_ms, 1_000);
         assert_eq!(config.node.connector_port, 4000);
         assert_eq!(config.node.ilp_address, "g.elsewhere");
         assert_eq!(config.ledger.kind, LedgerKind::TigerBeetle);
