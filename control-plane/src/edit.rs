@@ -102,6 +102,7 @@ pub fn add_peer(state: &mut StateDocument, args: &PeerAddArgs) -> Result<Changed
         incoming_tokens: args.incoming_tokens.clone(),
         outgoing_url: args.outgoing_url.clone(),
         outgoing_token: args.outgoing_token.clone(),
+        outgoing_ca_pem: None,
         outgoing_pipeline_max: args.outgoing_pipeline_max,
         static_ilp_address: args.static_ilp_address.clone(),
         routes: args.routes.clone(),

@@ -247,6 +247,7 @@ mod tests {
             rate_limit_packets_per_second: None,
             throughput_limit_per_second: None,
             liquidity_threshold: None,
+            outgoing_ca_pem: None,
         };
         let state = StateDocument {
             peers: vec![peer("a", &["test.a"]), peer("b", &["test.a.b", "g"])],

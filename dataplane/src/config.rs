@@ -53,6 +53,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub webhooks: WebhooksConfig,
     pub telemetry: TelemetryConfig,
+    pub tls: TlsConfig,
     pub state: StateDocument,
 }
 
@@ -75,6 +76,8 @@ struct ConfigFile {
     webhooks: WebhooksConfig,
     #[serde(default)]
     telemetry: TelemetryConfig,
+    #[serde(default)]
+    tls: TlsConfig,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -116,6 +119,15 @@ fn default_pending_timeout_s() -> u32 {
 }
 fn default_ledger_request_timeout_ms() -> u64 {
     5_000
+}
+
+/// `[tls]`: what `https://` peers are trusted by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM files of CAs trusted besides the web's roots (a private PKI).
+    #[serde(default)]
+    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 /// Settings that need a restart to change.
@@ -339,6 +351,7 @@ impl Config {
             dns: parsed.dns,
             webhooks: parsed.webhooks,
             telemetry: parsed.telemetry,
+            tls: parsed.tls,
             state: StateDocument {
                 version: parsed.version,
                 assets: parsed.assets,

@@ -74,6 +74,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         resolver,
         rates_feed: crate::rates_feed::FeedState::default(),
         webhooks,
+        tls_extra_roots: read_ca_files(&config.tls.ca_files)?,
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -139,6 +140,22 @@ fn ledger_backend(config: &Config) -> Result<LedgerBackend, NodeError> {
                 .into(),
         )),
     }
+}
+
+/// The certificates of `[tls] ca_files`; a file that cannot be read or holds no
+/// certificate stops the start, naming it.
+fn read_ca_files(
+    files: &[std::path::PathBuf],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, NodeError> {
+    let mut roots = Vec::new();
+    for file in files {
+        let failed = |message: String| {
+            NodeError::State(format!("tls.ca_files: {}: {message}", file.display()))
+        };
+        let pem = std::fs::read(file).map_err(|e| failed(e.to_string()))?;
+        roots.extend(crate::http::transport::read_ca_pem(&pem).map_err(failed)?);
+    }
+    Ok(roots)
 }
 
 /// The resolver of `[dns]`: its servers, or /etc/resolv.conf's, and /etc/hosts.

@@ -8,6 +8,7 @@
 use crate::clock::unix_now_ms;
 use crate::drivers::{finish_forward, report_forward, sleep_until, Ports};
 use crate::http::peer::{PeerCallError, PeerClient};
+use crate::http::transport::TlsClients;
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
 use crate::local::LocalReceiver;
@@ -98,7 +99,11 @@ impl Shard {
         Ok(Rc::new(Shard {
             id,
             limiters: RefCell::new(PeerLimiters::default()),
-            client: PeerClient::new(sockets_per_endpoint(&shared), Arc::clone(&shared.resolver)),
+            client: PeerClient::new(
+                sockets_per_endpoint(&shared),
+                Arc::clone(&shared.resolver),
+                Rc::new(TlsClients::new(&shared.tls_extra_roots)),
+            ),
             ports,
             receiver,
             shared,

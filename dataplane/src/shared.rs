@@ -31,6 +31,8 @@ pub struct Shared {
     pub rates_feed: FeedState,
     /// Where events go (a no-op without `webhooks.url`).
     pub webhooks: Webhooks,
+    /// CAs trusted for `https://` peers besides the web's roots (`[tls] ca_files`).
+    pub tls_extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

@@ -123,9 +123,14 @@ pub struct PeerConfig {
     /// Tokens this peer sends as `Authorization: Bearer`; each names one peer.
     #[serde(default)]
     pub incoming_tokens: Vec<String>,
-    /// Where packets to this peer go (http:// only).
+    /// Where packets to this peer go: `http://` or `https://` (TLS, checked
+    /// against the web's roots, `[tls] ca_files`, or `outgoing_ca_pem` alone).
     #[serde(default)]
     pub outgoing_url: Option<String>,
+    /// A CA (PEM) that alone is trusted for this peer's `https://` endpoint: a
+    /// pinned private CA, instead of the usual roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing_ca_pem: Option<String>,
     #[serde(default)]
     pub outgoing_token: Option<String>,
     /// Prepares to this peer that are ready in the same executor turn may leave
@@ -386,14 +391,24 @@ fn validate_outgoing(peer: &PeerConfig, path: &FieldPath) -> Result<(), FieldErr
     }
     match (&peer.outgoing_url, &peer.outgoing_token) {
         (Some(url), token) => {
-            if !url.starts_with("http://") {
+            let Some(rest) = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+            else {
                 return Err(FieldError::new(
                     path.key("outgoing_url"),
-                    "must start with http:// (TLS to peers is not supported yet)",
+                    "must start with http:// or https://",
                 ));
-            }
-            if url.len() <= "http://".len() {
+            };
+            if rest.is_empty() || rest.starts_with('/') {
                 return Err(FieldError::new(path.key("outgoing_url"), "has no host"));
+            }
+            let pinned = peer.outgoing_ca_pem.as_deref();
+            if pinned.is_some_and(|pem| !pem.contains("-----BEGIN CERTIFICATE-----")) {
+                return Err(FieldError::new(
+                    path.key("outgoing_ca_pem"),
+                    "must hold a PEM certificate",
+                ));
             }
             if token.as_deref().is_none_or(str::is_empty) {
                 return Err(FieldError::new(

@@ -13,4 +13,5 @@ pub mod ingress;
 pub mod io;
 pub mod peer;
 pub mod spsp;
+pub mod transport;
 pub mod wire;

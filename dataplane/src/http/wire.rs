@@ -2,12 +2,12 @@
 //! bodies through one buffer owned by the connection and writes whole messages with
 //! one send each. The parsing is `riptide_proto::http1`'s; this file only moves bytes.
 
+use super::transport::Transport;
 use crate::limits::{LINGER, LINGER_READS_MAX, READS_PER_MESSAGE_MAX, READ_BUFFER_SIZE};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use riptide_proto::http1::{ChunkError, ChunkedDecoder, Framing, HeadError};
 use riptide_proto::limits::HEAD_SIZE_MAX;
-use std::os::fd::AsRawFd;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -27,7 +27,7 @@ pub enum WireError {
 }
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     /// Unread bytes are `buffer[start..end]`.
     buffer: Vec<u8>,
     start: usize,
@@ -47,19 +47,20 @@ const HEAD_BUFFER_MAX: usize = if HEAD_SIZE_MAX > READ_BUFFER_SIZE {
 
 impl Connection {
     /// A connection to a peer, whose replies are read without limit of trust.
-    pub fn new(stream: TcpStream) -> Connection {
+    pub fn new(stream: Transport) -> Connection {
         Connection::with_buffer(stream, READ_BUFFER_SIZE, HEAD_BUFFER_MAX)
     }
 
     /// A connection from a client not yet authenticated: it may make Riptide
     /// buffer `preauth_size_max` bytes, until [`authenticated`](Self::authenticated).
     pub fn unauthenticated(stream: TcpStream, preauth_size_max: usize) -> Connection {
+        // Ignoring a failure only costs latency, never correctness.
+        let _ = stream.set_nodelay(true);
+        let stream = Transport::Plain(stream);
         Connection::with_buffer(stream, preauth_size_max, preauth_size_max)
     }
 
-    fn with_buffer(stream: TcpStream, size: usize, head_buffer_max: usize) -> Connection {
-        // Ignoring a failure only costs latency, never correctness.
-        let _ = stream.set_nodelay(true);
+    fn with_buffer(stream: Transport, size: usize, head_buffer_max: usize) -> Connection {
         Connection {
             stream,
             buffer: vec![0u8; size],
@@ -244,7 +245,7 @@ impl Connection {
     /// Ends our side after a final response and drops what the client still sends,
     /// for at most [`LINGER`], so that it reads the response rather than a reset.
     pub async fn close_lingering(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+        self.stream.close_write().await;
         let buffer = &mut self.buffer;
         let stream = &mut self.stream;
         let drain = async {
@@ -266,7 +267,7 @@ impl Connection {
         use nix::sys::socket::{recv, MsgFlags};
         let mut probe = [0u8; 1];
         let peeked = recv(
-            self.stream.as_raw_fd(),
+            self.stream.raw_fd(),
             &mut probe,
             MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
         );

@@ -37,6 +37,14 @@ pub struct Asset {
 pub struct PeerEndpoint {
     /// `host:port` to connect to.
     pub authority: String,
+    /// Whether the connection is TLS (`https://`), and the name its certificate
+    /// must carry (the host, without the port).
+    pub tls: bool,
+    pub server_name: String,
+    /// A CA (PEM) that alone is trusted for this endpoint, when pinned.
+    pub pinned_ca_pem: Option<String>,
+    /// What keep-alive pools and bursts are kept by: the scheme and authority.
+    pub key: String,
     /// Path and query sent in the request line.
     pub path: String,
     /// The complete `Authorization` header value: `Bearer <token>`.
@@ -178,7 +186,7 @@ impl Snapshot {
                 // Validated with the document (config.rs); a burst clamps it anyway.
                 Some(PeerEndpoint {
                     pipeline_max: usize::from(config.outgoing_pipeline_max),
-                    ..endpoint
+                    ..endpoint.pinned_to(config.outgoing_ca_pem.clone())
                 })
             }
             _ => None,
@@ -275,11 +283,34 @@ fn build_rates(state: &StateDocument) -> Result<RateTable, SnapshotError> {
         .map_err(|e| SnapshotError::Invalid(format!("rates: {e}")))
 }
 
-/// Splits `http://host:port/path` into what the HTTP client needs.
+impl PeerEndpoint {
+    /// The endpoint with `pinned_ca_pem` alone trusted for it. Its connections
+    /// are kept apart from those made under other trust: a connection to the same
+    /// host checked against another CA must never carry this peer's packets.
+    pub fn pinned_to(self, pinned_ca_pem: Option<String>) -> PeerEndpoint {
+        let Some(pem) = pinned_ca_pem else {
+            return self;
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+        let fingerprint: String = digest.as_ref()[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        PeerEndpoint {
+            key: format!("{} pinned:{fingerprint}", self.key),
+            pinned_ca_pem: Some(pem),
+            ..self
+        }
+    }
+}
+
+/// Splits `http[s]://host[:port]/path` into what the HTTP client needs.
 pub fn parse_endpoint(url: &str, token: &str) -> Result<PeerEndpoint, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// endpoints are supported".to_owned())?;
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err("must be an http:// or https:// URL".to_owned()),
+    };
     let (authority, path) = match rest.find('/') {
         Some(slash) => (&rest[..slash], &rest[slash..]),
         None => (rest, "/"),
@@ -295,12 +326,22 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<PeerEndpoint, String> {
     {
         return Err("URL and token must be visible ASCII, without spaces".to_owned());
     }
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+    let (host, authority) = match authority.rsplit_once(':') {
+        Some((host, _)) if !authority.ends_with(']') => (host, authority.to_owned()),
+        _ => (
+            authority,
+            format!("{authority}:{}", if tls { 443 } else { 80 }),
+        ),
     };
+    let server_name = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Ok(PeerEndpoint {
+        key: format!("{}://{authority}", if tls { "https" } else { "http" }),
+        tls,
+        server_name,
+        pinned_ca_pem: None,
         authority,
         path: path.to_owned(),
         authorization: format!("Bearer {token}"),
@@ -329,7 +370,32 @@ mod tests {
             parse_endpoint("http://host", "t").expect("valid").authority,
             "host:80"
         );
-        assert!(parse_endpoint("https://host", "t").is_err());
+        let secure = parse_endpoint("https://peer.example/ilp", "t").expect("valid");
+        assert_eq!(
+            (
+                secure.tls,
+                secure.authority.as_str(),
+                secure.server_name.as_str()
+            ),
+            (true, "peer.example:443", "peer.example")
+        );
+        assert_eq!(secure.key, "https://peer.example:443");
+        let plain = parse_endpoint("http://peer.example:8443/ilp", "t").expect("valid");
+        assert_ne!(
+            plain.key,
+            parse_endpoint("https://peer.example:8443/ilp", "t")
+                .expect("valid")
+                .key
+        );
+        assert!(parse_endpoint("ftp://host", "t").is_err());
+        let pinned = secure
+            .clone()
+            .pinned_to(Some("-----BEGIN CERTIFICATE-----".into()));
+        assert_ne!(
+            pinned.key, secure.key,
+            "pinned connections are pooled apart"
+        );
+        assert_eq!(secure.clone().pinned_to(None), secure);
         assert!(parse_endpoint("http:///x", "t").is_err());
     }
 }

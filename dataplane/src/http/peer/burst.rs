@@ -166,7 +166,7 @@ impl Burst {
     }
 }
 
-/// The burst still taking Prepares, by endpoint authority and sender, on one shard.
+/// The burst still taking Prepares, by endpoint key and sender, on one shard.
 /// One sender's packets never share a burst with another's: a slow packet holds
 /// back the replies behind it in its burst (HTTP/1.1 answers in order), and that
 /// should cost only its own sender.
@@ -193,7 +193,7 @@ impl Gathering {
         wait: Duration,
     ) -> Option<(Rc<Burst>, usize)> {
         let mut gathering = self.bursts.borrow_mut();
-        let by_sender = gathering.get_mut(&endpoint.authority)?;
+        let by_sender = gathering.get_mut(&endpoint.key)?;
         let burst = Rc::clone(by_sender.get(&sender)?);
         // Peers on one host and port share bursts; each keeps to its own limit, and
         // one whose limit is reached opens the next burst.
@@ -232,21 +232,21 @@ pub(super) async fn drive(
     burst: Rc<Burst>,
     pool: Rc<Pool>,
     gathering: Rc<Gathering>,
-    (authority, sender): (String, u128),
+    (endpoint, sender): (PeerEndpoint, u128),
 ) {
     futures_lite::future::yield_now().await;
-    gathering.stop((&authority, sender), &burst);
+    gathering.stop((&endpoint.key, sender), &burst);
     let requests = burst.close();
     let wait_max = burst.state.borrow().wait_max;
-    let exchange = exchange(&burst, &pool, &authority, &requests);
+    let exchange = exchange(&burst, &pool, &endpoint, &requests);
     if within(wait_max, exchange).await.is_none() {
         burst.fail_unanswered(PeerCallError::BurstExpired);
     }
 }
 
 /// Writes the burst and reads every reply; pools the connection if it may carry more.
-async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) {
-    let mut connection = match pool.checkout(authority).await {
+async fn exchange(burst: &Burst, pool: &Pool, endpoint: &PeerEndpoint, requests: &[u8]) {
+    let mut connection = match pool.checkout(endpoint).await {
         Ok(connection) => connection,
         Err(error) => return burst.fail_unanswered(error),
     };
@@ -271,12 +271,21 @@ async fn exchange(burst: &Burst, pool: &Pool, authority: &str, requests: &[u8]) 
             Err(error) => return burst.fail_unanswered(error),
         }
     }
-    pool.checkin(authority, connection);
+    pool.checkin(&endpoint.key, connection);
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{PeerCallError, PeerClient};
+
+    /// A client of IP addresses only, with the web's roots for TLS.
+    fn test_client() -> Rc<PeerClient> {
+        Rc::new(PeerClient::new(
+            1_024,
+            crate::resolver::Resolver::addresses_only(),
+            Rc::new(crate::http::transport::TlsClients::new(&[])),
+        ))
+    }
     use riptide_proto::connector::snapshot::{parse_endpoint, PeerEndpoint};
     use std::io::Write;
     use std::net::TcpListener;
@@ -406,10 +415,7 @@ mod tests {
     /// `count` Prepares in one burst to a server answering with `answer`.
     fn one_burst(answer: Answer, count: u8) -> Vec<Option<Result<Vec<u8>, PeerCallError>>> {
         let (address, _) = start_server(answer, Duration::ZERO);
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let endpoint = endpoint(&address, 8);
         let wait = Duration::from_secs(10);
         on_executor(send_together(&client, &endpoint, count, wait))
@@ -426,10 +432,7 @@ mod tests {
     #[test]
     fn prepares_ready_together_share_a_send_and_get_their_own_replies() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let endpoint = endpoint(&address, 4);
         let wait = Duration::from_secs(10);
         let (results, first_counts, again) = on_executor(async {
@@ -455,10 +458,7 @@ mod tests {
     #[test]
     fn peers_on_one_address_share_bursts_each_within_its_own_limit() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let (wide, narrow) = (endpoint(&address, 8), endpoint(&address, 2));
         let wait = Duration::from_secs(10);
         let results = on_executor(async {
@@ -481,10 +481,7 @@ mod tests {
     #[test]
     fn without_pipelining_each_prepare_has_its_own_connection() {
         let (address, counts) = start_server(echo, Duration::ZERO);
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let endpoint = endpoint(&address, 1);
         let results = on_executor(send_together(
             &client,
@@ -535,10 +532,7 @@ mod tests {
     fn a_packet_that_stops_waiting_gives_up_only_its_own_reply() {
         // Each reply takes 300 ms: the first packet stops waiting before its own.
         let (address, _) = start_server(echo, Duration::from_millis(300));
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let endpoint = endpoint(&address, 8);
         let (first, others) = (Duration::from_millis(100), Duration::from_secs(10));
         let waits = [first, others, others];
@@ -555,10 +549,7 @@ mod tests {
     #[test]
     fn a_burst_gives_up_after_the_longest_wait_of_its_packets() {
         let (address, _) = start_server(echo, Duration::from_secs(5));
-        let client = Rc::new(PeerClient::new(
-            1_024,
-            crate::resolver::Resolver::addresses_only(),
-        ));
+        let client = test_client();
         let endpoint = endpoint(&address, 8);
         // The callers' own deadlines are far; the wait they told the client is not.
         let (wait, caller_wait) = (Duration::from_millis(300), Duration::from_secs(20));

@@ -10,6 +10,7 @@
 pub mod burst;
 pub mod pool;
 
+use crate::http::transport::TlsClients;
 use crate::resolver::Resolver;
 use burst::{Burst, Gathering};
 use pool::{read_reply, Pool};
@@ -31,9 +32,13 @@ pub struct PeerClient {
 impl PeerClient {
     /// A client that opens at most `sockets_per_endpoint_max` sockets to each
     /// endpoint at once, finding endpoints' addresses with `resolver`.
-    pub fn new(sockets_per_endpoint_max: u32, resolver: Arc<Resolver>) -> PeerClient {
+    pub fn new(
+        sockets_per_endpoint_max: u32,
+        resolver: Arc<Resolver>,
+        tls: Rc<TlsClients>,
+    ) -> PeerClient {
         PeerClient {
-            pool: Rc::new(Pool::new(sockets_per_endpoint_max, resolver)),
+            pool: Rc::new(Pool::new(sockets_per_endpoint_max, resolver, tls)),
             gathering: Rc::default(),
         }
     }
@@ -51,7 +56,7 @@ impl PeerClient {
             return self.send_in_burst(endpoint, (prepare, sender), wait).await;
         }
         let pool = &self.pool;
-        let mut connection = pool.checkout(&endpoint.authority).await?;
+        let mut connection = pool.checkout(endpoint).await?;
         pool.count_send(1);
         let mut request = Vec::with_capacity(192 + endpoint.authorization.len() + prepare.len());
         http1::write_packet_request(
@@ -67,7 +72,7 @@ impl PeerClient {
             .map_err(PeerCallError::Request)?;
         let (status, body, keep_alive) = read_reply(&mut connection).await?;
         if keep_alive {
-            pool.checkin(&endpoint.authority, connection);
+            pool.checkin(&endpoint.key, connection);
         }
         if status != 200 {
             return Err(PeerCallError::Status(status));
@@ -88,13 +93,13 @@ impl PeerClient {
         }
         let burst = Rc::new(Burst::open(endpoint, prepare, wait));
         if !burst.is_full() {
-            self.gathering.insert(&endpoint.authority, sender, &burst);
+            self.gathering.insert(&endpoint.key, sender, &burst);
         }
         let task = burst::drive(
             Rc::clone(&burst),
             Rc::clone(&self.pool),
             Rc::clone(&self.gathering),
-            (endpoint.authority.clone(), sender),
+            (endpoint.clone(), sender),
         );
         glommio::spawn_local(task).detach();
         burst.reply(0).await

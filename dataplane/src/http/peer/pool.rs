@@ -1,7 +1,8 @@
-//! Keep-alive connections to peers, one pool per endpoint authority, per shard: a
+//! Keep-alive connections to peers, one pool per endpoint (scheme and authority), per shard: a
 //! request checks a connection out and puts it back; idle ones age out. Reading a
 //! reply and connecting are here too, for single requests and bursts alike.
 
+use crate::http::transport::{TlsClients, Transport};
 use crate::http::wire::{Connection, WireError};
 use crate::limits::{
     IDLE_CONNECTIONS_MAX, IDLE_IN_POOL_SWEEPS_MAX, INTERIM_RESPONSES_MAX, REPLY_SIZE_MAX,
@@ -10,6 +11,7 @@ use crate::resolver::Resolver;
 use futures::channel::oneshot;
 use futures::future::Either;
 use glommio::sync::Semaphore;
+use riptide_proto::connector::snapshot::PeerEndpoint;
 use riptide_proto::http1;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
@@ -56,7 +58,7 @@ struct Pooled {
     idle_since_sweep: u64,
 }
 
-/// Keep-alive connections of one shard, by endpoint authority, and how many
+/// Keep-alive connections of one shard, by endpoint key, and how many
 /// sockets each endpoint may have open at once, idle or busy.
 pub(super) struct Pool {
     /// Most recently used at the back; the oldest at the front age out first.
@@ -66,6 +68,7 @@ pub(super) struct Pool {
     sockets: RefCell<FxHashMap<String, Rc<EndpointSockets>>>,
     sockets_per_endpoint_max: u64,
     resolver: Arc<Resolver>,
+    tls: Rc<TlsClients>,
 }
 
 /// Prepares sent to peers and the sends that carried them: with bursts
@@ -77,10 +80,15 @@ pub struct OutgoingCounts {
 }
 
 impl Pool {
-    pub(super) fn new(sockets_per_endpoint_max: u32, resolver: Arc<Resolver>) -> Pool {
+    pub(super) fn new(
+        sockets_per_endpoint_max: u32,
+        resolver: Arc<Resolver>,
+        tls: Rc<TlsClients>,
+    ) -> Pool {
         assert!(sockets_per_endpoint_max > 0);
         Pool {
             resolver,
+            tls,
             idle: RefCell::default(),
             sweeps: Cell::default(),
             outgoing: Cell::default(),
@@ -99,13 +107,16 @@ impl Pool {
     /// An idle connection, or a new one once the endpoint has a socket slot free.
     /// Waits for a slot as long as its caller lets it: every caller bounds the
     /// call by its packet's deadline.
-    pub(super) async fn checkout(&self, authority: &str) -> Result<Connection, PeerCallError> {
-        if let Some(connection) = self.pooled(authority) {
+    pub(super) async fn checkout(
+        &self,
+        endpoint: &PeerEndpoint,
+    ) -> Result<Connection, PeerCallError> {
+        if let Some(connection) = self.pooled(&endpoint.key) {
             return Ok(connection);
         }
-        let sockets = self.sockets_of(authority);
+        let sockets = self.sockets_of(&endpoint.key);
         if let Ok(slot) = sockets.slots.try_acquire_static_permit(1) {
-            return self.connect_in(slot, authority).await;
+            return self.connect_in(slot, endpoint).await;
         }
         // Every slot is taken: the first of a connection coming back or a slot
         // freed (a connection closed) serves this packet.
@@ -120,21 +131,21 @@ impl Pool {
         match first {
             Either::Left((Ok(connection), _)) => Ok(connection),
             Either::Left((Err(_), freed)) => match freed.await {
-                Ok(slot) => self.connect_in(slot, authority).await,
+                Ok(slot) => self.connect_in(slot, endpoint).await,
                 Err(_) => Err(PeerCallError::NoReply),
             },
-            Either::Right((Ok(slot), _)) => self.connect_in(slot, authority).await,
+            Either::Right((Ok(slot), _)) => self.connect_in(slot, endpoint).await,
             Either::Right((Err(_), _)) => Err(PeerCallError::NoReply),
         }
     }
 
-    /// A new connection to `authority`, holding `slot` until it closes.
+    /// A new connection to `endpoint`, holding `slot` until it closes.
     async fn connect_in(
         &self,
         slot: glommio::sync::StaticPermit,
-        authority: &str,
+        endpoint: &PeerEndpoint,
     ) -> Result<Connection, PeerCallError> {
-        let mut connection = connect(&self.resolver, authority).await?;
+        let mut connection = connect(&self.resolver, &self.tls, endpoint).await?;
         connection.hold_slot(slot);
         Ok(connection)
     }
@@ -249,19 +260,34 @@ pub(super) async fn read_reply(
     Err(PeerCallError::Request(WireError::TooManyReads))
 }
 
-async fn connect(resolver: &Resolver, authority: &str) -> Result<Connection, PeerCallError> {
+/// Resolves the endpoint's host (off this thread), connects, and for `https://`
+/// makes the TLS handshake.
+async fn connect(
+    resolver: &Resolver,
+    tls: &Rc<TlsClients>,
+    endpoint: &PeerEndpoint,
+) -> Result<Connection, PeerCallError> {
+    let authority = &endpoint.authority;
+    let failed = |message: String| PeerCallError::Connect {
+        authority: authority.clone(),
+        source: std::io::Error::other(message),
+    };
     let address = resolver
         .resolve(authority)
         .await
-        .map_err(|e| PeerCallError::Connect {
-            authority: authority.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    let stream = glommio::net::TcpStream::connect(address)
+        .map_err(|e| failed(e.to_string()))?;
+    let tcp = glommio::net::TcpStream::connect(address)
         .await
-        .map_err(|e| PeerCallError::Connect {
-            authority: authority.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    Ok(Connection::new(stream))
+        .map_err(|e| failed(e.to_string()))?;
+    // Ignoring a failure only costs latency, never correctness.
+    let _ = tcp.set_nodelay(true);
+    let transport = if endpoint.tls {
+        let pinned = endpoint.pinned_ca_pem.as_deref();
+        tls.connect(tcp, &endpoint.server_name, pinned)
+            .await
+            .map_err(failed)?
+    } else {
+        Transport::Plain(tcp)
+    };
+    Ok(Connection::new(transport))
 }

@@ -1,0 +1,162 @@
+//! Forwarding to peers over TLS (`https://` outgoing URLs) against a real TLS peer:
+//! Node's own https server with `ilp-packet` fulfilling each Prepare, with
+//! certificates made here (rcgen). Packets go over kept-alive TLS connections and
+//! in bursts; a pinned CA is the only one trusted for its peer; a certificate that
+//! names another host, or one from a CA nobody trusts, is refused (T01).
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use riptide_proto::packet::{Fulfill, Reject};
+use riptide_tests::dataplane::{
+    node_section, prepare_for_sink, HttpClient, NodeScript, RiptideProcess,
+};
+use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
+use riptide_tests::free_loopback_port;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const ALICE_TOKEN: &str = "alice-token-0123456789";
+const SINK_TOKEN: &str = "riptide-to-tls-sink-0123456789";
+
+/// A CA, and a certificate for `localhost` (only) that it signed: PEMs of the CA,
+/// the certificate and its key.
+fn certificates() -> (String, String, String) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Riptide test CA");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_certificate = ca.self_signed(&ca_key).expect("CA certificate");
+    let server = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+    let server_key = KeyPair::generate().expect("server key");
+    let server_certificate = server
+        .signed_by(&server_key, &ca_certificate, &ca_key)
+        .expect("server certificate");
+    (
+        ca_certificate.pem(),
+        server_certificate.pem(),
+        server_key.serialize_pem(),
+    )
+}
+
+fn peer(id: &str, url: &str, pinned_ca: Option<&str>) -> String {
+    let pin = pinned_ca
+        .map(|pem| format!("outgoing_ca_pem = '''\n{pem}'''\n"))
+        .unwrap_or_default();
+    format!(
+        "[[peers]]\nid = \"{id}\"\nasset = \"USD\"\noutgoing_url = \"{url}\"\noutgoing_token = \"{SINK_TOKEN}\"\nroutes = [\"test.{id}\"]\noutgoing_pipeline_max = 8\n{pin}\n"
+    )
+}
+
+fn start(sink_port: u16, ca_pem: &str) -> RiptideProcess {
+    let ports = free_node_ports();
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000_000)]);
+    let peers = [
+        peer(
+            "bob",
+            &format!("https://localhost:{sink_port}/ilp"),
+            Some(ca_pem),
+        ),
+        // The same server by its IP address: the certificate names localhost only.
+        peer(
+            "byip",
+            &format!("https://127.0.0.1:{sink_port}/ilp"),
+            Some(ca_pem),
+        ),
+        // The web's roots only: the test CA is not among them.
+        peer(
+            "unpinned",
+            &format!("https://localhost:{sink_port}/ilp"),
+            None,
+        ),
+    ]
+    .concat();
+    let text = format!(
+        "{node}\n{assets}\n[[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"{ALICE_TOKEN}\"]\ninitial_liquidity = 1000000\n\n{peers}"
+    );
+    let (connector, admin, _) = ports;
+    RiptideProcess::start(
+        &text,
+        SocketAddr::from(([127, 0, 0, 1], connector)),
+        SocketAddr::from(([127, 0, 0, 1], admin)),
+        ADMIN_TOKEN,
+        2,
+    )
+}
+
+fn send(riptide: &RiptideProcess, destination: &str, seed: u8) -> Vec<u8> {
+    let packet = prepare_for_sink(10, destination, Duration::from_secs(20), [seed; 32]);
+    HttpClient::new(riptide.connector)
+        .post_packet(ALICE_TOKEN, &packet)
+        .expect("an answer")
+        .body
+}
+
+#[test]
+fn packets_go_to_tls_peers_over_kept_connections_and_bad_certificates_are_refused() {
+    let (ca_pem, certificate_pem, key_pem) = certificates();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (key_file, certificate_file) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    std::fs::write(&key_file, key_pem).expect("key");
+    std::fs::write(&certificate_file, certificate_pem).expect("certificate");
+    let sink_port = free_loopback_port();
+    let mut sink = NodeScript::start(
+        "https_sink.js",
+        &[
+            sink_port.to_string(),
+            key_file.display().to_string(),
+            certificate_file.display().to_string(),
+            SINK_TOKEN.to_owned(),
+        ],
+    );
+    assert_eq!(
+        sink.next_json(Duration::from_secs(20))["listening"],
+        sink_port
+    );
+    let riptide = start(sink_port, &ca_pem);
+
+    let senders: Vec<_> = (0..24u8)
+        .map(|seed| {
+            let connector = riptide.connector;
+            std::thread::spawn(move || {
+                let packet =
+                    prepare_for_sink(10, "test.bob.x", Duration::from_secs(20), [seed; 32]);
+                HttpClient::new(connector)
+                    .post_packet(ALICE_TOKEN, &packet)
+                    .expect("an answer")
+                    .body
+            })
+        })
+        .collect();
+    for sender in senders {
+        let reply = sender.join().expect("sender");
+        let fulfill = Fulfill::parse(&reply).expect("fulfilled over TLS");
+        assert_eq!(fulfill.data, b"over tls");
+    }
+    for seed in 0..8u8 {
+        assert!(Fulfill::parse(&send(&riptide, "test.bob.y", seed)).is_ok());
+    }
+    let started = Instant::now();
+    loop {
+        let counts = sink.next_json(Duration::from_secs(5));
+        if counts["served"] == 32 {
+            let connections = counts["connections"].as_u64().expect("count");
+            println!("{connections} TLS connections carried 32 packets");
+            assert!(
+                connections <= 24,
+                "{connections} TLS connections for 32 packets"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{counts}");
+    }
+
+    for (destination, why) in [
+        ("test.byip.x", "a certificate for another name"),
+        ("test.unpinned.x", "a CA that is not trusted"),
+    ] {
+        let reply = send(&riptide, destination, 99);
+        let reject = Reject::parse(&reply).unwrap_or_else(|_| panic!("{why}: not refused"));
+        assert_eq!(reject.code.to_string(), "T01", "{why}");
+    }
+}
