@@ -517,6 +517,20 @@ impl RiptideProcess {
         process
     }
 
+    /// [`start`](Self::start) on loopback `ports` (connector, admin, public, as
+    /// `fixtures::free_node_ports` gives them) with the tests' admin token.
+    pub fn start_at(config_toml: &str, ports: (u16, u16, u16), shards: u32) -> RiptideProcess {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let token = crate::fixtures::ADMIN_TOKEN;
+        RiptideProcess::start(
+            config_toml,
+            loopback(ports.0),
+            loopback(ports.1),
+            token,
+            shards,
+        )
+    }
+
     /// Kills riptide at once (SIGKILL): no drain, nothing finished.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -101,14 +101,7 @@ url = "http://{feed_address}/rates"
 lifetime_ms = 300
 "#
     );
-    let (connector, admin, _) = ports;
-    RiptideProcess::start(
-        &text,
-        SocketAddr::from(([127, 0, 0, 1], connector)),
-        SocketAddr::from(([127, 0, 0, 1], admin)),
-        ADMIN_TOKEN,
-        2,
-    )
+    RiptideProcess::start_at(&text, ports, 2)
 }
 
 /// Sends 1,000 USD units to carol until she receives `expected` EUR units for one

@@ -8,7 +8,6 @@ use riptide_tests::dataplane::{
 use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
 use riptide_tests::webhook_receiver::WebhookReceiver;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const ALICE_TOKEN: &str = "alice-token-0123456789";
@@ -99,14 +98,7 @@ outgoing_token = "riptide-to-bob-token"
 routes = ["test.bob"]
 "#
     );
-    let (connector, admin, _) = ports;
-    RiptideProcess::start(
-        &text,
-        SocketAddr::from(([127, 0, 0, 1], connector)),
-        SocketAddr::from(([127, 0, 0, 1], admin)),
-        ADMIN_TOKEN,
-        2,
-    )
+    RiptideProcess::start_at(&text, ports, 2)
 }
 
 #[test]

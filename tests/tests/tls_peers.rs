@@ -11,7 +11,6 @@ use riptide_tests::dataplane::{
 };
 use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
 use riptide_tests::free_loopback_port;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const ALICE_TOKEN: &str = "alice-token-0123456789";
@@ -74,14 +73,7 @@ fn start(sink_port: u16, ca_pem: &str) -> RiptideProcess {
     let text = format!(
         "{node}\n{assets}\n[[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"{ALICE_TOKEN}\"]\ninitial_liquidity = 1000000\n\n{peers}"
     );
-    let (connector, admin, _) = ports;
-    RiptideProcess::start(
-        &text,
-        SocketAddr::from(([127, 0, 0, 1], connector)),
-        SocketAddr::from(([127, 0, 0, 1], admin)),
-        ADMIN_TOKEN,
-        2,
-    )
+    RiptideProcess::start_at(&text, ports, 2)
 }
 
 fn send(riptide: &RiptideProcess, destination: &str, seed: u8) -> Vec<u8> {

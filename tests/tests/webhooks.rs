@@ -12,7 +12,6 @@ use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::webhook_receiver::{signed_with, WebhookReceiver};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const ALICE_TOKEN: &str = "alice-token-0123456789";
@@ -58,14 +57,7 @@ id = "shop"
 asset = "USD"
 "#
     );
-    let (connector, admin, _) = ports;
-    RiptideProcess::start(
-        &text,
-        SocketAddr::from(([127, 0, 0, 1], connector)),
-        SocketAddr::from(([127, 0, 0, 1], admin)),
-        ADMIN_TOKEN,
-        2,
-    )
+    RiptideProcess::start_at(&text, ports, 2)
 }
 
 fn create_payment(riptide: &RiptideProcess, request: &Value) -> Value {
