@@ -709,8 +709,14 @@ max_packet_amount = 100
         let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token-0123456789\"]\n");
         assert!(error_of(&text)
             .contains("peers[1].incoming_tokens[0]: token already names another peer"));
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"ftp://x\"\noutgoing_token = \"t\"\n");
+        assert!(
+            error_of(&text).contains("peers[1].outgoing_url: must start with http:// or https://")
+        );
+        let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"https://x\"\noutgoing_token = \"t\"\noutgoing_ca_pem = \"not a certificate\"\n");
+        assert!(error_of(&text).contains("peers[1].outgoing_ca_pem: must hold a PEM certificate"));
         let text = format!("{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"https://x\"\noutgoing_token = \"t\"\n");
-        assert!(error_of(&text).contains("peers[1].outgoing_url: must start with http://"));
+        assert!(parse(&text).is_ok(), "https:// peers are accepted");
         let text = format!(
             "{MINIMAL}\n[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"http://x\"\n"
         );
