@@ -67,14 +67,15 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     raise_open_file_limit(config.connections.open_files_needed(peers, shard_count));
     let resolver = Arc::new(start_resolver(&config)?);
     resolver.prefetch(crate::admin::outgoing_authorities(&snapshot));
-    let webhooks = Webhooks::start(&config.webhooks, Arc::clone(&resolver))
+    let tls_extra_roots = read_ca_files(&config.tls.ca_files)?;
+    let webhooks = Webhooks::start(&config.webhooks, Arc::clone(&resolver), &tls_extra_roots)
         .map_err(|e| NodeError::Executors(e.to_string()))?;
     let shared = Arc::new(Shared {
         gate: Arc::new(ConnectionGate::new(config.connections)),
         resolver,
         rates_feed: crate::rates_feed::FeedState::default(),
         webhooks,
-        tls_extra_roots: read_ca_files(&config.tls.ca_files)?,
+        tls_extra_roots,
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,

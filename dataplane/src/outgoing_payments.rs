@@ -113,16 +113,14 @@ impl Payments {
             return Err(QuoteError::UnknownWallet(request.wallet));
         }
         let (address, shared_secret) = match &request.destination {
-            Destination::Spsp(url) => {
-                within(SPSP_TIMEOUT, spsp::query(&shard.shared.resolver, url))
-                    .await
-                    .unwrap_or_else(|| {
-                        Err(spsp::SpspError::Transport(
-                            url.clone(),
-                            "no answer in time".into(),
-                        ))
-                    })?
-            }
+            Destination::Spsp(url) => within(SPSP_TIMEOUT, spsp::query(&shard.shared, url))
+                .await
+                .unwrap_or_else(|| {
+                    Err(spsp::SpspError::Transport(
+                        url.clone(),
+                        "no answer in time".into(),
+                    ))
+                })?,
             Destination::Credentials {
                 address,
                 shared_secret,

@@ -86,8 +86,7 @@ pub async fn poll(shard: Rc<Shard>, document: Arc<Mutex<StateDocument>>) {
 
 async fn fetch(shard: &Shard, source: &FeedSource) -> Result<FetchedRates, String> {
     let url = source.request_url();
-    let resolver = &shard.shared.resolver;
-    let get = crate::http::client::get(resolver, &url, "application/json", FEED_SIZE_MAX);
+    let get = crate::http::client::get(&shard.shared, &url, "application/json", FEED_SIZE_MAX);
     let (status, body) = within(FEED_TIMEOUT, get)
         .await
         .ok_or("no answer in time")?

@@ -31,7 +31,7 @@ pub async fn export(shard: Rc<Shard>, config: TelemetryConfig) {
         for url in &config.otlp_urls {
             let endpoint = format!("{}/v1/metrics", url.trim_end_matches('/'));
             let post = crate::http::client::post_json(
-                &shard.shared.resolver,
+                &shard.shared,
                 &endpoint,
                 body.clone(),
                 OTLP_ANSWER_SIZE_MAX,

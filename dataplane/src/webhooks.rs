@@ -13,11 +13,13 @@ use crate::limits::{WEBHOOK_ANSWER_SIZE_MAX, WEBHOOK_IDLE_WAIT};
 use crate::resolver::Resolver;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use riptide_proto::connector::snapshot::Snapshot;
+use riptide_proto::http1::split_url;
 use riptide_proto::packet::Timestamp;
 use riptide_proto::webhook::{retry_delay, signature, Event, SIGNATURE_HEADER};
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,8 +51,13 @@ impl Webhooks {
         }
     }
 
-    /// Starts the delivery thread when `config` names a URL.
-    pub fn start(config: &WebhooksConfig, resolver: Arc<Resolver>) -> std::io::Result<Webhooks> {
+    /// Starts the delivery thread when `config` names a URL; `https://` receivers
+    /// are checked against the web's roots and `extra_roots`.
+    pub fn start(
+        config: &WebhooksConfig,
+        resolver: Arc<Resolver>,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> std::io::Result<Webhooks> {
         let Some(url) = config.url.clone() else {
             return Ok(Webhooks::disabled());
         };
@@ -64,6 +71,7 @@ impl Webhooks {
             queue_max: config.queue_max,
             resolver,
             counts: Arc::clone(&counts),
+            tls: crate::http::transport::client_config_with(extra_roots),
         };
         std::thread::Builder::new()
             .name("riptide-webhooks".into())
@@ -115,6 +123,7 @@ struct Delivery {
     queue_max: usize,
     resolver: Arc<Resolver>,
     counts: Arc<WebhookCounts>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Delivery {
@@ -186,46 +195,57 @@ impl Delivery {
         }
     }
 
-    /// One POST of `body`; the receiver's status.
+    /// One POST of `body` (over TLS for `https://`); the receiver's status.
     fn post(&self, body: &[u8]) -> Result<u16, String> {
-        let rest = self.url.strip_prefix("http://").ok_or("not http://")?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let with_port = match authority.rsplit_once(':') {
-            Some((_, port)) if !port.contains(']') => authority.to_owned(),
-            _ => format!("{authority}:80"),
-        };
+        let parts = split_url(&self.url).ok_or("not an http:// or https:// URL")?;
         let address = self
             .resolver
-            .resolve_blocking(&with_port)
+            .resolve_blocking(&parts.authority)
             .map_err(|e| e.to_string())?;
-        let mut stream =
+        let stream =
             TcpStream::connect_timeout(&address, self.timeout).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(|e| e.to_string())?;
-        let mut request = format!(
+        let request = self.request(&parts.path, parts.written_authority, body);
+        if !parts.tls {
+            return exchange(stream, &request);
+        }
+        let name = ServerName::try_from(parts.host.to_owned()).map_err(|e| e.to_string())?;
+        let connection = rustls::ClientConnection::new(Arc::clone(&self.tls), name)
+            .map_err(|e| e.to_string())?;
+        exchange(rustls::StreamOwned::new(connection, stream), &request)
+    }
+
+    /// The request's bytes: head (signed when there is a secret) and body.
+    fn request(&self, path: &str, authority: &str, body: &[u8]) -> Vec<u8> {
+        let mut head = format!(
             "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
             body.len()
         );
         if let Some(secret) = &self.secret {
             let header = signature(secret, unix_now_s(), body);
-            request.push_str(&format!("{SIGNATURE_HEADER}: {header}\r\n"));
+            head.push_str(&format!("{SIGNATURE_HEADER}: {header}\r\n"));
         }
-        request.push_str("\r\n");
-        let mut bytes = request.into_bytes();
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body);
-        stream.write_all(&bytes).map_err(|e| e.to_string())?;
-        let mut buffer = Vec::new();
-        let answer =
-            riptide_proto::http1::read_message(&mut stream, &mut buffer, WEBHOOK_ANSWER_SIZE_MAX)
-                .map_err(|e| e.to_string())?
-                .ok_or("closed without an answer")?;
-        answer
-            .status()
-            .ok_or_else(|| "not an HTTP answer".to_owned())
+        bytes
     }
+}
+
+/// Writes `request` and reads the answer's status.
+fn exchange(mut stream: impl Read + Write, request: &[u8]) -> Result<u16, String> {
+    stream.write_all(request).map_err(|e| e.to_string())?;
+    let mut buffer = Vec::new();
+    let answer =
+        riptide_proto::http1::read_message(&mut stream, &mut buffer, WEBHOOK_ANSWER_SIZE_MAX)
+            .map_err(|e| e.to_string())?
+            .ok_or("closed without an answer")?;
+    answer
+        .status()
+        .ok_or_else(|| "not an HTTP answer".to_owned())
 }
 
 fn unix_now_s() -> u64 {
@@ -296,6 +316,7 @@ mod tests {
             queue_max: 2,
             resolver: Resolver::addresses_only(),
             counts: Arc::clone(&counts),
+            tls: crate::http::transport::client_config_with(&[]),
         };
         let mut queue = VecDeque::new();
         for n in 0..3 {

@@ -918,3 +918,85 @@ mod tests {
         assert!(!chunked_10.keep_alive, "HTTP/1.0 with chunked closes");
     }
 }
+
+/// An `http://` or `https://` URL as a client needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub tls: bool,
+    /// `host:port`, the port filled in (80 or 443) when the URL has none.
+    pub authority: String,
+    /// As written in the URL, for the `Host` header.
+    pub written_authority: &'a str,
+    /// The host alone, without brackets: what a TLS certificate must name.
+    pub host: &'a str,
+    /// Path and query for the request line; `/` when the URL has none.
+    pub path: String,
+}
+
+/// Splits an `http[s]://host[:port][/path][?query]` URL; `None` for another
+/// scheme or no host.
+pub fn split_url(url: &str) -> Option<UrlParts<'_>> {
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return None,
+    };
+    let (written_authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    if written_authority.is_empty() {
+        return None;
+    }
+    let path = match path {
+        "" => "/".to_owned(),
+        query if query.starts_with('?') => format!("/{query}"),
+        path => path.to_owned(),
+    };
+    let (host, authority) = match written_authority.rsplit_once(':') {
+        Some((host, _)) if !written_authority.ends_with(']') => {
+            (host, written_authority.to_owned())
+        }
+        _ => {
+            let port = if tls { 443 } else { 80 };
+            (written_authority, format!("{written_authority}:{port}"))
+        }
+    };
+    Some(UrlParts {
+        tls,
+        authority,
+        written_authority,
+        host: host.trim_start_matches('[').trim_end_matches(']'),
+        path,
+    })
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_with_their_default_ports() {
+        let parts = split_url("https://peer.example/ilp?x=1").expect("valid");
+        assert!(parts.tls);
+        assert_eq!(parts.authority, "peer.example:443");
+        assert_eq!(
+            (parts.host, parts.path.as_str()),
+            ("peer.example", "/ilp?x=1")
+        );
+        let parts = split_url("http://[::1]:8080").expect("valid");
+        assert_eq!(
+            (parts.authority.as_str(), parts.host, parts.path.as_str()),
+            ("[::1]:8080", "::1", "/")
+        );
+        let parts = split_url("http://feed?base=USD").expect("valid");
+        assert_eq!(
+            (parts.authority.as_str(), parts.path.as_str()),
+            ("feed:80", "/?base=USD")
+        );
+        assert_eq!(
+            split_url("http://[::1]").expect("valid").authority,
+            "[::1]:80"
+        );
+        for bad in ["ftp://x", "http://", "http:///x", "x"] {
+            assert!(split_url(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod dataplane;
 pub mod fixtures;
+pub mod https_server;
 pub mod limits;
 pub mod stream_client;
 pub mod webhook_receiver;

@@ -11,6 +11,8 @@ use riptide_tests::dataplane::{
 };
 use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
 use riptide_tests::free_loopback_port;
+use riptide_tests::https_server::HttpsServer;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ALICE_TOKEN: &str = "alice-token-0123456789";
@@ -150,5 +152,75 @@ fn packets_go_to_tls_peers_over_kept_connections_and_bad_certificates_are_refuse
         let reply = send(&riptide, destination, 99);
         let reject = Reject::parse(&reply).unwrap_or_else(|_| panic!("{why}: not refused"));
         assert_eq!(reject.code.to_string(), "T01", "{why}");
+    }
+}
+
+#[test]
+fn the_rates_feed_and_webhooks_are_reached_over_https() {
+    let (ca_pem, certificate_pem, key_pem) = certificates();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).expect("CA file");
+    let server = HttpsServer::start(
+        &certificate_pem,
+        &key_pem,
+        Arc::new(|request| match request.method_and_path() {
+            Some(("GET", path)) if path.starts_with("/rates") => {
+                (200, br#"{"base":"USD","rates":{"EUR":0.5}}"#.to_vec())
+            }
+            _ => (200, Vec::new()),
+        }),
+    );
+    let carol = riptide_tests::dataplane::SinkPeer::start(
+        riptide_tests::dataplane::SinkBehaviour::FulfillFromData,
+    );
+    let ports = free_node_ports();
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000_000), ("EUR", 2, 1_000_000)]);
+    let (rates_url, hooks_url, carol_url) =
+        (server.url("/rates"), server.url("/hooks"), carol.url());
+    let text = format!(
+        "{node}\n[tls]\nca_files = [\"{ca}\"]\n\n[webhooks]\nurl = \"{hooks_url}\"\ncheck_interval_ms = 200\n\n{assets}\n\
+[[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"{ALICE_TOKEN}\"]\ninitial_liquidity = 1000000\n\n\
+[[peers]]\nid = \"carol\"\nasset = \"EUR\"\noutgoing_url = \"{carol_url}\"\noutgoing_token = \"{SINK_TOKEN}\"\nroutes = [\"test.carol\"]\n\n\
+[[wallets]]\nid = \"shop\"\nasset = \"USD\"\n\n[rates]\nbase = \"USD\"\nurl = \"{rates_url}\"\nlifetime_ms = 300\n",
+        ca = ca_file.display()
+    );
+    let riptide = RiptideProcess::start_at(&text, ports, 2);
+    // Cross-currency packets convert once the feed has answered over TLS.
+    let started = Instant::now();
+    loop {
+        let reply = send(&riptide, "test.carol.x", 5);
+        let received = carol.received().last().and_then(|request| {
+            riptide_proto::packet::Prepare::parse(&request.body)
+                .ok()
+                .map(|p| p.amount)
+        });
+        if Fulfill::parse(&reply).is_ok() && received == Some(5) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the https feed never applied"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // An event reaches the https receiver.
+    let created = riptide.admin_request(
+        "POST",
+        "/v1/incoming-payments",
+        br#"{"wallet":"shop","incoming_amount":"100"}"#,
+    );
+    assert_eq!(created.status, 201);
+    let started = Instant::now();
+    while !server.requests().iter().any(|request| {
+        request.method_and_path() == Some(("POST", "/hooks"))
+            && String::from_utf8_lossy(&request.body).contains("incoming_payment.created")
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no webhook over https"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -32,10 +32,10 @@ impl TelemetryConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         let path = FieldPath::root("telemetry");
         for (index, url) in self.otlp_urls.iter().enumerate() {
-            if !url.starts_with("http://") {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(FieldError::new(
                     path.key("otlp_urls").index(index),
-                    "must be http://host[:port]",
+                    "must be http[s]://host[:port]",
                 ));
             }
         }

@@ -13,7 +13,7 @@ const QUEUE_MAX_MAX: usize = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
-    /// Where events are POSTed (`http://`); none sends no events.
+    /// Where events are POSTed (`http://` or `https://`); none sends no events.
     pub url: Option<String>,
     /// HMAC-SHA256 key of the `Rafiki-Signature` header; none sends unsigned events.
     pub secret: Option<String>,
@@ -48,11 +48,12 @@ impl WebhooksConfig {
         if let Some(url) = &self.url {
             let authority = url
                 .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
                 .map(|rest| rest.split('/').next());
             if !matches!(authority, Some(Some(host)) if !host.is_empty()) {
                 return Err(FieldError::new(
                     path.key("url"),
-                    "must be http://host[:port]/path",
+                    "must be http[s]://host[:port]/path",
                 ));
             }
         }

@@ -2,6 +2,7 @@
 
 use super::deadline::ConnectionClock;
 use super::gate::{ConnectionGate, Permit, Port};
+use super::transport::Transport;
 use crate::limits::{ACCEPT_RETRY_PAUSE, READ_BUFFER_SIZE, SHUTDOWN_CHECK_INTERVAL};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -59,7 +60,7 @@ pub async fn accept_until(
 /// connection, so no uninitialised memory is ever handed out and nothing is zeroed
 /// per read; the price is one copy of the bytes read.
 pub struct HyperStream {
-    stream: TcpStream,
+    stream: Transport,
     read_buffer: Box<[u8]>,
     /// A served connection's clock, told when bytes arrive: the first of a request
     /// starts its head's deadline. None for a client connection.
@@ -67,8 +68,8 @@ pub struct HyperStream {
 }
 
 impl HyperStream {
-    /// A client's connection, bounded in time by its caller.
-    pub fn new(stream: TcpStream) -> Self {
+    /// A client's connection (plain or TLS), bounded in time by its caller.
+    pub fn new(stream: Transport) -> Self {
         HyperStream {
             stream,
             read_buffer: vec![0u8; READ_BUFFER_SIZE].into_boxed_slice(),
@@ -79,7 +80,7 @@ impl HyperStream {
     fn served(stream: TcpStream, clock: Rc<ConnectionClock>) -> Self {
         HyperStream {
             clock: Some(clock),
-            ..HyperStream::new(stream)
+            ..HyperStream::new(Transport::Plain(stream))
         }
     }
 }

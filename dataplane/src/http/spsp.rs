@@ -12,8 +12,8 @@
 use super::client::GetError;
 use super::gate::Port;
 use crate::limits::ANSWER_SIZE_MAX;
-use crate::resolver::Resolver;
 use crate::shard::Shard;
+use crate::shared::Shared;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
@@ -191,11 +191,11 @@ pub enum SpspError {
     Answer(String),
 }
 
-/// Asks an SPSP server (plain `http://`, as within a cluster) for a destination
+/// Asks an SPSP server (`http://` or `https://`) for a destination
 /// and shared secret; the secret may be in either base64 alphabet.
-pub async fn query(resolver: &Resolver, url: &str) -> Result<(String, Vec<u8>), SpspError> {
+pub async fn query(shared: &Shared, url: &str) -> Result<(String, Vec<u8>), SpspError> {
     let accept = "application/spsp4+json, application/spsp+json";
-    let (status, body) = super::client::get(resolver, url, accept, ANSWER_SIZE_MAX)
+    let (status, body) = super::client::get(shared, url, accept, ANSWER_SIZE_MAX)
         .await
         .map_err(|error| match error {
             GetError::Url(url) => SpspError::Url(url),

@@ -140,6 +140,15 @@ impl TlsClients {
     }
 }
 
+/// A configuration that trusts the web's roots and `extra_roots`, for blocking
+/// clients (webhook delivery) that wrap a std socket themselves.
+pub fn client_config_with(extra_roots: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots.add_parsable_certificates(extra_roots.iter().cloned());
+    Arc::new(client_config(roots))
+}
+
 fn client_config(roots: RootCertStore) -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ClientConfig::builder_with_provider(provider)

@@ -3,6 +3,7 @@
 //! every shard as an immutable `Arc`; packets in flight finish on the snapshot they
 //! started with.
 
+use crate::http1::split_url;
 use crate::ledger::{account_id, AccountKind};
 use crate::packet::Address;
 use crate::rates::{AssetRef, RateTable};
@@ -306,18 +307,6 @@ impl PeerEndpoint {
 
 /// Splits `http[s]://host[:port]/path` into what the HTTP client needs.
 pub fn parse_endpoint(url: &str, token: &str) -> Result<PeerEndpoint, String> {
-    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        (None, None) => return Err("must be an http:// or https:// URL".to_owned()),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err("missing host".to_owned());
-    }
     // Both go into HTTP request heads as they are: a CR or LF would add headers.
     if !url
         .bytes()
@@ -326,24 +315,19 @@ pub fn parse_endpoint(url: &str, token: &str) -> Result<PeerEndpoint, String> {
     {
         return Err("URL and token must be visible ASCII, without spaces".to_owned());
     }
-    let (host, authority) = match authority.rsplit_once(':') {
-        Some((host, _)) if !authority.ends_with(']') => (host, authority.to_owned()),
-        _ => (
-            authority,
-            format!("{authority}:{}", if tls { 443 } else { 80 }),
-        ),
-    };
-    let server_name = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+    let parts = split_url(url)
+        .ok_or_else(|| "must be an http:// or https:// URL with a host".to_owned())?;
     Ok(PeerEndpoint {
-        key: format!("{}://{authority}", if tls { "https" } else { "http" }),
-        tls,
-        server_name,
+        key: format!(
+            "{}://{}",
+            if parts.tls { "https" } else { "http" },
+            parts.authority
+        ),
+        tls: parts.tls,
+        server_name: parts.host.to_owned(),
         pinned_ca_pem: None,
-        authority,
-        path: path.to_owned(),
+        authority: parts.authority,
+        path: parts.path,
         authorization: format!("Bearer {token}"),
         pipeline_max: 1,
     })
