@@ -2,8 +2,11 @@
 // for Riptide's TLS tests: it fulfills each Prepare with the first 32 bytes of its
 // data, and counts the TLS connections it accepted.
 //   node https_sink.js <port> <keyFile> <certFile> <token>
+//   node https_sink.js <port> plain - <token>     (the same sink over plain HTTP,
+//                                                  for benches/tls.sh to compare)
 //   prints {"listening": port}, then {"connections": n, "served": n} each second
 'use strict'
+const http = require('http')
 const https = require('https')
 const fs = require('fs')
 const IlpPacket = require('ilp-packet')
@@ -16,10 +19,7 @@ function print (object) {
   process.stdout.write(JSON.stringify(object) + '\n')
 }
 
-const server = https.createServer({
-  key: fs.readFileSync(keyFile),
-  cert: fs.readFileSync(certFile)
-}, (request, response) => {
+function handle (request, response) {
   const chunks = []
   request.on('data', (chunk) => chunks.push(chunk))
   request.on('end', () => {
@@ -37,8 +37,13 @@ const server = https.createServer({
     response.writeHead(200, { 'Content-Type': 'application/octet-stream' })
     response.end(fulfill)
   })
-})
-server.on('secureConnection', () => { connections++ })
+}
+
+const plain = keyFile === 'plain'
+const server = plain
+  ? http.createServer(handle)
+  : https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, handle)
+server.on(plain ? 'connection' : 'secureConnection', () => { connections++ })
 server.keepAliveTimeout = 5000
 server.listen(Number(port), '127.0.0.1', () => print({ listening: Number(port) }))
 setInterval(() => print({ connections, served }), 1000)
