@@ -596,6 +596,32 @@ mod tests {
     }
 
     #[test]
+    fn limits_set_takes_a_liquidity_threshold_as_the_readme_shows() {
+        let cli =
+            parse(&["limits", "set", "alice", "--liquidity-threshold", "5000"]).expect("valid");
+        let Command::Limits {
+            action: LimitsAction::Set { peer, limits },
+        } = cli.command
+        else {
+            panic!("not limits set");
+        };
+        assert_eq!(peer, "alice");
+        assert_eq!(
+            limits.liquidity_threshold.and_then(Limit::value),
+            Some(5000)
+        );
+        let none =
+            parse(&["limits", "set", "alice", "--liquidity-threshold", "none"]).expect("valid");
+        let Command::Limits {
+            action: LimitsAction::Set { limits, .. },
+        } = none.command
+        else {
+            panic!("not limits set");
+        };
+        assert_eq!(limits.liquidity_threshold, Some(Limit::Remove));
+    }
+
+    #[test]
     fn liquidity_takes_a_wallet_too() {
         let cli = parse(&["liquidity", "withdraw", "--wallet", "payer", "10"]).expect("valid");
         let Command::Liquidity {

@@ -1,6 +1,8 @@
 //! Time for the data plane: the one place it reads the wall clock (the protocol core
-//! never does: callers read `now` here and pass it in), and bounded waits.
+//! never does: callers read `now` here and pass it in), bounded waits, and the lock
+//! helper the shared tables use.
 
+use crate::limits::SHUTDOWN_CHECK_INTERVAL;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,4 +23,25 @@ pub async fn within<T>(wait: Duration, future: impl Future<Output = T>) -> Optio
         None
     };
     futures_lite::future::or(output, deadline).await
+}
+
+/// Sleeps `wait`, waking early once `stopping` says so (asked at least every
+/// [`SHUTDOWN_CHECK_INTERVAL`]): for the periodic tasks of a shard.
+pub async fn sleep_unless(stopping: impl Fn() -> bool, wait: Duration) {
+    let until = std::time::Instant::now() + wait;
+    while !stopping() {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        glommio::timer::sleep(left.min(SHUTDOWN_CHECK_INTERVAL)).await;
+    }
+}
+
+/// A mutex's guard, poisoned or not: for state each update leaves consistent in
+/// one step, so a panic elsewhere cannot have left it half done.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -6,7 +6,7 @@
 //! the same. So cross-currency packets convert without `riptidectl serve`; with it,
 //! both read the same feed the same way (`riptide_proto::rates_feed`).
 
-use crate::clock::{unix_now_ms, within};
+use crate::clock::{lock, sleep_unless, unix_now_ms, within};
 use crate::limits::{
     FEED_RETRY_AFTER_FAILURE, FEED_SIZE_MAX, FEED_TIMEOUT, SHUTDOWN_CHECK_INTERVAL,
 };
@@ -17,7 +17,6 @@ use riptide_proto::state::StateDocument;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// The feed's last good rates and how fetching went, shared with the admin API.
 #[derive(Default)]
@@ -80,7 +79,7 @@ pub async fn poll(shard: Rc<Shard>, document: Arc<Mutex<StateDocument>>) {
                 }
             },
         };
-        sleep_unless_stopping(&shard, wait).await;
+        sleep_unless(|| shard.shutting_down(), wait).await;
     }
 }
 
@@ -121,19 +120,4 @@ fn apply(shard: &Shard, document: &Mutex<StateDocument>, source: FeedSource, rat
         Ok(snapshot) => shared.snapshot.store(Arc::new(snapshot)),
         Err(error) => tracing::warn!(%error, "rates feed: the state with its rates does not build"),
     }
-}
-
-async fn sleep_unless_stopping(shard: &Shard, wait: Duration) {
-    let until = Instant::now() + wait;
-    while !shard.shutting_down() && Instant::now() < until {
-        let left = until.saturating_duration_since(Instant::now());
-        glommio::timer::sleep(left.min(SHUTDOWN_CHECK_INTERVAL)).await;
-    }
-}
-
-/// The feed's state stays consistent under a panic (each update is one step).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

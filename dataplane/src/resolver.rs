@@ -234,9 +234,7 @@ impl Resolver {
 
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::clock::lock(&self.cache)
     }
 
     /// A resolver thread: the lookups shards ask for, and between them, every

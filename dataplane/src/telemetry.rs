@@ -3,14 +3,14 @@
 //! metric names) and POSTs it to each collector. Cumulative, as Prometheus's
 //! counters are; a collector that fails is tried again at the next interval.
 
-use crate::clock::within;
+use crate::clock::{sleep_unless, within};
 use crate::config::TelemetryConfig;
-use crate::limits::{OTLP_ANSWER_SIZE_MAX, OTLP_TIMEOUT, SHUTDOWN_CHECK_INTERVAL};
+use crate::limits::{OTLP_ANSWER_SIZE_MAX, OTLP_TIMEOUT};
 use crate::metrics::{Outcome, ShardMetrics};
 use crate::shard::Shard;
 use riptide_proto::otlp::{CounterPoint, Export, HistogramPoint, PROCESSING_MS_BOUNDS};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Runs on shard 0 until shutdown; does nothing without collectors.
 pub async fn export(shard: Rc<Shard>, config: TelemetryConfig) {
@@ -21,11 +21,7 @@ pub async fn export(shard: Rc<Shard>, config: TelemetryConfig) {
     let start_unix_nanos = unix_nanos();
     // Bounded by shutdown: each turn sleeps the interval.
     while !shard.shutting_down() {
-        let until = Instant::now() + interval;
-        while !shard.shutting_down() && Instant::now() < until {
-            let left = until.saturating_duration_since(Instant::now());
-            glommio::timer::sleep(left.min(SHUTDOWN_CHECK_INTERVAL)).await;
-        }
+        sleep_unless(|| shard.shutting_down(), interval).await;
         let merged = shard.shared.metrics.merged();
         let body = request(&merged, &config.service_name, start_unix_nanos);
         for url in &config.otlp_urls {

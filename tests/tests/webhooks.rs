@@ -1,7 +1,8 @@
 //! Rafiki-style webhooks from the real binary: incoming payments created, completed
 //! and expired, a peer's and an asset's liquidity at or below its threshold; each
 //! event signed (`Rafiki-Signature`, checked here with ring's HMAC) and retried
-//! until the receiver answers 200, with deliveries and failures in `/metrics`.
+//! until the receiver answers 200, with deliveries and failures in `/metrics`. The
+//! incoming payments live in a real Redis.
 
 use base64::Engine;
 use riptide_proto::packet::Fulfill;
@@ -22,9 +23,14 @@ fn start(receiver: &WebhookReceiver, sink: &SinkPeer) -> RiptideProcess {
     let ports = free_node_ports();
     let node = node_section("test.riptide", ports, ADMIN_TOKEN);
     let (receiver_url, sink_url) = (receiver.url(), sink.url());
+    // Incoming payments in a real Redis: the watch reads them back from there.
+    let redis_url = riptide_tests::shared_redis().url();
     // USD's threshold is above its liquidity: low from the first check.
     let text = format!(
         r#"{node}
+[receipts]
+redis_url = "{redis_url}"
+
 [webhooks]
 url = "{receiver_url}"
 secret = "{SECRET}"

@@ -3,6 +3,7 @@
 //! authentications per source. Shards share one gate; it is touched when a
 //! connection opens, authenticates, fails to, or closes, never per packet.
 
+use crate::clock::lock;
 use crate::config::ConnectionsConfig;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -262,14 +263,6 @@ fn release(peers: &mut HashMap<Arc<str>, u32>, peer: &Arc<str>) {
             peers.remove(peer);
         }
     }
-}
-
-/// The gate's maps stay consistent under every panic (each update is one step), so
-/// a poisoned lock is taken as it is.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

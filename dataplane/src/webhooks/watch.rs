@@ -7,7 +7,8 @@
 //! fallen back.
 
 use super::{amount_json, time_json, Webhooks};
-use crate::limits::{SHUTDOWN_CHECK_INTERVAL, WATCHED_PAYMENTS_MAX};
+use crate::clock::sleep_unless;
+use crate::limits::WATCHED_PAYMENTS_MAX;
 use crate::shard::Shard;
 use crate::store::{IncomingPayment, StoreAnswer, StoreOp};
 use riptide_proto::admin_api::IncomingPaymentState;
@@ -18,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Incoming payments created here and not yet completed or expired, and which
 /// accounts are below their threshold now.
@@ -56,11 +57,7 @@ pub async fn run(
     }
     // Bounded by shutdown: each turn sleeps the interval.
     while !shard.shutting_down() {
-        let until = Instant::now() + interval;
-        while !shard.shutting_down() && Instant::now() < until {
-            let left = until.saturating_duration_since(Instant::now());
-            glommio::timer::sleep(left.min(SHUTDOWN_CHECK_INTERVAL)).await;
-        }
+        sleep_unless(|| shard.shutting_down(), interval).await;
         check_payments(&shard, &watch, webhooks).await;
         let thresholds = match document.lock() {
             Ok(state) => Thresholds::of(&state),
