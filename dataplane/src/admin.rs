@@ -66,7 +66,7 @@ pub async fn serve(admin: Rc<Admin>, listener: glommio::net::TcpListener) {
     let gate = (&admin.shard.shared.gate, Port::Admin);
     crate::http::io::accept_until(&listener, gate, stopping, |stream, permit| {
         let admin = Rc::clone(&admin);
-        crate::http::io::spawn_hyper_connection(stream, permit, move |clock, source| {
+        crate::http::io::spawn_hyper_connection(stream, permit, None, move |clock, source| {
             hyper::service::service_fn(move |request| {
                 let (admin, clock) = (Rc::clone(&admin), Rc::clone(&clock));
                 async move {

@@ -18,11 +18,15 @@ use thiserror::Error;
 
 mod connections;
 mod dns;
+mod receipts;
 mod telemetry;
+mod tls;
 mod webhooks;
 pub use connections::ConnectionsConfig;
 pub use dns::DnsConfig;
+pub use receipts::ReceiptsConfig;
 pub use telemetry::TelemetryConfig;
+pub use tls::TlsConfig;
 pub use webhooks::WebhooksConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -119,15 +123,6 @@ fn default_pending_timeout_s() -> u32 {
 }
 fn default_ledger_request_timeout_ms() -> u64 {
     5_000
-}
-
-/// `[tls]`: what `https://` peers are trusted by.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM files of CAs trusted besides the web's roots (a private PKI).
-    #[serde(default)]
-    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 /// Settings that need a restart to change.
@@ -292,38 +287,6 @@ fn deserialize_addresses<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiptsConfig {
-    /// Env `REDIS_URL`; absent means the embedded in-process store.
-    #[serde(default)]
-    pub redis_url: Option<String>,
-    /// How long a STREAM connection's total outlives its last packet. A connection
-    /// idle for longer starts again from zero, and so do its receipts.
-    #[serde(default = "default_connection_ttl_s")]
-    pub connection_ttl_s: u64,
-    /// Longest wait for one Redis round trip; past it the packet is rejected T00.
-    #[serde(default = "default_redis_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-}
-
-fn default_connection_ttl_s() -> u64 {
-    86_400
-}
-fn default_redis_request_timeout_ms() -> u64 {
-    2_000
-}
-
-impl Default for ReceiptsConfig {
-    fn default() -> Self {
-        ReceiptsConfig {
-            redis_url: None,
-            connection_ttl_s: default_connection_ttl_s(),
-            request_timeout_ms: default_redis_request_timeout_ms(),
-        }
-    }
-}
-
 /// Reads the environment; passed in so tests never touch the process's own.
 pub type Environment<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -410,9 +373,7 @@ impl Config {
             self.ledger.addresses = value;
             self.ledger.kind = LedgerKind::TigerBeetle;
         }
-        if let Some(value) = env("REDIS_URL") {
-            self.receipts.redis_url = Some(value);
-        }
+        self.receipts.apply_environment(env);
         self.apply_integration_environment(env)?;
         if let Some(value) = env("EXCHANGE_RATES_URL") {
             self.state.rates.url = Some(value);
@@ -466,6 +427,40 @@ impl Config {
         Ok(())
     }
 
+    /// The ledger's rules, some of them against the node's timings.
+    fn validate_ledger(&self) -> Result<(), FieldError> {
+        // A pending transfer must outlive everything before its post: the hold's
+        // request and its lookup when the answer is lost, the packet's time at
+        // the next hop and on the way back, and at least one try of the post.
+        let ledger_requests = 2 + POST_TRIES_MIN;
+        let needed_ms = self.node.hold_ms_max
+            + self.node.expiry_window_ms_min
+            + ledger_requests * self.ledger.request_timeout_ms;
+        if u64::from(self.ledger.pending_timeout_s) * 1000 <= needed_ms {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("pending_timeout_s"),
+                format!(
+                    "must outlive node.hold_ms_max + node.expiry_window_ms_min + {ledger_requests} x ledger.request_timeout_ms ({needed_ms} ms), or fulfilled packets could not be posted"
+                ),
+            ));
+        }
+        if u64::from(self.ledger.pending_timeout_s) > PENDING_TIMEOUT_S_MAX {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("pending_timeout_s"),
+                format!(
+                    "must be at most {PENDING_TIMEOUT_S_MAX} s: the receipt journal keeps an unsettled count twice as long"
+                ),
+            ));
+        }
+        if self.ledger.kind == LedgerKind::TigerBeetle && self.ledger.addresses.trim().is_empty() {
+            return Err(FieldError::new(
+                FieldPath::root("ledger").key("addresses"),
+                "required when kind = \"tigerbeetle\"",
+            ));
+        }
+        Ok(())
+    }
+
     /// Every rule of the node settings and of the state.
     pub fn validate(&self) -> Result<(), FieldError> {
         let node = FieldPath::root("node");
@@ -507,39 +502,13 @@ impl Config {
                 "must be greater than expiry_window_ms_min",
             ));
         }
-        // A pending transfer must outlive everything before its post: the hold's
-        // request and its lookup when the answer is lost, the packet's time at
-        // the next hop and on the way back, and at least one try of the post.
-        let ledger_requests = 2 + POST_TRIES_MIN;
-        let needed_ms = self.node.hold_ms_max
-            + self.node.expiry_window_ms_min
-            + ledger_requests * self.ledger.request_timeout_ms;
-        if u64::from(self.ledger.pending_timeout_s) * 1000 <= needed_ms {
-            return Err(FieldError::new(
-                FieldPath::root("ledger").key("pending_timeout_s"),
-                format!(
-                    "must outlive node.hold_ms_max + node.expiry_window_ms_min + {ledger_requests} x ledger.request_timeout_ms ({needed_ms} ms), or fulfilled packets could not be posted"
-                ),
-            ));
-        }
-        if u64::from(self.ledger.pending_timeout_s) > PENDING_TIMEOUT_S_MAX {
-            return Err(FieldError::new(
-                FieldPath::root("ledger").key("pending_timeout_s"),
-                format!(
-                    "must be at most {PENDING_TIMEOUT_S_MAX} s: the receipt journal keeps an unsettled count twice as long"
-                ),
-            ));
-        }
-        if self.ledger.kind == LedgerKind::TigerBeetle && self.ledger.addresses.trim().is_empty() {
-            return Err(FieldError::new(
-                FieldPath::root("ledger").key("addresses"),
-                "required when kind = \"tigerbeetle\"",
-            ));
-        }
+        self.validate_ledger()?;
         self.connections.validate()?;
         self.dns.validate()?;
         self.webhooks.validate()?;
         self.telemetry.validate()?;
+        self.receipts.validate()?;
+        self.tls.validate()?;
         self.state.validate_rules()
     }
 }

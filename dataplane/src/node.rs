@@ -2,10 +2,11 @@
 //! one executor per core with its listeners, and drain in-flight packets on SIGTERM.
 
 use crate::admin::{self, Admin};
-use crate::config::{Config, LedgerKind};
+use crate::config::{Config, LedgerKind, ReceiptsConfig};
 use crate::http::gate::ConnectionGate;
 use crate::http::ingress;
 use crate::http::spsp::{self, Spsp};
+use crate::http::tls_server::TlsPorts;
 use crate::ledger::backend::LedgerBackend;
 use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
@@ -16,7 +17,7 @@ use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::store::memory::MemoryStore;
-use crate::store::redis::RedisOptions;
+use crate::store::redis::{open_client, RedisOptions, RedisTls};
 use crate::webhooks::watch::{self, Watch};
 use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
@@ -40,6 +41,8 @@ pub enum NodeError {
     Ledger(String),
     #[error("receipt store (Redis): {0}")]
     Receipts(String),
+    #[error("tls.cert_file, tls.key_file: {0}")]
+    Tls(String),
     #[error("executors: {0}")]
     Executors(String),
     #[error("shard {shard}: {message}")]
@@ -76,6 +79,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         rates_feed: crate::rates_feed::FeedState::default(),
         webhooks,
         tls_extra_roots,
+        tls_ports: TlsPorts::from_config(&config.tls).map_err(NodeError::Tls)?,
         snapshot: ArcSwap::from_pointee(snapshot),
         options: PipelineOptions {
             expiry_window_ms_min: config.node.expiry_window_ms_min,
@@ -93,18 +97,19 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     start_shards(config, shared)
 }
 
-/// The embedded store, or Redis checked with a PING so that a wrong URL stops the
-/// start rather than every local packet.
+/// The embedded store, or Redis checked with a PING so that a wrong URL or TLS
+/// setting stops the start rather than every local packet.
 fn receipt_store(config: &Config) -> Result<ReceiptStoreSetup, NodeError> {
     let receipts = &config.receipts;
-    let Some(url) = &receipts.redis_url else {
+    let Some(url) = receipts.redis_url_to_connect() else {
         return Ok(ReceiptStoreSetup::Memory(Arc::new(MemoryStore::new(
             receipts.connection_ttl_s,
         ))));
     };
+    let tls = redis_tls(receipts)?;
     let timeout = Duration::from_millis(receipts.request_timeout_ms);
     let unavailable = |e: redis::RedisError| NodeError::Receipts(e.to_string());
-    let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+    let client = open_client(&url, &tls).map_err(unavailable)?;
     let mut connection = client
         .get_connection_with_timeout(timeout)
         .map_err(unavailable)?;
@@ -112,10 +117,35 @@ fn receipt_store(config: &Config) -> Result<ReceiptStoreSetup, NodeError> {
         .query::<String>(&mut connection)
         .map_err(unavailable)?;
     Ok(ReceiptStoreSetup::Redis(RedisOptions {
-        url: url.clone(),
+        url,
+        tls,
         connection_ttl_s: receipts.connection_ttl_s,
         request_timeout: timeout,
     }))
+}
+
+/// Reads the TLS files of `[receipts]`; an unreadable one names its field.
+fn redis_tls(receipts: &ReceiptsConfig) -> Result<RedisTls, NodeError> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| {
+            NodeError::Receipts(format!("receipts.{field}: {}: {error}", path.display()))
+        })
+    };
+    let ca_pem = match &receipts.redis_tls_ca_file {
+        Some(path) => Some(read("redis_tls_ca_file", path)?),
+        None => None,
+    };
+    let client_identity_pem = match (&receipts.redis_tls_cert_file, &receipts.redis_tls_key_file) {
+        (Some(cert), Some(key)) => Some((
+            read("redis_tls_cert_file", cert)?,
+            read("redis_tls_key_file", key)?,
+        )),
+        _ => None,
+    };
+    Ok(RedisTls {
+        ca_pem,
+        client_identity_pem,
+    })
 }
 
 #[cfg(feature = "tigerbeetle")]

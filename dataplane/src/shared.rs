@@ -33,6 +33,8 @@ pub struct Shared {
     pub webhooks: Webhooks,
     /// CAs trusted for `https://` peers besides the web's roots (`[tls] ca_files`).
     pub tls_extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The TLS served on the packet and public ports, where `[tls]` asks for it.
+    pub tls_ports: crate::http::tls_server::TlsPorts,
     pub snapshot: ArcSwap<Snapshot>,
     pub options: PipelineOptions,
     pub ledger: LedgerPort,

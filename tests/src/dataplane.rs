@@ -689,6 +689,12 @@ pub struct NodeScript {
 
 impl NodeScript {
     pub fn start(script: &str, args: &[String]) -> NodeScript {
+        NodeScript::start_with_env(script, args, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables (such as
+    /// `NODE_EXTRA_CA_CERTS`, for a test CA).
+    pub fn start_with_env(script: &str, args: &[String], env: &[(&str, &str)]) -> NodeScript {
         let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop");
         assert!(
             interop.join("node_modules/ilp-protocol-stream").exists(),
@@ -701,6 +707,7 @@ impl NodeScript {
             .arg(script)
             .args(args)
             .current_dir(&interop)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod fixtures;
 pub mod https_server;
 pub mod limits;
+pub mod pki;
 pub mod stream_client;
 pub mod webhook_receiver;
 
@@ -253,6 +254,44 @@ impl RedisServer {
         Self::start_with(&options, Some(dir))
     }
 
+    /// A Redis that speaks TLS only, with the certificate and key in `files` (PEM
+    /// paths: certificate, key, and the CA its clients' certificates must chain
+    /// to). With `client_certificates`, a client must show one.
+    pub fn start_tls(files: [&std::path::Path; 3], client_certificates: bool) -> RedisServer {
+        let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
+        let port = free_loopback_port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let [certificate, key, ca] = files.map(|path| path.display().to_string());
+        let auth = if client_certificates { "yes" } else { "no" };
+        let args: Vec<String> = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-cert-file",
+            &certificate,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            auth,
+            "--tls-port",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([port.to_string()])
+        .collect();
+        RedisServer {
+            server: Supervised::start(binary, args, "redis-server", address),
+            _dir: None,
+        }
+    }
+
     fn start_with(options: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
         let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
         let port = free_loopback_port();
@@ -271,6 +310,12 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://{}/", self.server.address)
+    }
+
+    /// The `rediss://` URL of a [`Self::start_tls`] server, by the name its test
+    /// certificate carries.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}/", self.server.address.port())
     }
 }
 

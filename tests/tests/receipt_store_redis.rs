@@ -4,7 +4,7 @@
 #![allow(clippy::too_many_lines)] // test code
 
 use futures::channel::oneshot;
-use riptide_dataplane::store::redis::{RedisOptions, RedisWorker};
+use riptide_dataplane::store::redis::{RedisOptions, RedisTls, RedisWorker};
 use riptide_dataplane::store::{
     connection_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
 };
@@ -15,6 +15,7 @@ use std::time::Duration;
 fn worker() -> RedisWorker {
     let options = RedisOptions {
         url: shared_redis().url(),
+        tls: RedisTls::default(),
         connection_ttl_s: 60,
         request_timeout: Duration::from_secs(2),
     };

@@ -4,7 +4,6 @@
 //! in bursts; a pinned CA is the only one trusted for its peer; a certificate that
 //! names another host, or one from a CA nobody trusts, is refused (T01).
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use riptide_proto::packet::{Fulfill, Reject};
 use riptide_tests::dataplane::{
     node_section, prepare_for_sink, HttpClient, NodeScript, RiptideProcess,
@@ -12,6 +11,7 @@ use riptide_tests::dataplane::{
 use riptide_tests::fixtures::{assets_toml, free_node_ports, ADMIN_TOKEN};
 use riptide_tests::free_loopback_port;
 use riptide_tests::https_server::HttpsServer;
+use riptide_tests::pki::TestCa;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,22 +21,9 @@ const SINK_TOKEN: &str = "riptide-to-tls-sink-0123456789";
 /// A CA, and a certificate for `localhost` (only) that it signed: PEMs of the CA,
 /// the certificate and its key.
 fn certificates() -> (String, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Riptide test CA");
-    let ca_key = KeyPair::generate().expect("CA key");
-    let ca_certificate = ca.self_signed(&ca_key).expect("CA certificate");
-    let server = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
-    let server_key = KeyPair::generate().expect("server key");
-    let server_certificate = server
-        .signed_by(&server_key, &ca_certificate, &ca_key)
-        .expect("server certificate");
-    (
-        ca_certificate.pem(),
-        server_certificate.pem(),
-        server_key.serialize_pem(),
-    )
+    let ca = TestCa::new("Riptide test CA");
+    let server = ca.issue(&["localhost"]);
+    (ca.pem, server.certificate_pem, server.key_pem)
 }
 
 fn peer(id: &str, url: &str, pinned_ca: Option<&str>) -> String {

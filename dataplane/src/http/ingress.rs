@@ -52,7 +52,12 @@ pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
 fn spawn_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream, permit: Permit) {
     glommio::spawn_local(async move {
         let limits = permit.gate().limits();
-        let clock = ConnectionClock::new(Timeouts::of(limits));
+        let timeouts = Timeouts::of(limits);
+        let tls = shard.shared.tls_ports.connector.as_ref();
+        let Some(stream) = super::tls_server::accept(stream, tls, timeouts.head).await else {
+            return;
+        };
+        let clock = ConnectionClock::new(timeouts);
         let connection = Connection::unauthenticated(stream, limits.preauth_buffer_size_max);
         let mut client = Client {
             connection,

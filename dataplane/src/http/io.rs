@@ -77,10 +77,10 @@ impl HyperStream {
         }
     }
 
-    fn served(stream: TcpStream, clock: Rc<ConnectionClock>) -> Self {
+    fn served(stream: Transport, clock: Rc<ConnectionClock>) -> Self {
         HyperStream {
             clock: Some(clock),
-            ..HyperStream::new(Transport::Plain(stream))
+            ..HyperStream::new(stream)
         }
     }
 }
@@ -127,11 +127,15 @@ impl hyper::rt::Write for HyperStream {
 }
 
 /// Serves one connection of a hyper port (SPSP, admin) with the deadlines of
-/// [`ConnectionClock`], holding its place at the gate until it closes. The
-/// service is made with the clock, to mark when a request is being answered, and
-/// the client's address.
-pub fn spawn_hyper_connection<S, F>(stream: TcpStream, permit: Permit, make_service: F)
-where
+/// [`ConnectionClock`], holding its place at the gate until it closes; over TLS
+/// when `tls` is given. The service is made with the clock, to mark when a request
+/// is being answered, and the client's address.
+pub fn spawn_hyper_connection<S, F>(
+    stream: TcpStream,
+    permit: Permit,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    make_service: F,
+) where
     F: FnOnce(Rc<ConnectionClock>, std::net::IpAddr) -> S + 'static,
     S: hyper::service::Service<
             hyper::Request<hyper::body::Incoming>,
@@ -141,6 +145,11 @@ where
 {
     glommio::spawn_local(async move {
         let timeouts = super::deadline::Timeouts::of(permit.gate().limits());
+        let handshake_timeout = timeouts.head;
+        let Some(stream) = super::tls_server::accept(stream, tls.as_ref(), handshake_timeout).await
+        else {
+            return;
+        };
         let clock = Rc::new(ConnectionClock::new(timeouts));
         let service = make_service(Rc::clone(&clock), permit.source());
         let io = HyperStream::served(stream, Rc::clone(&clock));

@@ -13,5 +13,6 @@ pub mod ingress;
 pub mod io;
 pub mod peer;
 pub mod spsp;
+pub mod tls_server;
 pub mod transport;
 pub mod wire;

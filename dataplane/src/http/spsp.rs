@@ -43,7 +43,8 @@ pub async fn serve(spsp: Rc<Spsp>, listener: glommio::net::TcpListener) {
     let gate = (&spsp.shard.shared.gate, Port::Public);
     super::io::accept_until(&listener, gate, stopping, |stream, permit| {
         let spsp = Rc::clone(&spsp);
-        super::io::spawn_hyper_connection(stream, permit, move |clock, _source| {
+        let tls = spsp.shard.shared.tls_ports.public.clone();
+        super::io::spawn_hyper_connection(stream, permit, tls, move |clock, _source| {
             hyper::service::service_fn(move |request| {
                 clock.head_complete();
                 let response = respond(&spsp, &request);

@@ -1,5 +1,6 @@
 //! The byte stream under a [`Connection`](super::wire::Connection): plain TCP, or
-//! TLS (rustls, through futures-rustls) for `https://` peers. TLS configurations
+//! TLS (rustls, through futures-rustls) for `https://` peers and for clients of a
+//! TLS port. TLS configurations
 //! are made once: one with the web's roots (webpki-roots) and `[tls] ca_files`,
 //! and one per pinned CA (`outgoing_ca_pem`), which alone is trusted for its peer.
 
@@ -20,7 +21,10 @@ use std::task::{Context, Poll};
 
 pub enum Transport {
     Plain(TcpStream),
+    /// Towards an `https://` peer or service.
     Tls(Box<TlsStream<TcpStream>>),
+    /// From a client of a TLS port ([`super::tls_server`]).
+    Served(Box<futures_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl Transport {
@@ -29,6 +33,7 @@ impl Transport {
         match self {
             Transport::Plain(stream) => stream.as_raw_fd(),
             Transport::Tls(stream) => stream.get_ref().0.as_raw_fd(),
+            Transport::Served(stream) => stream.get_ref().0.as_raw_fd(),
         }
     }
 
@@ -39,6 +44,9 @@ impl Transport {
                 let _ = stream.shutdown(std::net::Shutdown::Write).await;
             }
             Transport::Tls(stream) => {
+                let _ = futures_lite::AsyncWriteExt::close(stream.as_mut()).await;
+            }
+            Transport::Served(stream) => {
                 let _ = futures_lite::AsyncWriteExt::close(stream.as_mut()).await;
             }
         }
@@ -54,6 +62,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Transport::Served(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -67,6 +76,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Transport::Served(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -74,6 +84,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Transport::Served(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
@@ -81,6 +92,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_close(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_close(cx),
+            Transport::Served(stream) => Pin::new(stream.as_mut()).poll_close(cx),
         }
     }
 }

@@ -5,7 +5,6 @@
 use super::transport::Transport;
 use crate::limits::{LINGER, LINGER_READS_MAX, READS_PER_MESSAGE_MAX, READ_BUFFER_SIZE};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use riptide_proto::http1::{ChunkError, ChunkedDecoder, Framing, HeadError};
 use riptide_proto::limits::HEAD_SIZE_MAX;
 use thiserror::Error;
@@ -53,10 +52,7 @@ impl Connection {
 
     /// A connection from a client not yet authenticated: it may make Riptide
     /// buffer `preauth_size_max` bytes, until [`authenticated`](Self::authenticated).
-    pub fn unauthenticated(stream: TcpStream, preauth_size_max: usize) -> Connection {
-        // Ignoring a failure only costs latency, never correctness.
-        let _ = stream.set_nodelay(true);
-        let stream = Transport::Plain(stream);
+    pub fn unauthenticated(stream: Transport, preauth_size_max: usize) -> Connection {
         Connection::with_buffer(stream, preauth_size_max, preauth_size_max)
     }
 

@@ -90,7 +90,9 @@ pub struct RedisWorker {
 /// Where and how to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
+    /// `redis://` or `rediss://`.
     pub url: String,
+    pub tls: RedisTls,
     pub connection_ttl_s: u64,
     pub request_timeout: Duration,
 }
@@ -99,8 +101,8 @@ impl RedisWorker {
     /// Starts the worker thread. The URL is checked here; the connection is made
     /// by the worker, and made again after any failure.
     pub fn spawn(options: RedisOptions, name: String) -> Result<RedisWorker, StoreError> {
-        let client = redis::Client::open(options.url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = open_client(&options.url, &options.tls)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL or TLS files: {e}")))?;
         let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
         std::thread::Builder::new()
             .name(name)
@@ -115,6 +117,44 @@ impl RedisWorker {
             TrySendError::Full(batch) | TrySendError::Disconnected(batch) => batch,
         })
     }
+}
+
+/// What a `rediss://` connection trusts and shows, read from the files at start.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// PEM CAs that alone are trusted; None trusts the web's and the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate chain and its key, both PEM.
+    pub client_identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("client_identity", &self.client_identity_pem.is_some())
+            .finish()
+    }
+}
+
+/// A client for `url`; a `rediss://` one speaks TLS (rustls) with `tls`, and checks
+/// the server's certificate and name.
+pub fn open_client(url: &str, tls: &RedisTls) -> redis::RedisResult<redis::Client> {
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url);
+    }
+    let client_tls = tls
+        .client_identity_pem
+        .as_ref()
+        .map(|(cert, key)| redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        });
+    let certificates = redis::TlsCertificates {
+        client_tls,
+        root_cert: tls.ca_pem.clone(),
+    };
+    redis::Client::build_with_tls(url, certificates)
 }
 
 struct Worker {
