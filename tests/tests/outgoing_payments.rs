@@ -5,6 +5,8 @@
 //! of money stops in a failed state that says why.
 #![allow(clippy::too_many_lines)] // test code
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 use riptide_tests::dataplane::{node_section, NodeScript, RiptideProcess};
 use riptide_tests::fixtures::ADMIN_TOKEN;
 use riptide_tests::webhook_receiver::{signed_with, WebhookReceiver};
@@ -432,11 +434,15 @@ asset = "{usd}"
         ],
     );
     let credentials = receiver.next_json(Duration::from_secs(30));
+    // Given as Rafiki's SPSP answers give it: base64url without padding.
+    let secret = STANDARD
+        .decode(credentials["secret"].as_str().expect("secret"))
+        .expect("base64");
     let (_, payment) = a.quote_and_pay(&json!({
         "wallet": format!("payer{tag}"),
         "destination": {
             "ilp_address": credentials["destination"],
-            "shared_secret": credentials["secret"],
+            "shared_secret": URL_SAFE_NO_PAD.encode(secret),
         },
         "send_amount": 20_000,
     }));

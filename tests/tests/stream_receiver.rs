@@ -145,11 +145,23 @@ rates = {{ {usd} = 1.0, {eur} = 0.5 }}
     }
 
     fn run_client(&self, mode: &str, args: &[String], limit: Duration) -> Value {
+        self.run_client_with_env(mode, args, limit, &[])
+    }
+
+    fn run_client_with_env(
+        &self,
+        mode: &str,
+        args: &[String],
+        limit: Duration,
+        env: &[(&str, &str)],
+    ) -> Value {
         let mut all = vec![mode.to_owned()];
         all.extend(self.plugin_args());
         all.extend_from_slice(args);
-        let mut script = NodeScript::start("receiver_clients.js", &all);
-        script.next_json(limit)
+        let mut script = NodeScript::start_with_env("receiver_clients.js", &all, env);
+        let result = script.next_json(limit);
+        println!("{mode}: {result}");
+        result
     }
 
     /// A posted balance from the admin API, by account kind and name.
@@ -276,13 +288,17 @@ fn spsp_payment_across_currencies_credits_the_converted_amount() {
 }
 
 fn create_payment(receiver: &Receiver, amount: u64) -> Value {
+    create_payment_expiring(receiver, amount, 600_000)
+}
+
+fn create_payment_expiring(receiver: &Receiver, amount: u64, expires_in_ms: u64) -> Value {
     let (status, payment) = receiver.admin_json(
         "POST",
         "/v1/incoming-payments",
         &serde_json::json!({
             "wallet": receiver.wallet_usd,
             "incoming_amount": amount,
-            "expires_in_ms": 600_000,
+            "expires_in_ms": expires_in_ms,
         }),
     );
     assert_eq!(status, 201, "{payment}");
@@ -497,6 +513,118 @@ fn probes_minimums_and_unknown_destinations_get_the_protocol_answers() {
             (Some(code), 0, None)
         );
     }
+}
+
+/// Pays `destination` with both npm clients (`ilp-protocol-stream` with a 20 s
+/// timeout, then `@interledger/pay`), each expected to fail at once with nothing
+/// delivered; gives their errors.
+fn both_clients_fail_at_once(receiver: &Receiver, destination: &str, secret: &str) -> [String; 2] {
+    let streamed = receiver.run_client(
+        "stream",
+        &[
+            destination.into(),
+            secret.into(),
+            "100".into(),
+            "20000".into(),
+        ],
+        Duration::from_secs(40),
+    );
+    let paid = receiver.run_client(
+        "pay",
+        &[
+            "-".into(),
+            destination.into(),
+            secret.into(),
+            "100".into(),
+            receiver.usd.clone(),
+            "2".into(),
+        ],
+        Duration::from_secs(40),
+    );
+    [streamed, paid].map(|result| {
+        assert_eq!(number(&result["delivered"]), 0, "{result}");
+        let elapsed_ms = result["elapsedMs"].as_u64().expect("elapsedMs");
+        assert!(elapsed_ms < 5_000, "not at once: {result}");
+        result["error"].as_str().expect("an error").to_owned()
+    })
+}
+
+/// Rafiki answers F02 for a completed or expired incoming payment and for a token
+/// under its address that does not decrypt; Riptide answers F99 with a STREAM
+/// `ConnectionClose` for the first two (the sender learns the receiver closed) and
+/// F06 for the last. Both npm clients end at once on each, well before their own
+/// timeouts, and `@interledger/pay` names the receiver's close.
+#[test]
+fn closed_payments_and_foreign_tokens_end_both_clients_at_once() {
+    let redis_url = shared_redis().url();
+    let receiver = Receiver::start(Backends::Real {
+        redis_url: &redis_url,
+    });
+    let completed = create_payment(&receiver, 100);
+    let credentials = |payment: &Value| {
+        (
+            payment["ilp_address"].as_str().expect("address").to_owned(),
+            payment["shared_secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        )
+    };
+    let (address, secret) = credentials(&completed);
+    let first = receiver.run_client(
+        "stream",
+        &[
+            address.clone(),
+            secret.clone(),
+            "100".into(),
+            "20000".into(),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_eq!(number(&first["delivered"]), 100, "{first}");
+    let id = completed["id"].as_str().expect("id");
+    assert_eq!(payment_state(&receiver, id)["state"], "completed");
+    let [_, paid] = both_clients_fail_at_once(&receiver, &address, &secret);
+    assert_eq!(paid, "ClosedByReceiver", "a completed payment");
+
+    let expiring = create_payment_expiring(&receiver, 100, 300);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let id = expiring["id"].as_str().expect("id");
+    assert_eq!(payment_state(&receiver, id)["state"], "expired");
+    let (address, secret) = credentials(&expiring);
+    let [_, paid] = both_clients_fail_at_once(&receiver, &address, &secret);
+    assert_eq!(paid, "ClosedByReceiver", "an expired payment");
+
+    let foreign = "test.riptide.bm90LWEtdG9rZW4";
+    let [_, paid] = both_clients_fail_at_once(&receiver, foreign, &secret);
+    assert_eq!(paid, "EstablishmentFailed", "a token that does not decrypt");
+    assert_eq!(receiver.balance("receiving", &receiver.wallet_usd), 100);
+}
+
+/// `@interledger/pay` queries SPSP itself, as it does for a payment pointer, and
+/// reads Riptide's answer (standard base64 secret, `application/spsp4+json`). It
+/// refuses URLs with a port, so the test maps a name onto the public port the way
+/// a proxy in front of it would.
+#[test]
+fn interledger_pay_pays_a_wallet_through_riptides_spsp_answer() {
+    let receiver = Receiver::start(Backends::Embedded);
+    let mapping = format!("riptide.test=127.0.0.1:{}", receiver.public);
+    let result = receiver.run_client_with_env(
+        "pay",
+        &[
+            format!("http://riptide.test/{}", receiver.wallet_usd),
+            "-".into(),
+            "-".into(),
+            "2500".into(),
+            receiver.usd.clone(),
+            "2".into(),
+        ],
+        Duration::from_secs(60),
+        &[("RIPTIDE_MAP_HOST", &mapping)],
+    );
+    assert_eq!(result["error"], Value::Null, "{result}");
+    assert_eq!(result["delivered"], "2500");
+    assert_eq!(receiver.balance("receiving", &receiver.wallet_usd), 2_500);
 }
 
 #[test]

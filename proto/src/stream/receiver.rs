@@ -175,13 +175,16 @@ pub fn receive(
     }
     let (request, closes) = summarize(&packet, header.sequence, amount_arrived);
     let Some(fulfillment) = connection.keys.fulfillment_for(data, execution_condition) else {
-        return Step::Reply(decline(connection, &request, false, iv));
+        return Step::Reply(decline(connection, &request, Closing::No, iv));
     };
-    if closes || target == TargetState::Closed {
-        return Step::Reply(decline(connection, &request, true, iv));
+    if target == TargetState::Closed {
+        return Step::Reply(decline(connection, &request, Closing::TargetClosed, iv));
+    }
+    if closes {
+        return Step::Reply(decline(connection, &request, Closing::BySender, iv));
     }
     if amount_arrived < header.prepare_amount {
-        return Step::Reply(decline(connection, &request, false, iv));
+        return Step::Reply(decline(connection, &request, Closing::No, iv));
     }
     if amount_arrived == 0 {
         return Step::Reply(fulfill(
@@ -234,7 +237,7 @@ pub fn settle(
             }
             reject_f99(connection, &credit.request, &frames, iv)
         }
-        CreditOutcome::Closed => decline(connection, &credit.request, true, iv),
+        CreditOutcome::Closed => decline(connection, &credit.request, Closing::TargetClosed, iv),
     }
 }
 
@@ -311,21 +314,41 @@ fn fulfill(
     Reply::Fulfill { fulfillment, data }
 }
 
-/// F99 with an encrypted reply; with `close`, a `ConnectionClose` tells the sender
-/// to stop.
+/// Why a declined packet's reply closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// It does not: the sender may go on.
+    No,
+    /// The sender closed: acknowledged with `NoError`.
+    BySender,
+    /// The payment target takes no more money (completed, expired, gone). Not
+    /// `NoError`: `ilp-protocol-stream` answers a `NoError` close by finishing its
+    /// streams first, which it never can, and so goes on sending until its own
+    /// timeout; an error ends its payment at once (`@interledger/pay` stops on any
+    /// close).
+    TargetClosed,
+}
+
+/// What a closed target tells the sender, in the close frame.
+pub const TARGET_CLOSED_MESSAGE: &str = "the payment is closed (completed or expired)";
+
+/// F99 with an encrypted reply; with a closing, a `ConnectionClose` tells the
+/// sender to stop.
 fn decline(
     connection: &ConnectionContext,
     request: &Request,
-    close: bool,
+    closing: Closing,
     iv: [u8; IV_SIZE],
 ) -> Reply {
     let mut frames = FrameList::new();
     asset_details(connection, request, &mut frames);
-    if close {
-        frames.push(Frame::ConnectionClose {
-            code: CloseCode::NoError,
-            message: "",
-        });
+    let close = match closing {
+        Closing::No => None,
+        Closing::BySender => Some((CloseCode::NoError, "")),
+        Closing::TargetClosed => Some((CloseCode::ApplicationError, TARGET_CLOSED_MESSAGE)),
+    };
+    if let Some((code, message)) = close {
+        frames.push(Frame::ConnectionClose { code, message });
     }
     reject_f99(connection, request, &frames, iv)
 }

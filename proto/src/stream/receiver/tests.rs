@@ -214,6 +214,9 @@ fn amount_below_the_minimum_is_declined() {
     assert_eq!(open_reply(&data).2, 100);
 }
 
+/// A client's close is acknowledged without error; a closed target closes with an
+/// application error, so that the sender ends its payment at once (see
+/// `Closing::TargetClosed`), even when the sender was closing too.
 #[test]
 fn closed_target_and_client_close_get_a_connection_close() {
     let connection = connection(false);
@@ -221,11 +224,21 @@ fn closed_target_and_client_close_get_a_connection_close() {
         code: CloseCode::NoError,
         message: "",
     };
+    let target_closed = Frame::ConnectionClose {
+        code: CloseCode::ApplicationError,
+        message: TARGET_CLOSED_MESSAGE,
+    };
     let (data, condition) = sender_packet(0, &[money(1)], TYPE_PREPARE, false);
     let (closing_data, closing_condition) = sender_packet(0, &[close], TYPE_PREPARE, false);
-    for (data, condition, target) in [
-        (&data, &condition, TargetState::Closed),
-        (&closing_data, &closing_condition, TargetState::Open),
+    for (data, condition, target, expected) in [
+        (&data, &condition, TargetState::Closed, &target_closed),
+        (&closing_data, &closing_condition, TargetState::Open, &close),
+        (
+            &closing_data,
+            &closing_condition,
+            TargetState::Closed,
+            &target_closed,
+        ),
     ] {
         let Step::Reply(Reply::Reject { code, data }) =
             run(&connection, 10, data, condition, target)
@@ -233,7 +246,7 @@ fn closed_target_and_client_close_get_a_connection_close() {
             panic!("expected a Reject");
         };
         assert_eq!(code, ErrorCode::F99);
-        assert_eq!(open_reply(&data).3, vec![format!("{close:?}")]);
+        assert_eq!(open_reply(&data).3, vec![format!("{expected:?}")]);
     }
 }
 
