@@ -31,9 +31,13 @@ struct Cli {
 /// What every sending mode takes: where, as whom, how hard and how long.
 #[derive(clap::Args)]
 struct LoadArgs {
-    /// ILP-over-HTTP endpoint, e.g. http://127.0.0.1:3002/ilp
+    /// ILP-over-HTTP endpoint, e.g. http://127.0.0.1:3002/ilp, or https:// for a
+    /// connector serving TLS (with --ca-file).
     #[arg(long)]
     target: String,
+    /// PEM CAs trusted for an https:// target, whose certificate must name its IP.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// The bearer token the connector knows this peer by.
     #[arg(long)]
     token: String,
@@ -129,7 +133,14 @@ fn main() -> ExitCode {
             )
         }
         Command::Stream { load, spsp } => match http::split_url(&spsp) {
-            Ok((spsp, path)) => run_load(load, send::Payload::Stream { spsp, path }),
+            Ok(endpoint) if !endpoint.tls => run_load(
+                load,
+                send::Payload::Stream {
+                    spsp: endpoint.address,
+                    path: endpoint.path,
+                },
+            ),
+            Ok(_) => fail("--spsp: only http:// SPSP endpoints"),
             Err(message) => fail(&format!("--spsp: {message}")),
         },
         Command::Sink { listen, delay_ms } => {
@@ -176,9 +187,18 @@ fn ceiling(_: String, _: u32, _: u32, _: u64) -> ExitCode {
 }
 
 fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
-    let (target, path) = match http::split_url(&load.target) {
-        Ok(parts) => parts,
+    let target = match http::split_url(&load.target) {
+        Ok(endpoint) => endpoint,
         Err(message) => return fail(&format!("--target: {message}")),
+    };
+    let tls = match (target.tls, &load.ca_file) {
+        (false, None) => None,
+        (false, Some(_)) => return fail("--ca-file: only for an https:// --target"),
+        (true, None) => return fail("--target: an https:// target needs --ca-file"),
+        (true, Some(file)) => match http::tls_config(file) {
+            Ok(config) => Some(config),
+            Err(message) => return fail(&format!("--ca-file: {message}")),
+        },
     };
     if load.connections == 0 {
         return fail("--connections must be at least 1");
@@ -191,8 +211,9 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
     }
     let json = load.json;
     let options = send::SendOptions {
-        target,
-        path,
+        target: target.address,
+        path: target.path,
+        tls,
         token: load.token,
         payload,
         connections: load.connections,

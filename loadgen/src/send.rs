@@ -16,6 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct SendOptions {
     pub target: std::net::SocketAddr,
     pub path: String,
+    /// TLS towards an `https://` target.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub token: String,
     pub payload: Payload,
     pub connections: u32,
@@ -220,7 +222,12 @@ fn connection_loop(
     started: Instant,
     measure_from: Instant,
 ) {
-    let mut client = PacketClient::new(options.target, &options.path, &options.token);
+    let mut client = PacketClient::new(
+        options.target,
+        &options.path,
+        &options.token,
+        options.tls.clone(),
+    );
     let mut local = Report::new();
     let mut stream = match &options.payload {
         Payload::Stream { spsp, path } => match StreamSender::connect(*spsp, path) {
