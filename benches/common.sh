@@ -15,12 +15,14 @@ start_sink() {
     wait_port "$sink_port"
 }
 
-# A single-replica TigerBeetle on a free port, formatted in the work folder; sets tb_port.
+# A single-replica TigerBeetle on a free port, formatted in the work folder; sets
+# tb_port and tb_pid.
 start_tigerbeetle() {
     tb_port="$(free_port)"
     "$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 --development "$work/tb" >/dev/null 2>&1
     "$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" --development --experimental \
         --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
+    tb_pid=$!
     wait_port "$tb_port"
 }
 

@@ -196,6 +196,7 @@ mod tests {
             url: "http://feed".into(),
             base: "USD".into(),
             lifetime: Duration::from_millis(lifetime_ms),
+            stale_max: Duration::from_secs(300),
         }
     }
 

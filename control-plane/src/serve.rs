@@ -236,7 +236,8 @@ fn start_state(
     }
 }
 
-/// The file's state with the feed's last good rates (fetched now if `refresh`).
+/// The file's state with the feed's last good rates (fetched now if `refresh`),
+/// unless they are too old.
 fn compose(
     state: &StateDocument,
     source: Option<&FeedSource>,
@@ -251,8 +252,15 @@ fn compose(
     } else {
         feed.status().last_good
     };
+    // Rates older than `stale_ms_max` are not pushed, as the data plane drops them.
+    let stale_ms = u64::try_from(source.stale_max.as_millis()).unwrap_or(u64::MAX);
     match rates {
-        Some(rates) if rates.base == source.base => rates_feed::merge(state, &rates),
+        Some(rates)
+            if rates.base == source.base
+                && now_unix_ms().saturating_sub(rates.fetched_unix_ms) <= stale_ms =>
+        {
+            rates_feed::merge(state, &rates)
+        }
         _ => state.clone(),
     }
 }
@@ -544,6 +552,7 @@ mod tests {
             url: "http://feed".into(),
             base: base.into(),
             lifetime: Duration::from_secs(60),
+            stale_max: Duration::from_secs(300),
         }
     }
 
@@ -561,5 +570,13 @@ mod tests {
         // Rates for another base say nothing about this one.
         let other_base = compose(&state, Some(&source("GBP")), &feed, false);
         assert_eq!(other_base.rates.rates.get("EUR"), Some(&0.5));
+        // Rates older than `stale_ms_max` are not pushed.
+        std::thread::sleep(Duration::from_millis(5));
+        let strict = FeedSource {
+            stale_max: Duration::from_millis(1),
+            ..source("USD")
+        };
+        let stale = compose(&state, Some(&strict), &feed, false);
+        assert_eq!(stale.rates.rates.get("EUR"), Some(&0.5));
     }
 }

@@ -2,8 +2,8 @@
 //! `EXCHANGE_RATES_URL`): every `rates.lifetime_ms`, shard 0 asks the feed for its
 //! base's rates and swaps in a snapshot with them merged over the state's (the
 //! state's version unchanged). A failed fetch keeps the last good rates, retried
-//! after [`FEED_RETRY_AFTER_FAILURE`]; a state push keeps them too while its feed is
-//! the same. So cross-currency packets convert without `riptidectl serve`; with it,
+//! after [`FEED_RETRY_AFTER_FAILURE`], until they are older than
+//! `rates.stale_ms_max`; a state push keeps them too while its feed is the same. So cross-currency packets convert without `riptidectl serve`; with it,
 //! both read the same feed the same way (`riptide_proto::rates_feed`).
 
 use crate::clock::{lock, sleep_unless, unix_now_ms, within};
@@ -75,6 +75,7 @@ pub async fn poll(shard: Rc<Shard>, document: Arc<Mutex<StateDocument>>) {
                         .failed
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(url = %source.url, %error, "rates feed failed; the last good rates stay");
+                    drop_stale(&shard, &document, &source);
                     FEED_RETRY_AFTER_FAILURE.min(source.lifetime)
                 }
             },
@@ -99,6 +100,37 @@ async fn fetch(shard: &Shard, source: &FeedSource) -> Result<FetchedRates, Strin
         rates,
         fetched_unix_ms: unix_now_ms(),
     })
+}
+
+/// Drops the last good rates once they are older than `rates.stale_ms_max`, and
+/// swaps in a snapshot of the state without them: its own rates apply again, and a
+/// rate neither has gets T00 while the feed stays away.
+fn drop_stale(shard: &Shard, document: &Mutex<StateDocument>, source: &FeedSource) {
+    let shared = &shard.shared;
+    let stale_ms = u64::try_from(source.stale_max.as_millis()).unwrap_or(u64::MAX);
+    {
+        let mut last_good = lock(&shared.rates_feed.last_good);
+        let age_ms = match last_good.as_ref() {
+            Some((_, rates)) => unix_now_ms().saturating_sub(rates.fetched_unix_ms),
+            None => return,
+        };
+        if age_ms <= stale_ms {
+            return;
+        }
+        *last_good = None;
+        tracing::warn!(url = %source.url, age_ms, "rates feed: the last good rates are too old; dropped");
+    }
+    let state = lock(document);
+    let in_force = shared.snapshot.load();
+    if in_force.version != state.version {
+        return;
+    }
+    match Snapshot::build(&in_force.own_address, &state) {
+        Ok(snapshot) => shared.snapshot.store(Arc::new(snapshot)),
+        Err(error) => {
+            tracing::warn!(%error, "rates feed: the state without its rates does not build")
+        }
+    }
 }
 
 /// Keeps the rates and swaps in a snapshot of the state in force with them, unless

@@ -165,13 +165,21 @@ impl Delivery {
     }
 
     /// Tries every event that is due, oldest first; each try is bounded by the
-    /// timeout, so one turn is too.
+    /// timeout. Once a try fails, the rest of the turn is put off to that try's
+    /// next time untried: a receiver that is down costs one timeout per turn, not
+    /// one per waiting event, and new events keep coming in meanwhile.
     fn try_due(&self, queue: &mut VecDeque<Pending>) {
+        let mut put_off_until: Option<Instant> = None;
         for _ in 0..queue.len() {
             let Some(mut pending) = queue.pop_front() else {
                 break;
             };
             if pending.due > Instant::now() {
+                queue.push_back(pending);
+                continue;
+            }
+            if let Some(until) = put_off_until {
+                pending.due = until;
                 queue.push_back(pending);
                 continue;
             }
@@ -183,6 +191,7 @@ impl Delivery {
                 outcome => {
                     pending.attempts = pending.attempts.saturating_add(1);
                     pending.due = Instant::now() + retry_delay(pending.attempts, self.backoff);
+                    put_off_until = Some(pending.due);
                     self.counts.failed_attempts.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         attempts = pending.attempts,

@@ -1,6 +1,8 @@
 //! `tb-ceiling`: TigerBeetle's own two-phase rate on this machine, the ceiling that
 //! forwarding with TigerBeetle accounting is compared with: pending transfers in
-//! batches, each batch then posted, from several requests in flight at once.
+//! batches, each batch then posted, from several requests in flight at once, over
+//! one client session or several (TigerBeetle takes one request at a time from a
+//! session; the client merges what queues behind it).
 
 use std::time::{Duration, Instant};
 use tigerbeetle_unofficial as tb;
@@ -9,12 +11,17 @@ pub struct CeilingOptions {
     pub address: String,
     pub batch: u32,
     pub in_flight: u32,
+    /// Client sessions the requests in flight are spread over.
+    pub clients: u32,
     pub duration: Duration,
 }
 
 /// Completed (pending + posted) transfers per second.
 pub fn run(options: &CeilingOptions) -> Result<f64, String> {
-    let client = tb::Client::new(0, options.address.as_str()).map_err(|e| e.to_string())?;
+    let clients = (0..options.clients.max(1))
+        .map(|_| tb::Client::new(0, options.address.as_str()).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = &clients[0];
     let ledger = 900_000 + (std::process::id() % 90_000);
     let (debit, credit) = (tb::id(), tb::id());
     let accounts = vec![
@@ -23,7 +30,9 @@ pub fn run(options: &CeilingOptions) -> Result<f64, String> {
     ];
     futures::executor::block_on(client.create_accounts(accounts)).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let loops = (0..options.in_flight).map(|_| async {
+    let clients = &clients;
+    let loops = (0..options.in_flight).map(|index| async move {
+        let client = &clients[index as usize % clients.len()];
         let mut completed = 0u64;
         while started.elapsed() < options.duration {
             let pending: Vec<tb::Transfer> = (0..options.batch)

@@ -106,6 +106,9 @@ enum Command {
         batch: u32,
         #[arg(long, default_value_t = 4)]
         in_flight: u32,
+        /// Client sessions the requests in flight are spread over.
+        #[arg(long, default_value_t = 1)]
+        clients: u32,
         #[arg(long, default_value_t = 10)]
         duration_s: u64,
     },
@@ -156,24 +159,31 @@ fn main() -> ExitCode {
             address,
             batch,
             in_flight,
+            clients,
             duration_s,
-        } => ceiling(address, batch, in_flight, duration_s),
+        } => ceiling(address, batch, (in_flight, clients), duration_s),
     }
 }
 
 #[cfg(feature = "tigerbeetle")]
-fn ceiling(address: String, batch: u32, in_flight: u32, duration_s: u64) -> ExitCode {
+fn ceiling(
+    address: String,
+    batch: u32,
+    (in_flight, clients): (u32, u32),
+    duration_s: u64,
+) -> ExitCode {
     let options = ceiling::CeilingOptions {
         address,
         batch,
         in_flight,
+        clients,
         duration: Duration::from_secs(duration_s),
     };
     match ceiling::run(&options) {
         Ok(rate) => {
             println!(
                 "{}",
-                serde_json::json!({ "two_phase_transfers_per_second": rate, "batch": batch, "in_flight": in_flight })
+                serde_json::json!({ "two_phase_transfers_per_second": rate, "batch": batch, "in_flight": in_flight, "clients": clients })
             );
             ExitCode::SUCCESS
         }
@@ -182,7 +192,7 @@ fn ceiling(address: String, batch: u32, in_flight: u32, duration_s: u64) -> Exit
 }
 
 #[cfg(not(feature = "tigerbeetle"))]
-fn ceiling(_: String, _: u32, _: u32, _: u64) -> ExitCode {
+fn ceiling(_: String, _: u32, _: (u32, u32), _: u64) -> ExitCode {
     fail("tb-ceiling: built without TigerBeetle; rebuild with --features tigerbeetle")
 }
 

@@ -21,6 +21,8 @@ pub struct FeedSource {
     pub url: String,
     pub base: String,
     pub lifetime: Duration,
+    /// How old the last good rates may grow while the feed fails.
+    pub stale_max: Duration,
 }
 
 impl FeedSource {
@@ -36,6 +38,7 @@ impl FeedSource {
             url,
             base,
             lifetime: Duration::from_millis(state.rates.lifetime_ms.max(1)),
+            stale_max: Duration::from_millis(state.rates.stale_ms_max.max(1)),
         })
     }
 
@@ -141,6 +144,7 @@ mod tests {
             url: "http://feed/rates".into(),
             base: "USD".into(),
             lifetime: Duration::from_secs(15),
+            stale_max: Duration::from_secs(300),
         };
         assert_eq!(source.request_url(), "http://feed/rates?base=USD");
         source.url = "http://feed/rates?key=k".into();

@@ -82,6 +82,10 @@ fn default_rates_lifetime_ms() -> u64 {
     15_000
 }
 
+fn default_rates_stale_ms_max() -> u64 {
+    300_000
+}
+
 /// What the admin API replaces at once: assets, peers (with their routes and
 /// limits), wallets and rates, with a version.
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
@@ -183,6 +187,11 @@ pub struct RatesConfig {
     pub url: Option<String>,
     #[serde(default = "default_rates_lifetime_ms")]
     pub lifetime_ms: u64,
+    /// While the feed fails, its last good rates stay this long after they came;
+    /// older, they are dropped (the file's own rates apply again, and without
+    /// them cross-currency packets get T00) rather than converting at stale rates.
+    #[serde(default = "default_rates_stale_ms_max")]
+    pub stale_ms_max: u64,
 }
 
 fn is_segment_safe(text: &str) -> bool {
@@ -362,6 +371,12 @@ impl StateDocument {
                     "must be an http:// or https:// URL",
                 ));
             }
+        }
+        if self.rates.stale_ms_max < self.rates.lifetime_ms {
+            return Err(FieldError::new(
+                path.key("stale_ms_max"),
+                "must be at least lifetime_ms",
+            ));
         }
         let base = self
             .rates

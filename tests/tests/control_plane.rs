@@ -1029,3 +1029,54 @@ initial_liquidity = {peer_liquidity}
         "the reason is given: {refused}"
     );
 }
+
+/// `riptidectl decode` on the ILDCP exchange of a real data plane: the request and
+/// the answer are recognised as ILDCP before any decryption, with a shared secret
+/// given or not (a secret used to make the CLI try to decrypt them and fail).
+#[test]
+fn decode_reads_a_real_ildcp_exchange_with_or_without_a_secret() {
+    use riptide_proto::packet::ildcp::{ILDCP_DESTINATION, PEER_PROTOCOL_CONDITION};
+    use riptide_proto::packet::{Address, Timestamp};
+    let ports = free_node_ports();
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000)]);
+    let text = format!(
+        "{node}\n{assets}\n[[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token-0123456789\"]\n"
+    );
+    let riptide = RiptideProcess::start_at(&text, ports, 1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let request = Prepare {
+        amount: 0,
+        expires_at: Timestamp::from_unix_ms(now_ms + 30_000).expect("in range"),
+        execution_condition: &PEER_PROTOCOL_CONDITION,
+        destination: Address::parse_str(ILDCP_DESTINATION).expect("address"),
+        data: &[],
+    }
+    .to_bytes();
+    let answer = HttpClient::new(riptide.connector)
+        .post_packet("alice-token-0123456789", &request)
+        .expect("ILDCP answer");
+    assert_eq!(answer.status, 200);
+    let secret = "t9CdLhbm-DxVtg5C_NfCuO1JYkod9zxZs4Pb4uhpAwk";
+    for (packet, key) in [(&request, "ildcpRequest"), (&answer.body, "ildcpResponse")] {
+        let packet_hex = hex::encode(packet);
+        for args in [
+            vec!["decode", packet_hex.as_str()],
+            vec!["decode", packet_hex.as_str(), "--shared-secret", secret],
+        ] {
+            let output = riptidectl(&args);
+            assert_ok(&output);
+            let json = output.json();
+            assert!(json[key] != Value::Null && json[key] != false, "{json}");
+            assert!(json.get("stream").is_none(), "{json}");
+        }
+    }
+    let decoded = riptidectl(&["decode", &hex::encode(&answer.body)]).json();
+    assert_eq!(
+        decoded["ildcpResponse"]["clientAddress"],
+        "test.riptide.alice"
+    );
+}

@@ -1063,3 +1063,48 @@ impl AmountAndExpiry for Prepare<'_> {
         (self.amount, self.expires_at.unix_ms())
     }
 }
+
+/// A route may be a bare scheme, as in Rafiki: `g` and `test` send everything under
+/// them that no longer route claims to an upstream, while Riptide's own address and
+/// the longer routes keep their packets.
+#[test]
+fn bare_scheme_routes_send_the_rest_upstream() {
+    let upstream = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let bob = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let ports = free_node_ports();
+    let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+    let assets = assets_toml(&[("USD", 1, 1_000_000)]);
+    let text = format!(
+        "{node}\n{assets}\n\
+[[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"alice-token-0123456789\"]\ninitial_liquidity = 1000000\n\n\
+[[peers]]\nid = \"upstream\"\nasset = \"USD\"\noutgoing_url = \"{up}\"\noutgoing_token = \"to-upstream-0123456789\"\nroutes = [\"g\", \"test\"]\n\n\
+[[peers]]\nid = \"bob\"\nasset = \"USD\"\noutgoing_url = \"{bob}\"\noutgoing_token = \"to-bob-0123456789ab\"\nroutes = [\"test.bob\"]\n",
+        up = upstream.url(),
+        bob = bob.url()
+    );
+    let riptide = RiptideProcess::start_at(&text, ports, 1);
+    let mut client = HttpClient::new(riptide.connector);
+    for (seed, destination) in [
+        (1u8, "g.far.away"),
+        (2, "test.elsewhere.x"),
+        (3, "test.bob.x"),
+    ] {
+        let packet = prepare_for_sink(10, destination, Duration::from_secs(20), [seed; 32]);
+        let answer = client
+            .post_packet("alice-token-0123456789", &packet)
+            .expect("answer");
+        assert!(Fulfill::parse(&answer.body).is_ok(), "{destination}");
+    }
+    let destinations = |sink: &SinkPeer| -> Vec<String> {
+        sink.received()
+            .iter()
+            .filter_map(|r| {
+                Prepare::parse(&r.body)
+                    .ok()
+                    .map(|p| p.destination.to_string())
+            })
+            .collect()
+    };
+    assert_eq!(destinations(&upstream), ["g.far.away", "test.elsewhere.x"]);
+    assert_eq!(destinations(&bob), ["test.bob.x"]);
+}

@@ -506,3 +506,42 @@ fn webhooks_announce_the_payment_on_both_sides() {
         Duration::from_secs(60)
     )));
 }
+
+/// The SPSP query of a quote over `https://`: B serves SPSP on a TLS public port
+/// (`[tls] public_port`), A trusts the test CA (`[tls] ca_files`) and pays B's
+/// wallet through its `https://localhost` URL.
+#[test]
+fn quotes_and_pays_through_an_https_spsp_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = riptide_tests::pki::TestCa::new("Riptide test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (certificate, key) = ca.issue(&["localhost"]).write(dir.path(), "spsp");
+    let extra = format!(
+        "\n[tls]\nca_files = [\"{}\"]\ncert_file = \"{}\"\nkey_file = \"{}\"\npublic_port = true\n",
+        ca_file.display(),
+        certificate.display(),
+        key.display()
+    );
+    let names = names();
+    let usd = names.usd.clone();
+    let p = pair_with(&names, (&usd, &usd, &usd), 1_000_000, &extra);
+    p.a.fund_wallet(&p.payer, 10_000);
+    let spsp = format!("https://localhost:{}/{}", p.b.public, p.payee);
+    let (quote, payment) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": { "spsp": spsp },
+        "send_amount": "4000",
+    }));
+    assert_eq!(quote["destination_asset"]["code"], usd.as_str());
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(amount(&payment["delivered"]), 4_000);
+    assert_eq!(p.b.balance("receiving", &p.payee), 4_000);
+    // Plain http:// to the TLS port finds no SPSP server.
+    let plain = format!("http://127.0.0.1:{}/{}", p.b.public, p.payee);
+    let refused = p.a.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({"wallet": p.payer, "destination": {"spsp": plain}, "send_amount": 5}),
+    );
+    assert_eq!(refused.0, 502, "{}", refused.1);
+}

@@ -99,6 +99,7 @@ routes = ["test.carol"]
 base = "USD"
 url = "http://{feed_address}/rates"
 lifetime_ms = 300
+stale_ms_max = 3000
 "#
     );
     RiptideProcess::start_at(&text, ports, 2)
@@ -172,4 +173,17 @@ fn the_data_plane_polls_the_rates_feed_itself() {
         pay_until_carol_gets(&riptide, &carol, 250, Duration::from_secs(1)),
         1
     );
+
+    // Past `stale_ms_max` the last good rates are dropped: no conversion at stale
+    // rates, T00 (the state has no rates of its own) until the feed is back.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let packet = prepare_for_sink(1_000, "test.carol.x", Duration::from_secs(20), [8; 32]);
+    let answer = HttpClient::new(riptide.connector)
+        .post_packet(ALICE_TOKEN, &packet)
+        .expect("answer");
+    let reject = riptide_proto::packet::Reject::parse(&answer.body).expect("rejected");
+    assert_eq!(reject.code.to_string(), "T00");
+    assert!(riptide.log().contains("too old; dropped"));
+    feed.set(FeedAnswer::EurPerUsd(0.5));
+    pay_until_carol_gets(&riptide, &carol, 500, Duration::from_secs(5));
 }

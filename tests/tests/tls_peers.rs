@@ -1,8 +1,10 @@
-//! Forwarding to peers over TLS (`https://` outgoing URLs) against a real TLS peer:
-//! Node's own https server with `ilp-packet` fulfilling each Prepare, with
-//! certificates made here (rcgen). Packets go over kept-alive TLS connections and
-//! in bursts; a pinned CA is the only one trusted for its peer; a certificate that
-//! names another host, or one from a CA nobody trusts, is refused (T01).
+//! TLS towards others, against real TLS servers, with certificates made here
+//! (rcgen): forwarding to peers at `https://` outgoing URLs (Node's own https
+//! server with `ilp-packet` fulfilling each Prepare) over kept-alive TLS
+//! connections and in bursts, where a pinned CA is the only one trusted for its
+//! peer and a certificate that names another host, or one from a CA nobody trusts,
+//! is refused (T01); and the rates feed, webhook receivers and OTLP collectors at
+//! `https://` (a rustls server).
 
 use riptide_proto::packet::{Fulfill, Reject};
 use riptide_tests::dataplane::{
@@ -143,7 +145,7 @@ fn packets_go_to_tls_peers_over_kept_connections_and_bad_certificates_are_refuse
 }
 
 #[test]
-fn the_rates_feed_and_webhooks_are_reached_over_https() {
+fn the_rates_feed_webhooks_and_otlp_are_reached_over_https() {
     let (ca_pem, certificate_pem, key_pem) = certificates();
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_file = dir.path().join("ca.pem");
@@ -166,8 +168,10 @@ fn the_rates_feed_and_webhooks_are_reached_over_https() {
     let assets = assets_toml(&[("USD", 1, 1_000_000), ("EUR", 2, 1_000_000)]);
     let (rates_url, hooks_url, carol_url) =
         (server.url("/rates"), server.url("/hooks"), carol.url());
+    let otlp_url = server.url("");
     let text = format!(
-        "{node}\n[tls]\nca_files = [\"{ca}\"]\n\n[webhooks]\nurl = \"{hooks_url}\"\ncheck_interval_ms = 200\n\n{assets}\n\
+        "{node}\n[tls]\nca_files = [\"{ca}\"]\n\n[webhooks]\nurl = \"{hooks_url}\"\ncheck_interval_ms = 200\n\n\
+[telemetry]\notlp_urls = [\"{otlp_url}\"]\nexport_interval_ms = 200\n\n{assets}\n\
 [[peers]]\nid = \"alice\"\nasset = \"USD\"\nincoming_tokens = [\"{ALICE_TOKEN}\"]\ninitial_liquidity = 1000000\n\n\
 [[peers]]\nid = \"carol\"\nasset = \"EUR\"\noutgoing_url = \"{carol_url}\"\noutgoing_token = \"{SINK_TOKEN}\"\nroutes = [\"test.carol\"]\n\n\
 [[wallets]]\nid = \"shop\"\nasset = \"USD\"\n\n[rates]\nbase = \"USD\"\nurl = \"{rates_url}\"\nlifetime_ms = 300\n",
@@ -199,14 +203,21 @@ fn the_rates_feed_and_webhooks_are_reached_over_https() {
         br#"{"wallet":"shop","incoming_amount":"100"}"#,
     );
     assert_eq!(created.status, 201);
+    wait_for_post(&server, "/hooks", "incoming_payment.created");
+    // And OTLP metrics reach the https collector.
+    wait_for_post(&server, "/v1/metrics", "packet_count_prepare");
+}
+
+/// Waits (10 s at most) until `server` got a POST to `path` whose body has `needle`.
+fn wait_for_post(server: &HttpsServer, path: &str, needle: &str) {
     let started = Instant::now();
     while !server.requests().iter().any(|request| {
-        request.method_and_path() == Some(("POST", "/hooks"))
-            && String::from_utf8_lossy(&request.body).contains("incoming_payment.created")
+        request.method_and_path() == Some(("POST", path))
+            && String::from_utf8_lossy(&request.body).contains(needle)
     }) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "no webhook over https"
+            "no POST {path} with {needle} over https"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

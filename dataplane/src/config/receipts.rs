@@ -13,7 +13,7 @@ pub struct ReceiptsConfig {
     /// `redis://` or `rediss://` (TLS); absent means the embedded in-process store.
     pub redis_url: Option<String>,
     /// PEM CAs that alone are trusted for the Redis server's certificate; without
-    /// it, the web's roots and the system's.
+    /// it, the web's roots (webpki-roots).
     pub redis_tls_ca_file: Option<PathBuf>,
     /// A client certificate chain (PEM) for Redis servers that ask for one
     /// (`tls-auth-clients yes`), with its key in `redis_tls_key_file`.

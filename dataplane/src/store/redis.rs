@@ -122,7 +122,7 @@ impl RedisWorker {
 /// What a `rediss://` connection trusts and shows, read from the files at start.
 #[derive(Clone, Default)]
 pub struct RedisTls {
-    /// PEM CAs that alone are trusted; None trusts the web's and the system's roots.
+    /// PEM CAs that alone are trusted; None trusts the web's roots (webpki-roots).
     pub ca_pem: Option<Vec<u8>>,
     /// A client certificate chain and its key, both PEM.
     pub client_identity_pem: Option<(Vec<u8>, Vec<u8>)>,

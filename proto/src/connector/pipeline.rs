@@ -490,6 +490,7 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
                 url: url.map(str::to_owned),
                 lifetime_ms: 15_000,
+                stale_ms_max: 300_000,
             },
             ..StateDocument::default()
         };

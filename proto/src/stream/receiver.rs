@@ -177,11 +177,14 @@ pub fn receive(
     let Some(fulfillment) = connection.keys.fulfillment_for(data, execution_condition) else {
         return Step::Reply(decline(connection, &request, Closing::No, iv));
     };
-    if target == TargetState::Closed {
-        return Step::Reply(decline(connection, &request, Closing::TargetClosed, iv));
-    }
+    // A sender's own close is acknowledged as such even once the target closed:
+    // `ilp-protocol-stream` ends a finished payment with one, and takes an error
+    // there for a failed payment.
     if closes {
         return Step::Reply(decline(connection, &request, Closing::BySender, iv));
+    }
+    if target == TargetState::Closed {
+        return Step::Reply(decline(connection, &request, Closing::TargetClosed, iv));
     }
     if amount_arrived < header.prepare_amount {
         return Step::Reply(decline(connection, &request, Closing::No, iv));

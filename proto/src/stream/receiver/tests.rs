@@ -214,9 +214,9 @@ fn amount_below_the_minimum_is_declined() {
     assert_eq!(open_reply(&data).2, 100);
 }
 
-/// A client's close is acknowledged without error; a closed target closes with an
-/// application error, so that the sender ends its payment at once (see
-/// `Closing::TargetClosed`), even when the sender was closing too.
+/// A client's close is acknowledged without error, also once the target closed
+/// (a finished payment ends so); a closed target closes with an application error,
+/// so that the sender ends its payment at once (see `Closing::TargetClosed`).
 #[test]
 fn closed_target_and_client_close_get_a_connection_close() {
     let connection = connection(false);
@@ -237,7 +237,7 @@ fn closed_target_and_client_close_get_a_connection_close() {
             &closing_data,
             &closing_condition,
             TargetState::Closed,
-            &target_closed,
+            &close,
         ),
     ] {
         let Step::Reply(Reply::Reject { code, data }) =
