@@ -500,6 +500,20 @@ fn webhooks_announce_the_payment_on_both_sides() {
         wait,
     );
     assert_eq!(paid.body["data"]["receivedAmount"]["value"], "20000");
+    // Paying the completed incoming payment again: B closes the connection, and
+    // A's payment fails with its event.
+    let (_, again) = p.a.quote_and_pay(&json!({
+        "wallet": p.payer,
+        "destination": {
+            "ilp_address": incoming["ilp_address"],
+            "shared_secret": incoming["shared_secret"],
+        },
+        "send_amount": "100",
+    }));
+    assert_eq!(again["state"], "failed", "{again}");
+    let again_id = again["id"].clone();
+    let failed = receiver.wait_for("outgoing_payment.failed", |d| d["id"] == again_id, wait);
+    assert_eq!(failed.body["data"]["state"], "FAILED");
     assert!(receiver.deliveries().iter().all(|d| signed_with(
         d,
         b"both-sides-secret",

@@ -145,7 +145,10 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
     let answers = run(
         &worker,
         vec![
-            StoreOp::CreatePayment { payment },
+            StoreOp::CreatePayment {
+                payment,
+                watch: false,
+            },
             credit(1, 600),
             credit(2, 500),
             StoreOp::Undo {
@@ -274,4 +277,47 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
         }],
     );
     assert_eq!(answers, vec![Ok(StoreAnswer::WalletTotals(vec![50, 0]))]);
+}
+
+/// The webhooks' watch list: a payment created with `watch` is listed until one
+/// `Unwatch` takes it off; a second one finds it gone (another data plane raised
+/// the event).
+#[test]
+fn watched_payments_are_listed_until_one_caller_takes_them_off() {
+    let worker = worker();
+    let (watched, unwatched) = (unique("watched"), unique("unwatched"));
+    let create = |id: &str, watch: bool| StoreOp::CreatePayment {
+        payment: IncomingPayment {
+            id: id.to_owned(),
+            wallet: "shop".into(),
+            incoming_amount: Some(10),
+            expires_at_ms: now_ms() + 60_000,
+            received: 0,
+        },
+        watch,
+    };
+    let answers = run(
+        &worker,
+        vec![
+            create(&watched, true),
+            create(&unwatched, false),
+            StoreOp::WatchedPayments { limit: 100_000 },
+        ],
+    );
+    let Ok(StoreAnswer::Watched(ids)) = &answers[2] else {
+        panic!("{answers:?}");
+    };
+    assert!(ids.contains(&watched), "{ids:?}");
+    assert!(!ids.contains(&unwatched), "{ids:?}");
+    let unwatch = || StoreOp::Unwatch {
+        id: watched.clone(),
+    };
+    let answers = run(&worker, vec![unwatch(), unwatch()]);
+    assert_eq!(
+        answers,
+        vec![
+            Ok(StoreAnswer::Unwatched(true)),
+            Ok(StoreAnswer::Unwatched(false))
+        ]
+    );
 }

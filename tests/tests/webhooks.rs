@@ -20,11 +20,15 @@ const SECRET: &str = "webhook-secret-for-tests";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn start(receiver: &WebhookReceiver, sink: &SinkPeer) -> RiptideProcess {
+    start_on(receiver, sink, &riptide_tests::shared_redis().url())
+}
+
+/// [`start`] on the Redis at `redis_url`: the incoming payments and the watch list
+/// are there, and the watch reads them back from there.
+fn start_on(receiver: &WebhookReceiver, sink: &SinkPeer, redis_url: &str) -> RiptideProcess {
     let ports = free_node_ports();
     let node = node_section("test.riptide", ports, ADMIN_TOKEN);
     let (receiver_url, sink_url) = (receiver.url(), sink.url());
-    // Incoming payments in a real Redis: the watch reads them back from there.
-    let redis_url = riptide_tests::shared_redis().url();
     // USD's threshold is above its liquidity: low from the first check.
     let text = format!(
         r#"{node}
@@ -182,4 +186,48 @@ fn events_are_signed_retried_and_delivered() {
         metrics.contains("riptide_webhooks_total{result=\"failed\"} 2"),
         "{metrics}"
     );
+}
+
+/// The watch list is in Redis: payments created before riptide was killed still
+/// raise their completed and expired events after it restarts, once each.
+#[test]
+fn payments_created_before_a_restart_still_raise_their_events() {
+    let receiver = WebhookReceiver::start(0);
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    // A Redis of its own: another test's data plane would watch the same list.
+    let redis = riptide_tests::RedisServer::start();
+    let mut riptide = start_on(&receiver, &sink, &redis.url());
+    let paid = create_payment(
+        &riptide,
+        &json!({"wallet": "shop", "incoming_amount": "300", "expires_in_ms": 600_000}),
+    );
+    let lapsing = create_payment(
+        &riptide,
+        &json!({"wallet": "shop", "incoming_amount": "300", "expires_in_ms": 1_500}),
+    );
+    riptide.kill();
+    riptide.restart(Duration::from_secs(20));
+    pay(&riptide, &paid, 300);
+    let id = |payment: &Value| payment["id"].as_str().expect("id").to_owned();
+    let (paid_id, lapsing_id) = (id(&paid), id(&lapsing));
+    receiver.wait_for(
+        "incoming_payment.completed",
+        |data| data["id"] == paid_id.as_str(),
+        WAIT,
+    );
+    receiver.wait_for(
+        "incoming_payment.expired",
+        |data| data["id"] == lapsing_id.as_str(),
+        WAIT,
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let ends = receiver
+        .deliveries()
+        .iter()
+        .filter(|d| {
+            d.body["type"] == "incoming_payment.completed"
+                || d.body["type"] == "incoming_payment.expired"
+        })
+        .count();
+    assert_eq!(ends, 2, "one event each");
 }

@@ -34,6 +34,7 @@ pub async fn create(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byt
     };
     let op = StoreOp::CreatePayment {
         payment: payment.clone(),
+        watch: admin.shard.shared.webhooks.enabled(),
     };
     match admin.shard.store().execute(op).await {
         Ok(StoreAnswer::Created) => {}
@@ -46,7 +47,8 @@ pub async fn create(admin: &Admin, request: Request<Bytes>) -> Response<Full<Byt
     json_response(StatusCode::CREATED, &view)
 }
 
-/// The `incoming_payment.created` event, and a watch for its completion or expiry.
+/// The `incoming_payment.created` event (the store watches for its completion or
+/// expiry: [`StoreOp::CreatePayment`]'s `watch`).
 fn announce(admin: &Admin, payment: &IncomingPayment, now_ms: u64) {
     let webhooks = &admin.shard.shared.webhooks;
     if !webhooks.enabled() {
@@ -55,7 +57,6 @@ fn announce(admin: &Admin, payment: &IncomingPayment, now_ms: u64) {
     let snapshot = admin.shard.shared.snapshot.load();
     let data = crate::webhooks::watch::incoming_payment_data(payment, &snapshot, now_ms);
     webhooks.emit("incoming_payment.created", data);
-    admin.watch.incoming_payment(&payment.id);
 }
 
 /// Fresh credentials for an existing pending payment: one more connection to pay

@@ -24,6 +24,8 @@ struct Inner {
     credits: HashMap<u64, JournalRecord>,
     /// What each wallet has received in all.
     wallets: HashMap<String, u64>,
+    /// Incoming payments whose completed or expired event is still to go out.
+    watched: std::collections::BTreeSet<String>,
 }
 
 impl MemoryStore {
@@ -91,10 +93,17 @@ impl MemoryStore {
                     .collect(),
             ),
             StoreOp::GetPayment { id } => StoreAnswer::Payment(inner.payments.get(&id).cloned()),
-            StoreOp::CreatePayment { payment } => {
+            StoreOp::CreatePayment { payment, watch } => {
+                if watch {
+                    inner.watched.insert(payment.id.clone());
+                }
                 inner.payments.entry(payment.id.clone()).or_insert(payment);
                 StoreAnswer::Created
             }
+            StoreOp::WatchedPayments { limit } => {
+                StoreAnswer::Watched(inner.watched.iter().take(limit).cloned().collect())
+            }
+            StoreOp::Unwatch { id } => StoreAnswer::Unwatched(inner.watched.remove(&id)),
         }
     }
 }
@@ -249,6 +258,7 @@ mod tests {
                 expires_at_ms: 1_000,
                 received: 0,
             },
+            watch: true,
         }
     }
 
@@ -331,6 +341,23 @@ mod tests {
         assert_eq!(
             store.execute(unknown),
             StoreAnswer::Credit(CreditResult::UnknownPayment)
+        );
+    }
+
+    #[test]
+    fn a_watched_payment_is_taken_off_once() {
+        let store = MemoryStore::new(60);
+        store.execute(payment(Some(10)));
+        assert_eq!(
+            store.execute(StoreOp::WatchedPayments { limit: 10 }),
+            StoreAnswer::Watched(vec!["p1".into()])
+        );
+        let unwatch = || StoreOp::Unwatch { id: "p1".into() };
+        assert_eq!(store.execute(unwatch()), StoreAnswer::Unwatched(true));
+        assert_eq!(store.execute(unwatch()), StoreAnswer::Unwatched(false));
+        assert_eq!(
+            store.execute(StoreOp::WatchedPayments { limit: 10 }),
+            StoreAnswer::Watched(Vec::new())
         );
     }
 }

@@ -108,8 +108,20 @@ pub enum StoreOp {
     GetPayment {
         id: String,
     },
+    /// A new incoming payment; with `watch` (webhooks on), also put on the watch
+    /// list of payments whose completed or expired event is still to go out.
     CreatePayment {
         payment: IncomingPayment,
+        watch: bool,
+    },
+    /// Up to `limit` ids from the watch list.
+    WatchedPayments {
+        limit: usize,
+    },
+    /// Takes `id` off the watch list; answers whether this call took it off, so
+    /// that of several data planes watching, one alone raises its event.
+    Unwatch {
+        id: String,
     },
 }
 
@@ -124,6 +136,9 @@ pub enum StoreAnswer {
     Settled,
     Unsettled(Vec<JournalRecord>),
     WalletTotals(Vec<u64>),
+    Watched(Vec<String>),
+    /// Whether this call took the payment off the watch list.
+    Unwatched(bool),
 }
 
 /// The journal's sorted set: every count whose post is not confirmed yet, scored
@@ -243,6 +258,11 @@ pub fn connection_key(connection_id_hex: &str) -> String {
 pub fn wallet_key(wallet: &str) -> String {
     format!("riptide:wallet_received:{wallet}")
 }
+
+/// The set of incoming payments whose completed or expired event is still to go
+/// out (webhooks): shared, so that it survives a restart and any data plane raises
+/// the event.
+pub const WATCHED_PAYMENTS_KEY: &str = "riptide:watched_payments";
 
 pub fn payment_key(id: &str) -> String {
     format!("riptide:incoming_payment:{id}")

@@ -7,6 +7,7 @@
 use super::{
     connection_key, credit_marker_key, payment_key, wallet_key, CreditResult, IncomingPayment,
     JournalRecord, StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
+    WATCHED_PAYMENTS_KEY,
 };
 use crate::limits::{PAYMENT_RETENTION_MS, WORKER_QUEUE_BATCHES_MAX};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -285,7 +286,9 @@ impl Worker {
         match op {
             StoreOp::Credit { .. } => self.queue_credit(pipe, op),
             StoreOp::Undo { .. } => self.queue_undo(pipe, op),
-            StoreOp::CreatePayment { payment } => queue_create_payment(pipe, payment),
+            StoreOp::CreatePayment { payment, watch } => {
+                queue_create_payment(pipe, payment, *watch)
+            }
             StoreOp::Settle {
                 connection,
                 credit_id,
@@ -311,6 +314,16 @@ impl Worker {
                     .arg(JOURNAL_KEY)
                     .arg(*before_ms)
                     .arg(*limit);
+                1
+            }
+            StoreOp::WatchedPayments { limit } => {
+                pipe.cmd("SRANDMEMBER")
+                    .arg(WATCHED_PAYMENTS_KEY)
+                    .arg(*limit);
+                1
+            }
+            StoreOp::Unwatch { id } => {
+                pipe.cmd("SREM").arg(WATCHED_PAYMENTS_KEY).arg(id);
                 1
             }
             StoreOp::GetPayment { id } => {
@@ -434,7 +447,11 @@ impl Worker {
 }
 
 /// A new incoming payment, kept past its expiry for [`PAYMENT_RETENTION_MS`].
-fn queue_create_payment(pipe: &mut redis::Pipeline, payment: &IncomingPayment) -> usize {
+fn queue_create_payment(
+    pipe: &mut redis::Pipeline,
+    payment: &IncomingPayment,
+    watch: bool,
+) -> usize {
     let key = payment_key(&payment.id);
     let incoming_amount = payment
         .incoming_amount
@@ -453,7 +470,11 @@ fn queue_create_payment(pipe: &mut redis::Pipeline, payment: &IncomingPayment) -
     pipe.cmd("PEXPIREAT")
         .arg(&key)
         .arg(payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS));
-    2
+    if !watch {
+        return 2;
+    }
+    pipe.cmd("SADD").arg(WATCHED_PAYMENTS_KEY).arg(&payment.id);
+    3
 }
 
 /// Turns the replies of one op into its answer.
@@ -489,7 +510,29 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         StoreOp::Settle { .. } => Ok(StoreAnswer::Settled),
         StoreOp::Unsettled { .. } => unsettled_from(values.first()),
         StoreOp::WalletTotals { .. } => wallet_totals_from(values.first()),
+        StoreOp::WatchedPayments { .. } => watched_from(values.first()),
+        StoreOp::Unwatch { .. } => match values.first() {
+            Some(Value::Int(removed)) => Ok(StoreAnswer::Unwatched(*removed == 1)),
+            other => Err(StoreError::Protocol(format!("SREM answered {other:?}"))),
+        },
     }
+}
+
+fn watched_from(value: Option<&Value>) -> Answer {
+    let Some(Value::Array(members)) = value else {
+        return Err(StoreError::Protocol(format!(
+            "SRANDMEMBER answered {value:?}"
+        )));
+    };
+    members
+        .iter()
+        .map(|member| match member {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+                .map_err(|_| StoreError::Protocol("a watched id is not UTF-8".into())),
+            other => Err(StoreError::Protocol(format!("watched id {other:?}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(StoreAnswer::Watched)
 }
 
 fn server_error(value: &Value) -> Option<String> {

@@ -1,6 +1,7 @@
 //! What shard 0 looks at every `webhooks.check_interval_ms` for events nothing
-//! else raises: incoming payments created here that have completed or expired
-//! (read back from the store, so a payment paid through any data plane counts),
+//! else raises: incoming payments that have completed or expired (the watch list
+//! and the payments are in the store, so a payment created or paid through any
+//! data plane counts, and a restart forgets none),
 //! and peers' and assets' liquidity at or below their `liquidity_threshold`. A
 //! liquidity event goes out when the balance falls to the threshold, not on every
 //! packet after: it goes out again only once the balance has risen above and
@@ -21,27 +22,12 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Incoming payments created here and not yet completed or expired, and which
-/// accounts are below their threshold now.
+/// Which accounts are below their liquidity threshold now. The incoming payments
+/// watched are in the store ([`StoreOp::WatchedPayments`]), not here: they
+/// survive a restart, and any data plane sharing the store raises their events.
 #[derive(Default)]
 pub struct Watch {
-    payments: RefCell<Vec<String>>,
     low: RefCell<HashSet<(&'static str, String)>>,
-}
-
-impl Watch {
-    /// Watches a payment just created; past the bound it is not watched (warned).
-    pub fn incoming_payment(&self, id: &str) {
-        let mut payments = self.payments.borrow_mut();
-        if payments.len() >= WATCHED_PAYMENTS_MAX {
-            tracing::warn!(
-                payment = id,
-                "too many incoming payments watched: no completed or expired event for this one"
-            );
-            return;
-        }
-        payments.push(id.to_owned());
-    }
 }
 
 /// Runs on shard 0 until shutdown.
@@ -58,7 +44,7 @@ pub async fn run(
     // Bounded by shutdown: each turn sleeps the interval.
     while !shard.shutting_down() {
         sleep_unless(|| shard.shutting_down(), interval).await;
-        check_payments(&shard, &watch, webhooks).await;
+        check_payments(&shard, webhooks).await;
         let thresholds = match document.lock() {
             Ok(state) => Thresholds::of(&state),
             Err(_) => continue,
@@ -69,40 +55,55 @@ pub async fn run(
     }
 }
 
-/// Reads every watched payment back; those that completed or expired raise their
-/// event and are no longer watched.
-async fn check_payments(shard: &Shard, watch: &Watch, webhooks: &Webhooks) {
-    let ids = watch.payments.borrow().clone();
+/// Reads the watched payments back (at most [`WATCHED_PAYMENTS_MAX`] a turn, drawn
+/// at random when more wait); each that completed or expired leaves the watch
+/// list, and the data plane whose removal took it off raises its event, so that
+/// one event goes out however many data planes watch.
+async fn check_payments(shard: &Shard, webhooks: &Webhooks) {
+    let ports = shard.ports();
+    let listed = ports.store.execute(StoreOp::WatchedPayments {
+        limit: WATCHED_PAYMENTS_MAX,
+    });
+    let ids = match listed.await {
+        Ok(StoreAnswer::Watched(ids)) => ids,
+        Ok(other) => return tracing::warn!(?other, "watched payments: unexpected answer"),
+        Err(error) => return tracing::debug!(%error, "watched payments not read; tried again"),
+    };
     if ids.is_empty() {
         return;
     }
-    let ports = shard.ports();
     let lookups = ids.iter().map(|id| {
         let op = StoreOp::GetPayment { id: id.clone() };
-        async move { ports.store.execute(op).await }
+        async { ports.store.execute(op).await }
     });
     let answers = futures::future::join_all(lookups).await;
     let snapshot = shard.shared.snapshot.load();
     let now_ms = crate::clock::unix_now_ms();
-    let mut done = HashSet::new();
     for (id, answer) in ids.iter().zip(answers) {
-        match answer {
-            Ok(StoreAnswer::Payment(Some(payment))) => {
-                let kind = match payment.state(now_ms) {
-                    IncomingPaymentState::Completed => "incoming_payment.completed",
-                    IncomingPaymentState::Expired => "incoming_payment.expired",
-                    IncomingPaymentState::Pending => continue,
-                };
+        let event = match answer {
+            Ok(StoreAnswer::Payment(Some(payment))) => match payment.state(now_ms) {
+                IncomingPaymentState::Completed => Some(("incoming_payment.completed", payment)),
+                IncomingPaymentState::Expired => Some(("incoming_payment.expired", payment)),
+                IncomingPaymentState::Pending => continue,
+            },
+            // Gone from the store (kept a day past its expiry): nothing to raise.
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "incoming payment check failed; tried again");
+                continue;
+            }
+        };
+        let unwatch = ports.store.execute(StoreOp::Unwatch { id: id.clone() });
+        match (unwatch.await, event) {
+            (Ok(StoreAnswer::Unwatched(true)), Some((kind, payment))) => {
                 webhooks.emit(kind, incoming_payment_data(&payment, &snapshot, now_ms));
-                done.insert(id.clone());
             }
-            Ok(_) => {
-                done.insert(id.clone());
+            (Ok(_), _) => {}
+            (Err(error), _) => {
+                tracing::debug!(%error, "incoming payment not unwatched; tried again")
             }
-            Err(error) => tracing::debug!(%error, "incoming payment check failed; tried again"),
         }
     }
-    watch.payments.borrow_mut().retain(|id| !done.contains(id));
 }
 
 /// An incoming payment as Rafiki's events carry it.
