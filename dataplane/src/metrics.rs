@@ -46,6 +46,8 @@ impl Outcome {
 pub struct ShardMetrics {
     /// Packets by incoming peer id, then outcome.
     pub packets: BTreeMap<String, BTreeMap<Outcome, u64>>,
+    /// What fulfilled Prepares carried in, by incoming peer, in its asset's units.
+    pub fulfilled_amounts: BTreeMap<String, u64>,
     /// Time from a Prepare's arrival to its reply, in microseconds.
     pub latency_us: Histogram<u64>,
     /// Ledger hold/post/void failures by kind.
@@ -64,6 +66,7 @@ impl Default for ShardMetrics {
     fn default() -> Self {
         ShardMetrics {
             packets: BTreeMap::new(),
+            fulfilled_amounts: BTreeMap::new(),
             // Three significant digits: 0.1% resolution, enough for percentiles.
             latency_us: Histogram::new_with_max(LATENCY_US_MAX, 3)
                 .expect("constant histogram bounds are valid"),
@@ -77,7 +80,16 @@ impl Default for ShardMetrics {
 }
 
 impl ShardMetrics {
-    pub fn record_packet(&mut self, peer_id: &str, outcome: Outcome, latency_us: u64) {
+    /// A packet's outcome and latency; `amount` counts when it was fulfilled.
+    pub fn record_packet(&mut self, peer_id: &str, outcome: Outcome, amount: u64, latency_us: u64) {
+        if outcome == Outcome::Fulfilled {
+            match self.fulfilled_amounts.get_mut(peer_id) {
+                Some(total) => *total = total.saturating_add(amount),
+                None => {
+                    self.fulfilled_amounts.insert(peer_id.to_owned(), amount);
+                }
+            }
+        }
         // The peer's map exists after its first packet: no allocation from then on.
         match self.packets.get_mut(peer_id) {
             Some(by_outcome) => *by_outcome.entry(outcome).or_default() += 1,
@@ -104,6 +116,10 @@ impl ShardMetrics {
             for (outcome, count) in by_outcome {
                 *mine.entry(*outcome).or_default() += count;
             }
+        }
+        for (peer, amount) in &other.fulfilled_amounts {
+            let mine = self.fulfilled_amounts.entry(peer.clone()).or_default();
+            *mine = mine.saturating_add(*amount);
         }
         let _ = self.latency_us.add(&other.latency_us);
         for (key, count) in &other.ledger_failures {
@@ -265,6 +281,17 @@ fn render_packets(out: &mut String, metrics: &ShardMetrics) {
         let _ = writeln!(
             out,
             "riptide_packets_total{{peer=\"{peer}\",outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riptide_fulfilled_amount_total What fulfilled Prepares carried in, by incoming peer, in its asset's units."
+    );
+    let _ = writeln!(out, "# TYPE riptide_fulfilled_amount_total counter");
+    for (peer, amount) in &metrics.fulfilled_amounts {
+        let _ = writeln!(
+            out,
+            "riptide_fulfilled_amount_total{{peer=\"{peer}\"}} {amount}"
         );
     }
     let _ = writeln!(

@@ -265,15 +265,24 @@ impl Shard {
         arrived_at: Instant,
     ) -> Vec<u8> {
         let reply = reason.to_reject_bytes(&snapshot.own_address);
-        self.record(snapshot, from, &reply, arrived_at);
+        self.record(snapshot, from, &reply, 0, arrived_at);
         reply
     }
 
-    fn record(&self, snapshot: &Snapshot, from: PeerIndex, reply: &[u8], arrived_at: Instant) {
+    /// The packet's outcome and latency, and its amount when fulfilled.
+    fn record(
+        &self,
+        snapshot: &Snapshot,
+        from: PeerIndex,
+        reply: &[u8],
+        amount: u64,
+        arrived_at: Instant,
+    ) {
         let latency_us = arrived_at.elapsed().as_micros() as u64;
         self.ports.metrics.borrow_mut().record_packet(
             &snapshot.peer(from).id,
             Outcome::of_reply(reply),
+            amount,
             latency_us,
         );
     }
@@ -288,11 +297,12 @@ impl Shard {
         if self.in_flight() >= self.shared.in_flight_max {
             return self.reject(snapshot, from, &RejectReason::Busy, arrived_at);
         }
+        let amount = Prepare::amount_of(&prepare).unwrap_or(0);
         let reply = {
             let _counted = self.ports.enter();
             self.run_pipeline(snapshot, from, prepare).await
         };
-        self.record(snapshot, from, &reply, arrived_at);
+        self.record(snapshot, from, &reply, amount, arrived_at);
         reply
     }
 

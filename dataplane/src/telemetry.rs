@@ -78,6 +78,18 @@ fn request(metrics: &ShardMetrics, service_name: &str, start_unix_nanos: u64) ->
                 "ILP Prepares rejected",
                 per_peer(&|outcome| outcome != Outcome::Fulfilled),
             ),
+            (
+                "packet_amount_fulfill",
+                "Amount of fulfilled ILP Prepares, in the incoming peer's asset units",
+                metrics
+                    .fulfilled_amounts
+                    .iter()
+                    .map(|(peer, amount)| CounterPoint {
+                        attributes: vec![("peer", peer.clone())],
+                        value: *amount,
+                    })
+                    .collect(),
+            ),
         ],
         processing: processing_histogram(metrics),
     };
@@ -118,18 +130,20 @@ mod tests {
     #[test]
     fn counts_and_buckets_come_from_the_metrics() {
         let mut metrics = ShardMetrics::default();
-        metrics.record_packet("alice", Outcome::Fulfilled, 500);
-        metrics.record_packet("alice", Outcome::Fulfilled, 1_500);
-        metrics.record_packet("alice", Outcome::Rejected(*b"F02"), 40_000_000);
+        metrics.record_packet("alice", Outcome::Fulfilled, 7, 500);
+        metrics.record_packet("alice", Outcome::Fulfilled, 8, 1_500);
+        metrics.record_packet("alice", Outcome::Rejected(*b"F02"), 9, 40_000_000);
         let json: serde_json::Value =
             serde_json::from_slice(&request(&metrics, "riptide", 1)).expect("json");
         let metrics_json = &json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
         let value = |index: usize| metrics_json[index]["sum"]["dataPoints"][0]["asInt"].clone();
         assert_eq!(
-            (value(0), value(1), value(2)),
-            ("3".into(), "2".into(), "1".into())
+            (value(0), value(1), value(2), value(3)),
+            ("3".into(), "2".into(), "1".into(), "15".into()),
+            "prepares, fulfills, rejects, and the fulfilled amount"
         );
-        let buckets = &metrics_json[3]["histogram"]["dataPoints"][0]["bucketCounts"];
+        assert_eq!(metrics_json[3]["name"], "packet_amount_fulfill");
+        let buckets = &metrics_json[4]["histogram"]["dataPoints"][0]["bucketCounts"];
         assert_eq!(buckets[0], "1", "0.5 ms in the first bucket");
         assert_eq!(buckets[1], "1", "1.5 ms in the second");
         assert_eq!(buckets[14], "1", "40 s past the last bound");

@@ -56,7 +56,7 @@ print(','.join(names))\n";
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "ilp_prepare_packet_processing_ms,packet_count_fulfill,packet_count_prepare,packet_count_reject"
+        "ilp_prepare_packet_processing_ms,packet_amount_fulfill,packet_count_fulfill,packet_count_prepare,packet_count_reject"
     );
 }
 
@@ -129,6 +129,7 @@ fn metrics_reach_an_otlp_collector_under_rafikis_names() {
             alice_count(export, "packet_count_prepare").as_deref() == Some("4")
                 && alice_count(export, "packet_count_fulfill").as_deref() == Some("3")
                 && alice_count(export, "packet_count_reject").as_deref() == Some("1")
+                && alice_count(export, "packet_amount_fulfill").as_deref() == Some("30")
                 && processing_count(export).as_deref() == Some("4")
                 && export["resourceMetrics"][0]["resource"]["attributes"][0]["value"]["stringValue"]
                     == "riptide-under-test"

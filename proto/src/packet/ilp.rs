@@ -116,6 +116,16 @@ pub struct Prepare<'a> {
 }
 
 impl<'a> Prepare<'a> {
+    /// The amount of a Prepare, read from its envelope without parsing the rest
+    /// (for counting what was fulfilled after the packet was handed on); None for
+    /// anything that is not a Prepare.
+    pub fn amount_of(buffer: &[u8]) -> Option<u64> {
+        let (packet_type, mut reader, _) = open_envelope(buffer).ok()?;
+        (packet_type == TYPE_PREPARE)
+            .then(|| reader.read_u64().ok())
+            .flatten()
+    }
+
     /// Parses and validates (address grammar, timestamp, field limits) without copying.
     pub fn parse(buffer: &'a [u8]) -> Result<Prepare<'a>, PacketError> {
         let (packet_type, mut reader, _) = open_envelope(buffer)?;
@@ -380,6 +390,15 @@ mod tests {
         );
         assert_eq!(prepare.to_bytes(), buffer);
         assert_eq!(prepare.encoded_size(), buffer.len());
+    }
+
+    #[test]
+    fn the_amount_is_read_from_the_envelope_alone() {
+        assert_eq!(Prepare::amount_of(&bytes(PREPARE_HEX)), Some(107));
+        assert_eq!(Prepare::amount_of(&bytes(JS_STREAM_PREPARE_HEX)), Some(500));
+        assert_eq!(Prepare::amount_of(&bytes(FULFILL_HEX)), None);
+        assert_eq!(Prepare::amount_of(&bytes(PREPARE_HEX)[..5]), None);
+        assert_eq!(Prepare::amount_of(&[]), None);
     }
 
     #[test]
