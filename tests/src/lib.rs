@@ -14,7 +14,7 @@ pub mod webhook_receiver;
 
 use limits::TEST_PORTS;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -179,31 +179,10 @@ impl TigerBeetleServer {
         let binary = binary_from_env("RIPTIDE_TIGERBEETLE_BIN", "");
         let dir = server_dir("tigerbeetle");
         let data_file = dir.path().join("0_0.tigerbeetle");
-        let format = Command::new(&binary)
-            .args([
-                "format",
-                "--cluster=0",
-                "--replica=0",
-                "--replica-count=1",
-                "--development",
-            ])
-            .arg(&data_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run tigerbeetle format");
-        assert!(format.success(), "tigerbeetle format failed: {format}");
+        format_replica(&binary, &data_file, 0, 1);
         let port = free_loopback_port();
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let args: Vec<String> = vec![
-            "start".into(),
-            format!("--addresses=127.0.0.1:{port}"),
-            "--development".into(),
-            "--experimental".into(),
-            "--limit-request=1MiB".into(),
-            "--memory-lsm-manifest=1MiB".into(),
-            data_file.display().to_string(),
-        ];
+        let args = start_args(&format!("127.0.0.1:{port}"), &data_file);
         TigerBeetleServer {
             server: Supervised::start(binary, args, "tigerbeetle", address),
             _dir: dir,
@@ -222,6 +201,137 @@ impl Supervise for TigerBeetleServer {
 
     fn supervised_mut(&mut self) -> &mut Supervised {
         &mut self.server
+    }
+}
+
+/// Formats the data file of one replica of cluster 0, in development mode.
+fn format_replica(binary: &Path, data_file: &Path, replica: u8, replica_count: u8) {
+    let format = Command::new(binary)
+        .args(["format", "--cluster=0", "--development"])
+        .arg(format!("--replica={replica}"))
+        .arg(format!("--replica-count={replica_count}"))
+        .arg(data_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run tigerbeetle format");
+    assert!(format.success(), "tigerbeetle format failed: {format}");
+}
+
+/// `tigerbeetle start` for a replica of the cluster at `addresses`, with requests
+/// of up to 8189 transfers.
+fn start_args(addresses: &str, data_file: &Path) -> Vec<String> {
+    vec![
+        "start".into(),
+        format!("--addresses={addresses}"),
+        "--development".into(),
+        "--experimental".into(),
+        "--limit-request=1MiB".into(),
+        "--memory-lsm-manifest=1MiB".into(),
+        data_file.display().to_string(),
+    ]
+}
+
+/// A throwaway TigerBeetle cluster of `replicas` replicas on loopback, each a
+/// process of its own with its own data file, all in development mode with
+/// requests of up to 8189 transfers. A quorum must be up for the cluster to answer.
+pub struct TigerBeetleCluster {
+    replicas: Vec<Supervised>,
+    addresses: Vec<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl TigerBeetleCluster {
+    pub fn start(replica_count: u8) -> TigerBeetleCluster {
+        let binary = binary_from_env("RIPTIDE_TIGERBEETLE_BIN", "");
+        let dir = server_dir("tigerbeetle-cluster");
+        let addresses: Vec<SocketAddr> = (0..replica_count)
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_loopback_port())))
+            .collect();
+        let all = addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut data_files = Vec::new();
+        for replica in 0..replica_count {
+            let data_file = dir.path().join(format!("0_{replica}.tigerbeetle"));
+            format_replica(&binary, &data_file, replica, replica_count);
+            data_files.push(data_file);
+        }
+        // Started together: each waits for a quorum before it serves.
+        let replicas = addresses
+            .iter()
+            .zip(&data_files)
+            .map(|(address, data_file)| {
+                let args = start_args(&all, data_file);
+                let (child, tie) = spawn_tied_to_this_process(&binary, &args);
+                (args, *address, child, tie)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(args, address, mut child, tie)| {
+                wait_for_port(
+                    address,
+                    &mut child,
+                    "tigerbeetle replica",
+                    Duration::from_secs(60),
+                );
+                Supervised {
+                    binary: binary.clone(),
+                    args,
+                    what: "tigerbeetle replica",
+                    address,
+                    child,
+                    tie: Some(tie),
+                }
+            })
+            .collect();
+        let cluster = TigerBeetleCluster {
+            replicas,
+            addresses,
+            _dir: dir,
+        };
+        cluster.wait_until_it_answers(Duration::from_secs(60));
+        cluster
+    }
+
+    /// Waits until the cluster answers a request: its replicas listen before they
+    /// have agreed on a view, and a data plane started then could not set up its
+    /// accounts within its request timeout.
+    fn wait_until_it_answers(&self, limit: Duration) {
+        use riptide_dataplane::ledger::tigerbeetle::TigerBeetleLedger;
+        use riptide_dataplane::ledger::Ledger;
+        let all = self
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let ledger = TigerBeetleLedger::connect(0, &all, Duration::from_secs(2))
+            .expect("a client of the cluster");
+        let started = std::time::Instant::now();
+        while futures::executor::block_on(ledger.lookup_accounts(&[1])).is_err() {
+            assert!(
+                started.elapsed() < limit,
+                "the TigerBeetle cluster did not answer within {limit:?}"
+            );
+        }
+    }
+
+    /// The replicas' addresses, in replica order.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Kills replica `index` (SIGKILL); its data file stays for [`Self::restart`].
+    pub fn kill(&mut self, index: usize) {
+        self.replicas[index].kill();
+    }
+
+    /// Starts replica `index` again on its address and data file.
+    pub fn restart(&mut self, index: usize) {
+        self.replicas[index].restart();
     }
 }
 

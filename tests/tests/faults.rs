@@ -1,5 +1,6 @@
 //! Money stays exact under faults, with real processes: STREAM payments into a
 //! wallet while TigerBeetle stalls (SIGSTOP) or is killed and restarted, while
+//! replicas of a 3-replica TigerBeetle cluster are killed and restarted, while
 //! Redis stalls or is killed and restarted (durable), and while riptide itself is
 //! killed (SIGKILL) and restarted. After each, checked with TigerBeetle's own
 //! balances and Redis's own totals: every request was answered, the paying peer's
@@ -16,7 +17,7 @@ use riptide_tests::dataplane::{
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{shared_redis, shared_tigerbeetle};
-use riptide_tests::{RedisServer, Supervise, TigerBeetleServer};
+use riptide_tests::{RedisServer, Supervise, TigerBeetleCluster, TigerBeetleServer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,6 +48,16 @@ struct Node {
 
 impl Node {
     fn start(tigerbeetle: SocketAddr, redis_url: &str) -> Node {
+        Node::start_on(&[tigerbeetle], redis_url)
+    }
+
+    /// [`Node::start`] on a TigerBeetle cluster: every replica's address.
+    fn start_on(replicas: &[SocketAddr], redis_url: &str) -> Node {
+        let tigerbeetle = replicas
+            .iter()
+            .map(|address| format!("\"{address}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let run = std::process::id() % 100_000;
@@ -65,7 +76,7 @@ impl Node {
 [ledger]
 kind = "tigerbeetle"
 cluster_id = 0
-addresses = ["{tigerbeetle}"]
+addresses = [{tigerbeetle}]
 # Money is exact when the ledger is back within a pending transfer's life: a
 # packet whose post is still unknown at its reply deadline is fulfilled, and posted
 # once TigerBeetle answers. 10 s proved too short in loaded full runs (a killed
@@ -352,6 +363,29 @@ fn tigerbeetle_killed_and_restarted_during_a_stream_payment() {
         }
     }
     assert!(some_packets_failed(&paid), "the outage was felt: {paid:?}");
+    check_exact(&node, &paid, false);
+}
+
+/// A 3-replica TigerBeetle cluster: its primary (replica 0 in the first view) is
+/// killed mid-payment and restarted, then a backup. The cluster goes on with a
+/// quorum; money stays exact through the view change and the restarts.
+#[test]
+fn tigerbeetle_cluster_replicas_killed_and_restarted_during_a_stream_payment() {
+    let mut cluster = TigerBeetleCluster::start(3);
+    let node = Node::start_on(cluster.addresses(), &shared_redis().url());
+    let mut paid = Vec::new();
+    for replica in [0, 2] {
+        let this_round = pay_while(node.payers(), Duration::from_secs(8), || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            cluster.kill(replica);
+            std::thread::sleep(Duration::from_millis(3_000));
+            cluster.restart(replica);
+        });
+        eprintln!("replica {replica} killed and restarted: {this_round:?}");
+        let fulfilled: u64 = this_round.iter().map(|p| p.fulfilled).sum();
+        assert!(fulfilled > 0, "payments went on: {this_round:?}");
+        paid.extend(this_round);
+    }
     check_exact(&node, &paid, false);
 }
 
