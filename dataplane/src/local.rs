@@ -4,8 +4,10 @@
 //! converts the amount into the receiving asset, lets [`riptide_proto::stream::receiver`]
 //! decide, and carries out a credit in this order:
 //!
-//! 1. hold the amount in the ledger (peer account to the wallet's receiving
-//!    account; T04 when the peer's balance does not cover it);
+//! 1. hold the amount in the ledger (the payer's account to the wallet's receiving
+//!    account; T04 when the payer's balance does not cover it). The payer is the
+//!    incoming peer, or, for a payment between two wallets of this data plane, the
+//!    paying wallet: a plain transfer between two accounts of the one ledger;
 //! 2. count it in the receipt store (atomically capped for an incoming payment);
 //! 3. post the hold.
 //!
@@ -21,7 +23,7 @@ use crate::store::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::connector::pipeline::{convert_between, legs_between, Leg};
 use riptide_proto::connector::reject::RejectReason;
-use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
+use riptide_proto::connector::snapshot::{AssetIndex, PeerIndex, Snapshot};
 use riptide_proto::flow::credit::{CreditCommand, CreditFlow, LocalReply};
 use riptide_proto::flow::hold::{reply_deadline, Chain, HoldStep};
 use riptide_proto::packet::{ErrorCode, Fulfill, Prepare, Reject};
@@ -65,6 +67,24 @@ enum Unknown {
     StoreUnavailable,
 }
 
+/// The account a local packet is paid from, in its asset: the incoming peer's, or
+/// the paying wallet's for a payment between two wallets of this data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payer {
+    pub account_id: u128,
+    pub asset: AssetIndex,
+}
+
+impl Payer {
+    pub fn peer(snapshot: &Snapshot, from: PeerIndex) -> Payer {
+        let peer = snapshot.peer(from);
+        Payer {
+            account_id: peer.account_id,
+            asset: peer.asset,
+        }
+    }
+}
+
 /// One shard's receiver.
 pub struct LocalReceiver {
     server_secret: ServerSecret,
@@ -99,7 +119,7 @@ impl LocalReceiver {
         &self,
         ports: &Ports,
         snapshot: &Snapshot,
-        from: PeerIndex,
+        payer: Payer,
         prepare: &Prepare<'_>,
         now_ms: u64,
     ) -> Vec<u8> {
@@ -113,12 +133,12 @@ impl LocalReceiver {
         let Some(wallet) = snapshot.wallet(&connection.wallet) else {
             return bare_reject(ErrorCode::F02, own_address);
         };
-        let amount = match convert_between(
-            snapshot,
-            snapshot.peer(from).asset,
-            wallet.asset,
-            prepare.amount,
-        ) {
+        // A wallet paying itself would move nothing (and the ledger refuses a
+        // transfer from an account to itself).
+        if payer.account_id == wallet.account_id {
+            return bare_reject(ErrorCode::F02, own_address);
+        }
+        let amount = match convert_between(snapshot, payer.asset, wallet.asset, prepare.amount) {
             Ok(amount) => amount,
             Err(reason) => return reason.to_reject_bytes(own_address),
         };
@@ -139,7 +159,7 @@ impl LocalReceiver {
             Step::Credit(credit) => {
                 let legs = legs_between(
                     snapshot,
-                    (snapshot.peer(from).account_id, snapshot.peer(from).asset),
+                    (payer.account_id, payer.asset),
                     (wallet.account_id, wallet.asset),
                     prepare.amount,
                     amount,

@@ -11,7 +11,7 @@ use crate::http::peer::{PeerCallError, PeerClient};
 use crate::http::transport::TlsClients;
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::local::LocalReceiver;
+use crate::local::{LocalReceiver, Payer};
 use crate::metrics::{Outcome, ShardMetrics};
 use crate::shared::Shared;
 use crate::store::batcher::StoreBatcher;
@@ -33,16 +33,16 @@ use std::time::{Duration, Instant};
 /// What a job asks of the shard it is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Run the whole pipeline: the receiving shard owns the peer.
-    Pipeline,
-    /// Deliver locally: the receiving shard owns the STREAM connection.
-    Deliver,
+    /// Run the whole pipeline for a packet of this peer: the receiving shard owns it.
+    Pipeline(PeerIndex),
+    /// Deliver locally, paid by this account: the receiving shard owns the STREAM
+    /// connection.
+    Deliver(Payer),
 }
 
 /// A packet handed to its owner shard.
 pub struct Job {
     pub stage: Stage,
-    pub from: PeerIndex,
     pub snapshot: Arc<Snapshot>,
     pub prepare: Vec<u8>,
     pub arrived_at: Instant,
@@ -145,19 +145,14 @@ impl Shard {
                     let shard = Rc::clone(&shard);
                     glommio::spawn_local(async move {
                         let reply = match job.stage {
-                            Stage::Pipeline => {
+                            Stage::Pipeline(from) => {
                                 shard
-                                    .process_owned(
-                                        &job.snapshot,
-                                        job.from,
-                                        job.prepare,
-                                        job.arrived_at,
-                                    )
+                                    .process_owned(&job.snapshot, from, job.prepare, job.arrived_at)
                                     .await
                             }
-                            Stage::Deliver => {
+                            Stage::Deliver(payer) => {
                                 shard
-                                    .deliver_owned(&job.snapshot, job.from, &job.prepare)
+                                    .deliver_owned(&job.snapshot, payer, &job.prepare)
                                     .await
                             }
                         };
@@ -220,40 +215,41 @@ impl Shard {
                 .process_owned(&snapshot, from, prepare, arrived_at)
                 .await;
         }
-        self.send_to_owner(owner, Stage::Pipeline, snapshot, from, prepare, arrived_at)
+        self.send_to_owner(owner, Stage::Pipeline(from), snapshot, prepare, arrived_at)
             .await
     }
 
     /// Hands a packet to the shard that owns its state and waits for the reply.
+    /// A failure to hand over is recorded here for a whole pipeline's packet; a
+    /// delivery's reply is recorded by whoever ran its pipeline.
     async fn send_to_owner(
         &self,
         owner: u32,
         stage: Stage,
         snapshot: Arc<Snapshot>,
-        from: PeerIndex,
         prepare: Vec<u8>,
         arrived_at: Instant,
     ) -> Vec<u8> {
         let (reply_sender, reply_receiver) = oneshot::channel();
         let job = Job {
             stage,
-            from,
             snapshot: Arc::clone(&snapshot),
             prepare,
             arrived_at,
             reply: reply_sender,
         };
+        let failed = |reason: RejectReason| match stage {
+            Stage::Pipeline(from) => self.reject(&snapshot, from, &reason, arrived_at),
+            Stage::Deliver(_) => reason.to_reject_bytes(&snapshot.own_address),
+        };
         if self.senders.try_send_to(owner as usize, job).is_err() {
-            return self.reject(&snapshot, from, &RejectReason::Busy, arrived_at);
+            return failed(RejectReason::Busy);
         }
         match reply_receiver.await {
             Ok(reply) => reply,
-            Err(_) => self.reject(
-                &snapshot,
-                from,
-                &RejectReason::Internal("owner shard dropped the packet".into()),
-                arrived_at,
-            ),
+            Err(_) => failed(RejectReason::Internal(
+                "owner shard dropped the packet".into(),
+            )),
         }
     }
 
@@ -308,23 +304,23 @@ impl Shard {
 
     /// Local delivery on the shard that owns the connection; the packet has passed
     /// the pipeline on the shard that sent it here.
-    async fn deliver_owned(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
+    async fn deliver_owned(&self, snapshot: &Snapshot, payer: Payer, prepare: &[u8]) -> Vec<u8> {
         // Counted and recorded by the shard where the packet arrived.
         if self.in_flight() >= self.shared.in_flight_max {
             return RejectReason::Busy.to_reject_bytes(&snapshot.own_address);
         }
         let _counted = self.ports.enter();
-        self.deliver_here(snapshot, from, prepare).await
+        self.deliver_here(snapshot, payer, prepare).await
     }
 
     /// Delivers a Prepare that arrived from another shard: parsed here, once.
-    async fn deliver_here(&self, snapshot: &Snapshot, from: PeerIndex, prepare: &[u8]) -> Vec<u8> {
+    async fn deliver_here(&self, snapshot: &Snapshot, payer: Payer, prepare: &[u8]) -> Vec<u8> {
         let Ok(prepare) = Prepare::parse(prepare) else {
             return RejectReason::Internal("unparseable prepare".into())
                 .to_reject_bytes(&snapshot.own_address);
         };
         self.receiver
-            .deliver(&self.ports, snapshot, from, &prepare, unix_now_ms())
+            .deliver(&self.ports, snapshot, payer, &prepare, unix_now_ms())
             .await
     }
 
@@ -336,12 +332,26 @@ impl Shard {
         })
     }
 
+    /// The shard a decision runs on: a local packet's connection owner, else this one.
+    fn local_owner_of(
+        &self,
+        snapshot: &Snapshot,
+        decision: &Decision,
+        prepare: &Prepare<'_>,
+    ) -> u32 {
+        if matches!(decision, Decision::Local) {
+            self.local_owner(snapshot, prepare)
+        } else {
+            self.id
+        }
+    }
+
     /// Delivers at the shard that owns the packet's STREAM connection: one shard
     /// serializes a connection's packets and keeps its keys.
     async fn deliver_at_owner(
         &self,
         snapshot: &Arc<Snapshot>,
-        from: PeerIndex,
+        payer: Payer,
         prepare_bytes: Vec<u8>,
         owner: u32,
     ) -> Vec<u8> {
@@ -349,9 +359,8 @@ impl Shard {
         // The reply is recorded by the shard where the packet arrived.
         self.send_to_owner(
             owner,
-            Stage::Deliver,
+            Stage::Deliver(payer),
             Arc::clone(snapshot),
-            from,
             prepare_bytes,
             Instant::now(),
         )
@@ -382,23 +391,21 @@ impl Shard {
                 &prepare,
                 now_ms,
             );
-            let local_owner = if matches!(decision, Decision::Local) {
-                self.local_owner(snapshot, &prepare)
-            } else {
-                self.id
-            };
+            let local_owner = self.local_owner_of(snapshot, &decision, &prepare);
             (decision, local_owner)
         };
         match decision {
             Decision::Fulfill(bytes) => bytes,
             Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),
             Decision::Local if local_owner == self.id => {
+                let payer = Payer::peer(snapshot, from);
                 self.receiver
-                    .deliver(&self.ports, snapshot, from, &prepare, now_ms)
+                    .deliver(&self.ports, snapshot, payer, &prepare, now_ms)
                     .await
             }
             Decision::Local => {
-                self.deliver_at_owner(snapshot, from, prepare_bytes, local_owner)
+                let payer = Payer::peer(snapshot, from);
+                self.deliver_at_owner(snapshot, payer, prepare_bytes, local_owner)
                     .await
             }
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
@@ -562,28 +569,44 @@ impl Shard {
         let Some(wallet) = snapshot.wallet(wallet_id) else {
             return RejectReason::NoRoute.to_reject_bytes(own_address);
         };
-        let decision = match Prepare::parse(&prepare_bytes) {
-            Ok(prepare) => pipeline::decide_from_account(
-                snapshot,
-                &self.shared.options,
-                (wallet.account_id, wallet.asset),
-                &prepare,
-                unix_now_ms(),
-                hold,
+        let (decision, local_owner) = match Prepare::parse(&prepare_bytes) {
+            Ok(prepare) => {
+                let decision = pipeline::decide_from_account(
+                    snapshot,
+                    &self.shared.options,
+                    (wallet.account_id, wallet.asset),
+                    &prepare,
+                    unix_now_ms(),
+                    hold,
+                );
+                let owner = self.local_owner_of(snapshot, &decision, &prepare);
+                (decision, owner)
+            }
+            Err(_) => (
+                Decision::Reject(RejectReason::Internal("unparseable prepare".into())),
+                self.id,
             ),
-            Err(_) => Decision::Reject(RejectReason::Internal("unparseable prepare".into())),
         };
         // Counted until this future ends or is dropped (a quote stops waiting for
         // its last probes).
         let _counted = InFlight::enter(&self.ports.in_flight);
+        // A wallet paying a wallet of this data plane: Riptide's own receiver, paid
+        // from the paying wallet's account (one transfer in the one ledger; no peer).
+        let payer = Payer {
+            account_id: wallet.account_id,
+            asset: wallet.asset,
+        };
         match decision {
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
             Decision::Reject(reason) => reason.to_reject_bytes(own_address),
-            // Paying a wallet of this node needs no ILP (Rafiki settles such payments
-            // in its own books); not offered here.
-            Decision::Local | Decision::Fulfill(_) => {
-                RejectReason::NoRoute.to_reject_bytes(own_address)
+            Decision::Local if local_owner == self.id => {
+                self.deliver_here(snapshot, payer, &prepare_bytes).await
             }
+            Decision::Local => {
+                self.deliver_at_owner(snapshot, payer, prepare_bytes, local_owner)
+                    .await
+            }
+            Decision::Fulfill(_) => RejectReason::NoRoute.to_reject_bytes(own_address),
         }
     }
 

@@ -38,7 +38,10 @@ impl FeedSource {
             url,
             base,
             lifetime: Duration::from_millis(state.rates.lifetime_ms.max(1)),
-            stale_max: Duration::from_millis(state.rates.stale_ms_max.max(1)),
+            // Rates are never dropped before they would be fetched again.
+            stale_max: Duration::from_millis(
+                state.rates.stale_ms_max.max(state.rates.lifetime_ms).max(1),
+            ),
         })
     }
 

@@ -187,9 +187,10 @@ pub struct RatesConfig {
     pub url: Option<String>,
     #[serde(default = "default_rates_lifetime_ms")]
     pub lifetime_ms: u64,
-    /// While the feed fails, its last good rates stay this long after they came;
-    /// older, they are dropped (the file's own rates apply again, and without
-    /// them cross-currency packets get T00) rather than converting at stale rates.
+    /// While the feed fails, its last good rates stay this long after they came
+    /// (and never less than `lifetime_ms`); older, they are dropped (the file's own
+    /// rates apply again, and without them cross-currency packets get T00) rather
+    /// than converting at stale rates.
     #[serde(default = "default_rates_stale_ms_max")]
     pub stale_ms_max: u64,
 }
@@ -372,12 +373,7 @@ impl StateDocument {
                 ));
             }
         }
-        if self.rates.stale_ms_max < self.rates.lifetime_ms {
-            return Err(FieldError::new(
-                path.key("stale_ms_max"),
-                "must be at least lifetime_ms",
-            ));
-        }
+
         let base = self
             .rates
             .base

@@ -160,20 +160,16 @@ fn pair(
     )
 }
 
-/// [`pair`] with `extra` (TOML tables) in both nodes' configurations.
-fn pair_with(
-    names: &Names,
-    (payer_asset, link_asset, payee_asset): (&str, &str, &str),
-    max_packet: u64,
-    extra: &str,
-) -> Pair {
+/// The run's USD and EUR (its ledgers, 1,000,000.00 of liquidity each) and their
+/// rates: a EUR is 2 USD.
+fn assets_and_rates(names: &Names) -> String {
     let Names {
-        tag,
         usd,
         eur,
         ledger_base,
+        ..
     } = names;
-    let assets = format!(
+    format!(
         r#"
 [[assets]]
 code = "{usd}"
@@ -192,7 +188,18 @@ base = "{usd}"
 rates = {{ {usd} = 1.0, {eur} = 0.5 }}
 "#,
         ledger_eur = ledger_base + 1
-    );
+    )
+}
+
+/// [`pair`] with `extra` (TOML tables) in both nodes' configurations.
+fn pair_with(
+    names: &Names,
+    (payer_asset, link_asset, payee_asset): (&str, &str, &str),
+    max_packet: u64,
+    extra: &str,
+) -> Pair {
+    let tag = &names.tag;
+    let assets = assets_and_rates(names);
     let (payer, payee) = (format!("payer{tag}"), format!("payee{tag}"));
     let (b_on_a, a_on_b) = (format!("b{tag}"), format!("a{tag}"));
     let b_connector = free_loopback_port();
@@ -558,4 +565,106 @@ fn quotes_and_pays_through_an_https_spsp_server() {
         &json!({"wallet": p.payer, "destination": {"spsp": plain}, "send_amount": 5}),
     );
     assert_eq!(refused.0, 502, "{}", refused.1);
+}
+
+/// Paying a wallet of the same data plane: no peer, no ILP hop; the local
+/// receiver is paid from the paying wallet's account, in the one ledger. Through
+/// its own SPSP, into an incoming payment, and across currencies (the liquidity
+/// accounts take the conversion); exact by TigerBeetle's balances and by the
+/// receipt totals. A wallet cannot pay itself.
+#[test]
+fn wallets_of_one_data_plane_pay_each_other() {
+    let names = names();
+    let Names { tag, usd, eur, .. } = &names;
+    let (alice, bob, claire) = (
+        format!("alice{tag}"),
+        format!("bob{tag}"),
+        format!("claire{tag}"),
+    );
+    let assets = assets_and_rates(&names);
+    let body = format!(
+        r#"{assets}
+[[wallets]]
+id = "{alice}"
+asset = "{usd}"
+
+[[wallets]]
+id = "{bob}"
+asset = "{usd}"
+
+[[wallets]]
+id = "{claire}"
+asset = "{eur}"
+"#
+    );
+    let node = Node::start("test.solo", &body);
+    node.fund_wallet(&alice, 100_000);
+
+    // Through SPSP on its own public port.
+    let spsp = format!("http://127.0.0.1:{}/{bob}", node.public);
+    let (quote, payment) = node.quote_and_pay(&json!({
+        "wallet": alice,
+        "destination": { "spsp": spsp },
+        "send_amount": "30000",
+    }));
+    assert_eq!(quote["rate"], 1.0, "{quote}");
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(amount(&payment["delivered"]), 30_000);
+    assert_eq!(node.balance("receiving", &alice), 70_000);
+    assert_eq!(node.balance("receiving", &bob), 30_000);
+
+    // Into an incoming payment of bob's, for exactly its amount.
+    let (status, incoming) = node.admin(
+        "POST",
+        "/v1/incoming-payments",
+        &json!({"wallet": bob, "incoming_amount": "12345", "expires_in_ms": 600_000}),
+    );
+    assert_eq!(status, 201, "{incoming}");
+    let (_, payment) = node.quote_and_pay(&json!({
+        "wallet": alice,
+        "destination": {
+            "ilp_address": incoming["ilp_address"],
+            "shared_secret": incoming["shared_secret"],
+        },
+        "receive_amount": "12345",
+    }));
+    assert_eq!(payment["state"], "completed", "{payment}");
+    let id = incoming["id"].as_str().expect("id");
+    let (_, state) = node.admin("GET", &format!("/v1/incoming-payments/{id}"), &Value::Null);
+    assert_eq!(
+        (state["received"].as_str(), state["state"].as_str()),
+        (Some("12345"), Some("completed"))
+    );
+    assert_eq!(node.balance("receiving", &bob), 42_345);
+    assert_eq!(node.balance("receiving", &alice), 70_000 - 12_345);
+
+    // Across currencies: 10,000 USD units are 5,000 EUR units for claire.
+    let spsp = format!("http://127.0.0.1:{}/{claire}", node.public);
+    let (_, payment) = node.quote_and_pay(&json!({
+        "wallet": alice,
+        "destination": { "spsp": spsp },
+        "send_amount": "10000",
+    }));
+    assert_eq!(payment["state"], "completed", "{payment}");
+    assert_eq!(amount(&payment["delivered"]), 5_000);
+    assert_eq!(node.balance("receiving", &claire), 5_000);
+    assert_eq!(node.balance("receiving", &alice), 70_000 - 12_345 - 10_000);
+
+    // A wallet paying itself is refused at the quote.
+    let spsp = format!("http://127.0.0.1:{}/{alice}", node.public);
+    let (status, refused) = node.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({"wallet": alice, "destination": {"spsp": spsp}, "send_amount": 5}),
+    );
+    assert_ne!(status, 201, "{refused}");
+    assert_eq!(node.balance("receiving", &alice), 70_000 - 12_345 - 10_000);
+
+    // The receipt store agrees with the ledger.
+    let (status, audit) = node.admin("GET", "/v1/audit", &Value::Null);
+    assert_eq!(status, 200, "{audit}");
+    assert!(
+        audit["problems"].as_array().is_some_and(Vec::is_empty),
+        "{audit}"
+    );
 }
