@@ -87,3 +87,20 @@ TOML
 
 # Resident memory of process $1, in MiB.
 rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# ilp-connector (benches/reference) between the loader and the sink: sets
+# loader_port and reference_pid, and waits until it is ready (30 s at most).
+start_reference() {
+    loader_port="$(free_port)"
+    REFERENCE_LOADER_PORT="$loader_port" REFERENCE_LOADER_TOKEN=loader-token-0123456789 \
+        REFERENCE_SINK_PORT="$(free_port)" REFERENCE_SINK_URL="http://127.0.0.1:${sink_port}/ilp" \
+        node benches/reference/connector.js >"$work/reference.log" 2>&1 & pids+=($!)
+    reference_pid=$!
+    for _ in $(seq 1 600); do
+        grep -qs "reference connector ready" "$work/reference.log" && return 0
+        kill -0 "$reference_pid" 2>/dev/null || { cat "$work/reference.log" >&2; echo "ilp-connector did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+    echo "ilp-connector not ready after 30 s" >&2
+    exit 1
+}

@@ -78,17 +78,7 @@ if [ -n "${BASELINE_RIPTIDE:-}" ]; then
 fi
 
 # c. ilp-connector: the same peers, USD scale 2, 1:1, no spread, no rate limit.
-loader_port="$(free_port)"
-REFERENCE_LOADER_PORT="$loader_port" REFERENCE_LOADER_TOKEN=loader-token-0123456789 \
-    REFERENCE_SINK_PORT="$(free_port)" REFERENCE_SINK_URL="http://127.0.0.1:${sink_port}/ilp" \
-    node benches/reference/connector.js >"$work/reference.log" 2>&1 & pids+=($!)
-reference_pid=$!
-for _ in $(seq 1 600); do
-    grep -qs "reference connector ready" "$work/reference.log" && break
-    kill -0 "$reference_pid" 2>/dev/null || { cat "$work/reference.log" >&2; echo "ilp-connector did not start" >&2; exit 1; }
-    sleep 0.05
-done
-grep -q "reference connector ready" "$work/reference.log" || { echo "ilp-connector not ready after 30 s" >&2; exit 1; }
+start_reference
 send "http://127.0.0.1:${loader_port}/ilp" "ilp-connector" "$reference_pid" "$reference_warmup"
 echo "# ilp-connector $(node -p 'require("./benches/reference/node_modules/ilp-connector/package.json").version') on node $(node --version):" \
     "$(grep -c "deduplicate packet cache hit" "$work/reference.log" || true) answers from its duplicate-packet cache"
