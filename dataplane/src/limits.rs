@@ -180,6 +180,10 @@ pub const PENDING_TIMEOUT_S_MAX: u64 = CREDIT_MARKER_TTL_S / 2;
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Journal entries one sweep settles at most.
 pub const SWEEP_BATCH_MAX: usize = 1_024;
+/// Wallets whose journals one store operation lists (each journal is its own
+/// key, in its wallet's Redis Cluster slot): a sweep goes through the wallets in
+/// slices of this many.
+pub const JOURNAL_WALLETS_PER_OP_MAX: usize = 256;
 
 // ---- Local delivery and payments.
 

@@ -17,7 +17,7 @@ use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{open_client, RedisOptions, RedisTls};
+use crate::store::redis::{check_reachable, RedisOptions, RedisTls};
 use crate::webhooks::watch::{self, Watch};
 use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
@@ -106,22 +106,16 @@ fn receipt_store(config: &Config) -> Result<ReceiptStoreSetup, NodeError> {
             receipts.connection_ttl_s,
         ))));
     };
-    let tls = redis_tls(receipts)?;
-    let timeout = Duration::from_millis(receipts.request_timeout_ms);
-    let unavailable = |e: redis::RedisError| NodeError::Receipts(e.to_string());
-    let client = open_client(&url, &tls).map_err(unavailable)?;
-    let mut connection = client
-        .get_connection_with_timeout(timeout)
-        .map_err(unavailable)?;
-    redis::cmd("PING")
-        .query::<String>(&mut connection)
-        .map_err(unavailable)?;
-    Ok(ReceiptStoreSetup::Redis(RedisOptions {
-        url,
-        tls,
+    let options = RedisOptions {
+        urls: receipts.redis_urls_to_connect(&url),
+        cluster: receipts.redis_cluster,
+        tls: redis_tls(receipts)?,
         connection_ttl_s: receipts.connection_ttl_s,
-        request_timeout: timeout,
-    }))
+        request_timeout: Duration::from_millis(receipts.request_timeout_ms),
+        wait_replicas: receipts.redis_wait_replicas,
+    };
+    check_reachable(&options).map_err(|e| NodeError::Receipts(e.to_string()))?;
+    Ok(ReceiptStoreSetup::Redis(options))
 }
 
 /// Reads the TLS files of `[receipts]`; an unreadable one names its field.

@@ -6,7 +6,7 @@ use riptide_proto::http1::{write_response, Message};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -753,4 +753,93 @@ impl Drop for NodeScript {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Longest wait for `riptidectl serve` to reach a state.
+const SERVE_WAIT_MAX: Duration = Duration::from_secs(20);
+
+/// `riptidectl serve` as a child process, stopped on drop.
+pub struct Serve {
+    child: Child,
+    status: SocketAddr,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Serves the state of `file` to the data planes it names, with their admin
+    /// token; its log goes to `log`.
+    pub fn start(file: &Path, log: PathBuf, admin_token: &str) -> Serve {
+        let status = SocketAddr::from(([127, 0, 0, 1], crate::free_loopback_port()));
+        let child = Command::new(workspace_binary("riptidectl"))
+            .args(["serve", "-f"])
+            .arg(file)
+            .args([
+                "--listen",
+                &status.to_string(),
+                "--watch-ms",
+                "100",
+                "--poll-ms",
+                "200",
+            ])
+            .args(["--timeout-ms", "2000"])
+            .env("RIPTIDE_ADMIN_TOKEN", admin_token)
+            .env_remove("RIPTIDE_DATAPLANES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start riptidectl serve");
+        Serve { child, status, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let response = HttpClient::new(self.status)
+            .request("GET", "/status", &[], b"")
+            .ok()?;
+        (response.status == 200).then(|| serde_json::from_slice(&response.body).ok())?
+    }
+
+    /// Waits until `check` holds for the status document (bounded).
+    pub fn wait_for(
+        &self,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.status() {
+                if check(&status) {
+                    return status;
+                }
+            }
+            assert!(
+                started.elapsed() < SERVE_WAIT_MAX,
+                "serve: {what} not reached: {:?}\nlog:\n{}",
+                self.status(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether every data plane acknowledged the state `riptidectl serve` wants.
+pub fn in_sync(status: &serde_json::Value) -> bool {
+    let desired = &status["desired_version"];
+    status["in_sync"] == true
+        && status["dataplanes"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .all(|row| &row["acknowledged_version"] == desired)
+        })
 }

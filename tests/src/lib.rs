@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod fixtures;
 pub mod https_server;
 pub mod limits;
+pub mod paying;
 pub mod pki;
 pub mod stream_client;
 pub mod webhook_receiver;
@@ -114,6 +115,11 @@ impl Supervised {
             .status()
             .expect("run pkill");
         assert!(status.success(), "pkill {signal} found no {}", self.what);
+    }
+
+    /// Whether the server runs (it was not killed, or was started again).
+    fn is_running(&self) -> bool {
+        self.tie.is_some()
     }
 
     /// Kills the server at once (SIGKILL) and waits for its shell to end.
@@ -436,6 +442,236 @@ impl Supervise for RedisServer {
 
     fn supervised_mut(&mut self) -> &mut Supervised {
         &mut self.server
+    }
+}
+
+/// A throwaway Redis Cluster on loopback: `primaries` primaries with `replicas`
+/// replicas each, every node a process of its own, created by `redis-cli
+/// --cluster create`, with a one-second node timeout so that a failover takes a
+/// few seconds. Nodes keep no data on disk: a killed node comes back empty and
+/// rejoins as a replica of whoever took its slots.
+pub struct RedisCluster {
+    nodes: Vec<Supervised>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start(primaries: usize, replicas: usize) -> RedisCluster {
+        let binary = binary_from_env("RIPTIDE_REDIS_SERVER", "/usr/bin/redis-server");
+        let dir = server_dir("redis-cluster");
+        let nodes: Vec<Supervised> = (0..primaries * (1 + replicas))
+            .map(|_| {
+                let port = free_loopback_port();
+                // The cluster bus's own free port: by default it is the port plus
+                // 10,000, which may be taken, or past 65,535.
+                let bus_port = free_loopback_port();
+                let node_dir = dir.path().join(port.to_string());
+                std::fs::create_dir_all(&node_dir).expect("node dir");
+                let args: Vec<String> = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    &node_dir.display().to_string(),
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-port",
+                    &bus_port.to_string(),
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                let address = SocketAddr::from(([127, 0, 0, 1], port));
+                Supervised::start(binary.clone(), args, "redis cluster node", address)
+            })
+            .collect();
+        let cli = binary.with_file_name("redis-cli");
+        let output = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|node| node.address.to_string()))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", cli.display()));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = RedisCluster { nodes, _dir: dir };
+        cluster.wait_until_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Every node's URL, for clients to learn the cluster from.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://{}/", node.address))
+            .collect()
+    }
+
+    /// A client of the whole cluster.
+    pub fn client(&self) -> redis::cluster::ClusterClient {
+        redis::cluster::ClusterClient::new(self.urls()).expect("cluster client")
+    }
+
+    /// Waits until every running node says the cluster is ok and agrees on
+    /// where every slot is, and every replica is linked to its primary.
+    pub fn wait_until_ok(&self, limit: Duration) {
+        let started = std::time::Instant::now();
+        while !self.all_ok() {
+            assert!(
+                started.elapsed() < limit,
+                "the Redis Cluster was not ok within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn all_ok(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .all(|node| {
+                let info: Option<String> =
+                    redis::Client::open(format!("redis://{}/", node.address))
+                        .and_then(|client| {
+                            client.get_connection_with_timeout(Duration::from_secs(1))
+                        })
+                        .and_then(|mut connection| {
+                            redis::cmd("CLUSTER").arg("INFO").query(&mut connection)
+                        })
+                        .ok();
+                let replication: Option<String> =
+                    redis::Client::open(format!("redis://{}/", node.address))
+                        .and_then(|client| {
+                            client.get_connection_with_timeout(Duration::from_secs(1))
+                        })
+                        .and_then(|mut connection| {
+                            redis::cmd("INFO").arg("replication").query(&mut connection)
+                        })
+                        .ok();
+                // A replica is of use once its link to its primary is up.
+                let linked = replication.is_some_and(|replication| {
+                    replication.contains("role:master")
+                        || replication.contains("master_link_status:up")
+                });
+                linked
+                    && info.is_some_and(|info| {
+                        info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                    })
+            })
+    }
+
+    /// The index of the node that is primary for `key`'s slot now.
+    pub fn primary_of(&self, key: &str) -> usize {
+        let node = self
+            .nodes
+            .iter()
+            .find(|node| node.is_running())
+            .expect("a running node");
+        let client = redis::Client::open(format!("redis://{}/", node.address)).expect("url");
+        let mut connection = client.get_connection().expect("connection");
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut connection)
+            .expect("CLUSTER KEYSLOT");
+        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut connection)
+            .expect("CLUSTER SLOTS")
+            .into_iter()
+            .filter_map(|range| match range {
+                redis::Value::Array(items) => {
+                    let start = redis::from_redis_value::<u16>(items.first()?.clone()).ok()?;
+                    let end = redis::from_redis_value::<u16>(items.get(1)?.clone()).ok()?;
+                    let primary = match items.get(2)? {
+                        redis::Value::Array(node) => (
+                            redis::from_redis_value::<String>(node.first()?.clone()).ok()?,
+                            redis::from_redis_value::<u16>(node.get(1)?.clone()).ok()?,
+                        ),
+                        _ => return None,
+                    };
+                    Some((start, end, primary))
+                }
+                _ => None,
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .unwrap_or_else(|| panic!("no node holds slot {slot}"));
+        self.nodes
+            .iter()
+            .position(|node| node.address.port() == *port)
+            .expect("the primary is one of ours")
+    }
+
+    /// Kills node `index` (SIGKILL); it comes back empty with [`Self::restart`].
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Starts node `index` again on its port; it rejoins the cluster.
+    pub fn restart(&mut self, index: usize) {
+        self.nodes[index].restart();
+    }
+}
+
+/// HAProxy in TCP mode on loopback, spreading connections round robin over
+/// `backends`, checking each every 200 ms (one failed check takes it out, two
+/// good ones bring it back) and sending a connection that its backend refused to
+/// another (`option redispatch`).
+pub struct Haproxy {
+    server: Supervised,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    pub fn start(backends: &[SocketAddr]) -> Haproxy {
+        let binary = binary_from_env("RIPTIDE_HAPROXY", "/usr/sbin/haproxy");
+        let dir = server_dir("haproxy");
+        let port = free_loopback_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(index, address)| {
+                format!("    server riptide{index} {address} check inter 200ms fall 1 rise 2\n")
+            })
+            .collect();
+        let config = format!(
+            "global\n    maxconn 4096\n\ndefaults\n    mode tcp\n    timeout connect 1s\n    \
+             timeout client 30s\n    timeout server 30s\n    retries 3\n    option redispatch\n\n\
+             frontend packets\n    bind 127.0.0.1:{port}\n    default_backend riptides\n\n\
+             backend riptides\n    balance roundrobin\n{servers}"
+        );
+        let config_path = dir.path().join("haproxy.cfg");
+        std::fs::write(&config_path, config).expect("write haproxy.cfg");
+        let args = vec![
+            "-db".to_owned(),
+            "-f".to_owned(),
+            config_path.display().to_string(),
+        ];
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        Haproxy {
+            server: Supervised::start(binary, args, "haproxy", address),
+            _dir: dir,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn address(&self) -> SocketAddr {
+        self.server.address
     }
 }
 

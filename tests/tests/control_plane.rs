@@ -8,16 +8,16 @@
 
 use riptide_proto::packet::{ErrorCode, Packet, Prepare};
 use riptide_tests::dataplane::{
-    node_section, prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, SinkBehaviour,
-    SinkPeer,
+    in_sync, node_section, prepare_for_sink, workspace_binary, HttpClient, RiptideProcess, Serve,
+    SinkBehaviour, SinkPeer,
 };
 use riptide_tests::fixtures::{assets_toml, free_node_ports};
 use riptide_tests::free_loopback_port;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -523,85 +523,6 @@ fn answer_rates(mut stream: std::net::TcpStream, eur: &Mutex<String>) {
     let _ = stream.write_all(response.as_bytes());
 }
 
-/// `riptidectl serve` as a child process, stopped on drop.
-struct Serve {
-    child: Child,
-    status: SocketAddr,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(file: &Path, log: PathBuf) -> Serve {
-        let status = loopback(free_loopback_port());
-        let child = Command::new(workspace_binary("riptidectl"))
-            .args(["serve", "-f"])
-            .arg(file)
-            .args([
-                "--listen",
-                &status.to_string(),
-                "--watch-ms",
-                "100",
-                "--poll-ms",
-                "200",
-            ])
-            .args(["--timeout-ms", "2000"])
-            .env("RIPTIDE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env_remove("RIPTIDE_DATAPLANES")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start riptidectl serve");
-        Serve { child, status, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn status(&self) -> Option<Value> {
-        let response = HttpClient::new(self.status)
-            .request("GET", "/status", &[], b"")
-            .ok()?;
-        (response.status == 200).then(|| serde_json::from_slice(&response.body).ok())?
-    }
-
-    /// Waits until `check` holds for the status document (bounded).
-    fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.status() {
-                if check(&status) {
-                    return status;
-                }
-            }
-            assert!(
-                started.elapsed() < WAIT_MAX,
-                "serve: {what} not reached: {:?}\nlog:\n{}",
-                self.status(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn in_sync(status: &Value) -> bool {
-    let desired = &status["desired_version"];
-    status["in_sync"] == true
-        && status["dataplanes"].as_array().is_some_and(|rows| {
-            rows.iter()
-                .all(|row| &row["acknowledged_version"] == desired)
-        })
-}
-
 #[test]
 fn serve_follows_the_file_the_rates_feed_and_restarted_dataplanes() {
     let carol = SinkPeer::start(SinkBehaviour::FulfillFromData);
@@ -619,7 +540,7 @@ fn serve_follows_the_file_the_rates_feed_and_restarted_dataplanes() {
         rates: &rates,
     };
     write_atomically(&file, &spec.toml());
-    let serve = Serve::start(&file, dir.path().join("serve.log"));
+    let serve = Serve::start(&file, dir.path().join("serve.log"), ADMIN_TOKEN);
 
     let first = serve.wait_for("both data planes in sync", in_sync);
     assert!(first["rates"]["age_ms"].as_u64().is_some(), "{first}");
@@ -996,7 +917,7 @@ initial_liquidity = {peer_liquidity}
             .map(|row| row["credits_posted"].as_str().unwrap_or("?").to_owned())
     };
     write_atomically(&file, &state(ledger, 500));
-    let serve = Serve::start(&file, dir.path().join("serve.log"));
+    let serve = Serve::start(&file, dir.path().join("serve.log"), ADMIN_TOKEN);
     let first = serve.wait_for("in sync", in_sync);
     assert_eq!(peer_credits().as_deref(), Some("500"));
 

@@ -1,7 +1,8 @@
 //! Money stays exact under faults, with real processes: STREAM payments into a
 //! wallet while TigerBeetle stalls (SIGSTOP) or is killed and restarted, while
 //! replicas of a 3-replica TigerBeetle cluster are killed and restarted, while
-//! Redis stalls or is killed and restarted (durable), and while riptide itself is
+//! Redis stalls or is killed and restarted (durable), while the primary of a
+//! Redis Cluster fails over, and while riptide itself is
 //! killed (SIGKILL) and restarted. After each, checked with TigerBeetle's own
 //! balances and Redis's own totals: every request was answered, the paying peer's
 //! debits equal the wallet's credits, each connection's Redis total equals what the
@@ -10,16 +11,14 @@
 //! passes.
 #![allow(clippy::too_many_lines)] // test code
 
+use riptide_dataplane::store::{connection_key, journal_key};
 use riptide_proto::stream::connection_id_hex;
-use riptide_tests::dataplane::{
-    node_section, spsp_credentials, workspace_binary, HttpClient, RiptideProcess,
-};
+use riptide_tests::dataplane::{node_section, spsp_credentials, workspace_binary, RiptideProcess};
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
-use riptide_tests::stream_client::StreamClient;
+use riptide_tests::paying::{pay_while, Paid, Payers, AMOUNT_MAX};
 use riptide_tests::{shared_redis, shared_tigerbeetle};
-use riptide_tests::{RedisServer, Supervise, TigerBeetleCluster, TigerBeetleServer};
+use riptide_tests::{RedisCluster, RedisServer, Supervise, TigerBeetleCluster, TigerBeetleServer};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -27,16 +26,41 @@ use std::time::{Duration, Instant};
 const PEER_LIQUIDITY: u64 = 100_000_000;
 /// Sending threads, each with a STREAM connection of its own.
 const SENDERS: u32 = 3;
-/// The largest packet a sender sends.
-const AMOUNT_MAX: u64 = 100;
 /// How long a settled state may take to show: the pending timeout (30 s), the
 /// margin before a hold is certainly expired (5 s), a sweep interval (5 s), slack.
 const SETTLE_LIMIT: Duration = Duration::from_secs(75);
 
+/// The Redis a node keeps its receipts in.
+#[derive(Clone)]
+enum Receipts {
+    Single(String),
+    /// Every node's URL; the data plane waits for one replica per credit.
+    Cluster(Vec<String>),
+}
+
+impl Receipts {
+    fn config(&self) -> String {
+        match self {
+            Receipts::Single(url) => format!("redis_url = \"{url}\"\n"),
+            Receipts::Cluster(urls) => {
+                let others = urls[1..]
+                    .iter()
+                    .map(|url| format!("\"{url}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "redis_url = \"{}\"\nredis_cluster = true\nredis_cluster_urls = [{others}]\nredis_wait_replicas = 1\n",
+                    urls[0]
+                )
+            }
+        }
+    }
+}
+
 /// A riptide receiving STREAM payments from one peer into one wallet.
 struct Node {
     riptide: RiptideProcess,
-    redis_url: String,
+    redis: Receipts,
     connector: SocketAddr,
     public: u16,
     peer: String,
@@ -48,11 +72,12 @@ struct Node {
 
 impl Node {
     fn start(tigerbeetle: SocketAddr, redis_url: &str) -> Node {
-        Node::start_on(&[tigerbeetle], redis_url)
+        Node::start_on(&[tigerbeetle], &Receipts::Single(redis_url.to_owned()))
     }
 
-    /// [`Node::start`] on a TigerBeetle cluster: every replica's address.
-    fn start_on(replicas: &[SocketAddr], redis_url: &str) -> Node {
+    /// [`Node::start`] on a TigerBeetle cluster (every replica's address) and on
+    /// a Redis server or cluster.
+    fn start_on(replicas: &[SocketAddr], receipts: &Receipts) -> Node {
         let tigerbeetle = replicas
             .iter()
             .map(|address| format!("\"{address}\""))
@@ -70,6 +95,7 @@ impl Node {
             format!("U{tag}"),
         );
         let node = node_section("test.riptide", (connector, admin, public), ADMIN_TOKEN);
+        let receipts_config = receipts.config();
         let config = format!(
             r#"{node}hold_ms_max = 5000
 
@@ -85,8 +111,7 @@ pending_timeout_s = 30
 request_timeout_ms = 1000
 
 [receipts]
-redis_url = "{redis_url}"
-request_timeout_ms = 1000
+{receipts_config}request_timeout_ms = 1000
 
 [[assets]]
 code = "{asset}"
@@ -108,7 +133,7 @@ asset = "{asset}"
         let riptide = RiptideProcess::start(&config, at(connector), at(admin), ADMIN_TOKEN, 2);
         Node {
             riptide,
-            redis_url: redis_url.to_owned(),
+            redis: receipts.clone(),
             connector: at(connector),
             public,
             token: format!("{peer}-token-0123456789"),
@@ -131,24 +156,6 @@ asset = "{asset}"
     }
 }
 
-/// What one sender paid: its connection and the amounts it was fulfilled.
-#[derive(Debug)]
-struct Paid {
-    destination: String,
-    fulfilled: u64,
-    /// Requests that got no HTTP answer (riptide was down).
-    unanswered: u32,
-    codes: BTreeMap<String, u32>,
-}
-
-/// Where and how the senders pay: riptide's packet port, the peer's token, and
-/// one STREAM connection's credentials per sender.
-struct Payers {
-    connector: SocketAddr,
-    token: String,
-    connections: Vec<(String, Vec<u8>)>,
-}
-
 impl Node {
     fn payers(&self) -> Payers {
         self.payers_of(SENDERS)
@@ -163,63 +170,24 @@ impl Node {
     }
 }
 
-/// Pays from one thread per connection for `length`, while `fault` runs on this
-/// thread. A request that gets no HTTP answer (riptide down) is counted and the
-/// sender goes on with the next packet.
-fn pay_while(payers: Payers, length: Duration, fault: impl FnOnce()) -> Vec<Paid> {
-    let senders: Vec<_> = payers
-        .connections
-        .into_iter()
-        .enumerate()
-        .map(|(thread, (destination, secret))| {
-            let (connector, token) = (payers.connector, payers.token.clone());
-            std::thread::spawn(move || {
-                let mut client = StreamClient::new(&destination, &secret);
-                let mut paid = Paid {
-                    destination: destination.clone(),
-                    fulfilled: 0,
-                    unanswered: 0,
-                    codes: BTreeMap::new(),
-                };
-                let started = Instant::now();
-                let mut i = thread as u64;
-                while started.elapsed() < length {
-                    i += 1;
-                    let amount = 1 + (i * 37) % AMOUNT_MAX;
-                    let prepare = client.prepare(amount, 0, false);
-                    let response = HttpClient::new(connector).post_packet(&token, &prepare);
-                    let Ok(response) = response else {
-                        paid.unanswered += 1;
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    };
-                    assert_eq!(response.status, 200, "an ILP reply");
-                    match client.read_reply(&response.body).code {
-                        None => paid.fulfilled += amount,
-                        Some(code) => *paid.codes.entry(format!("{code:?}")).or_default() += 1,
-                    }
-                }
-                paid
-            })
-        })
-        .collect();
-    fault();
-    senders
-        .into_iter()
-        .map(|s| s.join().expect("sender thread"))
-        .collect()
-}
-
-fn redis_total(redis_url: &str, destination: &str) -> u64 {
-    let client = redis::Client::open(redis_url).expect("Redis URL");
-    let mut connection = client.get_connection().expect("Redis connection");
-    let total: Option<String> = redis::cmd("GET")
-        .arg(format!(
-            "stream_received:{}",
-            connection_id_hex(destination)
-        ))
-        .query(&mut connection)
-        .expect("GET");
+/// The connection's total in Redis, read on the primary of its slot when the
+/// node's Redis is a cluster.
+fn redis_total(node: &Node, destination: &str) -> u64 {
+    let key = connection_key(&node.wallet, &connection_id_hex(destination));
+    let mut get = redis::cmd("GET");
+    get.arg(key);
+    let total: Option<String> = match &node.redis {
+        Receipts::Single(url) => {
+            let client = redis::Client::open(url.as_str()).expect("Redis URL");
+            let mut connection = client.get_connection().expect("Redis connection");
+            get.query(&mut connection).expect("GET")
+        }
+        Receipts::Cluster(urls) => {
+            let client = redis::cluster::ClusterClient::new(urls.clone()).expect("cluster");
+            let mut connection = client.get_connection().expect("Redis Cluster connection");
+            get.query(&mut connection).expect("GET")
+        }
+    };
     total.map_or(0, |t| t.parse().expect("a number"))
 }
 
@@ -270,7 +238,7 @@ fn check_exact(node: &Node, paid: &[Paid], in_flight_lost: bool) {
     );
     let mut redis_sum = 0u128;
     for sender in paid {
-        let total = redis_total(&node.redis_url, &sender.destination);
+        let total = redis_total(node, &sender.destination);
         redis_sum += u128::from(total);
         if in_flight_lost {
             let lost = total
@@ -372,7 +340,8 @@ fn tigerbeetle_killed_and_restarted_during_a_stream_payment() {
 #[test]
 fn tigerbeetle_cluster_replicas_killed_and_restarted_during_a_stream_payment() {
     let mut cluster = TigerBeetleCluster::start(3);
-    let node = Node::start_on(cluster.addresses(), &shared_redis().url());
+    let redis = Receipts::Single(shared_redis().url());
+    let node = Node::start_on(cluster.addresses(), &redis);
     let mut paid = Vec::new();
     for replica in [0, 2] {
         let this_round = pay_while(node.payers(), Duration::from_secs(8), || {
@@ -386,6 +355,45 @@ fn tigerbeetle_cluster_replicas_killed_and_restarted_during_a_stream_payment() {
         assert!(fulfilled > 0, "payments went on: {this_round:?}");
         paid.extend(this_round);
     }
+    check_exact(&node, &paid, false);
+}
+
+/// A Redis Cluster of 3 primaries and 3 replicas: the primary of the wallet's
+/// slot (every key of a credit carries the wallet as its hash tag) is killed
+/// mid-payment; its replica takes over after the node timeout (1 s), and the old
+/// primary comes back empty as a replica. The data plane waits for one replica
+/// per credit (`redis_wait_replicas = 1`), so no answered credit is lost in the
+/// failover: each connection's total in the cluster still equals what its client
+/// was fulfilled, and what TigerBeetle credited.
+#[test]
+fn redis_cluster_primary_killed_during_a_stream_payment() {
+    let mut redis = RedisCluster::start(3, 1);
+    let tigerbeetle = shared_tigerbeetle();
+    let node = Node::start_on(&[tigerbeetle.address()], &Receipts::Cluster(redis.urls()));
+    let primary = redis.primary_of(&journal_key(&node.wallet));
+    let mut paid = pay_while(node.payers(), Duration::from_secs(12), || {
+        std::thread::sleep(Duration::from_millis(2_000));
+        redis.kill(primary);
+        std::thread::sleep(Duration::from_millis(4_000));
+        redis.restart(primary);
+    });
+    redis.wait_until_ok(Duration::from_secs(30));
+    let new_primary = redis.primary_of(&journal_key(&node.wallet));
+    assert_ne!(
+        new_primary, primary,
+        "a replica took the wallet's slot over"
+    );
+    assert!(
+        some_packets_failed(&paid),
+        "the failover was felt: {paid:?}"
+    );
+    // Payments go on after the failover, on the new primary.
+    let after = pay_while(node.payers(), Duration::from_secs(3), || {});
+    assert!(
+        after.iter().map(|p| p.fulfilled).sum::<u64>() > 0,
+        "payments went on: {after:?}"
+    );
+    paid.extend(after);
     check_exact(&node, &paid, false);
 }
 
@@ -430,6 +438,7 @@ fn riptide_killed_and_restarted_during_a_stream_payment() {
     // Enough senders that, when TigerBeetle stalls, some are past their count and
     // wait for their post (each is at its hold or its post about half the time).
     let payers = node.payers_of(8);
+    let wallet = node.wallet.clone();
     let riptide = &mut node.riptide;
     let mut journal_at_kill = 0;
     let paid = pay_while(payers, Duration::from_secs(8), || {
@@ -438,7 +447,7 @@ fn riptide_killed_and_restarted_during_a_stream_payment() {
         std::thread::sleep(Duration::from_millis(300));
         riptide.kill();
         tigerbeetle.kill();
-        journal_at_kill = journal_size(&redis.url());
+        journal_at_kill = journal_size(&redis.url(), &wallet);
         tigerbeetle.restart();
         riptide.restart(Duration::from_secs(30));
     });
@@ -485,11 +494,11 @@ fn riptide_killed_and_restarted_during_a_stream_payment() {
     }
 }
 
-fn journal_size(redis_url: &str) -> u64 {
+fn journal_size(redis_url: &str, wallet: &str) -> u64 {
     let client = redis::Client::open(redis_url).expect("Redis URL");
     let mut connection = client.get_connection().expect("Redis connection");
     redis::cmd("ZCARD")
-        .arg("riptide:unsettled")
+        .arg(journal_key(wallet))
         .query(&mut connection)
         .expect("ZCARD")
 }

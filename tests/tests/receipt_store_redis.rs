@@ -1,25 +1,73 @@
-//! The Redis receipt store against a real Redis, without a data plane: credits and
-//! their take-backs. A take-back happens once and only for a credit that was
-//! counted, so it is safe after a lost answer and safe to repeat.
+//! The Redis receipt store against a real Redis, without a data plane, on a single
+//! server and on a Redis Cluster of 3 primaries and 3 replicas (every test runs on
+//! both): credits and their take-backs. A take-back happens once and only for a
+//! credit that was counted, so it is safe after a lost answer and safe to repeat;
+//! a credit repeated after a lost answer counts once.
 #![allow(clippy::too_many_lines)] // test code
 
 use futures::channel::oneshot;
+use redis::ConnectionLike;
 use riptide_dataplane::store::redis::{RedisOptions, RedisTls, RedisWorker};
 use riptide_dataplane::store::{
     connection_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
 };
-use riptide_tests::shared_redis;
+use riptide_tests::{shared_redis, RedisCluster};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-fn worker() -> RedisWorker {
-    let options = RedisOptions {
-        url: shared_redis().url(),
+/// A Redis the store runs on.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Single,
+    Cluster,
+}
+
+const TARGETS: [Target; 2] = [Target::Single, Target::Cluster];
+
+fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start(3, 1))
+}
+
+fn options(target: Target) -> RedisOptions {
+    let (urls, cluster) = match target {
+        Target::Single => (vec![shared_redis().url()], false),
+        Target::Cluster => (shared_cluster().urls(), true),
+    };
+    RedisOptions {
+        urls,
+        cluster,
         tls: RedisTls::default(),
         connection_ttl_s: 60,
         request_timeout: Duration::from_secs(2),
-    };
-    RedisWorker::spawn(options, "test-redis-worker".into()).expect("worker")
+        wait_replicas: match target {
+            Target::Single => 0,
+            Target::Cluster => 1,
+        },
+    }
+}
+
+fn worker(target: Target) -> RedisWorker {
+    RedisWorker::spawn(options(target), "test-redis-worker".into()).expect("worker")
+}
+
+/// Runs one command on the target, routed by its key on a cluster.
+fn query(target: Target, command: &redis::Cmd) -> redis::Value {
+    match target {
+        Target::Single => {
+            let client = redis::Client::open(shared_redis().url()).expect("url");
+            let mut redis = client.get_connection().expect("connection");
+            redis.req_command(command).expect("command")
+        }
+        Target::Cluster => {
+            let mut redis = shared_cluster()
+                .client()
+                .get_connection()
+                .expect("connection");
+            redis.req_command(command).expect("command")
+        }
+    }
 }
 
 /// Runs `ops` as one batch (one pipeline) and waits for every answer.
@@ -54,18 +102,21 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-fn total(connection: &str) -> Option<String> {
-    let client = redis::Client::open(shared_redis().url()).expect("url");
-    let mut redis = client.get_connection().expect("connection");
-    redis::cmd("GET")
-        .arg(connection_key(connection))
-        .query(&mut redis)
-        .expect("GET")
+fn total(target: Target, wallet: &str, connection: &str) -> Option<String> {
+    let mut get = redis::cmd("GET");
+    get.arg(connection_key(wallet, connection));
+    redis::from_redis_value(query(target, &get)).expect("a total or nothing")
 }
 
 #[test]
 fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
-    let worker = worker();
+    for target in TARGETS {
+        a_wallet_credit_is_taken_back_once_and_only_if_counted_on(target);
+    }
+}
+
+fn a_wallet_credit_is_taken_back_once_and_only_if_counted_on(target: Target) {
+    let worker = worker(target);
     let connection = unique("wallet-connection-");
     let credit = |id: u64, amount: u64| StoreOp::Credit {
         connection: connection.clone(),
@@ -86,7 +137,14 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
     };
     let answers = run(
         &worker,
-        vec![credit(1, 700), credit(2, 300), undo(2, 300), undo(2, 300)],
+        vec![
+            credit(1, 700),
+            credit(2, 300),
+            undo(2, 300),
+            undo(2, 300),
+            // Sent again after a lost answer: counted once.
+            credit(1, 700),
+        ],
     );
     assert_eq!(
         answers,
@@ -101,9 +159,13 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
             })),
             Ok(StoreAnswer::Undone(true)),
             Ok(StoreAnswer::Undone(false)),
+            Ok(StoreAnswer::Credit(CreditResult::Credited {
+                connection_total: 700,
+                remaining: None
+            })),
         ]
     );
-    assert_eq!(total(&connection).as_deref(), Some("700"));
+    assert_eq!(total(target, "shop", &connection).as_deref(), Some("700"));
     // A take-back of a credit that never ran changes nothing and creates nothing.
     let stranger = unique("never-credited-");
     let answers = run(
@@ -117,12 +179,18 @@ fn a_wallet_credit_is_taken_back_once_and_only_if_counted() {
         }],
     );
     assert_eq!(answers, vec![Ok(StoreAnswer::Undone(false))]);
-    assert_eq!(total(&stranger), None);
+    assert_eq!(total(target, "shop", &stranger), None);
 }
 
 #[test]
 fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
-    let worker = worker();
+    for target in TARGETS {
+        an_incoming_payment_is_capped_and_a_take_back_frees_room_on(target);
+    }
+}
+
+fn an_incoming_payment_is_capped_and_a_take_back_frees_room_on(target: Target) {
+    let worker = worker(target);
     let id = unique("payment-");
     let connection = unique("payment-connection-");
     let payment = IncomingPayment {
@@ -195,7 +263,13 @@ fn an_incoming_payment_is_capped_and_a_take_back_frees_room() {
 
 #[test]
 fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
-    let worker = worker();
+    for target in TARGETS {
+        the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target);
+    }
+}
+
+fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Target) {
+    let worker = worker(target);
     let connection = unique("journal-connection-");
     let wallet = unique("journal-wallet-");
     let due = now_ms().saturating_sub(1);
@@ -218,9 +292,11 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
             credit(3, later),
             StoreOp::Settle {
                 connection: connection.clone(),
+                wallet: wallet.clone(),
                 credit_id: 2,
             },
             StoreOp::Unsettled {
+                wallets: vec![unique("quiet-wallet-"), wallet.clone()],
                 before_ms: now_ms(),
                 limit: 10_000,
             },
@@ -252,6 +328,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
             undo(2),
             undo(1),
             StoreOp::Unsettled {
+                wallets: vec![wallet.clone()],
                 before_ms: later + 1,
                 limit: 10_000,
             },
@@ -268,7 +345,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
         .map(|r| r.credit_id)
         .collect();
     assert_eq!(left, vec![3]);
-    assert_eq!(total(&connection).as_deref(), Some("50"));
+    assert_eq!(total(target, &wallet, &connection).as_deref(), Some("50"));
     // The wallet's own total counts the same, and never expires.
     let answers = run(
         &worker,
@@ -284,7 +361,13 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back() {
 /// the event).
 #[test]
 fn watched_payments_are_listed_until_one_caller_takes_them_off() {
-    let worker = worker();
+    for target in TARGETS {
+        watched_payments_are_listed_until_one_caller_takes_them_off_on(target);
+    }
+}
+
+fn watched_payments_are_listed_until_one_caller_takes_them_off_on(target: Target) {
+    let worker = worker(target);
     let (watched, unwatched) = (unique("watched"), unique("unwatched"));
     let create = |id: &str, watch: bool| StoreOp::CreatePayment {
         payment: IncomingPayment {

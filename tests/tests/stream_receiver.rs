@@ -8,6 +8,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use riptide_dataplane::store::connection_key;
 use riptide_proto::packet::ErrorCode;
 use riptide_proto::stream::{connection_id_hex, Receipt};
 use riptide_tests::dataplane::{node_section, HttpClient, NodeScript, RiptideProcess};
@@ -205,10 +206,10 @@ rates = {{ {usd} = 1.0, {eur} = 0.5 }}
     }
 }
 
-fn redis_connection_total(redis_url: &str, destination: &str) -> u64 {
+fn redis_connection_total(redis_url: &str, wallet: &str, destination: &str) -> u64 {
     let client = redis::Client::open(redis_url).expect("Redis URL");
     let mut connection = client.get_connection().expect("Redis connection");
-    let key = format!("stream_received:{}", connection_id_hex(destination));
+    let key = connection_key(wallet, &connection_id_hex(destination));
     let total: Option<String> = redis::cmd("GET")
         .arg(&key)
         .query(&mut connection)
@@ -246,7 +247,10 @@ fn spsp_payment_with_receipts_agrees_in_client_redis_and_tigerbeetle() {
     assert_eq!(number(&result["sent"]), 12_345);
     assert_eq!(number(&result["delivered"]), 12_345);
     let destination = result["destination"].as_str().expect("destination");
-    assert_eq!(redis_connection_total(&redis_url, destination), 12_345);
+    assert_eq!(
+        redis_connection_total(&redis_url, &receiver.wallet_usd, destination),
+        12_345
+    );
     assert_eq!(receiver.balance("receiving", &receiver.wallet_usd), 12_345);
     assert_eq!(
         receiver.balance("peer", &receiver.peer),
@@ -276,7 +280,10 @@ fn spsp_payment_across_currencies_credits_the_converted_amount() {
     let delivered = number(&result["delivered"]);
     assert_eq!(delivered, 10_000, "USD 200.00 at 0.5 is EUR 100.00");
     let destination = result["destination"].as_str().expect("destination");
-    assert_eq!(redis_connection_total(&redis_url, destination), delivered);
+    assert_eq!(
+        redis_connection_total(&redis_url, &receiver.wallet_eur, destination),
+        delivered
+    );
     assert_eq!(
         receiver.balance("receiving", &receiver.wallet_eur),
         i128::from(delivered)

@@ -8,6 +8,7 @@
 //! would, and a renewed certificate is served without a restart.
 #![allow(clippy::too_many_lines)] // test code
 
+use riptide_dataplane::store::connection_key;
 use riptide_dataplane::store::redis::{open_client, RedisTls};
 use riptide_proto::packet::Fulfill;
 use riptide_proto::stream::connection_id_hex;
@@ -51,7 +52,7 @@ fn redis_total_and_ttl(url: &str, tls: &RedisTls, destination: &str) -> (u64, i6
     let mut connection = client
         .get_connection_with_timeout(Duration::from_secs(5))
         .expect("Redis over TLS");
-    let key = format!("stream_received:{}", connection_id_hex(destination));
+    let key = connection_key("shop", &connection_id_hex(destination));
     let total: String = redis::cmd("GET")
         .arg(&key)
         .query(&mut connection)

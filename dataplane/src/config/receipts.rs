@@ -7,6 +7,9 @@ use super::{Environment, FieldError, FieldPath};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// More replicas than any sensible deployment runs per primary.
+const REDIS_WAIT_REPLICAS_MAX: u32 = 16;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReceiptsConfig {
@@ -19,6 +22,16 @@ pub struct ReceiptsConfig {
     /// (`tls-auth-clients yes`), with its key in `redis_tls_key_file`.
     pub redis_tls_cert_file: Option<PathBuf>,
     pub redis_tls_key_file: Option<PathBuf>,
+    /// `redis_url` is a node of a Redis Cluster: every operation goes to the node
+    /// that holds its keys' slot, and follows its redirects and failovers.
+    pub redis_cluster: bool,
+    /// More cluster nodes to learn the cluster's layout from, besides
+    /// `redis_url` (any one answering is enough).
+    pub redis_cluster_urls: Vec<String>,
+    /// Replicas that must have a credit before its packet is fulfilled (Redis
+    /// `WAIT`): with 1, a failover that promotes an up-to-date replica loses no
+    /// credit that was answered. 0 answers once the primary has it.
+    pub redis_wait_replicas: u32,
     /// How long a STREAM connection's total outlives its last packet. A connection
     /// idle for longer starts again from zero, and so do its receipts.
     pub connection_ttl_s: u64,
@@ -33,6 +46,9 @@ impl Default for ReceiptsConfig {
             redis_tls_ca_file: None,
             redis_tls_cert_file: None,
             redis_tls_key_file: None,
+            redis_cluster: false,
+            redis_cluster_urls: Vec::new(),
+            redis_wait_replicas: 0,
             connection_ttl_s: 86_400,
             request_timeout_ms: 2_000,
         }
@@ -75,15 +91,60 @@ impl ReceiptsConfig {
         }
     }
 
+    /// Every URL to connect to: `first` (from [`Self::redis_url_to_connect`]),
+    /// then the other cluster nodes, each `rediss://` whenever [`Self::redis_tls`].
+    pub fn redis_urls_to_connect(&self, first: &str) -> Vec<String> {
+        let mut urls = vec![first.to_owned()];
+        if self.redis_cluster {
+            urls.extend(self.redis_cluster_urls.iter().map(
+                |url| match url.strip_prefix("redis://") {
+                    Some(rest) if self.redis_tls() => format!("rediss://{rest}"),
+                    _ => url.clone(),
+                },
+            ));
+        }
+        urls
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         let path = FieldPath::root("receipts");
+        let valid_url = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
         if let Some(url) = &self.redis_url {
-            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+            if !valid_url(url) {
                 return Err(FieldError::new(
                     path.key("redis_url"),
                     "must be redis://host[:port][/db] or rediss://host[:port][/db]",
                 ));
             }
+        }
+        if let Some(index) = self
+            .redis_cluster_urls
+            .iter()
+            .position(|url| !valid_url(url))
+        {
+            return Err(FieldError::new(
+                path.key("redis_cluster_urls").index(index),
+                "must be redis://host:port or rediss://host:port",
+            ));
+        }
+        let cluster_settings = self.redis_cluster || !self.redis_cluster_urls.is_empty();
+        if cluster_settings && self.redis_url.is_none() {
+            return Err(FieldError::new(
+                path.key("redis_cluster"),
+                "a Redis Cluster needs redis_url (one of its nodes)",
+            ));
+        }
+        if !self.redis_cluster && !self.redis_cluster_urls.is_empty() {
+            return Err(FieldError::new(
+                path.key("redis_cluster_urls"),
+                "needs redis_cluster = true",
+            ));
+        }
+        if self.redis_wait_replicas > REDIS_WAIT_REPLICAS_MAX {
+            return Err(FieldError::new(
+                path.key("redis_wait_replicas"),
+                format!("at most {REDIS_WAIT_REPLICAS_MAX}"),
+            ));
         }
         if self.redis_tls_cert_file.is_some() != self.redis_tls_key_file.is_some() {
             return Err(FieldError::new(
@@ -159,5 +220,37 @@ mod tests {
         config.redis_url = Some("http://127.0.0.1:6379".into());
         let error = config.validate().expect_err("not redis");
         assert_eq!(error.path.to_string(), "receipts.redis_url");
+    }
+
+    #[test]
+    fn cluster_settings_name_their_field() {
+        let mut config = ReceiptsConfig {
+            redis_url: Some("redis://10.0.0.1:6379".into()),
+            redis_cluster_urls: vec!["redis://10.0.0.2:6379".into()],
+            redis_tls_ca_file: Some("/etc/ca.pem".into()),
+            ..ReceiptsConfig::default()
+        };
+        let error = config.validate().expect_err("nodes without cluster");
+        assert_eq!(error.path.to_string(), "receipts.redis_cluster_urls");
+        config.redis_cluster = true;
+        assert!(config.validate().is_ok());
+        let first = config.redis_url_to_connect().expect("a URL");
+        assert_eq!(
+            config.redis_urls_to_connect(&first),
+            vec!["rediss://10.0.0.1:6379", "rediss://10.0.0.2:6379"],
+            "every node over TLS, as the first"
+        );
+        config.redis_cluster_urls.push("10.0.0.3:6379".into());
+        let error = config.validate().expect_err("not a URL");
+        assert_eq!(error.path.to_string(), "receipts.redis_cluster_urls[1]");
+        config.redis_cluster_urls.pop();
+        config.redis_wait_replicas = 17;
+        let error = config.validate().expect_err("too many replicas");
+        assert_eq!(error.path.to_string(), "receipts.redis_wait_replicas");
+        config.redis_wait_replicas = 1;
+        config.redis_url = None;
+        config.redis_tls_ca_file = None;
+        let error = config.validate().expect_err("cluster without a URL");
+        assert_eq!(error.path.to_string(), "receipts.redis_cluster");
     }
 }

@@ -2,7 +2,9 @@
 //! first run with no servers. One mutex for all shards: it is not the production
 //! path.
 
-use super::{CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp};
+use super::{
+    CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp, JOURNAL_WALLETS_PER_OP_MAX,
+};
 use crate::limits::CONNECTIONS_MAX;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -63,29 +65,29 @@ impl MemoryStore {
             StoreOp::Settle {
                 connection,
                 credit_id,
+                ..
             } => {
                 inner.take_credit(&connection, credit_id);
                 StoreAnswer::Settled
             }
-            StoreOp::Unsettled { before_ms, limit } => {
-                StoreAnswer::Unsettled(inner.unsettled(before_ms, limit))
-            }
+            StoreOp::Unsettled {
+                wallets,
+                before_ms,
+                limit,
+            } => StoreAnswer::Unsettled(inner.unsettled(&wallets, before_ms, limit)),
             StoreOp::Undo {
                 connection,
                 wallet,
                 amount,
                 payment,
                 credit_id,
-            } => {
-                let counted = inner.take_credit(&connection, credit_id);
-                if counted {
-                    inner.undo(&connection, amount, payment.as_deref());
-                    if let Some(total) = inner.wallets.get_mut(&wallet) {
-                        *total = total.saturating_sub(amount);
-                    }
-                }
-                StoreAnswer::Undone(counted)
-            }
+            } => StoreAnswer::Undone(inner.take_back(
+                &connection,
+                &wallet,
+                amount,
+                payment.as_deref(),
+                credit_id,
+            )),
             StoreOp::WalletTotals { wallets } => StoreAnswer::WalletTotals(
                 wallets
                     .iter()
@@ -109,6 +111,25 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Takes a counted credit back; whether it was counted and not settled.
+    fn take_back(
+        &mut self,
+        connection: &str,
+        wallet: &str,
+        amount: u64,
+        payment: Option<&str>,
+        credit_id: u64,
+    ) -> bool {
+        let counted = self.take_credit(connection, credit_id);
+        if counted {
+            self.undo(connection, amount, payment);
+            if let Some(total) = self.wallets.get_mut(wallet) {
+                *total = total.saturating_sub(amount);
+            }
+        }
+        counted
+    }
+
     /// Counts a credit on its connection (and payment), and journals it.
     fn count(&mut self, record: JournalRecord, now_ms: u64, ttl_s: u64) -> CreditResult {
         let result = self.credit(
@@ -139,11 +160,13 @@ impl Inner {
     }
 
     /// Journal entries due for the sweep, oldest first.
-    fn unsettled(&self, before_ms: u64, limit: usize) -> Vec<JournalRecord> {
+    /// The due counts of `wallets`, as Redis keeps one journal per wallet.
+    fn unsettled(&self, wallets: &[String], before_ms: u64, limit: usize) -> Vec<JournalRecord> {
+        let wallets = &wallets[..wallets.len().min(JOURNAL_WALLETS_PER_OP_MAX)];
         let mut due: Vec<JournalRecord> = self
             .credits
             .values()
-            .filter(|r| r.settle_after_ms <= before_ms)
+            .filter(|r| r.settle_after_ms <= before_ms && wallets.contains(&r.wallet))
             .cloned()
             .collect();
         due.sort_by_key(|r| r.settle_after_ms);

@@ -8,14 +8,17 @@
 //!   what they have received, updated atomically with the connection total so that
 //!   concurrent connections, on any data plane, never pay one past its amount.
 //!
-//! Redis is the production store ([`redis`]): one connection and one worker thread
-//! per shard, every operation of one executor pass sent as one pipeline. The
+//! Redis is the production store ([`redis`]), a single server or a Redis Cluster:
+//! one connection and one worker thread per shard, every operation of one
+//! executor pass sent as one pipeline. The
 //! embedded store ([`memory`]) keeps the same rules in process for a first run.
 
 pub mod batcher;
 pub mod memory;
 pub mod redis;
+pub mod redis_link;
 
+pub use crate::limits::JOURNAL_WALLETS_PER_OP_MAX;
 use crate::limits::{CREDIT_MARKER_TTL_S, PAYMENT_ID_SIZE_MAX};
 use riptide_proto::admin_api::IncomingPaymentState;
 use serde::{Deserialize, Serialize};
@@ -84,11 +87,14 @@ pub enum StoreOp {
     /// taken back.
     Settle {
         connection: String,
+        wallet: String,
         credit_id: u64,
     },
-    /// Counts in the journal whose pending transfers have expired by `before_ms`,
-    /// at most `limit`.
+    /// Counts in the journals of `wallets` (at most
+    /// [`JOURNAL_WALLETS_PER_OP_MAX`]) whose pending transfers have expired by
+    /// `before_ms`, at most `limit` in all.
     Unsettled {
+        wallets: Vec<String>,
         before_ms: u64,
         limit: usize,
     },
@@ -141,10 +147,6 @@ pub enum StoreAnswer {
     Unwatched(bool),
 }
 
-/// The journal's sorted set: every count whose post is not confirmed yet, scored
-/// by when its pending transfers have certainly expired.
-pub const JOURNAL_KEY: &str = "riptide:unsettled";
-
 /// A count in the journal: what a sweep needs to settle it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRecord {
@@ -179,13 +181,13 @@ impl JournalRecord {
         )
     }
 
-    /// A member whose marker is gone: nothing is left to take back, and it only
-    /// has to leave the journal.
-    pub fn orphan(member: &str) -> JournalRecord {
+    /// A member of `wallet`'s journal whose marker is gone: nothing is left to
+    /// take back, and it only has to leave the journal.
+    pub fn orphan(wallet: &str, member: &str) -> JournalRecord {
         let (connection, credit_id) = member.rsplit_once(':').unwrap_or((member, ""));
         JournalRecord {
             connection: connection.to_owned(),
-            wallet: String::new(),
+            wallet: wallet.to_owned(),
             credit_id: u64::from_str_radix(credit_id, 16).unwrap_or(0),
             amount: 0,
             payment: None,
@@ -241,22 +243,42 @@ pub enum CreditResult {
     UnknownPayment,
 }
 
+// Keys. Every key one credit touches (the connection total, the payment's
+// counter, the credit's marker, the journal and the wallet's total) carries the
+// wallet as its Redis Cluster hash tag (`{wallet}`), so that they all live in one
+// slot and one script updates them atomically on a cluster as on a single server.
+// An incoming payment is also found by its id alone, through its index key, which
+// hashes on its own.
+
 /// The key that records one credit until it is settled or taken back.
-pub fn credit_marker_key(connection_id_hex: &str, credit_id: u64) -> String {
+pub fn credit_marker_key(wallet: &str, connection_id_hex: &str, credit_id: u64) -> String {
     format!(
-        "riptide:credit:{}",
+        "{}{}",
+        credit_marker_prefix(wallet),
         JournalRecord::member(connection_id_hex, credit_id)
     )
 }
 
-/// Rafiki's key for a connection total.
-pub fn connection_key(connection_id_hex: &str) -> String {
-    format!("stream_received:{connection_id_hex}")
+/// What the marker keys of a wallet start with: the journal's member follows.
+pub fn credit_marker_prefix(wallet: &str) -> String {
+    format!("riptide:{{{wallet}}}:credit:")
+}
+
+/// A connection's total (Rafiki's `stream_received:<connection id>`, in the slot
+/// of the wallet it pays).
+pub fn connection_key(wallet: &str, connection_id_hex: &str) -> String {
+    format!("riptide:{{{wallet}}}:stream_received:{connection_id_hex}")
 }
 
 /// What a wallet has received in all, over every connection and payment.
 pub fn wallet_key(wallet: &str) -> String {
-    format!("riptide:wallet_received:{wallet}")
+    format!("riptide:{{{wallet}}}:received")
+}
+
+/// A wallet's journal: a sorted set of every count whose post is not confirmed
+/// yet, scored by when its pending transfers have certainly expired.
+pub fn journal_key(wallet: &str) -> String {
+    format!("riptide:{{{wallet}}}:unsettled")
 }
 
 /// The set of incoming payments whose completed or expired event is still to go
@@ -264,7 +286,14 @@ pub fn wallet_key(wallet: &str) -> String {
 /// the event.
 pub const WATCHED_PAYMENTS_KEY: &str = "riptide:watched_payments";
 
-pub fn payment_key(id: &str) -> String {
+/// An incoming payment's terms and what it received, in its wallet's slot: what
+/// a credit checks and counts on.
+pub fn payment_key(wallet: &str, id: &str) -> String {
+    format!("riptide:{{{wallet}}}:incoming_payment:{id}")
+}
+
+/// An incoming payment found by its id alone: its wallet and terms.
+pub fn payment_index_key(id: &str) -> String {
     format!("riptide:incoming_payment:{id}")
 }
 

@@ -1,49 +1,77 @@
-//! The Redis receipt store. Each shard owns one [`RedisWorker`]: a thread with one
-//! blocking connection that runs each batch of operations as one pipeline (one
-//! round trip), so the executor never blocks on Redis. Credits to an incoming
-//! payment run as one script, atomic in Redis, so that no interleaving of
-//! connections or data planes takes a payment past its amount.
+//! The Redis receipt store, on a single server or a Redis Cluster. Each shard
+//! owns one [`RedisWorker`]: a thread with one blocking connection (to the server,
+//! or to each cluster node it needs) that runs each batch of operations as one
+//! pipeline (one round trip per node), so the executor never blocks on Redis.
+//! Every credit and take-back runs as one script, atomic in Redis, over keys that
+//! share their wallet's hash tag (one cluster slot), so that no interleaving of
+//! connections or data planes takes a payment past its amount; each script is
+//! idempotent by its credit's marker, so that a request repeated after a lost
+//! answer (by this code or by the cluster client's redirects) counts once.
 
+use super::redis_link::{Link, ReplicaWait, Routed};
 use super::{
-    connection_key, credit_marker_key, payment_key, wallet_key, CreditResult, IncomingPayment,
-    JournalRecord, StoreAnswer, StoreError, StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_KEY,
-    WATCHED_PAYMENTS_KEY,
+    connection_key, credit_marker_key, credit_marker_prefix, journal_key, payment_index_key,
+    payment_key, wallet_key, CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreError,
+    StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_WALLETS_PER_OP_MAX, WATCHED_PAYMENTS_KEY,
 };
 use crate::limits::{PAYMENT_RETENTION_MS, WORKER_QUEUE_BATCHES_MAX};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
-use redis::{ErrorKind, Value};
+use redis::{Cmd, ErrorKind, Value};
 use std::time::Duration;
 
 /// Credits a connection and an incoming payment together, refusing what would go
-/// past the payment's amount, and records the credit in its marker and the
-/// journal, and adds it to the wallet's total. KEYS: payment, connection, credit
-/// marker, journal, wallet total. ARGV: amount,
+/// past the payment's amount, and records the credit in its marker and its
+/// wallet's journal, and adds it to the wallet's total. A credit whose marker
+/// exists was counted already: it answers as counted and counts nothing again.
+/// KEYS: payment, connection, credit marker, journal, wallet total. ARGV: amount,
 /// connection ttl in seconds, now in ms, marker ttl, marker value, settle-after
 /// score, journal member. Returns {code, a, b}: 0 unknown, 1 expired, 2 completed,
 /// 3 exceeds (a = remaining, b = connection total), 4 credited (a = remaining or -1
-/// without a cap, b = connection total).
+/// without a cap, b = connection total). Totals come back as Redis's own decimal
+/// strings, exact past 2^53 where a Lua number is not.
 const CREDIT_PAYMENT_SCRIPT: &str = r"
 local p = redis.call('HMGET', KEYS[1], 'incoming_amount', 'received', 'expires_at_ms')
-if not p[3] then return {0, 0, 0} end
-if tonumber(ARGV[3]) >= tonumber(p[3]) then return {1, 0, 0} end
+if not p[3] then return {0, 0, '0'} end
+local capped = p[1] and p[1] ~= ''
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local left = -1
+  if capped then left = math.max(0, tonumber(p[1]) - tonumber(p[2])) end
+  return {4, left, redis.call('GET', KEYS[2]) or '0'}
+end
+if tonumber(ARGV[3]) >= tonumber(p[3]) then return {1, 0, '0'} end
 local amount = tonumber(ARGV[1])
 local remaining = -1
-if p[1] and p[1] ~= '' then
+if capped then
   local left = tonumber(p[1]) - tonumber(p[2])
-  if left <= 0 then return {2, 0, 0} end
+  if left <= 0 then return {2, 0, '0'} end
   if amount > left then
-    return {3, left, tonumber(redis.call('GET', KEYS[2]) or '0')}
+    return {3, left, redis.call('GET', KEYS[2]) or '0'}
   end
   remaining = left - amount
 end
 redis.call('HINCRBY', KEYS[1], 'received', ARGV[1])
-local total = redis.call('INCRBY', KEYS[2], ARGV[1])
+redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
 redis.call('INCRBY', KEYS[5], ARGV[1])
-return {4, remaining, total}
+return {4, remaining, redis.call('GET', KEYS[2])}
+";
+
+/// Credits a connection to a wallet (no incoming payment): the same records as
+/// [`CREDIT_PAYMENT_SCRIPT`], no cap, and once per marker. KEYS: connection, credit
+/// marker, journal, wallet total. ARGV: amount, connection ttl in seconds, marker
+/// ttl, marker value, settle-after score, journal member. Returns the connection
+/// total as a decimal string.
+const CREDIT_WALLET_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.call('GET', KEYS[1]) or '0' end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+redis.call('INCRBY', KEYS[4], ARGV[1])
+return redis.call('GET', KEYS[1])
 ";
 
 /// Takes a credit back once, only if it was counted and not settled (its marker
@@ -62,17 +90,26 @@ end
 return 1
 ";
 
-/// Lists journal members due by ARGV[1] (at most ARGV[2]) with their markers.
+/// Lists a wallet's journal members due by ARGV[1] (at most ARGV[2]) with their
+/// markers, whose keys are ARGV[3] followed by the member (the journal's slot).
 /// KEYS: journal. Returns member, marker value ('' when gone), member, ...
 const UNSETTLED_SCRIPT: &str = r"
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, member in ipairs(members) do
   out[#out + 1] = member
-  out[#out + 1] = redis.call('GET', 'riptide:credit:' .. member) or ''
+  out[#out + 1] = redis.call('GET', ARGV[3] .. member) or ''
 end
 return out
 ";
+
+/// Every script, loaded on each server or node when first connected.
+const SCRIPTS: [&str; 4] = [
+    CREDIT_PAYMENT_SCRIPT,
+    CREDIT_WALLET_SCRIPT,
+    UNDO_SCRIPT,
+    UNSETTLED_SCRIPT,
+];
 
 type Answer = Result<StoreAnswer, StoreError>;
 
@@ -91,23 +128,33 @@ pub struct RedisWorker {
 /// Where and how to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://` or `rediss://`.
-    pub url: String,
+    /// `redis://` or `rediss://`: the server, or with `cluster` the nodes first
+    /// asked for the cluster's layout (any one of them answering is enough).
+    pub urls: Vec<String>,
+    /// A Redis Cluster: commands go to the node that holds their slot, following
+    /// its redirects and failovers.
+    pub cluster: bool,
     pub tls: RedisTls,
     pub connection_ttl_s: u64,
     pub request_timeout: Duration,
+    /// Replicas that must hold a batch's credits and take-backs before they are
+    /// answered (Redis `WAIT`); 0 answers once the primary has them.
+    pub wait_replicas: u32,
 }
 
 impl RedisWorker {
-    /// Starts the worker thread. The URL is checked here; the connection is made
+    /// Starts the worker thread. The URLs are checked here; the connection is made
     /// by the worker, and made again after any failure.
     pub fn spawn(options: RedisOptions, name: String) -> Result<RedisWorker, StoreError> {
-        let client = open_client(&options.url, &options.tls)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL or TLS files: {e}")))?;
+        for url in &options.urls {
+            open_client(url, &options.tls).map_err(|e| {
+                StoreError::Unavailable(format!("invalid Redis URL or TLS files: {e}"))
+            })?;
+        }
         let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || Worker::new(client, options).run(receiver))
+            .spawn(move || Worker::new(options).run(receiver))
             .map_err(|e| StoreError::Unavailable(format!("cannot start worker: {e}")))?;
         Ok(RedisWorker { sender })
     }
@@ -138,44 +185,103 @@ impl std::fmt::Debug for RedisTls {
     }
 }
 
+impl RedisTls {
+    pub(super) fn certificates(&self) -> redis::TlsCertificates {
+        let client_tls =
+            self.client_identity_pem
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                });
+        redis::TlsCertificates {
+            client_tls,
+            root_cert: self.ca_pem.clone(),
+        }
+    }
+}
+
 /// A client for `url`; a `rediss://` one speaks TLS (rustls) with `tls`, and checks
 /// the server's certificate and name.
 pub fn open_client(url: &str, tls: &RedisTls) -> redis::RedisResult<redis::Client> {
     if !url.starts_with("rediss://") {
         return redis::Client::open(url);
     }
-    let client_tls = tls
-        .client_identity_pem
-        .as_ref()
-        .map(|(cert, key)| redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-        });
-    let certificates = redis::TlsCertificates {
-        client_tls,
-        root_cert: tls.ca_pem.clone(),
+    redis::Client::build_with_tls(url, tls.certificates())
+}
+/// Connects once and PINGs (a cluster: reads its slots too), so that a wrong URL
+/// or TLS setting stops the start rather than every local packet.
+pub fn check_reachable(options: &RedisOptions) -> redis::RedisResult<()> {
+    let mut link = Link::connect(
+        &options.urls,
+        options.cluster,
+        &options.tls,
+        options.request_timeout,
+        &[],
+    )?;
+    let replies = link.pipeline(&[Routed::new(redis::cmd("PING"), "")], None)?;
+    match replies.values.first() {
+        Some(Some(Value::SimpleString(pong))) if pong == "PONG" => Ok(()),
+        other => Err((ErrorKind::Client, "PING answered", format!("{other:?}")).into()),
+    }
+}
+
+/// How a script is called: by its hash (the server has it loaded), or with its
+/// source (which loads it), after the server answered NOSCRIPT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Hash,
+    Source,
+}
+
+struct Scripts {
+    credit_payment: redis::Script,
+    credit_wallet: redis::Script,
+    undo: redis::Script,
+    unsettled: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            credit_payment: redis::Script::new(CREDIT_PAYMENT_SCRIPT),
+            credit_wallet: redis::Script::new(CREDIT_WALLET_SCRIPT),
+            undo: redis::Script::new(UNDO_SCRIPT),
+            unsettled: redis::Script::new(UNSETTLED_SCRIPT),
+        }
+    }
+}
+
+/// `EVALSHA` or `EVAL` of `script` with `keys`; the caller adds its arguments.
+fn eval(script: &redis::Script, source: &str, call: Call, keys: &[String]) -> Cmd {
+    let mut command = match call {
+        Call::Hash => {
+            let mut command = redis::cmd("EVALSHA");
+            command.arg(script.get_hash());
+            command
+        }
+        Call::Source => {
+            let mut command = redis::cmd("EVAL");
+            command.arg(source);
+            command
+        }
     };
-    redis::Client::build_with_tls(url, certificates)
+    command.arg(keys.len()).arg(keys);
+    command
 }
 
 struct Worker {
-    client: redis::Client,
     options: RedisOptions,
-    connection: Option<redis::Connection>,
-    credit_script: redis::Script,
-    undo_script: redis::Script,
-    unsettled_script: redis::Script,
+    link: Option<Link>,
+    scripts: Scripts,
 }
 
 impl Worker {
-    fn new(client: redis::Client, options: RedisOptions) -> Worker {
+    fn new(options: RedisOptions) -> Worker {
         Worker {
-            client,
             options,
-            connection: None,
-            credit_script: redis::Script::new(CREDIT_PAYMENT_SCRIPT),
-            undo_script: redis::Script::new(UNDO_SCRIPT),
-            unsettled_script: redis::Script::new(UNSETTLED_SCRIPT),
+            link: None,
+            scripts: Scripts::new(),
         }
     }
 
@@ -206,7 +312,7 @@ impl Worker {
         match self.execute_pipeline(ops) {
             Ok(answers) => answers,
             Err(error) => {
-                self.connection = None;
+                self.link = None;
                 tracing::warn!(%error, "Redis pipeline failed");
                 ops.iter()
                     .map(|_| Err(StoreError::Unavailable(error.to_string())))
@@ -215,266 +321,373 @@ impl Worker {
         }
     }
 
-    fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
-        if self.connection.is_none() {
-            let timeout = self.options.request_timeout;
-            let mut connection = self.client.get_connection_with_timeout(timeout)?;
-            connection.set_read_timeout(Some(timeout))?;
-            connection.set_write_timeout(Some(timeout))?;
-            self.credit_script.load(&mut connection)?;
-            self.undo_script.load(&mut connection)?;
-            self.unsettled_script.load(&mut connection)?;
-            self.connection = Some(connection);
+    fn link(&mut self) -> redis::RedisResult<&mut Link> {
+        if self.link.is_none() {
+            let options = &self.options;
+            self.link = Some(Link::connect(
+                &options.urls,
+                options.cluster,
+                &options.tls,
+                options.request_timeout,
+                &SCRIPTS,
+            )?);
         }
-        self.connection
+        self.link
             .as_mut()
             .ok_or_else(|| (ErrorKind::Io, "no connection").into())
     }
 
     fn execute_pipeline(&mut self, ops: &[StoreOp]) -> redis::RedisResult<Vec<Answer>> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
+        let mut answers = self.run_ops(ops, Call::Hash)?;
+        self.run_again_without_scripts(ops, &mut answers)?;
+        self.read_payments_received(ops, &mut answers)?;
+        Ok(answers)
+    }
+
+    /// Runs `ops` as one pipeline (one per node on a cluster) and interprets
+    /// their replies. With `wait_replicas`, credits and take-backs wait for the
+    /// replicas; a credit they did not reach in time is answered as unavailable,
+    /// so that its packet is rejected and its count taken back, rather than
+    /// fulfilled on a write a failover could lose.
+    fn run_ops(&mut self, ops: &[StoreOp], call: Call) -> redis::RedisResult<Vec<Answer>> {
+        let mut commands = Vec::with_capacity(ops.len());
         let mut shapes = Vec::with_capacity(ops.len());
         for op in ops {
-            shapes.push(self.queue(&mut pipe, op));
+            let op_commands = self.commands(op, call);
+            shapes.push(op_commands.len());
+            commands.extend(op_commands);
         }
-        let values: Vec<Value> = pipe.query(self.connection()?)?;
-        let mut values = values.into_iter();
+        let wait = (self.options.wait_replicas > 0).then(|| ReplicaWait {
+            replicas: self.options.wait_replicas,
+            timeout: self.options.request_timeout / 2,
+        });
+        let replies = self.link()?.pipeline(&commands, wait)?;
+        if !replies.replicated {
+            tracing::warn!(
+                replicas = self.options.wait_replicas,
+                "Redis replicas did not acknowledge credits in time"
+            );
+        }
+        let mut values = replies.values.into_iter();
         let mut answers = Vec::with_capacity(ops.len());
-        let mut script_missing = false;
         for (op, shape) in ops.iter().zip(shapes) {
-            let taken: Vec<Value> = values.by_ref().take(shape).collect();
-            if taken.len() != shape {
-                return Err((ErrorKind::Client, "pipeline answered too few replies").into());
-            }
-            let answer = interpret(op, &taken);
-            script_missing |=
-                matches!(&answer, Err(StoreError::Protocol(m)) if m.starts_with("NOSCRIPT"));
-            answers.push(answer);
-        }
-        if script_missing {
-            // Redis lost its scripts (restart, SCRIPT FLUSH): those ops did not run,
-            // so running them again after a reload counts nothing twice.
-            self.connection = None;
-            self.retry_missing_scripts(ops, &mut answers)?;
+            let taken: Option<Vec<Value>> = values.by_ref().take(shape).collect();
+            let answer = match taken {
+                Some(taken) if taken.len() == shape => interpret(op, &taken),
+                Some(_) => {
+                    return Err((ErrorKind::Client, "pipeline answered too few replies").into())
+                }
+                None => Err(StoreError::Unavailable("Redis node unreachable".into())),
+            };
+            let unreplicated = !replies.replicated && matches!(op, StoreOp::Credit { .. });
+            answers.push(if unreplicated && answer.is_ok() {
+                Err(StoreError::Unavailable(format!(
+                    "fewer than {} Redis replicas acknowledged the credit",
+                    self.options.wait_replicas
+                )))
+            } else {
+                answer
+            });
         }
         Ok(answers)
     }
 
-    fn retry_missing_scripts(
+    /// Runs again, with their scripts' source, the ops whose scripts the server
+    /// did not have (a restart, SCRIPT FLUSH, a replica promoted, a node first
+    /// used): they did not run, and each is idempotent anyway.
+    fn run_again_without_scripts(
         &mut self,
         ops: &[StoreOp],
         answers: &mut [Answer],
     ) -> redis::RedisResult<()> {
-        for (op, answer) in ops.iter().zip(answers.iter_mut()) {
-            if matches!(answer, Err(StoreError::Protocol(m)) if m.starts_with("NOSCRIPT")) {
-                let mut pipe = redis::pipe();
-                pipe.ignore_errors();
-                let shape = self.queue(&mut pipe, op);
-                let values: Vec<Value> = pipe.query(self.connection()?)?;
-                if values.len() != shape {
-                    return Err((ErrorKind::Client, "pipeline answered too few replies").into());
+        let missing: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, answer)| matches!(answer, Err(StoreError::Protocol(m)) if m.starts_with("NOSCRIPT")))
+            .map(|(index, _)| index)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let again: Vec<StoreOp> = missing.iter().map(|&index| ops[index].clone()).collect();
+        let again_answers = self.run_ops(&again, Call::Source)?;
+        for (index, answer) in missing.into_iter().zip(again_answers) {
+            answers[index] = answer;
+        }
+        Ok(())
+    }
+
+    /// Completes the payments read by id with what they received, which is kept
+    /// in their wallet's slot: one more round trip, for lookups only.
+    fn read_payments_received(
+        &mut self,
+        ops: &[StoreOp],
+        answers: &mut [Answer],
+    ) -> redis::RedisResult<()> {
+        let mut found = Vec::new();
+        let mut commands = Vec::new();
+        for (index, (op, answer)) in ops.iter().zip(answers.iter()).enumerate() {
+            if let (StoreOp::GetPayment { .. }, Ok(StoreAnswer::Payment(Some(payment)))) =
+                (op, answer)
+            {
+                let key = payment_key(&payment.wallet, &payment.id);
+                let mut command = redis::cmd("HGET");
+                command.arg(&key).arg("received");
+                commands.push(Routed::new(command, &key));
+                found.push(index);
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let replies = self.link()?.pipeline(&commands, None)?;
+        for (index, value) in found.into_iter().zip(replies.values) {
+            let received = match value {
+                Some(value) => decimal(Some(&value)),
+                None => Err(StoreError::Unavailable("Redis node unreachable".into())),
+            };
+            match (&mut answers[index], received) {
+                (Ok(StoreAnswer::Payment(Some(payment))), Ok(received)) => {
+                    payment.received = received;
                 }
-                *answer = interpret(op, &values);
+                (answer, Err(error)) => *answer = Err(error),
+                _ => {}
             }
         }
         Ok(())
     }
 
-    /// Adds the commands of `op` and returns how many replies they give.
-    fn queue(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
+    /// The commands of `op`, in the order of their replies, each with its key.
+    fn commands(&self, op: &StoreOp, call: Call) -> Vec<Routed> {
+        let keyed = |command: Cmd, key: String| Routed::new(command, &key);
         match op {
-            StoreOp::Credit { .. } => self.queue_credit(pipe, op),
-            StoreOp::Undo { .. } => self.queue_undo(pipe, op),
-            StoreOp::CreatePayment { payment, watch } => {
-                queue_create_payment(pipe, payment, *watch)
-            }
+            StoreOp::Credit { .. } => vec![self.credit(op, call).durable()],
+            StoreOp::Undo { .. } => vec![self.undo(op, call).durable()],
+            StoreOp::CreatePayment { payment, watch } => create_payment(payment, *watch),
             StoreOp::Settle {
                 connection,
+                wallet,
                 credit_id,
-            } => {
-                pipe.cmd("DEL")
-                    .arg(credit_marker_key(connection, *credit_id));
-                pipe.cmd("ZREM")
-                    .arg(JOURNAL_KEY)
-                    .arg(JournalRecord::member(connection, *credit_id));
-                2
-            }
-            StoreOp::WalletTotals { wallets } => {
-                pipe.cmd("MGET");
-                for wallet in wallets {
-                    pipe.arg(wallet_key(wallet));
-                }
-                1
-            }
-            StoreOp::Unsettled { before_ms, limit } => {
-                pipe.cmd("EVALSHA")
-                    .arg(self.unsettled_script.get_hash())
-                    .arg(1)
-                    .arg(JOURNAL_KEY)
-                    .arg(*before_ms)
-                    .arg(*limit);
-                1
-            }
+            } => settle(wallet, connection, *credit_id),
+            StoreOp::WalletTotals { wallets } => wallets
+                .iter()
+                .map(|wallet| {
+                    let key = wallet_key(wallet);
+                    let mut get = redis::cmd("GET");
+                    get.arg(&key);
+                    keyed(get, key)
+                })
+                .collect(),
+            StoreOp::Unsettled {
+                wallets,
+                before_ms,
+                limit,
+            } => self.unsettled(wallets, *before_ms, *limit, call),
             StoreOp::WatchedPayments { limit } => {
-                pipe.cmd("SRANDMEMBER")
-                    .arg(WATCHED_PAYMENTS_KEY)
-                    .arg(*limit);
-                1
+                let mut command = redis::cmd("SRANDMEMBER");
+                command.arg(WATCHED_PAYMENTS_KEY).arg(*limit);
+                vec![keyed(command, WATCHED_PAYMENTS_KEY.to_owned())]
             }
             StoreOp::Unwatch { id } => {
-                pipe.cmd("SREM").arg(WATCHED_PAYMENTS_KEY).arg(id);
-                1
+                let mut command = redis::cmd("SREM");
+                command.arg(WATCHED_PAYMENTS_KEY).arg(id);
+                vec![keyed(command, WATCHED_PAYMENTS_KEY.to_owned())]
             }
             StoreOp::GetPayment { id } => {
-                pipe.cmd("HMGET")
-                    .arg(payment_key(id))
+                let key = payment_index_key(id);
+                let mut command = redis::cmd("HMGET");
+                command
+                    .arg(&key)
                     .arg("wallet")
                     .arg("incoming_amount")
-                    .arg("expires_at_ms")
-                    .arg("received");
-                1
+                    .arg("expires_at_ms");
+                vec![keyed(command, key)]
             }
         }
     }
 
-    /// A credit: a script when it counts on an incoming payment too, else a
-    /// transaction. Answers 0 replies for any other op.
-    fn queue_credit(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
+    /// One listing script per wallet's journal.
+    fn unsettled(
+        &self,
+        wallets: &[String],
+        before_ms: u64,
+        limit: usize,
+        call: Call,
+    ) -> Vec<Routed> {
+        wallets
+            .iter()
+            .take(JOURNAL_WALLETS_PER_OP_MAX)
+            .map(|wallet| {
+                let journal = journal_key(wallet);
+                let script = &self.scripts.unsettled;
+                let mut command = eval(
+                    script,
+                    UNSETTLED_SCRIPT,
+                    call,
+                    std::slice::from_ref(&journal),
+                );
+                command
+                    .arg(before_ms)
+                    .arg(limit)
+                    .arg(credit_marker_prefix(wallet));
+                Routed::new(command, &journal)
+            })
+            .collect()
+    }
+
+    /// A credit's script: on the payment when there is one, else on the wallet;
+    /// routed by the wallet, the hash tag of every key it touches.
+    fn credit(&self, op: &StoreOp, call: Call) -> Routed {
+        let StoreOp::Credit {
+            connection,
+            wallet,
+            amount,
+            payment,
+            now_ms,
+            credit_id,
+            post_ids,
+            settle_after_ms,
+        } = op
+        else {
+            unreachable!("credit() is called with credits only");
+        };
+        let marker = JournalRecord::marker_value(
+            *amount,
+            wallet,
+            payment.as_deref(),
+            post_ids,
+            *settle_after_ms,
+        );
+        let member = JournalRecord::member(connection, *credit_id);
+        let records = [
+            connection_key(wallet, connection),
+            credit_marker_key(wallet, connection, *credit_id),
+            journal_key(wallet),
+            wallet_key(wallet),
+        ];
         let ttl_s = self.options.connection_ttl_s;
-        match op {
-            StoreOp::Credit {
-                connection,
-                wallet,
-                amount,
-                payment: Some(id),
-                now_ms,
-                credit_id,
-                post_ids,
-                settle_after_ms,
-            } => {
-                pipe.cmd("EVALSHA")
-                    .arg(self.credit_script.get_hash())
-                    .arg(5)
-                    .arg(payment_key(id))
-                    .arg(connection_key(connection))
-                    .arg(credit_marker_key(connection, *credit_id))
-                    .arg(JOURNAL_KEY)
-                    .arg(wallet_key(wallet))
+        match payment {
+            Some(id) => {
+                let mut keys = vec![payment_key(wallet, id)];
+                keys.extend(records);
+                let script = &self.scripts.credit_payment;
+                let mut command = eval(script, CREDIT_PAYMENT_SCRIPT, call, &keys);
+                command
                     .arg(*amount)
                     .arg(ttl_s)
                     .arg(*now_ms)
                     .arg(CREDIT_MARKER_TTL_S)
-                    .arg(JournalRecord::marker_value(
-                        *amount,
-                        wallet,
-                        Some(id),
-                        post_ids,
-                        *settle_after_ms,
-                    ))
+                    .arg(marker)
                     .arg(*settle_after_ms)
-                    .arg(JournalRecord::member(connection, *credit_id));
-                1
+                    .arg(member);
+                Routed::new(command, &keys[0])
             }
-            StoreOp::Credit {
-                connection,
-                wallet,
-                amount,
-                payment: None,
-                credit_id,
-                post_ids,
-                settle_after_ms,
-                ..
-            } => {
-                // A transaction rather than a script: INCRBY's exact 64-bit answer
-                // would pass through a Lua double.
-                let key = connection_key(connection);
-                pipe.cmd("MULTI");
-                pipe.cmd("INCRBY").arg(&key).arg(*amount);
-                pipe.cmd("EXPIRE").arg(&key).arg(ttl_s);
-                pipe.cmd("SET")
-                    .arg(credit_marker_key(connection, *credit_id))
-                    .arg(JournalRecord::marker_value(
-                        *amount,
-                        wallet,
-                        None,
-                        post_ids,
-                        *settle_after_ms,
-                    ))
-                    .arg("EX")
-                    .arg(CREDIT_MARKER_TTL_S);
-                pipe.cmd("ZADD")
-                    .arg(JOURNAL_KEY)
+            None => {
+                let script = &self.scripts.credit_wallet;
+                let mut command = eval(script, CREDIT_WALLET_SCRIPT, call, &records);
+                command
+                    .arg(*amount)
+                    .arg(ttl_s)
+                    .arg(CREDIT_MARKER_TTL_S)
+                    .arg(marker)
                     .arg(*settle_after_ms)
-                    .arg(JournalRecord::member(connection, *credit_id));
-                pipe.cmd("INCRBY").arg(wallet_key(wallet)).arg(*amount);
-                pipe.cmd("EXEC");
-                7
+                    .arg(member);
+                Routed::new(command, &records[0])
             }
-            _ => 0,
         }
     }
 
-    /// A take-back of a credit. Answers 0 replies for any other op.
-    fn queue_undo(&self, pipe: &mut redis::Pipeline, op: &StoreOp) -> usize {
-        match op {
-            StoreOp::Undo {
-                connection,
-                wallet,
-                amount,
-                payment,
-                credit_id,
-            } => {
-                let negative = -i128::from(*amount);
-                pipe.cmd("EVALSHA")
-                    .arg(self.undo_script.get_hash())
-                    .arg(if payment.is_some() { 5 } else { 4 })
-                    .arg(connection_key(connection))
-                    .arg(credit_marker_key(connection, *credit_id))
-                    .arg(JOURNAL_KEY)
-                    .arg(wallet_key(wallet));
-                if let Some(id) = payment {
-                    pipe.arg(payment_key(id));
-                }
-                pipe.arg(*amount)
-                    .arg(negative.to_string())
-                    .arg(JournalRecord::member(connection, *credit_id));
-                1
-            }
-            _ => 0,
+    /// A take-back of a credit.
+    fn undo(&self, op: &StoreOp, call: Call) -> Routed {
+        let StoreOp::Undo {
+            connection,
+            wallet,
+            amount,
+            payment,
+            credit_id,
+        } = op
+        else {
+            unreachable!("undo() is called with take-backs only");
+        };
+        let mut keys = vec![
+            connection_key(wallet, connection),
+            credit_marker_key(wallet, connection, *credit_id),
+            journal_key(wallet),
+            wallet_key(wallet),
+        ];
+        if let Some(id) = payment {
+            keys.push(payment_key(wallet, id));
         }
+        let negative = -i128::from(*amount);
+        let mut command = eval(&self.scripts.undo, UNDO_SCRIPT, call, &keys);
+        command
+            .arg(*amount)
+            .arg(negative.to_string())
+            .arg(JournalRecord::member(connection, *credit_id));
+        Routed::new(command, &keys[0])
     }
 }
 
-/// A new incoming payment, kept past its expiry for [`PAYMENT_RETENTION_MS`].
-fn queue_create_payment(
-    pipe: &mut redis::Pipeline,
-    payment: &IncomingPayment,
-    watch: bool,
-) -> usize {
-    let key = payment_key(&payment.id);
+/// A confirmed count leaves its marker and its wallet's journal (one slot).
+fn settle(wallet: &str, connection: &str, credit_id: u64) -> Vec<Routed> {
+    let marker = credit_marker_key(wallet, connection, credit_id);
+    let mut delete = redis::cmd("DEL");
+    delete.arg(&marker);
+    let journal = journal_key(wallet);
+    let mut remove = redis::cmd("ZREM");
+    remove
+        .arg(&journal)
+        .arg(JournalRecord::member(connection, credit_id));
+    vec![Routed::new(delete, &marker), Routed::new(remove, &journal)]
+}
+
+/// A new incoming payment, kept past its expiry for [`PAYMENT_RETENTION_MS`]: its
+/// terms and what it received in its wallet's slot (first, so that a payment
+/// found by id always has them), then its index by id. Made again, it keeps what
+/// it received.
+fn create_payment(payment: &IncomingPayment, watch: bool) -> Vec<Routed> {
+    let key = payment_key(&payment.wallet, &payment.id);
+    let index = payment_index_key(&payment.id);
     let incoming_amount = payment
         .incoming_amount
         .map(|a| a.to_string())
         .unwrap_or_default();
-    pipe.cmd("HSET")
+    let keep_until_ms = payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS);
+    let mut terms = redis::cmd("HSET");
+    terms
         .arg(&key)
+        .arg("incoming_amount")
+        .arg(&incoming_amount)
+        .arg("expires_at_ms")
+        .arg(payment.expires_at_ms);
+    let mut received = redis::cmd("HSETNX");
+    received.arg(&key).arg("received").arg(payment.received);
+    let mut expire = redis::cmd("PEXPIREAT");
+    expire.arg(&key).arg(keep_until_ms);
+    let mut by_id = redis::cmd("HSET");
+    by_id
+        .arg(&index)
         .arg("wallet")
         .arg(&payment.wallet)
         .arg("incoming_amount")
-        .arg(incoming_amount)
+        .arg(&incoming_amount)
         .arg("expires_at_ms")
-        .arg(payment.expires_at_ms)
-        .arg("received")
-        .arg(payment.received);
-    pipe.cmd("PEXPIREAT")
-        .arg(&key)
-        .arg(payment.expires_at_ms.saturating_add(PAYMENT_RETENTION_MS));
-    if !watch {
-        return 2;
+        .arg(payment.expires_at_ms);
+    let mut expire_index = redis::cmd("PEXPIREAT");
+    expire_index.arg(&index).arg(keep_until_ms);
+    let mut commands = vec![
+        Routed::new(terms, &key),
+        Routed::new(received, &key),
+        Routed::new(expire, &key),
+        Routed::new(by_id, &index),
+        Routed::new(expire_index, &index),
+    ];
+    if watch {
+        let mut add = redis::cmd("SADD");
+        add.arg(WATCHED_PAYMENTS_KEY).arg(&payment.id);
+        commands.push(Routed::new(add, WATCHED_PAYMENTS_KEY));
     }
-    pipe.cmd("SADD").arg(WATCHED_PAYMENTS_KEY).arg(&payment.id);
-    3
+    commands
 }
 
 /// Turns the replies of one op into its answer.
@@ -486,21 +699,10 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         StoreOp::Credit {
             payment: Some(_), ..
         } => credit_script_result(values),
-        StoreOp::Credit { payment: None, .. } => {
-            // MULTI, three QUEUED, then EXEC's array: INCRBY's total comes first.
-            let total = match values.last() {
-                Some(Value::Array(results)) => results.first().map(as_u64).transpose()?,
-                other => {
-                    return Err(StoreError::Protocol(format!(
-                        "transaction answered {other:?}"
-                    )))
-                }
-            };
-            Ok(StoreAnswer::Credit(CreditResult::Credited {
-                connection_total: total.unwrap_or(0),
-                remaining: None,
-            }))
-        }
+        StoreOp::Credit { payment: None, .. } => Ok(StoreAnswer::Credit(CreditResult::Credited {
+            connection_total: decimal(values.first())?,
+            remaining: None,
+        })),
         StoreOp::Undo { .. } => match values.first() {
             Some(Value::Int(taken_back)) => Ok(StoreAnswer::Undone(*taken_back == 1)),
             other => Err(StoreError::Protocol(format!("undo answered {other:?}"))),
@@ -508,8 +710,8 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         StoreOp::GetPayment { id } => payment_from_fields(id, values.first()),
         StoreOp::CreatePayment { .. } => Ok(StoreAnswer::Created),
         StoreOp::Settle { .. } => Ok(StoreAnswer::Settled),
-        StoreOp::Unsettled { .. } => unsettled_from(values.first()),
-        StoreOp::WalletTotals { .. } => wallet_totals_from(values.first()),
+        StoreOp::Unsettled { wallets, limit, .. } => unsettled_from(wallets, values, *limit),
+        StoreOp::WalletTotals { .. } => wallet_totals_from(values),
         StoreOp::WatchedPayments { .. } => watched_from(values.first()),
         StoreOp::Unwatch { .. } => match values.first() {
             Some(Value::Int(removed)) => Ok(StoreAnswer::Unwatched(*removed == 1)),
@@ -547,12 +749,18 @@ fn server_error(value: &Value) -> Option<String> {
     }
 }
 
-fn as_u64(value: &Value) -> Result<u64, StoreError> {
+/// A total, as Redis's decimal string (or an integer).
+fn decimal(value: Option<&Value>) -> Result<u64, StoreError> {
     match value {
-        Value::Int(number) => u64::try_from(*number)
+        Some(Value::Int(number)) => u64::try_from(*number)
             .map_err(|_| StoreError::Protocol(format!("negative total {number}"))),
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|digits| digits.parse().ok())
+            .ok_or_else(|| StoreError::Protocol(format!("total {bytes:?}"))),
+        Some(Value::Nil) => Ok(0),
         other => Err(StoreError::Protocol(format!(
-            "expected an integer, got {other:?}"
+            "expected a total, got {other:?}"
         ))),
     }
 }
@@ -572,7 +780,7 @@ fn credit_script_result(values: &[Value]) -> Answer {
     };
     let code = as_i64(fields.first())?;
     let a = as_i64(fields.get(1))?;
-    let b = as_i64(fields.get(2))?;
+    let total = decimal(fields.get(2))?;
     let non_negative =
         |n: i64| u64::try_from(n).map_err(|_| StoreError::Protocol(format!("negative amount {n}")));
     let result = match code {
@@ -581,58 +789,54 @@ fn credit_script_result(values: &[Value]) -> Answer {
         2 => CreditResult::Completed,
         3 => CreditResult::Exceeds {
             remaining: non_negative(a)?,
-            connection_total: non_negative(b)?,
+            connection_total: total,
         },
         4 => CreditResult::Credited {
             remaining: (a >= 0).then_some(a.unsigned_abs()),
-            connection_total: non_negative(b)?,
+            connection_total: total,
         },
         other => return Err(StoreError::Protocol(format!("credit script code {other}"))),
     };
     Ok(StoreAnswer::Credit(result))
 }
 
-/// MGET's answer: each wallet's total, 0 for one that never received.
-fn wallet_totals_from(value: Option<&Value>) -> Answer {
-    let Some(Value::Array(items)) = value else {
-        return Err(StoreError::Protocol("MGET gave no array".into()));
-    };
-    items
+/// Each wallet's total, 0 for one that never received.
+fn wallet_totals_from(values: &[Value]) -> Answer {
+    values
         .iter()
-        .map(|item| match item {
-            Value::Nil => Ok(0),
-            Value::BulkString(bytes) => std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|text| text.parse().ok())
-                .ok_or_else(|| StoreError::Protocol(format!("wallet total {bytes:?}"))),
-            other => Err(StoreError::Protocol(format!("wallet total {other:?}"))),
-        })
+        .map(|value| decimal(Some(value)))
         .collect::<Result<Vec<u64>, _>>()
         .map(StoreAnswer::WalletTotals)
 }
 
-/// Journal members with their markers. A member whose marker is gone (it
-/// outlived the marker's time to live) comes back with no post ids, to be removed.
-fn unsettled_from(value: Option<&Value>) -> Answer {
-    let Some(Value::Array(items)) = value else {
-        return Err(StoreError::Protocol("journal listing gave no array".into()));
-    };
+/// Journal members with their markers, wallet by wallet, at most `limit` in all.
+/// A member whose marker is gone (it outlived the marker's time to live) comes
+/// back with no post ids, to be removed.
+fn unsettled_from(wallets: &[String], values: &[Value], limit: usize) -> Answer {
     let text = |value: &Value| match value {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
         _ => None,
     };
-    let mut records = Vec::with_capacity(items.len() / 2);
-    for pair in items.chunks(2) {
-        let [member, marker] = pair else {
-            return Err(StoreError::Protocol(
-                "journal listing is not in pairs".into(),
-            ));
+    let mut records = Vec::new();
+    for (wallet, value) in wallets.iter().zip(values) {
+        let Value::Array(items) = value else {
+            return Err(StoreError::Protocol("journal listing gave no array".into()));
         };
-        let member = text(member).unwrap_or_default();
-        let marker = text(marker).unwrap_or_default();
-        match JournalRecord::parse(&member, &marker) {
-            Some(record) => records.push(record),
-            None => records.push(JournalRecord::orphan(&member)),
+        for pair in items.chunks(2) {
+            let [member, marker] = pair else {
+                return Err(StoreError::Protocol(
+                    "journal listing is not in pairs".into(),
+                ));
+            };
+            if records.len() >= limit {
+                return Ok(StoreAnswer::Unsettled(records));
+            }
+            let member = text(member).unwrap_or_default();
+            let marker = text(marker).unwrap_or_default();
+            records.push(
+                JournalRecord::parse(&member, &marker)
+                    .unwrap_or_else(|| JournalRecord::orphan(wallet, &member)),
+            );
         }
     }
     Ok(StoreAnswer::Unsettled(records))
@@ -660,11 +864,12 @@ fn payment_from_fields(id: &str, value: Option<&Value>) -> Answer {
                 .map_err(|_| StoreError::Protocol(format!("incoming payment {name}: {digits:?}"))),
         }
     };
+    // What it received is read next, from its wallet's slot.
     Ok(StoreAnswer::Payment(Some(IncomingPayment {
         id: id.to_owned(),
         wallet,
         incoming_amount: number(1, "incoming_amount")?,
         expires_at_ms: number(2, "expires_at_ms")?.unwrap_or(0),
-        received: number(3, "received")?.unwrap_or(0),
+        received: 0,
     })))
 }
