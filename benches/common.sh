@@ -104,3 +104,26 @@ start_reference() {
     echo "ilp-connector not ready after 30 s" >&2
     exit 1
 }
+
+# A Redis Cluster of 3 primaries with $1 replicas each, on free ports, created with
+# redis-cli and ok on every node; sets redis_nodes (host:port) and redis_pids.
+start_redis_cluster() {
+    local cli port bus node
+    cli="$(dirname "$RIPTIDE_REDIS_SERVER")/redis-cli"
+    redis_pids=(); redis_nodes=()
+    for _ in $(seq 1 $((3 * (1 + $1)))); do
+        port="$(free_port)"; bus="$(free_port)"
+        mkdir -p "$work/redis-$port"
+        "$RIPTIDE_REDIS_SERVER" --cluster-enabled yes --cluster-port "$bus" --save '' --appendonly no \
+            --bind 127.0.0.1 --port "$port" --dir "$work/redis-$port" >/dev/null 2>&1 & pids+=($!)
+        redis_pids+=($!); redis_nodes+=("127.0.0.1:$port")
+        wait_port "$port"
+    done
+    "$cli" --cluster create "${redis_nodes[@]}" --cluster-replicas "$1" --cluster-yes >/dev/null
+    for node in "${redis_nodes[@]}"; do
+        until "$cli" -h 127.0.0.1 -p "${node#*:}" cluster info | grep -q "cluster_state:ok"; do
+            sleep 0.1
+        done
+    done
+    sleep 1 # the replicas' first sync
+}

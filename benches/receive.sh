@@ -3,7 +3,8 @@
 # payments over SPSP to a wallet (loader -> riptide's receiver), each packet decrypted,
 # credited in the ledger, counted in the receipt store and answered encrypted:
 #   1. embedded ledger and embedded store,
-#   2. TigerBeetle and Redis (the production backends).
+#   2. TigerBeetle and Redis (the production backends),
+#   3. TigerBeetle and a Redis Cluster of 3 primaries (redis_cluster = true).
 # Usage: benches/receive.sh [seconds] [connections] [shards]
 # Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
 set -euo pipefail
@@ -56,3 +57,7 @@ redis_port="$(free_port)"
 wait_port "$redis_port"
 run "receive-tigerbeetle-redis" "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://127.0.0.1:${redis_port}/\""
+start_redis_cluster 0
+run "receive-tigerbeetle-redis-cluster" "kind = \"tigerbeetle\"
+addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://${redis_nodes[0]}/\"
+redis_cluster = true"
