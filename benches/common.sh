@@ -41,7 +41,8 @@ admin_token = "bench-admin-token-0123456789"
 TOML
 }
 
-# The USD asset and the loader's peer account, common to every bench riptide.
+# The USD asset and the loader's peer account, common to every bench riptide;
+# LOADER_PEER_EXTRA adds lines to the loader's peer (its limits).
 asset_and_loader_config() {
     cat <<TOML
 [[assets]]
@@ -55,6 +56,7 @@ id = "loader"
 asset = "USD"
 incoming_tokens = ["loader-token-0123456789"]
 initial_liquidity = 1000000000000000
+${LOADER_PEER_EXTRA:-}
 TOML
 }
 

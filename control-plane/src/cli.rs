@@ -4,6 +4,7 @@
 
 use crate::limits::{EXPIRES_IN_S_MAX, RECORD_ID_SIZE_MAX};
 use clap::{Args, Parser, Subcommand};
+use riptide_proto::state::LimitScope;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -373,6 +374,10 @@ pub struct LimitArgs {
     /// Liquidity at or below which a `peer.liquidity_low` webhook goes out, or `none`.
     #[arg(long, value_name = "N|none", value_parser = parse_amount_limit)]
     pub liquidity_threshold: Option<Limit>,
+    /// Where the rate and throughput limits count: `dataplane` (each data plane
+    /// allows the whole limit) or `shared` (all data planes together).
+    #[arg(long, value_name = "dataplane|shared", value_parser = parse_limit_scope)]
+    pub limit_scope: Option<LimitScope>,
 }
 
 impl LimitArgs {
@@ -381,6 +386,15 @@ impl LimitArgs {
             && self.rate.is_none()
             && self.throughput.is_none()
             && self.liquidity_threshold.is_none()
+            && self.limit_scope.is_none()
+    }
+}
+
+fn parse_limit_scope(text: &str) -> Result<LimitScope, String> {
+    match text {
+        "dataplane" => Ok(LimitScope::Dataplane),
+        "shared" => Ok(LimitScope::Shared),
+        _ => Err("expected dataplane or shared".into()),
     }
 }
 

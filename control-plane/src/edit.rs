@@ -7,7 +7,7 @@ use crate::cli::{Limit, LimitArgs, PeerAddArgs, PeerUpdateArgs};
 use crate::error::CtlError;
 use crate::fleet::{report_push, Fleet};
 use crate::version::{next_version, now_unix_ms};
-use riptide_proto::state::{PeerConfig, StateDocument};
+use riptide_proto::state::{LimitScope, PeerConfig, StateDocument};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -110,6 +110,7 @@ pub fn add_peer(state: &mut StateDocument, args: &PeerAddArgs) -> Result<Changed
         initial_liquidity: args.initial_liquidity,
         rate_limit_packets_per_second: None,
         throughput_limit_per_second: None,
+        limit_scope: LimitScope::Dataplane,
         liquidity_threshold: None,
     };
     apply_limits(&mut peer, &args.limits);
@@ -165,6 +166,9 @@ fn apply_limits(peer: &mut PeerConfig, limits: &LimitArgs) {
     set(&mut peer.rate_limit_packets_per_second, limits.rate);
     set(&mut peer.throughput_limit_per_second, limits.throughput);
     set(&mut peer.liquidity_threshold, limits.liquidity_threshold);
+    if let Some(scope) = limits.limit_scope {
+        peer.limit_scope = scope;
+    }
 }
 
 pub fn set_limits(
@@ -274,11 +278,13 @@ mod tests {
             rate: Some(Limit::Set(50)),
             throughput: None,
             liquidity_threshold: Some(Limit::Set(500)),
+            limit_scope: Some(LimitScope::Shared),
         };
         assert_eq!(set_limits(&mut state, "alice", &limits), Ok(true));
         let alice = &state.peers[0];
         assert_eq!(alice.max_packet_amount, None);
         assert_eq!(alice.rate_limit_packets_per_second, Some(50));
+        assert_eq!(alice.limit_scope, LimitScope::Shared);
         assert_eq!(alice.liquidity_threshold, Some(500));
         assert_eq!(set_limits(&mut state, "alice", &limits), Ok(false));
         assert_eq!(

@@ -52,6 +52,7 @@ fn peer_json(peer: &riptide_proto::state::PeerConfig) -> Value {
         "max_packet_amount": peer.max_packet_amount,
         "rate_limit_packets_per_second": peer.rate_limit_packets_per_second,
         "throughput_limit_per_second": peer.throughput_limit_per_second,
+        "limit_scope": peer.limit_scope,
         "outgoing_url": peer.outgoing_url,
         "outgoing_pipeline_max": peer.outgoing_pipeline_max,
         "static_ilp_address": peer.static_ilp_address,
@@ -229,7 +230,7 @@ pub fn first_answer<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use riptide_proto::state::PeerConfig;
+    use riptide_proto::state::{LimitScope, PeerConfig};
 
     #[test]
     fn routes_list_longest_prefix_first() {
@@ -246,6 +247,7 @@ mod tests {
             initial_liquidity: 0,
             rate_limit_packets_per_second: None,
             throughput_limit_per_second: None,
+            limit_scope: LimitScope::Dataplane,
             liquidity_threshold: None,
             outgoing_ca_pem: None,
         };

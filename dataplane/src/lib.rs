@@ -15,6 +15,7 @@ pub mod config;
 pub mod drivers;
 pub mod http;
 pub mod in_flight;
+pub mod leases;
 pub mod ledger;
 pub mod limits;
 pub mod local;

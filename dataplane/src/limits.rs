@@ -178,6 +178,9 @@ pub const CREDIT_MARKER_TTL_S: u64 = 3_600;
 pub const PENDING_TIMEOUT_S_MAX: u64 = CREDIT_MARKER_TTL_S / 2;
 /// How often a data plane sweeps the journal.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest a packet waits for its peer's shared limit to lease tokens before
+/// this data plane's own bucket decides.
+pub const LEASE_WAIT: Duration = Duration::from_millis(100);
 /// Journal entries one sweep settles at most.
 pub const SWEEP_BATCH_MAX: usize = 1_024;
 /// Wallets whose journals one store operation lists (each journal is its own

@@ -10,6 +10,7 @@ use crate::drivers::{finish_forward, report_forward, sleep_until, Ports};
 use crate::http::peer::{PeerCallError, PeerClient};
 use crate::http::transport::TlsClients;
 use crate::in_flight::InFlight;
+use crate::leases;
 use crate::ledger::batcher::TransferBatcher;
 use crate::local::{LocalReceiver, Payer};
 use crate::metrics::{Outcome, ShardMetrics};
@@ -18,7 +19,9 @@ use crate::store::batcher::StoreBatcher;
 use crate::store::StoreError;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
-use riptide_proto::connector::pipeline::{self, Decision, Forward, PeerLimiters, Verdict};
+use riptide_proto::connector::pipeline::{
+    self, Decision, Forward, LeaseRequest, PeerLimiters, Verdict,
+};
 use riptide_proto::connector::reject::RejectReason;
 use riptide_proto::connector::snapshot::{PeerIndex, Snapshot};
 use riptide_proto::flow::forward::{ForwardCommand, ForwardFlow, PeerReply, ReplyTiming, Upstream};
@@ -53,7 +56,8 @@ pub struct Job {
 pub struct Shard {
     pub id: u32,
     pub shared: Arc<Shared>,
-    limiters: RefCell<PeerLimiters>,
+    limiters: Rc<RefCell<PeerLimiters>>,
+    lease_waiters: leases::LeaseWaiters,
     client: PeerClient,
     /// The ledger, the store, the metrics and the in-flight count, as the money
     /// flows' drivers use them.
@@ -98,7 +102,8 @@ impl Shard {
         };
         Ok(Rc::new(Shard {
             id,
-            limiters: RefCell::new(PeerLimiters::default()),
+            limiters: Rc::new(RefCell::new(PeerLimiters::default())),
+            lease_waiters: Rc::default(),
             client: PeerClient::new(
                 sockets_per_endpoint(&shared),
                 Arc::clone(&shared.resolver),
@@ -217,6 +222,81 @@ impl Shard {
         }
         self.send_to_owner(owner, Stage::Pipeline(from), snapshot, prepare, arrived_at)
             .await
+    }
+
+    /// The pipeline's decision, with the leases of shared limits: ahead, in the
+    /// background; or, when the peer's allowance was empty, waited for (its own
+    /// lease, or one already on its way; bounded by [`crate::limits::LEASE_WAIT`]),
+    /// and the packet decided again, once.
+    async fn decide(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        from: PeerIndex,
+        prepare: &Prepare<'_>,
+        now_ms: u64,
+    ) -> Decision {
+        let (decision, leases) = self.decide_now(snapshot, from, prepare, now_ms);
+        let limited = matches!(
+            decision,
+            Decision::Reject(RejectReason::RateLimited | RejectReason::ThroughputLimited)
+        );
+        if !limited {
+            self.lease_ahead(leases);
+            return decision;
+        }
+        if !leases.is_empty() {
+            leases::lease(
+                Rc::clone(&self.limiters),
+                Rc::clone(&self.ports.store),
+                Rc::clone(&self.lease_waiters),
+                leases,
+            )
+            .await;
+        } else if self.limiters.borrow().leasing(from) {
+            // Another packet's lease is on its way: wait for it rather than refuse.
+            leases::wait_for_lease(&self.lease_waiters).await;
+        } else {
+            return decision;
+        }
+        let (decision, leases) = self.decide_now(snapshot, from, prepare, unix_now_ms());
+        // Every request handed out is marked as on its way: it must go.
+        self.lease_ahead(leases);
+        decision
+    }
+
+    /// Sends leases in the background; their answers reach the limiters.
+    fn lease_ahead(&self, leases: Vec<LeaseRequest>) {
+        if leases.is_empty() {
+            return;
+        }
+        let lease = leases::lease(
+            Rc::clone(&self.limiters),
+            Rc::clone(&self.ports.store),
+            Rc::clone(&self.lease_waiters),
+            leases,
+        );
+        glommio::spawn_local(lease).detach();
+    }
+
+    fn decide_now(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        from: PeerIndex,
+        prepare: &Prepare<'_>,
+        now_ms: u64,
+    ) -> (Decision, Vec<LeaseRequest>) {
+        let mut limiters = self.limiters.borrow_mut();
+        limiters.sync(snapshot);
+        let decision = pipeline::decide(
+            snapshot,
+            &mut limiters,
+            &self.shared.options,
+            from,
+            prepare,
+            now_ms,
+        );
+        let leases = limiters.lease_requests(from, now_ms);
+        (decision, leases)
     }
 
     /// Hands a packet to the shard that owns its state and waits for the reply.
@@ -380,20 +460,8 @@ impl Shard {
             return RejectReason::Internal("unparseable prepare".into())
                 .to_reject_bytes(&snapshot.own_address);
         };
-        let (decision, local_owner) = {
-            let mut limiters = self.limiters.borrow_mut();
-            limiters.sync(snapshot);
-            let decision = pipeline::decide(
-                snapshot,
-                &mut limiters,
-                &self.shared.options,
-                from,
-                &prepare,
-                now_ms,
-            );
-            let local_owner = self.local_owner_of(snapshot, &decision, &prepare);
-            (decision, local_owner)
-        };
+        let decision = self.decide(snapshot, from, &prepare, now_ms).await;
+        let local_owner = self.local_owner_of(snapshot, &decision, &prepare);
         match decision {
             Decision::Fulfill(bytes) => bytes,
             Decision::Reject(reason) => reason.to_reject_bytes(&snapshot.own_address),

@@ -159,10 +159,32 @@ pub struct PeerConfig {
     pub rate_limit_packets_per_second: Option<u64>,
     #[serde(default)]
     pub throughput_limit_per_second: Option<u64>,
+    /// Where the two limits above are counted: `dataplane` (each data plane
+    /// allows the whole limit) or `shared` (every data plane together, through a
+    /// bucket in the receipt store, leased a few milliseconds' worth at a time).
+    #[serde(default, skip_serializing_if = "LimitScope::is_dataplane")]
+    pub limit_scope: LimitScope,
     /// A `peer.liquidity_low` webhook goes out when the peer's liquidity falls to
     /// this or below (Rafiki's `liquidityThreshold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liquidity_threshold: Option<u64>,
+}
+
+/// Where a peer's rate and throughput limits are counted.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    /// Each data plane allows the whole limit.
+    #[default]
+    Dataplane,
+    /// All data planes together allow the limit.
+    Shared,
+}
+
+impl LimitScope {
+    pub fn is_dataplane(&self) -> bool {
+        *self == LimitScope::Dataplane
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -7,17 +7,20 @@
 //! credits, every connection's total in the Redis Cluster equals what TigerBeetle
 //! credited it, each equals what its client was fulfilled but for the packets in
 //! flight on the killed data plane, and `riptidectl audit --idle` passes once the
-//! survivors' sweeps have settled the journal the killed one left.
+//! survivors' sweeps have settled the journal the killed one left. And a peer's
+//! rate limit shared by two data planes through Redis holds for both together.
 #![allow(clippy::too_many_lines)] // test code
 
 use riptide_dataplane::store::connection_key;
+use riptide_proto::packet::{ErrorCode, Packet};
 use riptide_proto::stream::connection_id_hex;
 use riptide_tests::dataplane::{
-    in_sync, node_section, spsp_credentials, workspace_binary, RiptideProcess, Serve,
+    in_sync, node_section, prepare_for_sink, spsp_credentials, workspace_binary, HttpClient,
+    RiptideProcess, Serve, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::paying::{pay_while, Payers, AMOUNT_MAX};
-use riptide_tests::{Haproxy, RedisCluster, TigerBeetleCluster};
+use riptide_tests::{Haproxy, RedisCluster, RedisServer, TigerBeetleCluster};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -255,4 +258,118 @@ fn three_dataplanes_behind_haproxy_one_killed_mid_load() {
     );
     assert!(redis_sum > 0, "money moved");
     drop(serve);
+}
+
+/// Packets per second the limited peer may send, in all or per data plane.
+const RATE_LIMIT: u64 = 20;
+/// How long each run of the limit test sends.
+const LIMIT_RUN: Duration = Duration::from_secs(3);
+
+/// Two data planes (embedded ledgers, one Redis) forwarding a peer's packets to a
+/// sink, the peer's rate limit counted as `scope` says.
+fn limited_pair(redis_url: &str, sink: &SinkPeer, scope: &str) -> Vec<RiptideProcess> {
+    (0..2)
+        .map(|_| {
+            let ports = free_node_ports();
+            let node = node_section("test.riptide", ports, ADMIN_TOKEN);
+            let config = format!(
+                r#"{node}
+[ledger]
+kind = "memory"
+
+[receipts]
+redis_url = "{redis_url}"
+
+[[assets]]
+code = "USD"
+scale = 2
+ledger = 1
+initial_liquidity = 1000000000
+
+[[peers]]
+id = "limited"
+asset = "USD"
+incoming_tokens = ["limited-token-0123456789"]
+initial_liquidity = 1000000000
+rate_limit_packets_per_second = {RATE_LIMIT}
+limit_scope = "{scope}"
+
+[[peers]]
+id = "bob"
+asset = "USD"
+outgoing_url = "{}"
+outgoing_token = "riptide-to-bob-0123456789"
+routes = ["test.bob"]
+"#,
+                sink.url()
+            );
+            RiptideProcess::start_at(&config, ports, 2)
+        })
+        .collect()
+}
+
+/// Sends as fast as two threads per data plane can for [`LIMIT_RUN`]; returns
+/// the packets fulfilled and the T05 rejects, in all.
+fn send_limited(dataplanes: &[RiptideProcess]) -> (u64, u64) {
+    let senders: Vec<_> = dataplanes
+        .iter()
+        .flat_map(|d| [d.connector, d.connector])
+        .map(|connector| {
+            std::thread::spawn(move || {
+                let (mut fulfilled, mut limited) = (0, 0);
+                let started = Instant::now();
+                while started.elapsed() < LIMIT_RUN {
+                    let prepare = prepare_for_sink(1, "test.bob", Duration::from_secs(20), [7; 32]);
+                    let response = HttpClient::new(connector)
+                        .post_packet("limited-token-0123456789", &prepare)
+                        .expect("an HTTP answer");
+                    match Packet::parse(&response.body).expect("an ILP reply") {
+                        Packet::Fulfill(_) => fulfilled += 1,
+                        Packet::Reject(reject) if reject.code == ErrorCode::T05 => limited += 1,
+                        other => panic!("neither a Fulfill nor T05: {other:?}"),
+                    }
+                }
+                (fulfilled, limited)
+            })
+        })
+        .collect();
+    senders
+        .into_iter()
+        .map(|s| s.join().expect("sender"))
+        .fold((0, 0), |(f, l), (f2, l2)| (f + f2, l + l2))
+}
+
+/// `limit_scope = "shared"`: two data planes together pass at most the one
+/// limit (a full bucket of one second, then its refill), where with the default
+/// scope each passes the whole limit.
+#[test]
+fn a_shared_rate_limit_holds_across_two_dataplanes() {
+    let redis = RedisServer::start();
+    let sink = SinkPeer::start(SinkBehaviour::FulfillFromData);
+    let run = |scope: &str| {
+        let dataplanes = limited_pair(&redis.url(), &sink, scope);
+        let started = Instant::now();
+        let (fulfilled, limited) = send_limited(&dataplanes);
+        let elapsed_s = started.elapsed().as_secs_f64();
+        eprintln!("{scope}: {fulfilled} fulfilled, {limited} T05 in {elapsed_s:.2} s");
+        assert!(limited > 0, "{scope}: the limit bit");
+        (fulfilled, elapsed_s)
+    };
+    let (shared, elapsed_s) = run("shared");
+    // The shared bucket: a second's burst, then the refill; a lease of one token
+    // may be in hand on each data plane when the run ends.
+    let most = RATE_LIMIT + (RATE_LIMIT as f64 * elapsed_s).ceil() as u64 + 2;
+    assert!(
+        shared <= most,
+        "shared: {shared} passed in {elapsed_s:.2} s, at most {most} may"
+    );
+    assert!(
+        shared >= RATE_LIMIT * LIMIT_RUN.as_secs() / 2,
+        "shared: the limit is reached, not starved ({shared})"
+    );
+    let (apart, _) = run("dataplane");
+    assert!(
+        apart > most,
+        "each data plane on its own passes the whole limit: {apart} against {most}"
+    );
 }

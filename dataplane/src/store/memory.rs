@@ -6,6 +6,7 @@ use super::{
     CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp, JOURNAL_WALLETS_PER_OP_MAX,
 };
 use crate::limits::CONNECTIONS_MAX;
+use riptide_proto::connector::token_bucket::TokenBucket;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -28,7 +29,12 @@ struct Inner {
     wallets: HashMap<String, u64>,
     /// Incoming payments whose completed or expired event is still to go out.
     watched: std::collections::BTreeSet<String>,
+    /// Shared limit buckets, by key, with the limit they were made for.
+    buckets: HashMap<String, (u64, TokenBucket)>,
 }
+
+/// Shared limit buckets kept at most: one or two per peer with shared limits.
+const BUCKETS_MAX: usize = 65_536;
 
 impl MemoryStore {
     pub fn new(connection_ttl_s: u64) -> MemoryStore {
@@ -41,27 +47,7 @@ impl MemoryStore {
     pub fn execute(&self, op: StoreOp) -> StoreAnswer {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match op {
-            StoreOp::Credit {
-                connection,
-                wallet,
-                amount,
-                payment,
-                now_ms,
-                credit_id,
-                post_ids,
-                settle_after_ms,
-            } => {
-                let record = JournalRecord {
-                    connection,
-                    wallet,
-                    credit_id,
-                    amount,
-                    payment,
-                    post_ids,
-                    settle_after_ms,
-                };
-                StoreAnswer::Credit(inner.count(record, now_ms, self.connection_ttl_s))
-            }
+            credit @ StoreOp::Credit { .. } => inner.count_op(credit, self.connection_ttl_s),
             StoreOp::Settle {
                 connection,
                 credit_id,
@@ -106,11 +92,68 @@ impl MemoryStore {
                 StoreAnswer::Watched(inner.watched.iter().take(limit).cloned().collect())
             }
             StoreOp::Unwatch { id } => StoreAnswer::Unwatched(inner.watched.remove(&id)),
+            StoreOp::Lease {
+                key,
+                limit_per_second,
+                tokens,
+            } => StoreAnswer::Leased(inner.lease(key, limit_per_second, tokens)),
         }
     }
 }
 
 impl Inner {
+    /// A [`StoreOp::Credit`], counted and journaled.
+    fn count_op(&mut self, op: StoreOp, ttl_s: u64) -> StoreAnswer {
+        let StoreOp::Credit {
+            connection,
+            wallet,
+            amount,
+            payment,
+            now_ms,
+            credit_id,
+            post_ids,
+            settle_after_ms,
+        } = op
+        else {
+            unreachable!("count_op() is given credits only");
+        };
+        let record = JournalRecord {
+            connection,
+            wallet,
+            credit_id,
+            amount,
+            payment,
+            post_ids,
+            settle_after_ms,
+        };
+        StoreAnswer::Credit(self.count(record, now_ms, ttl_s))
+    }
+
+    /// Takes up to `tokens` from the bucket `key`, made full when missing.
+    fn lease(&mut self, key: String, limit_per_second: u64, tokens: u64) -> u64 {
+        if limit_per_second == 0 {
+            return 0;
+        }
+        let now_ms = crate::clock::unix_now_ms();
+        if self.buckets.len() >= BUCKETS_MAX && !self.buckets.contains_key(&key) {
+            self.buckets.clear();
+        }
+        let (limit, bucket) = self.buckets.entry(key).or_insert_with(|| {
+            (
+                limit_per_second,
+                TokenBucket::new(limit_per_second, limit_per_second),
+            )
+        });
+        if *limit != limit_per_second {
+            *limit = limit_per_second;
+            *bucket = TokenBucket::new(limit_per_second, limit_per_second);
+        }
+        let granted = tokens.min(bucket.available(now_ms));
+        let taken = bucket.try_take(now_ms, granted);
+        debug_assert!(taken);
+        granted
+    }
+
     /// Takes a counted credit back; whether it was counted and not settled.
     fn take_back(
         &mut self,

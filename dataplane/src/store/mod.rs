@@ -129,6 +129,14 @@ pub enum StoreOp {
     Unwatch {
         id: String,
     },
+    /// Takes up to `tokens` from the shared bucket `key` (capacity and refill
+    /// `limit_per_second`, made full when missing): a peer's limit that every
+    /// data plane shares. The store's own clock refills it.
+    Lease {
+        key: String,
+        limit_per_second: u64,
+        tokens: u64,
+    },
 }
 
 /// The store's answer to one [`StoreOp`], in the same order.
@@ -145,6 +153,8 @@ pub enum StoreAnswer {
     Watched(Vec<String>),
     /// Whether this call took the payment off the watch list.
     Unwatched(bool),
+    /// Tokens granted from a shared bucket.
+    Leased(u64),
 }
 
 /// A count in the journal: what a sweep needs to settle it.
@@ -290,6 +300,11 @@ pub const WATCHED_PAYMENTS_KEY: &str = "riptide:watched_payments";
 /// a credit checks and counts on.
 pub fn payment_key(wallet: &str, id: &str) -> String {
     format!("riptide:{{{wallet}}}:incoming_payment:{id}")
+}
+
+/// A peer's shared limit bucket (`rate` or `throughput`).
+pub fn limit_key(peer_id: &str, kind: &str) -> String {
+    format!("riptide:limit:{{{peer_id}}}:{kind}")
 }
 
 /// An incoming payment found by its id alone: its wallet and terms.

@@ -103,12 +103,35 @@ end
 return out
 ";
 
+/// Takes up to ARGV[3] tokens from a token bucket of capacity ARGV[1] refilled
+/// at ARGV[2] per second by Redis's clock, kept in thousandths so that no refill
+/// is lost between two leases; a missing bucket is full. KEYS: the bucket (a
+/// hash, gone after a minute unused). Returns the tokens granted.
+const LEASE_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local capacity = tonumber(ARGV[1]) * 1000
+local b = redis.call('HMGET', KEYS[1], 'milli', 'at_ms')
+local milli = tonumber(b[1]) or capacity
+local at = tonumber(b[2]) or now
+if now > at then
+  milli = math.min(capacity, milli + (now - at) * tonumber(ARGV[2]))
+  at = now
+end
+local grant = math.min(tonumber(ARGV[3]), math.floor(milli / 1000))
+milli = milli - grant * 1000
+redis.call('HSET', KEYS[1], 'milli', milli, 'at_ms', at)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return grant
+";
+
 /// Every script, loaded on each server or node when first connected.
-const SCRIPTS: [&str; 4] = [
+const SCRIPTS: [&str; 5] = [
     CREDIT_PAYMENT_SCRIPT,
     CREDIT_WALLET_SCRIPT,
     UNDO_SCRIPT,
     UNSETTLED_SCRIPT,
+    LEASE_SCRIPT,
 ];
 
 type Answer = Result<StoreAnswer, StoreError>;
@@ -239,6 +262,7 @@ struct Scripts {
     credit_wallet: redis::Script,
     undo: redis::Script,
     unsettled: redis::Script,
+    lease: redis::Script,
 }
 
 impl Scripts {
@@ -248,6 +272,7 @@ impl Scripts {
             credit_wallet: redis::Script::new(CREDIT_WALLET_SCRIPT),
             undo: redis::Script::new(UNDO_SCRIPT),
             unsettled: redis::Script::new(UNSETTLED_SCRIPT),
+            lease: redis::Script::new(LEASE_SCRIPT),
         }
     }
 }
@@ -493,6 +518,19 @@ impl Worker {
                 command.arg(WATCHED_PAYMENTS_KEY).arg(id);
                 vec![keyed(command, WATCHED_PAYMENTS_KEY.to_owned())]
             }
+            StoreOp::Lease {
+                key,
+                limit_per_second,
+                tokens,
+            } => {
+                let script = &self.scripts.lease;
+                let mut command = eval(script, LEASE_SCRIPT, call, std::slice::from_ref(key));
+                command
+                    .arg(*limit_per_second)
+                    .arg(*limit_per_second)
+                    .arg(*tokens);
+                vec![Routed::new(command, key)]
+            }
             StoreOp::GetPayment { id } => {
                 let key = payment_index_key(id);
                 let mut command = redis::cmd("HMGET");
@@ -716,6 +754,12 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
         StoreOp::Unwatch { .. } => match values.first() {
             Some(Value::Int(removed)) => Ok(StoreAnswer::Unwatched(*removed == 1)),
             other => Err(StoreError::Protocol(format!("SREM answered {other:?}"))),
+        },
+        StoreOp::Lease { .. } => match values.first() {
+            Some(Value::Int(granted)) => u64::try_from(*granted)
+                .map(StoreAnswer::Leased)
+                .map_err(|_| StoreError::Protocol(format!("lease granted {granted}"))),
+            other => Err(StoreError::Protocol(format!("lease answered {other:?}"))),
         },
     }
 }

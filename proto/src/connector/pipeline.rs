@@ -6,6 +6,7 @@
 //! F02; max packet amount F08; rate limit T05; throughput limit T04; expiry R02;
 //! route F02; exchange rate T00 / R01; then the ledger hold (T04) in the IO layer.
 
+use super::lease::SharedAllowance;
 use super::reject::RejectReason;
 use super::snapshot::{AssetIndex, PeerIndex, RouteTarget, Snapshot};
 use super::token_bucket::TokenBucket;
@@ -79,11 +80,72 @@ pub struct PeerLimiters {
     by_peer: Vec<PeerLimiter>,
 }
 
+/// What a limit is configured as: its value per second, and whether every data
+/// plane shares it. A limiter whose settings did not change keeps its state.
+type LimitSettings = (u64, bool);
+
 #[derive(Debug, Default)]
 struct PeerLimiter {
     id: String,
-    rate_limit: Option<(u64, TokenBucket)>,
-    throughput_limit: Option<(u64, TokenBucket)>,
+    rate_limit: Option<(LimitSettings, Limiter)>,
+    throughput_limit: Option<(LimitSettings, Limiter)>,
+}
+
+/// One limit of a peer: a bucket on this data plane, or an allowance leased from
+/// the bucket every data plane shares.
+#[derive(Debug)]
+enum Limiter {
+    Local(TokenBucket),
+    Shared(SharedAllowance),
+}
+
+impl Limiter {
+    fn new((limit, shared): LimitSettings) -> Limiter {
+        if shared {
+            Limiter::Shared(SharedAllowance::new(limit))
+        } else {
+            // One second's worth of burst: the capacity equals the per-second refill.
+            Limiter::Local(TokenBucket::new(limit, limit))
+        }
+    }
+
+    fn can_take(&mut self, now_ms: u64, amount: u64) -> bool {
+        match self {
+            Limiter::Local(bucket) => bucket.available(now_ms) >= amount,
+            Limiter::Shared(allowance) => allowance.can_take(now_ms, amount),
+        }
+    }
+
+    fn take(&mut self, now_ms: u64, amount: u64) {
+        match self {
+            Limiter::Local(bucket) => {
+                let taken = bucket.try_take(now_ms, amount);
+                debug_assert!(taken, "take() after can_take()");
+            }
+            Limiter::Shared(allowance) => allowance.take(now_ms, amount),
+        }
+    }
+}
+
+/// Which of a peer's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Packets per second (T05).
+    Rate,
+    /// Amount per second (T04).
+    Throughput,
+}
+
+/// Tokens to lease from a peer's shared bucket: the shard asks the store, then
+/// reports with [`PeerLimiters::lease_answered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub peer: PeerIndex,
+    pub peer_id: String,
+    pub kind: LimitKind,
+    /// The shared bucket's capacity and refill per second.
+    pub limit_per_second: u64,
+    pub tokens: u64,
 }
 
 impl PeerLimiters {
@@ -103,15 +165,16 @@ impl PeerLimiters {
                     .position(|l| l.id == peer.id)
                     .map(|i| old.swap_remove(i));
                 let previous = previous.unwrap_or_default();
+                let settings = |limit: Option<u64>| limit.map(|l| (l, peer.limits_shared));
                 PeerLimiter {
                     id: peer.id.clone(),
                     rate_limit: keep_or_new(
                         previous.rate_limit,
-                        peer.rate_limit_packets_per_second,
+                        settings(peer.rate_limit_packets_per_second),
                     ),
                     throughput_limit: keep_or_new(
                         previous.throughput_limit,
-                        peer.throughput_limit_per_second,
+                        settings(peer.throughput_limit_per_second),
                     ),
                 }
             })
@@ -119,33 +182,105 @@ impl PeerLimiters {
         self.version = Some(snapshot.version);
     }
 
+    /// Spends one packet and `amount` from `from`'s limits, both or neither.
     fn check(&mut self, from: PeerIndex, amount: u64, now_ms: u64) -> Result<(), RejectReason> {
         let Some(limiter) = self.by_peer.get_mut(from as usize) else {
             return Ok(());
         };
-        if let Some((_, bucket)) = limiter.rate_limit.as_mut() {
-            if !bucket.try_take(now_ms, 1) {
+        if let Some((_, rate)) = limiter.rate_limit.as_mut() {
+            if !rate.can_take(now_ms, 1) {
                 return Err(RejectReason::RateLimited);
             }
         }
-        if let Some((_, bucket)) = limiter.throughput_limit.as_mut() {
-            if amount > 0 && !bucket.try_take(now_ms, amount) {
+        if let Some((_, throughput)) = limiter.throughput_limit.as_mut() {
+            if amount > 0 && !throughput.can_take(now_ms, amount) {
                 return Err(RejectReason::ThroughputLimited);
+            }
+        }
+        if let Some((_, rate)) = limiter.rate_limit.as_mut() {
+            rate.take(now_ms, 1);
+        }
+        if let Some((_, throughput)) = limiter.throughput_limit.as_mut() {
+            if amount > 0 {
+                throughput.take(now_ms, amount);
             }
         }
         Ok(())
     }
+
+    /// The leases `from`'s shared limits want now (each marked as on its way).
+    pub fn lease_requests(&mut self, from: PeerIndex, now_ms: u64) -> Vec<LeaseRequest> {
+        let Some(limiter) = self.by_peer.get_mut(from as usize) else {
+            return Vec::new();
+        };
+        let mut requests = Vec::new();
+        let limits = [
+            (LimitKind::Rate, limiter.rate_limit.as_mut()),
+            (LimitKind::Throughput, limiter.throughput_limit.as_mut()),
+        ];
+        for (kind, limit) in limits {
+            if let Some((_, Limiter::Shared(allowance))) = limit {
+                if let Some(tokens) = allowance.wanted(now_ms) {
+                    requests.push(LeaseRequest {
+                        peer: from,
+                        peer_id: limiter.id.clone(),
+                        kind,
+                        limit_per_second: allowance.limit_per_second(),
+                        tokens,
+                    });
+                }
+            }
+        }
+        requests
+    }
+
+    /// Whether one of `from`'s shared limits waits for a lease: a packet refused
+    /// for want of tokens may wait for it rather than be refused.
+    pub fn leasing(&self, from: PeerIndex) -> bool {
+        let Some(limiter) = self.by_peer.get(from as usize) else {
+            return false;
+        };
+        [&limiter.rate_limit, &limiter.throughput_limit]
+            .into_iter()
+            .flatten()
+            .any(|(_, limit)| matches!(limit, Limiter::Shared(allowance) if allowance.leasing()))
+    }
+
+    /// What the store answered to `request`: the tokens it granted, or `None` when
+    /// it could not be asked. A request for a peer that left, or whose limit
+    /// changed, since, is dropped.
+    pub fn lease_answered(&mut self, request: &LeaseRequest, granted: Option<u64>, now_ms: u64) {
+        let Some(limiter) = self.by_peer.get_mut(request.peer as usize) else {
+            return;
+        };
+        if limiter.id != request.peer_id {
+            return;
+        }
+        let limit = match request.kind {
+            LimitKind::Rate => limiter.rate_limit.as_mut(),
+            LimitKind::Throughput => limiter.throughput_limit.as_mut(),
+        };
+        let Some((_, Limiter::Shared(allowance))) = limit else {
+            return;
+        };
+        if allowance.limit_per_second() != request.limit_per_second {
+            return;
+        }
+        match granted {
+            Some(granted) => allowance.granted(now_ms, request.tokens, granted),
+            None => allowance.failed(now_ms),
+        }
+    }
 }
 
 fn keep_or_new(
-    previous: Option<(u64, TokenBucket)>,
-    limit: Option<u64>,
-) -> Option<(u64, TokenBucket)> {
-    let limit = limit?;
+    previous: Option<(LimitSettings, Limiter)>,
+    settings: Option<LimitSettings>,
+) -> Option<(LimitSettings, Limiter)> {
+    let settings = settings?;
     match previous {
-        Some((old_limit, bucket)) if old_limit == limit => Some((old_limit, bucket)),
-        // One second's worth of burst: the capacity equals the per-second refill.
-        _ => Some((limit, TokenBucket::new(limit, limit))),
+        Some((old, limiter)) if old == settings => Some((old, limiter)),
+        _ => Some((settings, Limiter::new(settings))),
     }
 }
 
@@ -507,5 +642,76 @@ mod tests {
         assert_eq!(missing.code(), ErrorCode::F07);
         let priced = snapshot(None, &[("EUR", 0.5)]);
         assert_eq!(convert_between(&priced, 0, 1, 100), Ok(50));
+    }
+
+    fn limited_snapshot(scope: &str) -> Snapshot {
+        let mut state = StateDocument {
+            assets: vec![AssetConfig {
+                code: "USD".into(),
+                scale: 2,
+                ledger: 1,
+                initial_liquidity: 0,
+                liquidity_threshold: None,
+            }],
+            ..StateDocument::default()
+        };
+        let peer = serde_json::json!({
+            "id": "alice",
+            "asset": "USD",
+            "rate_limit_packets_per_second": 100,
+            "throughput_limit_per_second": 1000,
+            "limit_scope": scope,
+        });
+        state
+            .peers
+            .push(serde_json::from_value(peer).expect("a peer"));
+        Snapshot::build("test.riptide", &state).expect("a snapshot")
+    }
+
+    #[test]
+    fn shared_limits_spend_what_they_lease() {
+        let snapshot = limited_snapshot("shared");
+        let mut limiters = PeerLimiters::default();
+        limiters.sync(&snapshot);
+        assert_eq!(
+            limiters.check(0, 10, 0),
+            Err(RejectReason::RateLimited),
+            "nothing leased yet"
+        );
+        let requests = limiters.lease_requests(0, 0);
+        let kinds: Vec<LimitKind> = requests.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, vec![LimitKind::Rate, LimitKind::Throughput]);
+        assert_eq!((requests[0].tokens, requests[1].tokens), (2, 20));
+        assert!(
+            limiters.lease_requests(0, 0).is_empty(),
+            "one lease at a time"
+        );
+        limiters.lease_answered(&requests[0], Some(2), 1);
+        limiters.lease_answered(&requests[1], Some(20), 1);
+        assert_eq!(limiters.check(0, 10, 1), Ok(()));
+        assert_eq!(
+            limiters.check(0, 11, 1),
+            Err(RejectReason::ThroughputLimited),
+            "10 of 20 left"
+        );
+        assert_eq!(
+            limiters.check(0, 10, 1),
+            Ok(()),
+            "the rate token was not spent"
+        );
+        assert_eq!(limiters.check(0, 1, 1), Err(RejectReason::RateLimited));
+    }
+
+    #[test]
+    fn dataplane_limits_need_no_lease() {
+        let snapshot = limited_snapshot("dataplane");
+        let mut limiters = PeerLimiters::default();
+        limiters.sync(&snapshot);
+        assert_eq!(limiters.check(0, 10, 0), Ok(()));
+        assert!(limiters.lease_requests(0, 0).is_empty());
+        assert_eq!(
+            limiters.check(0, 991, 0),
+            Err(RejectReason::ThroughputLimited)
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::ledger::{account_id, AccountKind};
 use crate::packet::Address;
 use crate::rates::{AssetRef, RateTable};
 use crate::routing::RoutingTable;
-use crate::state::{PeerConfig, StateDocument};
+use crate::state::{LimitScope, PeerConfig, StateDocument};
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -66,6 +66,8 @@ pub struct Peer {
     pub max_packet_amount: Option<u64>,
     pub rate_limit_packets_per_second: Option<u64>,
     pub throughput_limit_per_second: Option<u64>,
+    /// The limits are counted by every data plane together.
+    pub limits_shared: bool,
 }
 
 /// Where a route leads.
@@ -219,6 +221,7 @@ impl Snapshot {
             max_packet_amount: config.max_packet_amount,
             rate_limit_packets_per_second: config.rate_limit_packets_per_second,
             throughput_limit_per_second: config.throughput_limit_per_second,
+            limits_shared: config.limit_scope == LimitScope::Shared,
         });
         Ok(())
     }
