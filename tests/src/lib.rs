@@ -448,7 +448,8 @@ impl Supervise for RedisServer {
 /// A throwaway Redis Cluster on loopback: `primaries` primaries with `replicas`
 /// replicas each, every node a process of its own, created by `redis-cli
 /// --cluster create`, with a one-second node timeout so that a failover takes a
-/// few seconds. Nodes keep no data on disk: a killed node comes back empty and
+/// few seconds, and without full coverage required, so that the others serve
+/// while one primary's slots are down. Nodes keep no data on disk: a killed node comes back empty and
 /// rejoins as a replica of whoever took its slots.
 pub struct RedisCluster {
     nodes: Vec<Supervised>,
@@ -472,6 +473,10 @@ impl RedisCluster {
                     "yes",
                     "--cluster-node-timeout",
                     "1000",
+                    // The slots of the other primaries stay served while one
+                    // primary's are down.
+                    "--cluster-require-full-coverage",
+                    "no",
                     "--save",
                     "",
                     "--appendonly",
@@ -524,8 +529,9 @@ impl RedisCluster {
         redis::cluster::ClusterClient::new(self.urls()).expect("cluster client")
     }
 
-    /// Waits until every running node says the cluster is ok and agrees on
-    /// where every slot is, and every replica is linked to its primary.
+    /// Waits until every running node says the cluster is ok with every slot
+    /// served, and every replica is linked to its primary. (A node may still
+    /// learn of a failover a moment later than the others.)
     pub fn wait_until_ok(&self, limit: Duration) {
         let started = std::time::Instant::now();
         while !self.all_ok() {

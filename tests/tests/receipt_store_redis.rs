@@ -404,3 +404,75 @@ fn watched_payments_are_listed_until_one_caller_takes_them_off_on(target: Target
         ]
     );
 }
+
+/// A primary of a cluster without replicas is down: the operations on its slots
+/// are answered unavailable, and those of the same batch on other nodes get their
+/// own answers, each its own replies.
+#[test]
+fn a_node_down_fails_its_own_operations_only() {
+    let mut cluster = RedisCluster::start(3, 0);
+    let wallets: Vec<String> = (0..64).map(|i| unique(&format!("w{i}-"))).collect();
+    let primary = |wallet: &str| cluster.primary_of(&riptide_dataplane::store::wallet_key(wallet));
+    let dead = wallets[0].clone();
+    let down = primary(&dead);
+    let live = wallets
+        .iter()
+        .find(|w| primary(w) != down)
+        .expect("a wallet on another primary")
+        .clone();
+    let worker = RedisWorker::spawn(
+        RedisOptions {
+            urls: cluster.urls(),
+            cluster: true,
+            tls: RedisTls::default(),
+            connection_ttl_s: 60,
+            request_timeout: Duration::from_secs(2),
+            wait_replicas: 0,
+        },
+        "test-redis-worker".into(),
+    )
+    .expect("worker");
+    cluster.kill(down);
+    let credit = |wallet: &str, payment: Option<String>| StoreOp::Credit {
+        connection: unique("connection-"),
+        wallet: wallet.to_owned(),
+        amount: 5,
+        payment,
+        now_ms: now_ms(),
+        credit_id: 1,
+        post_ids: vec![1],
+        settle_after_ms: now_ms() + 60_000,
+    };
+    let answers = run(
+        &worker,
+        vec![
+            StoreOp::Settle {
+                connection: unique("settled-"),
+                wallet: dead.clone(),
+                credit_id: 9,
+            },
+            credit(&live, None),
+            credit(&live, Some(unique("no-such-payment-"))),
+            credit(&dead, None),
+        ],
+    );
+    assert!(
+        matches!(answers[0], Err(StoreError::Unavailable(_))),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[1],
+        Ok(StoreAnswer::Credit(CreditResult::Credited {
+            connection_total: 5,
+            remaining: None
+        }))
+    );
+    assert_eq!(
+        answers[2],
+        Ok(StoreAnswer::Credit(CreditResult::UnknownPayment))
+    );
+    assert!(
+        matches!(answers[3], Err(StoreError::Unavailable(_))),
+        "{answers:?}"
+    );
+}

@@ -309,14 +309,14 @@ routes = ["test.bob"]
 }
 
 /// Sends as fast as two threads per data plane can for [`LIMIT_RUN`]; returns
-/// the packets fulfilled and the T05 rejects, in all.
-fn send_limited(dataplanes: &[RiptideProcess]) -> (u64, u64) {
+/// the packets fulfilled, the T05 rejects and any other rejects, in all.
+fn send_limited(dataplanes: &[RiptideProcess]) -> (u64, u64, u64) {
     let senders: Vec<_> = dataplanes
         .iter()
         .flat_map(|d| [d.connector, d.connector])
         .map(|connector| {
             std::thread::spawn(move || {
-                let (mut fulfilled, mut limited) = (0, 0);
+                let (mut fulfilled, mut limited, mut other) = (0, 0, 0);
                 let started = Instant::now();
                 while started.elapsed() < LIMIT_RUN {
                     let prepare = prepare_for_sink(1, "test.bob", Duration::from_secs(20), [7; 32]);
@@ -326,17 +326,20 @@ fn send_limited(dataplanes: &[RiptideProcess]) -> (u64, u64) {
                     match Packet::parse(&response.body).expect("an ILP reply") {
                         Packet::Fulfill(_) => fulfilled += 1,
                         Packet::Reject(reject) if reject.code == ErrorCode::T05 => limited += 1,
-                        other => panic!("neither a Fulfill nor T05: {other:?}"),
+                        Packet::Reject(_) => other += 1,
+                        Packet::Prepare(_) => panic!("a Prepare is no reply"),
                     }
                 }
-                (fulfilled, limited)
+                (fulfilled, limited, other)
             })
         })
         .collect();
     senders
         .into_iter()
         .map(|s| s.join().expect("sender"))
-        .fold((0, 0), |(f, l), (f2, l2)| (f + f2, l + l2))
+        .fold((0, 0, 0), |(f, l, o), (f2, l2, o2)| {
+            (f + f2, l + l2, o + o2)
+        })
 }
 
 /// `limit_scope = "shared"`: two data planes together pass at most the one
@@ -349,16 +352,26 @@ fn a_shared_rate_limit_holds_across_two_dataplanes() {
     let run = |scope: &str| {
         let dataplanes = limited_pair(&redis.url(), &sink, scope);
         let started = Instant::now();
-        let (fulfilled, limited) = send_limited(&dataplanes);
+        let (fulfilled, limited, other) = send_limited(&dataplanes);
         let elapsed_s = started.elapsed().as_secs_f64();
-        eprintln!("{scope}: {fulfilled} fulfilled, {limited} T05 in {elapsed_s:.2} s");
+        eprintln!(
+            "{scope}: {fulfilled} fulfilled, {limited} T05, {other} other rejects in {elapsed_s:.2} s"
+        );
+        let lease_failures = dataplanes
+            .iter()
+            .map(|d| d.log().matches("shared limit lease failed").count())
+            .sum::<usize>();
         assert!(limited > 0, "{scope}: the limit bit");
-        (fulfilled, elapsed_s)
+        (fulfilled, elapsed_s, lease_failures)
     };
-    let (shared, elapsed_s) = run("shared");
+    let (shared, elapsed_s, lease_failures) = run("shared");
     // The shared bucket: a second's burst, then the refill; a lease of one token
-    // may be in hand on each data plane when the run ends.
-    let most = RATE_LIMIT + (RATE_LIMIT as f64 * elapsed_s).ceil() as u64 + 2;
+    // may be in hand on each data plane when the run ends. A lease that found no
+    // answer in time (a slow machine) hands a data plane its own bucket of the
+    // whole limit for a second: a second's burst and refill more, each time.
+    let fallbacks = lease_failures as u64;
+    let most =
+        RATE_LIMIT + (RATE_LIMIT as f64 * elapsed_s).ceil() as u64 + 2 + fallbacks * 2 * RATE_LIMIT;
     assert!(
         shared <= most,
         "shared: {shared} passed in {elapsed_s:.2} s, at most {most} may"
@@ -367,9 +380,10 @@ fn a_shared_rate_limit_holds_across_two_dataplanes() {
         shared >= RATE_LIMIT * LIMIT_RUN.as_secs() / 2,
         "shared: the limit is reached, not starved ({shared})"
     );
-    let (apart, _) = run("dataplane");
+    let (apart, _, _) = run("dataplane");
+    let shared_most = RATE_LIMIT + (RATE_LIMIT as f64 * elapsed_s).ceil() as u64 + 2;
     assert!(
-        apart > most,
-        "each data plane on its own passes the whole limit: {apart} against {most}"
+        apart > shared_most,
+        "each data plane on its own passes the whole limit: {apart} against {shared_most}"
     );
 }

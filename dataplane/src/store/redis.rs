@@ -387,24 +387,28 @@ impl Worker {
             timeout: self.options.request_timeout / 2,
         });
         let replies = self.link()?.pipeline(&commands, wait)?;
-        if !replies.replicated {
+        if replies.replicated.iter().any(|replicated| !replicated) {
             tracing::warn!(
                 replicas = self.options.wait_replicas,
                 "Redis replicas did not acknowledge credits in time"
             );
         }
         let mut values = replies.values.into_iter();
+        let mut replicated = replies.replicated.into_iter();
         let mut answers = Vec::with_capacity(ops.len());
         for (op, shape) in ops.iter().zip(shapes) {
-            let taken: Option<Vec<Value>> = values.by_ref().take(shape).collect();
-            let answer = match taken {
-                Some(taken) if taken.len() == shape => interpret(op, &taken),
-                Some(_) => {
-                    return Err((ErrorKind::Client, "pipeline answered too few replies").into())
-                }
+            // Exactly `shape` replies each, whatever they are: a reply never goes
+            // to another op.
+            let taken: Vec<Option<Value>> = values.by_ref().take(shape).collect();
+            let kept = replicated.by_ref().take(shape).all(|replicated| replicated);
+            if taken.len() != shape {
+                return Err((ErrorKind::Client, "pipeline answered too few replies").into());
+            }
+            let answer = match taken.into_iter().collect::<Option<Vec<Value>>>() {
+                Some(taken) => interpret(op, &taken),
                 None => Err(StoreError::Unavailable("Redis node unreachable".into())),
             };
-            let unreplicated = !replies.replicated && matches!(op, StoreOp::Credit { .. });
+            let unreplicated = !kept && matches!(op, StoreOp::Credit { .. });
             answers.push(if unreplicated && answer.is_ok() {
                 Err(StoreError::Unavailable(format!(
                     "fewer than {} Redis replicas acknowledged the credit",

@@ -10,12 +10,15 @@
 use super::redis::{open_client, RedisTls};
 use redis::{Cmd, Value};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Times a command is sent again after a redirect or a failover in progress.
 const REDIRECTS_MAX: u32 = 5;
 /// Pause before sending again to a cluster that is failing over.
 const FAILOVER_PAUSE: Duration = Duration::from_millis(100);
+/// How long a node that could not be reached is left alone: a down host would
+/// otherwise cost every batch a connect timeout until the failover.
+const NODE_DOWN_PAUSE: Duration = Duration::from_millis(500);
 /// Slots of a Redis Cluster.
 const SLOT_COUNT: u16 = 16_384;
 
@@ -44,10 +47,11 @@ impl Routed {
 }
 
 /// What a batch got back: each command's value, `None` where its node could not
-/// be reached; and whether the replicas acknowledged the durable writes.
+/// be reached; and for each command whether its node's replicas acknowledged the
+/// node's durable writes (true without a wait).
 pub struct Replies {
     pub values: Vec<Option<Value>>,
-    pub replicated: bool,
+    pub replicated: Vec<bool>,
 }
 
 /// Replicas that must hold the durable writes, and how long to wait for them.
@@ -85,6 +89,7 @@ impl Link {
                 options,
                 slots: Vec::new(),
                 nodes: HashMap::new(),
+                down_until: HashMap::new(),
             };
             link.refresh_slots()?;
             return Ok(Link::Cluster(link));
@@ -111,7 +116,7 @@ impl Link {
                     node_pipeline(connection, commands, &indexes, &[], wait)?;
                 Ok(Replies {
                     values: values.into_iter().map(Some).collect(),
-                    replicated,
+                    replicated: vec![replicated; commands.len()],
                 })
             }
             Link::Cluster(link) => Ok(link.pipeline(commands, wait)),
@@ -149,80 +154,124 @@ pub struct ClusterLink {
     /// (first slot, last slot, primary's URL), sorted.
     slots: Vec<(u16, u16, String)>,
     nodes: HashMap<String, redis::Connection>,
+    /// Nodes that could not be reached, until when they are left alone.
+    down_until: HashMap<String, Instant>,
+}
+
+/// What one round of a batch on a cluster leaves to do.
+#[derive(Default)]
+struct Round {
+    /// Commands to send again, where the cluster said.
+    again: Vec<usize>,
+    /// The slot map must be read again.
+    moved: bool,
+    /// A failover or migration is under way: pause before the next round.
+    later: bool,
 }
 
 impl ClusterLink {
     fn pipeline(&mut self, commands: &[Routed], wait: Option<ReplicaWait>) -> Replies {
-        let mut values: Vec<Option<Value>> = vec![None; commands.len()];
-        let mut replicated = true;
+        let mut replies = Replies {
+            values: vec![None; commands.len()],
+            replicated: vec![true; commands.len()],
+        };
         // Where each command goes: by slot, or where an ASK sent it.
         let mut asked: HashMap<usize, String> = HashMap::new();
         let mut pending: Vec<usize> = (0..commands.len()).collect();
         for attempt in 0..=REDIRECTS_MAX {
-            let mut by_node: HashMap<String, Vec<usize>> = HashMap::new();
-            for &index in &pending {
-                let node = asked
-                    .get(&index)
-                    .cloned()
-                    .or_else(|| self.primary_of(commands[index].slot));
-                match node {
-                    Some(node) => by_node.entry(node).or_default().push(index),
-                    None => values[index] = None,
-                }
-            }
-            let mut again = Vec::new();
-            let mut moved = false;
+            let mut round = Round::default();
+            let by_node = self.route(commands, &pending, &asked, &mut round);
             for (node, indexes) in by_node {
-                let asking: Vec<usize> = indexes
-                    .iter()
-                    .copied()
-                    .filter(|index| asked.get(index) == Some(&node))
-                    .collect();
                 let node_wait = wait.filter(|_| indexes.iter().any(|&i| commands[i].durable));
-                match self.run_on(&node, commands, &indexes, &asking, node_wait) {
-                    Ok((node_values, node_replicated)) => {
-                        replicated &= node_replicated;
-                        for (&index, value) in indexes.iter().zip(node_values) {
-                            asked.remove(&index);
-                            match redirect(&value) {
-                                Some(Redirect::Moved) => {
-                                    moved = true;
-                                    again.push(index);
-                                }
-                                Some(Redirect::Ask(to)) => {
-                                    asked.insert(index, self.node_url(&to));
-                                    again.push(index);
-                                }
-                                Some(Redirect::Later) => again.push(index),
-                                None => {}
-                            }
-                            values[index] = Some(value);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%node, %error, "Redis Cluster node unreachable");
-                        self.nodes.remove(&node);
-                        moved = true;
-                        for &index in &indexes {
-                            values[index] = None;
-                        }
-                    }
-                }
+                let sent = (commands, indexes.as_slice(), node_wait);
+                self.run_round_on(&node, sent, &mut asked, &mut replies, &mut round);
             }
-            if moved {
+            if round.moved {
                 if let Err(error) = self.refresh_slots() {
                     tracing::warn!(%error, "Redis Cluster slots unknown");
                 }
             }
-            if again.is_empty() || attempt == REDIRECTS_MAX {
+            if round.again.is_empty() || attempt == REDIRECTS_MAX {
                 break;
             }
-            if !moved {
+            if round.later {
                 std::thread::sleep(FAILOVER_PAUSE);
             }
-            pending = again;
+            pending = round.again;
         }
-        Replies { values, replicated }
+        replies
+    }
+
+    /// Groups `pending` commands by the node they go to. A command whose node is
+    /// down or whose slot the map lacks is left unanswered.
+    fn route(
+        &mut self,
+        commands: &[Routed],
+        pending: &[usize],
+        asked: &HashMap<usize, String>,
+        round: &mut Round,
+    ) -> HashMap<String, Vec<usize>> {
+        let mut by_node: HashMap<String, Vec<usize>> = HashMap::new();
+        for &index in pending {
+            let node = asked
+                .get(&index)
+                .cloned()
+                .or_else(|| self.primary_of(commands[index].slot));
+            match node {
+                Some(node) if self.is_down(&node) => {}
+                Some(node) => by_node.entry(node).or_default().push(index),
+                // A slot the map does not cover: read it again.
+                None => round.moved = true,
+            }
+        }
+        by_node
+    }
+
+    /// Sends `indexes` of `commands` to `node` and files what came back: values,
+    /// redirects for the next round, or the node marked down.
+    fn run_round_on(
+        &mut self,
+        node: &str,
+        (commands, indexes, wait): (&[Routed], &[usize], Option<ReplicaWait>),
+        asked: &mut HashMap<usize, String>,
+        replies: &mut Replies,
+        round: &mut Round,
+    ) {
+        let asking: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|index| asked.get(index).map(String::as_str) == Some(node))
+            .collect();
+        match self.run_on(node, commands, indexes, &asking, wait) {
+            Ok((node_values, node_replicated)) => {
+                for (&index, value) in indexes.iter().zip(node_values) {
+                    replies.replicated[index] = node_replicated;
+                    asked.remove(&index);
+                    match redirect(&value) {
+                        Some(Redirect::Moved) => round.moved = true,
+                        Some(Redirect::Ask(to)) => {
+                            asked.insert(index, self.node_url(&to));
+                        }
+                        Some(Redirect::Later) => round.later = true,
+                        None => {}
+                    }
+                    if redirect(&value).is_some() {
+                        round.again.push(index);
+                    }
+                    replies.values[index] = Some(value);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%node, %error, "Redis Cluster node unreachable");
+                self.nodes.remove(node);
+                self.down_until
+                    .insert(node.to_owned(), Instant::now() + NODE_DOWN_PAUSE);
+                round.moved = true;
+                for &index in indexes {
+                    replies.values[index] = None;
+                }
+            }
+        }
     }
 
     /// One pipeline to `node`.
@@ -249,6 +298,19 @@ impl ClusterLink {
             .ok_or_else(|| (redis::ErrorKind::Client, "no connection").into())
     }
 
+    /// Whether `node` failed a moment ago: its commands fail at once rather than
+    /// each batch waiting for a connection that will not come.
+    fn is_down(&mut self, node: &str) -> bool {
+        match self.down_until.get(node) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                self.down_until.remove(node);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// The URL of the primary that holds `slot`, by the last slot map.
     fn primary_of(&self, slot: u16) -> Option<String> {
         let at = self.slots.partition_point(|(_, last, _)| *last < slot);
@@ -263,6 +325,9 @@ impl ClusterLink {
         let mut last_error = None;
         let known: Vec<String> = self.nodes.keys().cloned().collect();
         for url in known.iter().chain(self.seeds.clone().iter()) {
+            if self.is_down(url) {
+                continue;
+            }
             match self.read_slots(url) {
                 Ok(slots) if !slots.is_empty() => {
                     self.slots = slots;
@@ -271,6 +336,8 @@ impl ClusterLink {
                 Ok(_) => {}
                 Err(error) => {
                     self.nodes.remove(url);
+                    self.down_until
+                        .insert(url.clone(), Instant::now() + NODE_DOWN_PAUSE);
                     last_error = Some(error);
                 }
             }
@@ -298,7 +365,8 @@ impl ClusterLink {
                 let Value::Array(primary) = items.get(2)? else {
                     return None;
                 };
-                let host = text(primary.first()?)?;
+                // An empty or `?` endpoint is a node whose address is unknown.
+                let host = text(primary.first()?).filter(|h| !h.is_empty() && h != "?")?;
                 let port = integer(primary.get(1)?)?;
                 Some((first, last, self.node_url(&format!("{host}:{port}"))))
             })
@@ -307,11 +375,18 @@ impl ClusterLink {
         Ok(slots)
     }
 
-    /// A node's URL: the seeds' scheme and credentials, the node's address.
+    /// A node's URL: the seeds' scheme and credentials, the node's address
+    /// (`host:port` as Redis gives it; an IPv6 host is bracketed).
     fn node_url(&self, address: &str) -> String {
         let seed = self.seeds.first().map(String::as_str).unwrap_or("redis://");
         let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", ""));
         let authority = rest.split('/').next().unwrap_or_default();
+        let address = match address.rsplit_once(':') {
+            Some((host, port)) if host.contains(':') && !host.starts_with('[') => {
+                format!("[{host}]:{port}")
+            }
+            _ => address.to_owned(),
+        };
         match authority.rsplit_once('@') {
             Some((credentials, _)) => format!("{scheme}://{credentials}@{address}/"),
             None => format!("{scheme}://{address}/"),

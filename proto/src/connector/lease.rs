@@ -102,7 +102,10 @@ impl SharedAllowance {
         }
         let enough = self.spendable(now_ms) >= amount;
         if !enough {
-            self.largest_refused = self.largest_refused.max(amount);
+            // A packet larger than the limit never passes (as with a bucket of one
+            // second): it must not make leases take the whole bucket.
+            let possible = amount.min(self.limit_per_second);
+            self.largest_refused = self.largest_refused.max(possible);
         }
         enough
     }
@@ -239,6 +242,13 @@ mod tests {
         allowance.granted(100, 20_000, 20_000);
         // 1,000 spent in 100 ms: 2,000 in a lease's life.
         assert_eq!(allowance.lease_size(), 2_000);
+    }
+
+    #[test]
+    fn a_packet_over_the_limit_leases_no_more_than_the_limit() {
+        let mut allowance = SharedAllowance::new(1_000);
+        assert!(!allowance.can_take(0, u64::MAX));
+        assert_eq!(allowance.wanted(0), Some(1_000));
     }
 
     #[test]

@@ -248,14 +248,14 @@ impl PeerLimiters {
 
     /// What the store answered to `request`: the tokens it granted, or `None` when
     /// it could not be asked. A request for a peer that left, or whose limit
-    /// changed, since, is dropped.
+    /// changed, since, is dropped (a changed limit is a new allowance, with no
+    /// lease on its way).
     pub fn lease_answered(&mut self, request: &LeaseRequest, granted: Option<u64>, now_ms: u64) {
-        let Some(limiter) = self.by_peer.get_mut(request.peer as usize) else {
+        // By id: a state push may have moved the peer since the request; its
+        // allowance must hear the answer wherever it now is.
+        let Some(limiter) = self.by_peer.iter_mut().find(|l| l.id == request.peer_id) else {
             return;
         };
-        if limiter.id != request.peer_id {
-            return;
-        }
         let limit = match request.kind {
             LimitKind::Rate => limiter.rate_limit.as_mut(),
             LimitKind::Throughput => limiter.throughput_limit.as_mut(),
@@ -645,6 +645,11 @@ mod tests {
     }
 
     fn limited_snapshot(scope: &str) -> Snapshot {
+        limited_snapshot_after(scope, &[])
+    }
+
+    /// Alice, limited as `scope` says, after peers `before` (no limits).
+    fn limited_snapshot_after(scope: &str, before: &[&str]) -> Snapshot {
         let mut state = StateDocument {
             assets: vec![AssetConfig {
                 code: "USD".into(),
@@ -662,10 +667,32 @@ mod tests {
             "throughput_limit_per_second": 1000,
             "limit_scope": scope,
         });
+        for id in before {
+            let other = serde_json::json!({ "id": id, "asset": "USD" });
+            state
+                .peers
+                .push(serde_json::from_value(other).expect("a peer"));
+        }
         state
             .peers
             .push(serde_json::from_value(peer).expect("a peer"));
         Snapshot::build("test.riptide", &state).expect("a snapshot")
+    }
+
+    #[test]
+    fn a_lease_answer_finds_its_peer_after_a_push_moved_it() {
+        let mut limiters = PeerLimiters::default();
+        limiters.sync(&limited_snapshot("shared"));
+        let requests = limiters.lease_requests(0, 0);
+        assert!(limiters.leasing(0));
+        let moved = limited_snapshot_after("shared", &["aaron"]);
+        limiters.sync(&moved);
+        assert!(limiters.leasing(1), "alice, now second, still waits");
+        for request in &requests {
+            limiters.lease_answered(request, Some(request.tokens), 1);
+        }
+        assert!(!limiters.leasing(1), "the answers reached her");
+        assert_eq!(limiters.check(1, 1, 1), Ok(()));
     }
 
     #[test]
