@@ -2,6 +2,8 @@
 # wrk beside riptide-loadgen, against the same targets in one run, at several
 # connection counts, so that each target is measured at its best and the bundled
 # loader is measured against wrk:
+#   0. a plain hyper server (benches/src/bin/plain_hyper_sink.rs), wrk only: the
+#      floor for a sink,
 #   a. riptide-loadgen's sink alone (no connector),
 #   b. riptide (embedded ledger, the peers of forwarding.sh) in front of that sink,
 #   c. ilp-connector (npm, benches/reference) in front of that sink.
@@ -12,7 +14,7 @@
 # Usage: benches/wrk.sh [seconds] [shards]
 #   CONNECTIONS (default "16 50 256"): connection counts, each with each loader.
 # Needs wrk (Debian: apt-get install wrk), Node.js and npm, and release binaries:
-# cargo build --release -p riptide-dataplane -p riptide-loadgen
+# cargo build --release -p riptide-dataplane -p riptide-loadgen -p riptide-benches --bin plain_hyper_sink
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null
@@ -73,6 +75,17 @@ both_loaders() {
 }
 
 echo "# target         loader   conns   answered/s  latency                       CPU of the middle process"
+# The floor: a plain hyper server that answers every POST with a fixed body
+# (wrk only: it sends no ILP answer a loader could check).
+hyper_port="$(free_port)"
+"$target/plain_hyper_sink" "127.0.0.1:${hyper_port}" & pids+=($!)
+hyper_pid=$!
+wait_port "$hyper_port"
+for connections in $connection_counts; do
+    with_wrk hyper-sink "http://127.0.0.1:${hyper_port}/ilp" "$hyper_pid" "$connections"
+done
+kill "$hyper_pid"; wait "$hyper_pid" 2>/dev/null || true
+
 start_sink
 both_loaders sink "http://127.0.0.1:${sink_port}/ilp" "$sink_pid"
 
