@@ -8,9 +8,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 # The loader's sink on a free port, from ${target}; sets sink_port and sink_pid.
+# SINK_THREADS sets its worker threads (default: one per core).
 start_sink() {
     sink_port="$(free_port)"
-    "$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" 2>/dev/null & pids+=($!)
+    "$target/riptide-loadgen" sink --listen "127.0.0.1:${sink_port}" --threads "${SINK_THREADS:-0}" \
+        2>/dev/null & pids+=($!)
     sink_pid=$!
     wait_port "$sink_port"
 }

@@ -97,6 +97,9 @@ enum Command {
         listen: std::net::SocketAddr,
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
+        /// Worker threads; 0 is one per core.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Measure TigerBeetle's two-phase transfers per second (needs --features tigerbeetle).
     TbCeiling {
@@ -146,10 +149,15 @@ fn main() -> ExitCode {
             Ok(_) => fail("--spsp: only http:// SPSP endpoints"),
             Err(message) => fail(&format!("--spsp: {message}")),
         },
-        Command::Sink { listen, delay_ms } => {
+        Command::Sink {
+            listen,
+            delay_ms,
+            threads,
+        } => {
             match sink::run(sink::SinkOptions {
                 listen,
                 delay: Duration::from_millis(delay_ms),
+                threads,
             }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&format!("sink: {error}")),
