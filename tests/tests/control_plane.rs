@@ -332,6 +332,27 @@ fn apply_and_day_to_day_commands_reach_every_dataplane() {
         (alice["id"].as_str(), alice["max_packet_amount"].as_u64()),
         (Some("alice"), Some(100))
     );
+    // A limit shared by both data planes, as the README writes the command.
+    assert_ok(&ctl(
+        &[&a, &b],
+        &[
+            "limits",
+            "set",
+            "alice",
+            "--rate",
+            "100000/s",
+            "--limit-scope",
+            "shared",
+        ],
+    ));
+    let alice = &ctl(&[&b], &["peer", "list", "--json"]).json()["peers"][0];
+    assert_eq!(
+        (
+            alice["rate_limit_packets_per_second"].as_u64(),
+            alice["limit_scope"].as_str()
+        ),
+        (Some(100_000), Some("shared"))
+    );
 
     assert_ok(&ctl(
         &[&a, &b],
