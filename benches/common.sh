@@ -131,3 +131,15 @@ start_redis_cluster() {
     done
     sleep 1 # the replicas' first sync
 }
+
+# A throwaway CA ($work/ca.pem) and a certificate it signs for $2 (a
+# subjectAltName such as IP:127.0.0.1), in $work/$1.pem with its key $work/$1.key.
+make_bench_certificate() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=$1" -keyout "$work/$1.key" -out "$work/$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\n' "$2" > "$work/san.ext"
+    openssl x509 -req -in "$work/$1.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+        -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/$1.pem" 2>/dev/null
+}

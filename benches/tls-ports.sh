@@ -20,13 +20,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -subj "/CN=riptide" -keyout "$work/riptide.key" -out "$work/riptide.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$work/san.ext"
-openssl x509 -req -in "$work/riptide.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
-    -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/riptide.pem" 2>/dev/null
+make_bench_certificate riptide IP:127.0.0.1
 
 start_sink
 declare -A port pid

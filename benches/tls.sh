@@ -19,13 +19,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -subj "/CN=localhost" -keyout "$work/sink.key" -out "$work/sink.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost\n' > "$work/san.ext"
-openssl x509 -req -in "$work/sink.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
-    -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/sink.pem" 2>/dev/null
+make_bench_certificate sink DNS:localhost
 
 tls_port="$(free_port)"
 plain_port="$(free_port)"

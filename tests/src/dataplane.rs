@@ -843,3 +843,26 @@ pub fn in_sync(status: &serde_json::Value) -> bool {
                 .all(|row| &row["acknowledged_version"] == desired)
         })
 }
+
+/// `riptidectl audit --idle --json` through the data plane whose admin API is at
+/// `admin` (the tests' admin token), asked again every 500 ms until it passes or
+/// `limit` has passed: whether it passed, and its last report.
+pub fn audit_until_clean(admin: SocketAddr, limit: Duration) -> (bool, serde_json::Value) {
+    let audit = || {
+        let output = Command::new(workspace_binary("riptidectl"))
+            .args(["audit", "--idle", "--json", "--dataplane"])
+            .arg(format!("http://{admin}"))
+            .env("RIPTIDE_ADMIN_TOKEN", crate::fixtures::ADMIN_TOKEN)
+            .output()
+            .expect("run riptidectl");
+        let report = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        (output.status.success(), report)
+    };
+    let started = Instant::now();
+    let (mut clean, mut report) = audit();
+    while !clean && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(500));
+        (clean, report) = audit();
+    }
+    (clean, report)
+}

@@ -13,12 +13,13 @@
 
 use riptide_dataplane::store::{connection_key, journal_key};
 use riptide_proto::stream::connection_id_hex;
-use riptide_tests::dataplane::{node_section, spsp_credentials, workspace_binary, RiptideProcess};
+use riptide_tests::dataplane::{
+    audit_until_clean, node_section, spsp_credentials, workspace_binary, RiptideProcess,
+};
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::paying::{pay_while, Paid, Payers, AMOUNT_MAX};
 use riptide_tests::{shared_redis, shared_tigerbeetle};
 use riptide_tests::{RedisCluster, RedisServer, Supervise, TigerBeetleCluster, TigerBeetleServer};
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -191,13 +192,6 @@ fn redis_total(node: &Node, destination: &str) -> u64 {
     total.map_or(0, |t| t.parse().expect("a number"))
 }
 
-/// `riptidectl audit --idle` against the node: exit 0 and its JSON report.
-fn audit(node: &Node) -> (bool, Value) {
-    let output = riptidectl(node, &["audit", "--idle", "--json"]);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output.status.success(), report)
-}
-
 /// Waits until the node is settled (audit clean on an idle node) and checks the
 /// money: the peer paid what the wallet got, each Redis total equals what the
 /// ledger credited, and equals what its client was fulfilled, up to one packet
@@ -210,11 +204,7 @@ fn check_exact(node: &Node, paid: &[Paid], in_flight_lost: bool) {
         );
     }
     let started = Instant::now();
-    let (mut clean, mut report) = audit(node);
-    while !clean && started.elapsed() < SETTLE_LIMIT {
-        std::thread::sleep(Duration::from_millis(500));
-        (clean, report) = audit(node);
-    }
+    let (clean, report) = audit_until_clean(node.riptide.admin, SETTLE_LIMIT);
     assert!(
         clean,
         "riptidectl audit --idle: {report:#}\n{}",
@@ -462,7 +452,7 @@ fn riptide_killed_and_restarted_during_a_stream_payment() {
     eprintln!("counts in the journal at the kill: {journal_at_kill}");
     if journal_at_kill > 0 {
         // Before their holds expire, the audit sees them: it fails, and says why.
-        let (clean, report) = audit(&node);
+        let (clean, report) = audit_until_clean(node.riptide.admin, Duration::ZERO);
         assert!(
             !clean,
             "riptidectl audit --idle exits 1 with counts unsettled"

@@ -15,13 +15,12 @@ use riptide_dataplane::store::connection_key;
 use riptide_proto::packet::{ErrorCode, Packet};
 use riptide_proto::stream::connection_id_hex;
 use riptide_tests::dataplane::{
-    in_sync, node_section, prepare_for_sink, spsp_credentials, workspace_binary, HttpClient,
+    audit_until_clean, in_sync, node_section, prepare_for_sink, spsp_credentials, HttpClient,
     RiptideProcess, Serve, SinkBehaviour, SinkPeer,
 };
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use riptide_tests::paying::{pay_while, Payers, AMOUNT_MAX};
 use riptide_tests::{Haproxy, RedisCluster, RedisServer, TigerBeetleCluster};
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -139,23 +138,6 @@ fn redis_total(redis: &RedisCluster, destination: &str) -> u64 {
     total.map_or(0, |t| t.parse().expect("a number"))
 }
 
-/// `riptidectl audit --idle --json` through `dataplane`: success and report.
-fn audit(dataplane: &Dataplane) -> (bool, Value) {
-    let output = std::process::Command::new(workspace_binary("riptidectl"))
-        .args([
-            "audit",
-            "--idle",
-            "--json",
-            "--dataplane",
-            &dataplane.admin_url(),
-        ])
-        .env("RIPTIDE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("run riptidectl");
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output.status.success(), report)
-}
-
 #[test]
 fn three_dataplanes_behind_haproxy_one_killed_mid_load() {
     let tigerbeetle = TigerBeetleCluster::start(3);
@@ -217,11 +199,7 @@ fn three_dataplanes_behind_haproxy_one_killed_mid_load() {
     // or takes back the counts it left in the journal.
     let survivor = &dataplanes[0];
     let started = Instant::now();
-    let (mut clean, mut report) = audit(survivor);
-    while !clean && started.elapsed() < SETTLE_LIMIT {
-        std::thread::sleep(Duration::from_millis(500));
-        (clean, report) = audit(survivor);
-    }
+    let (clean, report) = audit_until_clean(survivor.process.admin, SETTLE_LIMIT);
     assert!(
         clean,
         "riptidectl audit --idle: {report:#}\n{}",

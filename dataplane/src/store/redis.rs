@@ -242,7 +242,7 @@ pub fn check_reachable(options: &RedisOptions) -> redis::RedisResult<()> {
         options.request_timeout,
         &[],
     )?;
-    let replies = link.pipeline(&[Routed::new(redis::cmd("PING"), "")], None)?;
+    let replies = link.pipeline(vec![Routed::new(redis::cmd("PING"), "")], None)?;
     match replies.values.first() {
         Some(Some(Value::SimpleString(pong))) if pong == "PONG" => Ok(()),
         other => Err((ErrorKind::Client, "PING answered", format!("{other:?}")).into()),
@@ -386,7 +386,7 @@ impl Worker {
             replicas: self.options.wait_replicas,
             timeout: self.options.request_timeout / 2,
         });
-        let replies = self.link()?.pipeline(&commands, wait)?;
+        let replies = self.link()?.pipeline(commands, wait)?;
         if replies.replicated.iter().any(|replicated| !replicated) {
             tracing::warn!(
                 replicas = self.options.wait_replicas,
@@ -469,7 +469,7 @@ impl Worker {
         if found.is_empty() {
             return Ok(());
         }
-        let replies = self.link()?.pipeline(&commands, None)?;
+        let replies = self.link()?.pipeline(commands, None)?;
         for (index, value) in found.into_iter().zip(replies.values) {
             let received = match value {
                 Some(value) => decimal(Some(&value)),

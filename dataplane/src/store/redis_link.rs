@@ -105,21 +105,22 @@ impl Link {
     /// that command's value.
     pub fn pipeline(
         &mut self,
-        commands: &[Routed],
+        commands: Vec<Routed>,
         wait: Option<ReplicaWait>,
     ) -> redis::RedisResult<Replies> {
         match self {
             Link::Single(connection) => {
-                let indexes: Vec<usize> = (0..commands.len()).collect();
+                let count = commands.len();
                 let wait = wait.filter(|_| commands.iter().any(|c| c.durable));
-                let (values, replicated) =
-                    node_pipeline(connection, commands, &indexes, &[], wait)?;
+                // Moved into the pipeline: a single server never needs one again.
+                let sent = commands.into_iter().map(|routed| (routed.command, false));
+                let (values, replicated) = node_pipeline(connection, sent, count, wait)?;
                 Ok(Replies {
                     values: values.into_iter().map(Some).collect(),
-                    replicated: vec![replicated; commands.len()],
+                    replicated: vec![replicated; count],
                 })
             }
-            Link::Cluster(link) => Ok(link.pipeline(commands, wait)),
+            Link::Cluster(link) => Ok(link.pipeline(&commands, wait)),
         }
     }
 }
@@ -284,7 +285,11 @@ impl ClusterLink {
         wait: Option<ReplicaWait>,
     ) -> redis::RedisResult<(Vec<Value>, bool)> {
         let connection = self.connection(node)?;
-        node_pipeline(connection, commands, indexes, asking, wait)
+        // Copies: a redirected command is sent again in the next round.
+        let sent = indexes
+            .iter()
+            .map(|&index| (commands[index].command.clone(), asking.contains(&index)));
+        node_pipeline(connection, sent, indexes.len(), wait)
     }
 
     /// The connection to `url`, made when there is none.
@@ -394,23 +399,22 @@ impl ClusterLink {
     }
 }
 
-/// One node's pipeline: `indexes` of `commands`, ASKING before those in
-/// `asking`, and WAIT at the end with `wait`. Returns each command's value and
+/// One node's pipeline: `count` commands, each with ASKING before it when its
+/// flag says so, and WAIT at the end with `wait`. Returns each command's value and
 /// whether the replicas acknowledged.
 fn node_pipeline(
     connection: &mut redis::Connection,
-    commands: &[Routed],
-    indexes: &[usize],
-    asking: &[usize],
+    commands: impl Iterator<Item = (Cmd, bool)>,
+    count: usize,
     wait: Option<ReplicaWait>,
 ) -> redis::RedisResult<(Vec<Value>, bool)> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for &index in indexes {
-        if asking.contains(&index) {
+    for (command, asking) in commands {
+        if asking {
             pipe.cmd("ASKING").ignore();
         }
-        pipe.add_command(commands[index].command.clone());
+        pipe.add_command(command);
     }
     if let Some(wait) = wait {
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
@@ -424,7 +428,7 @@ fn node_pipeline(
             _ => false,
         },
     };
-    if values.len() != indexes.len() {
+    if values.len() != count {
         return Err((
             redis::ErrorKind::Client,
             "pipeline answered too few replies",
@@ -483,19 +487,32 @@ pub fn slot_of(key: &str) -> u16 {
     crc16_xmodem(tagged.unwrap_or(bytes)) % SLOT_COUNT
 }
 
-fn crc16_xmodem(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
+/// CRC16 (XMODEM) of every byte value, so that a key's slot costs a lookup per
+/// byte: every store command computes one.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = (byte as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 0x8000 != 0 {
                 (crc << 1) ^ 0x1021
             } else {
                 crc << 1
             };
+            bit += 1;
         }
+        table[byte] = crc;
+        byte += 1;
     }
-    crc
+    table
+};
+
+fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0u16, |crc, &byte| {
+        (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
+    })
 }
 
 #[cfg(test)]
