@@ -148,11 +148,13 @@ pub enum Command {
 }
 
 /// Help for the commands that talk to a single data plane.
-const ONE_DATAPLANE: &str = "Talks to ONE data plane: the first given with --dataplane or \
-    RIPTIDE_DATAPLANES (the others are ignored, with a note). Quotes and outgoing payments \
-    live in the memory of the data plane that made them; incoming payments in its receipt \
-    store. Quotes and payments are asked once, never retried (a retry could pay twice); \
-    they wait at least 30 s for the answer, since the data plane probes the path first.";
+const ONE_DATAPLANE: &str = "Talks to the first data plane given with --dataplane or \
+    RIPTIDE_DATAPLANES that can be reached (the next when one cannot). Quotes, outgoing and \
+    incoming payments live in the receipt store the data planes share, so any of them \
+    serves every step. Paying a quote is idempotent (paid again, it answers its payment), \
+    so it is retried; a payment quoted on the way (--wallet) is asked once of the first \
+    data plane (a retry could pay twice). Quotes wait at least 30 s for the answer, since \
+    the data plane probes the path first.";
 
 #[derive(Subcommand)]
 pub enum IncomingPaymentAction {

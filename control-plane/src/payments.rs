@@ -1,11 +1,13 @@
 //! `riptidectl incoming-payment`, `quote`, `pay` and `payment show`: payments through
-//! ONE data plane's admin API, the first one given. Quotes and outgoing payments live
-//! in the memory of the data plane that made them, so every step of a payment must
-//! reach the same one; incoming payments live in its receipt store.
+//! the admin API of the first data plane given that can be reached. Quotes, outgoing
+//! and incoming payments live in the receipt store that data planes share, so any
+//! of them serves every step (with the embedded store there is one data plane).
 //!
 //! Reads, and creations that a repeat cannot harm (an incoming payment, fresh
-//! credentials), are retried like every other command. Quotes and outgoing payments are
-//! asked once: a payment retried after a lost answer could pay twice, and a failed
+//! credentials, a quote, paying a quote: a quote is paid once, and paid again it
+//! answers its payment), are retried like every other command, and go to the next
+//! data plane when one cannot be reached. A payment quoted on the way is asked once,
+//! of the first data plane: retried after a lost answer it could pay twice. A failed
 //! probe (HTTP 502) says why at once.
 
 use crate::cli::{
@@ -28,7 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// The one data plane of these commands.
+/// One data plane of these commands.
 struct Dataplane {
     url: String,
     /// Bounded by `--timeout-ms`.
@@ -38,30 +40,60 @@ struct Dataplane {
     policy: RetryPolicy,
 }
 
-impl Dataplane {
-    /// The first data plane given; the others are named and left alone.
-    fn first(global: &GlobalArgs) -> Result<Dataplane, CtlError> {
+/// The data planes given, in order.
+struct Dataplanes {
+    list: Vec<Dataplane>,
+}
+
+impl Dataplanes {
+    fn all(global: &GlobalArgs) -> Result<Dataplanes, CtlError> {
         let targets = targets::resolve(&global.dataplanes, &crate::token_sources(global), None)?;
-        let mut targets = targets.into_iter();
-        let target = targets.next().ok_or(TargetError::NoDataplane)?;
-        let ignored: Vec<String> = targets.map(|t| t.url).collect();
-        if !ignored.is_empty() {
-            eprintln!(
-                "riptidectl: using the first data plane only, {} (payments live in one data \
-                 plane); ignoring {}",
-                target.url,
-                ignored.join(", ")
-            );
+        if targets.is_empty() {
+            return Err(TargetError::NoDataplane.into());
         }
         let timeout = Duration::from_millis(global.timeout_ms);
-        Ok(Dataplane {
-            url: target.url.clone(),
-            client: DataplaneClient::new(target.clone(), timeout),
-            patient: DataplaneClient::new(target, timeout.max(PROBE_ANSWER_TIMEOUT_MIN)),
-            policy: RetryPolicy::new(global.attempts),
-        })
+        let list = targets
+            .into_iter()
+            .map(|target| Dataplane {
+                url: target.url.clone(),
+                client: DataplaneClient::new(target.clone(), timeout),
+                patient: DataplaneClient::new(target, timeout.max(PROBE_ANSWER_TIMEOUT_MIN)),
+                policy: RetryPolicy::new(global.attempts),
+            })
+            .collect();
+        Ok(Dataplanes { list })
     }
 
+    fn first(&self) -> &Dataplane {
+        &self.list[0]
+    }
+
+    /// `operation` on each data plane in turn until one can be reached: what a
+    /// data plane answers, even a refusal, is the answer.
+    fn any<T>(
+        &self,
+        operation: impl Fn(&Dataplane) -> Result<T, CtlError>,
+    ) -> Result<(&Dataplane, T), CtlError> {
+        let mut last = None;
+        for dataplane in &self.list {
+            match operation(dataplane) {
+                Err(CtlError::Failed(message)) if message.contains("unreachable") => {
+                    eprintln!("riptidectl: {message}; trying the next data plane");
+                    last = Some(CtlError::Failed(message));
+                }
+                result => return result.map(|value| (dataplane, value)),
+            }
+        }
+        Err(last.unwrap_or_else(|| TargetError::NoDataplane.into()))
+    }
+
+    /// A read on the first data plane that can be reached, each with retries.
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<(&Dataplane, T), CtlError> {
+        self.any(|dataplane| dataplane.retried(|c| c.get(path)))
+    }
+}
+
+impl Dataplane {
     /// `operation` with the usual retries and backoff.
     fn retried<T>(
         &self,
@@ -85,22 +117,24 @@ pub fn incoming_payment(
     global: &GlobalArgs,
     action: &IncomingPaymentAction,
 ) -> Result<(), CtlError> {
-    let dataplane = Dataplane::first(global)?;
-    let answer: IncomingPaymentView = match action {
+    let dataplanes = Dataplanes::all(global)?;
+    let (dataplane, answer): (_, IncomingPaymentView) = match action {
         IncomingPaymentAction::Create {
             wallet,
             amount,
             expires_in_s,
         } => {
             let request = incoming_request(wallet, *amount, *expires_in_s);
-            dataplane.retried(|c| c.post(PATH_INCOMING_PAYMENTS, &request, 201))?
+            dataplanes.any(|d| d.retried(|c| c.post(PATH_INCOMING_PAYMENTS, &request, 201)))?
         }
         IncomingPaymentAction::Show { id } => {
-            dataplane.retried(|c| c.get(&format!("{PATH_INCOMING_PAYMENTS}/{id}")))?
+            dataplanes.get(&format!("{PATH_INCOMING_PAYMENTS}/{id}"))?
         }
-        IncomingPaymentAction::Credentials { id } => dataplane.retried(|c| {
-            let path = format!("{PATH_INCOMING_PAYMENTS}/{id}/credentials");
-            c.post(&path, &json!({}), 200)
+        IncomingPaymentAction::Credentials { id } => dataplanes.any(|d| {
+            d.retried(|c| {
+                let path = format!("{PATH_INCOMING_PAYMENTS}/{id}/credentials");
+                c.post(&path, &json!({}), 200)
+            })
         })?,
     };
     if global.json {
@@ -130,11 +164,12 @@ fn incoming_request(
 
 pub fn quote(global: &GlobalArgs, args: &QuoteArgs) -> Result<(), CtlError> {
     let request = quote_request(&args.wallet, &args.payment)?;
-    let dataplane = Dataplane::first(global)?;
-    let answer: QuoteView = dataplane
-        .patient
-        .post(PATH_QUOTES, &request, 201)
-        .map_err(|error| dataplane.failure(&error))?;
+    let dataplanes = Dataplanes::all(global)?;
+    let (dataplane, answer): (_, QuoteView) = dataplanes.any(|d| {
+        d.patient
+            .post(PATH_QUOTES, &request, 201)
+            .map_err(|error| d.failure(&error))
+    })?;
     if global.json {
         print_json(&dataplane.url, &answer);
     } else {
@@ -194,11 +229,24 @@ pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
             ))
         }
     };
-    let dataplane = Dataplane::first(global)?;
-    let created: OutgoingPaymentView = dataplane
-        .patient
-        .post(PATH_OUTGOING_PAYMENTS, &request, 201)
-        .map_err(|error| dataplane.failure(&error))?;
+    let dataplanes = Dataplanes::all(global)?;
+    let post = |d: &Dataplane| {
+        d.patient
+            .post(PATH_OUTGOING_PAYMENTS, &request, 201)
+            .map_err(|error| d.failure(&error))
+    };
+    let (dataplane, created): (_, OutgoingPaymentView) = match &request {
+        // Paying a quote is idempotent: any data plane, with retries.
+        PaymentRequest::Quoted { .. } => dataplanes.any(|d| {
+            let attempt = || d.patient.post(PATH_OUTGOING_PAYMENTS, &request, 201);
+            let (result, _) = with_retries(&d.policy, &d.url, attempt, &std::thread::sleep);
+            result.map_err(|error| d.failure(&error))
+        })?,
+        PaymentRequest::QuoteFirst(_) => {
+            let first = dataplanes.first();
+            (first, post(first)?)
+        }
+    };
     let id = created.id.clone();
     if args.no_wait {
         print_payment(&dataplane.url, &created, global.json);
@@ -211,7 +259,17 @@ pub fn pay(global: &GlobalArgs, args: &PayArgs) -> Result<(), CtlError> {
     let path = format!("{PATH_OUTGOING_PAYMENTS}/{id}");
     let started = Instant::now();
     let waited = wait_for_end(
-        || dataplane.client.get(&path),
+        || {
+            let readers = std::iter::once(dataplane).chain(dataplanes.list.iter());
+            let mut last = None;
+            for reader in readers {
+                match reader.client.get(&path) {
+                    Err(error @ ClientError::Unreachable(_)) => last = Some(error),
+                    answer => return answer,
+                }
+            }
+            Err(last.unwrap_or(ClientError::Unreachable("no data plane".into())))
+        },
         created,
         Duration::from_secs(args.wait_s),
         &|| started.elapsed(),
@@ -306,9 +364,9 @@ fn verdict(
 
 pub fn payment(global: &GlobalArgs, action: &PaymentAction) -> Result<(), CtlError> {
     let PaymentAction::Show { id } = action;
-    let dataplane = Dataplane::first(global)?;
-    let answer: OutgoingPaymentView =
-        dataplane.retried(|c| c.get(&format!("{PATH_OUTGOING_PAYMENTS}/{id}")))?;
+    let dataplanes = Dataplanes::all(global)?;
+    let (dataplane, answer): (_, OutgoingPaymentView) =
+        dataplanes.get(&format!("{PATH_OUTGOING_PAYMENTS}/{id}"))?;
     print_payment(&dataplane.url, &answer, global.json);
     Ok(())
 }

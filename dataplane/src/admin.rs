@@ -21,7 +21,9 @@ use crate::config::StateDocument;
 use crate::http::deadline::ConnectionClock;
 use crate::http::gate::Port;
 use crate::ledger::holds::LedgerFailure;
-use crate::limits::{AUDIT_JOURNAL_MAX, JOURNAL_WALLETS_PER_OP_MAX, STATE_BODY_SIZE_MAX};
+use crate::limits::{
+    AUDIT_JOURNAL_MAX, AUDIT_PAYMENTS_MAX, JOURNAL_WALLETS_PER_OP_MAX, STATE_BODY_SIZE_MAX,
+};
 use crate::metrics::{render_gate, render_prometheus, render_rates_feed, render_webhooks};
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
@@ -191,7 +193,7 @@ async fn route(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>> 
             sub_path(p, PATH_OUTGOING_PAYMENTS),
             sub_path(p, PATH_INCOMING_PAYMENTS),
         ) {
-            (Some(id), _) if method == Method::GET => outgoing_payments::get(admin, id),
+            (Some(id), _) if method == Method::GET => outgoing_payments::get(admin, id).await,
             (_, Some(rest)) => match (method, rest.strip_suffix("/credentials")) {
                 (Method::GET, None) => incoming_payments::get(admin, rest).await,
                 (Method::POST, Some(id)) => incoming_payments::credentials(admin, id).await,
@@ -378,9 +380,9 @@ async fn audit(admin: &Admin, query: Option<&str>) -> Response<Full<Bytes>> {
     let idle = query.is_some_and(|q| q.split('&').any(|pair| pair == "idle=true"));
     let shared = &admin.shard.shared;
     let snapshot = shared.snapshot.load_full();
-    let rows = match shared.ledger.balances(&snapshot).await {
+    let rows = match balance_rows(admin, &snapshot).await {
         Ok(rows) => rows,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
     };
     let unsettled = match unsettled_counts(admin, &snapshot).await {
         Ok(unsettled) => unsettled,
@@ -449,12 +451,34 @@ async fn wallet_receipts(
         .collect())
 }
 
+/// The chart's balances, with the accounts of the open outgoing payments (at
+/// most [`AUDIT_PAYMENTS_MAX`]), which hold money on its way out of wallets.
+async fn balance_rows(
+    admin: &Admin,
+    snapshot: &Snapshot,
+) -> Result<Vec<riptide_proto::ledger::BalanceRow>, String> {
+    let open = StoreOp::LapsedOutgoing {
+        before_ms: u64::MAX,
+        limit: AUDIT_PAYMENTS_MAX,
+    };
+    let payments = match admin.shard.store().execute(open).await {
+        Ok(StoreAnswer::Lapsed(ids)) => ids,
+        other => return Err(format!("receipt store: {other:?}")),
+    };
+    admin
+        .shard
+        .shared
+        .ledger
+        .balances_with_payments(snapshot, &payments)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn balances(admin: &Admin) -> Response<Full<Bytes>> {
-    let shared = &admin.shard.shared;
-    let snapshot = shared.snapshot.load_full();
-    let rows = match shared.ledger.balances(&snapshot).await {
+    let snapshot = admin.shard.shared.snapshot.load_full();
+    let rows = match balance_rows(admin, &snapshot).await {
         Ok(rows) => rows,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(message) => return error(StatusCode::SERVICE_UNAVAILABLE, &message),
     };
     let accounts = rows
         .iter()

@@ -205,6 +205,24 @@ pub const PAYMENT_IN_FLIGHT_MAX: usize = 16;
 pub const PAYMENT_RETRIES_MAX: u32 = 10;
 /// Quotes and payments kept; past this the oldest finished ones go.
 pub const RECORDS_MAX: usize = 100_000;
+/// How long a data plane owns an outgoing payment without renewing its lease;
+/// past it another data plane (or this one restarted) takes the payment over.
+pub const PAYMENT_LEASE_MS: u64 = 5_000;
+/// How often the owner renews the lease and saves the payment's progress: a
+/// crash loses at most this much of the progress it reports.
+pub const PAYMENT_RENEW_MS: u64 = 1_000;
+/// How often a data plane looks for open payments whose lease lapsed.
+pub const PAYMENT_RESUME_INTERVAL: Duration = Duration::from_secs(1);
+/// Payments whose lapsed lease one look takes over at most.
+pub const PAYMENT_RESUME_BATCH_MAX: usize = 64;
+/// Outgoing payments one data plane drives at once; past it, new ones wait on
+/// the open list for a data plane with room.
+pub const PAYMENTS_ACTIVE_MAX: usize = 1_024;
+/// Ledger or store attempts (a second apart) one step of a payment makes before
+/// its owner leaves it, open, for a later try.
+pub const PAYMENT_STEP_ATTEMPTS_MAX: u32 = 60;
+/// Open payments an audit reads the accounts of at most.
+pub const AUDIT_PAYMENTS_MAX: usize = 10_000;
 /// Default life of an incoming payment, as Rafiki's (one day).
 pub const EXPIRY_MS_DEFAULT: u64 = 24 * 3_600 * 1_000;
 /// Longest life an incoming payment may be given (one year).

@@ -334,13 +334,17 @@ async fn run_shard(
             interval,
         );
         glommio::spawn_local(watching).detach();
+        let payments = Rc::new(crate::outgoing_payments::Payments::default());
+        let resuming =
+            crate::outgoing_payments::resume::run_forever(Rc::clone(&shard), Rc::clone(&payments));
+        glommio::spawn_local(resuming).detach();
         let admin = Rc::new(Admin {
             shard: Rc::clone(&shard),
             token: node.admin_token.clone(),
             node,
             watch,
             document,
-            payments: Rc::new(crate::outgoing_payments::Payments::default()),
+            payments,
         });
         glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
     }

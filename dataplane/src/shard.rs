@@ -626,23 +626,41 @@ impl Shard {
     /// Sends a Prepare made inside this process from a wallet's account: the
     /// pipeline and the forward of a peer's packet, with the wallet paying. Probes
     /// (`hold` false) move nothing on this side.
+    /// A Prepare from one of this data plane's wallets (a quote's probe), paid
+    /// from the wallet's account.
     pub async fn send_from_wallet(
         &self,
         snapshot: &Arc<Snapshot>,
         wallet_id: &str,
+        prepare_bytes: Vec<u8>,
+        hold: bool,
+    ) -> Vec<u8> {
+        let Some(wallet) = snapshot.wallet(wallet_id) else {
+            return RejectReason::NoRoute.to_reject_bytes(snapshot.own_address.as_str());
+        };
+        let payer = Payer {
+            account_id: wallet.account_id,
+            asset: wallet.asset,
+        };
+        self.send_as(snapshot, payer, prepare_bytes, hold).await
+    }
+
+    /// A Prepare made in this process (quotes, outgoing payments), paid from
+    /// `payer`'s account: a wallet's, or an outgoing payment's.
+    pub async fn send_as(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        payer: Payer,
         mut prepare_bytes: Vec<u8>,
         hold: bool,
     ) -> Vec<u8> {
         let own_address = snapshot.own_address.as_str();
-        let Some(wallet) = snapshot.wallet(wallet_id) else {
-            return RejectReason::NoRoute.to_reject_bytes(own_address);
-        };
         let (decision, local_owner) = match Prepare::parse(&prepare_bytes) {
             Ok(prepare) => {
                 let decision = pipeline::decide_from_account(
                     snapshot,
                     &self.shared.options,
-                    (wallet.account_id, wallet.asset),
+                    (payer.account_id, payer.asset),
                     &prepare,
                     unix_now_ms(),
                     hold,
@@ -658,12 +676,8 @@ impl Shard {
         // Counted until this future ends or is dropped (a quote stops waiting for
         // its last probes).
         let _counted = InFlight::enter(&self.ports.in_flight);
-        // A wallet paying a wallet of this data plane: Riptide's own receiver, paid
-        // from the paying wallet's account (one transfer in the one ledger; no peer).
-        let payer = Payer {
-            account_id: wallet.account_id,
-            asset: wallet.asset,
-        };
+        // A wallet paying a wallet of this data plane is paid by Riptide's own
+        // receiver from the payer's account (one transfer in the one ledger).
         match decision {
             Decision::Forward(forward) => self.forward(snapshot, forward, &mut prepare_bytes).await,
             Decision::Reject(reason) => reason.to_reject_bytes(own_address),

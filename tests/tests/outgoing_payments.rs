@@ -337,8 +337,11 @@ fn fixed_delivery_across_currencies_delivers_exactly() {
     assert_eq!(p.b.balance("peer", &p.a_on_b), 100_000_000 - 10_000);
 }
 
+/// A payment's whole budget moves from the wallet into the payment's own account
+/// before the first packet: a wallet that holds less fails the payment at once,
+/// with the reason, and nothing moves.
 #[test]
-fn a_payment_that_runs_out_of_money_fails_with_the_reason() {
+fn a_payment_the_wallet_cannot_fund_fails_with_the_reason() {
     let names = names();
     let p = pair(&names, &names.usd, &names.usd, &names.usd, 1_000);
     p.a.fund_wallet(&p.payer, 3_500);
@@ -350,12 +353,20 @@ fn a_payment_that_runs_out_of_money_fails_with_the_reason() {
     }));
     assert_eq!(payment["state"], "failed", "{payment}");
     let error = payment["last_error"].as_str().expect("a reason");
-    assert!(error.contains("T04 insufficient balance"), "{error}");
-    let sent = amount(&payment["sent"]);
-    assert!((3_000..=3_500).contains(&sent), "{payment}");
-    assert_eq!(amount(&payment["delivered"]), sent);
-    assert_eq!(p.a.balance("receiving", &p.payer), 3_500 - i128::from(sent));
-    assert_eq!(p.b.balance("receiving", &p.payee), i128::from(sent));
+    assert!(error.contains("insufficient balance"), "{error}");
+    assert_eq!(amount(&payment["sent"]), 0, "{payment}");
+    assert_eq!(p.a.balance("receiving", &p.payer), 3_500);
+    assert_eq!(p.b.balance("receiving", &p.payee), 0);
+    // Paying the same quote again answers the same payment; nothing moves.
+    let (status, again) = p.a.admin(
+        "POST",
+        "/v1/outgoing-payments",
+        &json!({ "quote_id": payment["quote_id"] }),
+    );
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], payment["id"]);
+    assert_eq!(again["state"], "failed");
+    assert_eq!(p.a.balance("receiving", &p.payer), 3_500);
 }
 
 #[test]
@@ -666,5 +677,223 @@ asset = "{eur}"
     assert!(
         audit["problems"].as_array().is_some_and(Vec::is_empty),
         "{audit}"
+    );
+}
+
+/// A TCP forwarder that holds each chunk from the client for `delay` before
+/// passing it on: a slow path, so that a payment is still sending when the test
+/// kills its data plane.
+fn slow_forwarder(upstream: u16, delay: Duration) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream, delay: Duration| {
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 65_536];
+                    while let Ok(n @ 1..) = from.read(&mut buffer) {
+                        std::thread::sleep(delay);
+                        if to.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            let (client_read, server_read) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            pipe(client_read, server, delay);
+            pipe(server_read, client, Duration::ZERO);
+        }
+    });
+    port
+}
+
+/// The payment is made on one data plane, which is killed (SIGKILL) while it
+/// sends; another data plane sharing TigerBeetle and Redis takes it over once its
+/// lease lapses and the dead one's holds expired, and finishes it. The wallet is
+/// debited exactly the quote's amount, once; the payment's account is settled;
+/// the receiver got at most the packets that were in flight when the first died
+/// more (the dead data plane never posted those: the connector's own loss, as for
+/// any packet a crash leaves unanswered).
+#[test]
+fn a_payment_whose_data_plane_dies_is_finished_by_another() {
+    let names = names();
+    let tag = &names.tag;
+    let assets = assets_and_rates(&names);
+    let usd = &names.usd;
+    let (payer, payee, b_on_a) = (
+        format!("payer{tag}"),
+        format!("payee{tag}"),
+        format!("b{tag}"),
+    );
+    let b_connector = free_loopback_port();
+    let b_body = format!(
+        r#"{assets}
+[[peers]]
+id = "a{tag}"
+asset = "{usd}"
+incoming_tokens = ["a-to-b-{tag}-0123456789"]
+initial_liquidity = 100000000
+max_packet_amount = 10
+
+[[wallets]]
+id = "{payee}"
+asset = "{usd}"
+"#
+    );
+    // B keeps its own books (the embedded ledger), so that the audit of A's
+    // ledgers sees A's accounts alone.
+    let b = {
+        let (admin, public) = (free_loopback_port(), free_loopback_port());
+        let node = node_section("test.b", (b_connector, admin, public), ADMIN_TOKEN);
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let config = format!("{node}\n{b_body}");
+        Node {
+            process: RiptideProcess::start(&config, at(b_connector), at(admin), ADMIN_TOKEN, 2),
+            public,
+        }
+    };
+    let forwarder = slow_forwarder(b_connector, Duration::from_millis(100));
+    let redis = riptide_tests::shared_redis().url();
+    let a_body = format!(
+        r#"{assets}
+[[peers]]
+id = "{b_on_a}"
+asset = "{usd}"
+outgoing_url = "http://127.0.0.1:{forwarder}/ilp"
+outgoing_token = "a-to-b-{tag}-0123456789"
+routes = ["test.b"]
+
+[[wallets]]
+id = "{payer}"
+asset = "{usd}"
+"#
+    );
+    let start_a = || {
+        let (connector, admin, public) = (
+            free_loopback_port(),
+            free_loopback_port(),
+            free_loopback_port(),
+        );
+        let node = node_section("test.a", (connector, admin, public), ADMIN_TOKEN);
+        let config = format!(
+            r#"{node}hold_ms_max = 3000
+
+[ledger]
+kind = "tigerbeetle"
+addresses = "{tb}"
+pending_timeout_s = 10
+request_timeout_ms = 1000
+
+[receipts]
+redis_url = "{redis}"
+
+{a_body}"#,
+            tb = shared_tigerbeetle().address()
+        );
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Node {
+            process: RiptideProcess::start(&config, at(connector), at(admin), ADMIN_TOKEN, 2),
+            public,
+        }
+    };
+    let (other, mut owner) = (start_a(), start_a());
+    other.fund_wallet(&payer, 100_000);
+    let spsp = format!("http://127.0.0.1:{}/{payee}", b.public);
+    let (status, quote) = other.admin(
+        "POST",
+        "/v1/quotes",
+        &json!({ "wallet": payer, "destination": { "spsp": spsp }, "send_amount": 6_000 }),
+    );
+    assert_eq!(status, 201, "{quote}");
+    assert_eq!(amount(&quote["max_packet_amount"]), 10, "{quote}");
+    // The quote is in the shared store: the owner-to-be pays it.
+    let (status, payment) = owner.admin(
+        "POST",
+        "/v1/outgoing-payments",
+        &json!({ "quote_id": quote["id"] }),
+    );
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["id"], quote["id"], "a payment has its quote's id");
+    // Paid again, anywhere, the quote answers its payment: nothing is paid twice.
+    let (status, again) = other.admin(
+        "POST",
+        "/v1/outgoing-payments",
+        &json!({ "quote_id": quote["id"] }),
+    );
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], payment["id"]);
+    let path = format!(
+        "/v1/outgoing-payments/{}",
+        quote["id"].as_str().expect("id")
+    );
+    let started = Instant::now();
+    loop {
+        let (status, seen) = other.admin("GET", &path, &Value::Null);
+        assert_eq!(
+            status, 200,
+            "the other data plane reads the payment: {seen}"
+        );
+        if amount(&seen["sent"]) >= 500 {
+            assert_eq!(seen["state"], "sending", "{seen}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no progress: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    owner.process.kill();
+    let started = Instant::now();
+    let finished = loop {
+        let (status, seen) = other.admin("GET", &path, &Value::Null);
+        assert_eq!(status, 200, "{seen}");
+        if seen["state"] != "sending" {
+            break seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not finished after 120 s: {seen}\n{}",
+            other.process.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(finished["state"], "completed", "{finished}");
+    assert_eq!(amount(&finished["sent"]), 6_000, "{finished}");
+    assert!(
+        other
+            .process
+            .log()
+            .contains("taking over an outgoing payment"),
+        "{}",
+        other.process.log()
+    );
+    // Exactly once: the wallet paid the quote's amount, no more, no less.
+    assert_eq!(other.balance("receiving", &payer), 100_000 - 6_000);
+    assert_eq!(other.balance("peer", &b_on_a), 6_000);
+    let received = b.balance("receiving", &payee);
+    assert!(
+        (6_000..=6_000 + 16 * 10).contains(&received),
+        "B received {received}"
+    );
+    let (clean, report) =
+        riptide_tests::dataplane::audit_until_clean(other.process.admin, Duration::from_secs(30));
+    let direct = other
+        .process
+        .admin_request("GET", "/v1/audit?idle=true", b"");
+    assert!(
+        clean,
+        "{report:#} {} {}",
+        direct.status,
+        String::from_utf8_lossy(&direct.body)
     );
 }

@@ -9,7 +9,7 @@ use futures::channel::oneshot;
 use redis::ConnectionLike;
 use riptide_dataplane::store::redis::{RedisOptions, RedisTls, RedisWorker};
 use riptide_dataplane::store::{
-    connection_key, CreditResult, IncomingPayment, StoreAnswer, StoreError, StoreOp,
+    connection_key, Claim, CreditResult, IncomingPayment, Opened, StoreAnswer, StoreError, StoreOp,
 };
 use riptide_tests::{shared_redis, RedisCluster};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -474,5 +474,142 @@ fn a_node_down_fails_its_own_operations_only() {
     assert!(
         matches!(answers[3], Err(StoreError::Unavailable(_))),
         "{answers:?}"
+    );
+}
+
+/// Quotes and outgoing payments, by the same rules on one Redis, a Redis Cluster
+/// and the embedded store: a quote is paid once (the second payment answers the
+/// first), a lease is renewed by its owner alone, a payment is taken over only
+/// once its lease lapsed and by one claimant, and a closed payment is left alone.
+#[test]
+fn an_outgoing_payment_is_made_once_and_taken_over_only_after_its_lease() {
+    for target in TARGETS {
+        let worker = worker(target);
+        outgoing_payment_rules(&|op| run(&worker, vec![op]).remove(0).expect("answer"));
+    }
+    let memory = riptide_dataplane::store::memory::MemoryStore::new(60);
+    outgoing_payment_rules(&|op| memory.execute(op));
+}
+
+fn outgoing_payment_rules(execute: &dyn Fn(StoreOp) -> StoreAnswer) {
+    let id = unique("quote");
+    let now = now_ms();
+    let put = StoreOp::PutQuote {
+        id: id.clone(),
+        record: "quote-record".into(),
+        expires_at_ms: now + 60_000,
+    };
+    assert_eq!(execute(put), StoreAnswer::Created);
+    let get = StoreOp::GetQuote { id: id.clone() };
+    assert_eq!(
+        execute(get),
+        StoreAnswer::Quote(Some("quote-record".into()))
+    );
+    let open = |record: &str, owner: &str| StoreOp::OpenOutgoing {
+        id: id.clone(),
+        record: record.into(),
+        owner: owner.into(),
+        lease_until_ms: now + 5_000,
+        now_ms: now,
+    };
+    assert_eq!(
+        execute(open("first", "a")),
+        StoreAnswer::Opened(Opened::Fresh)
+    );
+    assert_eq!(
+        execute(open("second", "b")),
+        StoreAnswer::Opened(Opened::Existing("first".into()))
+    );
+    let get = StoreOp::GetQuote { id: id.clone() };
+    assert_eq!(execute(get), StoreAnswer::Quote(None), "the quote is taken");
+    let lapsed = |before_ms| StoreOp::LapsedOutgoing {
+        before_ms,
+        limit: 100_000,
+    };
+    let StoreAnswer::Lapsed(open_ids) = execute(lapsed(u64::MAX)) else {
+        panic!("a list");
+    };
+    assert!(open_ids.contains(&id), "listed as open");
+    let StoreAnswer::Lapsed(lapsed_ids) = execute(lapsed(now + 1_000)) else {
+        panic!("a list");
+    };
+    assert!(!lapsed_ids.contains(&id), "its lease runs");
+    let renew = |owner: &str, record: &str, close: bool| StoreOp::RenewOutgoing {
+        id: id.clone(),
+        owner: owner.into(),
+        lease_until_ms: now + 10_000,
+        record: Some(record.into()),
+        close,
+    };
+    assert_eq!(
+        execute(renew("b", "stolen", false)),
+        StoreAnswer::Renewed(false)
+    );
+    assert_eq!(
+        execute(renew("a", "progress", false)),
+        StoreAnswer::Renewed(true)
+    );
+    let get = StoreOp::GetOutgoing { id: id.clone() };
+    assert_eq!(execute(get), StoreAnswer::Outgoing(Some("progress".into())));
+    let claim = |owner: &str, now_ms| StoreOp::ClaimOutgoing {
+        id: id.clone(),
+        owner: owner.into(),
+        now_ms,
+        lease_until_ms: now_ms + 5_000,
+    };
+    assert_eq!(
+        execute(claim("b", now + 9_000)),
+        StoreAnswer::Claimed(Claim::Held)
+    );
+    assert_eq!(
+        execute(claim("b", now + 10_000)),
+        StoreAnswer::Claimed(Claim::Claimed("progress".into()))
+    );
+    assert_eq!(
+        execute(claim("c", now + 10_001)),
+        StoreAnswer::Claimed(Claim::Held),
+        "one claimant wins"
+    );
+    assert_eq!(
+        execute(renew("a", "late", false)),
+        StoreAnswer::Renewed(false)
+    );
+    assert_eq!(
+        execute(renew("b", "done", true)),
+        StoreAnswer::Renewed(true)
+    );
+    assert_eq!(
+        execute(claim("c", u64::MAX / 2)),
+        StoreAnswer::Claimed(Claim::Closed)
+    );
+    let unlist = StoreOp::ListOutgoing {
+        id: id.clone(),
+        until_ms: None,
+    };
+    assert_eq!(execute(unlist), StoreAnswer::Listed);
+    let StoreAnswer::Lapsed(open_ids) = execute(lapsed(u64::MAX)) else {
+        panic!("a list");
+    };
+    assert!(!open_ids.contains(&id), "taken off the list");
+    let get = StoreOp::GetOutgoing { id: id.clone() };
+    assert_eq!(execute(get), StoreAnswer::Outgoing(Some("done".into())));
+    let nothing = unique("never");
+    let claim_nothing = StoreOp::ClaimOutgoing {
+        id: nothing.clone(),
+        owner: "a".into(),
+        now_ms: now,
+        lease_until_ms: now,
+    };
+    assert_eq!(execute(claim_nothing), StoreAnswer::Claimed(Claim::Gone));
+    let open_nothing = StoreOp::OpenOutgoing {
+        id: nothing,
+        record: "r".into(),
+        owner: "a".into(),
+        lease_until_ms: now,
+        now_ms: now,
+    };
+    assert_eq!(
+        execute(open_nothing),
+        StoreAnswer::Opened(Opened::QuoteGone)
     );
 }

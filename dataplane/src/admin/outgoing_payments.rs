@@ -5,7 +5,8 @@
 //! "shared_secret": "<base64>"}`; the amount is `send_amount` (fixed send, source
 //! units) or `receive_amount` (fixed delivery, destination units); `slippage` is a
 //! fraction (default 0.01). A payment names a `quote_id`, or carries a quote request
-//! and is quoted first.
+//! and is quoted first. A quote is paid once: paying it again answers its payment,
+//! whose id is the quote's.
 
 use super::{error, json_response, read_body, too_large, Admin};
 use crate::outgoing_payments::{Destination, PayError, QuoteError, QuoteRequest};
@@ -55,27 +56,26 @@ pub async fn pay(admin: &Admin, request: Request<Bytes>) -> Response<Full<Bytes>
         }
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    match admin.payments.pay(&admin.shard, &quote_id) {
+    match admin.payments.pay(&admin.shard, &quote_id).await {
         Ok(payment) => json_response(StatusCode::CREATED, &payment),
-        Err(PayError::UnknownQuote) => {
-            error(StatusCode::NOT_FOUND, "no such quote (or paid already)")
-        }
+        Err(PayError::UnknownQuote) => error(StatusCode::NOT_FOUND, "no such quote"),
         Err(PayError::QuoteExpired) => error(StatusCode::CONFLICT, "the quote expired"),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e @ PayError::Store(_)) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
-pub fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
-    match admin.payments.payment(id) {
-        Some(payment) => json_response(StatusCode::OK, &payment),
-        None => error(StatusCode::NOT_FOUND, "no such outgoing payment"),
+pub async fn get(admin: &Admin, id: &str) -> Response<Full<Bytes>> {
+    match admin.payments.payment(&admin.shard, id).await {
+        Ok(Some(payment)) => json_response(StatusCode::OK, &payment),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such outgoing payment"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
 fn quote_failure(e: &QuoteError) -> Response<Full<Bytes>> {
     let status = match e {
         QuoteError::UnknownWallet(_) => StatusCode::NOT_FOUND,
-        QuoteError::Random => StatusCode::SERVICE_UNAVAILABLE,
+        QuoteError::Random | QuoteError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         QuoteError::Spsp(_) | QuoteError::Probe(_) | QuoteError::NothingDelivered => {
             StatusCode::BAD_GATEWAY
         }

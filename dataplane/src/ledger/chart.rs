@@ -5,7 +5,8 @@
 use super::holds::{LedgerFailure, LedgerPort};
 use super::{
     account_id, Account, AccountFlags, AccountKind, BalanceRow, CreateAccountResult,
-    CreateTransferResult, Transfer, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_WITHDRAWAL,
+    CreateTransferResult, Transfer, TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_PAYMENT_FUNDING,
+    TRANSFER_CODE_PAYMENT_REFUND, TRANSFER_CODE_WITHDRAWAL,
 };
 use crate::config::StateDocument;
 use riptide_proto::admin_api::{LiquidityAccount, LiquidityDirection, LiquidityRequest};
@@ -16,6 +17,29 @@ const ACCOUNT_CODE_LIQUIDITY: u16 = 2;
 const ACCOUNT_CODE_PEER: u16 = 3;
 const ACCOUNT_CODE_RECEIVING: u16 = 4;
 const ACCOUNT_CODE_SETTLEMENT: u16 = 101;
+const ACCOUNT_CODE_OUTGOING_PAYMENT: u16 = 5;
+
+/// How funding an outgoing payment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Funding {
+    /// The payment's account holds its budget (now or before).
+    Funded,
+    /// The wallet holds less than the budget: nothing moved.
+    Insufficient,
+}
+
+/// An outgoing payment's account: where its budget sits while it sends.
+pub fn payment_account_id(payment_id: &str) -> u128 {
+    account_id(AccountKind::Payment, payment_id)
+}
+
+/// The transfer that returns what an outgoing payment did not spend.
+pub fn refund_id(payment_id: &str) -> u128 {
+    account_id(
+        AccountKind::Deposit,
+        &format!("payment-refund:{payment_id}"),
+    )
+}
 
 impl LedgerPort {
     /// Creates every account of the state (existing ones are fine) and deposits
@@ -109,6 +133,87 @@ impl LedgerPort {
         Ok(notices)
     }
 
+    /// Opens outgoing payment `payment_id`'s account and moves `amount` into it
+    /// from the wallet's, once: the transfer's id derives from the payment, so a
+    /// data plane that funds it again (after an unknown answer, or resuming it)
+    /// finds it done. An `Err` is an unknown outcome, to be tried again.
+    pub async fn fund_payment(
+        &self,
+        payment_id: &str,
+        wallet_account: u128,
+        ledger: u32,
+        amount: u64,
+    ) -> Result<Funding, LedgerFailure> {
+        let account = Account {
+            id: payment_account_id(payment_id),
+            ledger,
+            code: ACCOUNT_CODE_OUTGOING_PAYMENT,
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: true,
+                ..AccountFlags::default()
+            },
+            ..Account::default()
+        };
+        match self.create_accounts(&[account]).await?.first() {
+            Some(CreateAccountResult::Ok | CreateAccountResult::Exists) => {}
+            other => {
+                return Err(LedgerFailure::Refused {
+                    operation: "payment account",
+                    result: format!("{other:?}"),
+                })
+            }
+        }
+        let funding = Transfer {
+            id: account_id(
+                AccountKind::Deposit,
+                &format!("payment-funding:{payment_id}"),
+            ),
+            debit_account_id: wallet_account,
+            credit_account_id: account.id,
+            amount: u128::from(amount),
+            ledger,
+            code: TRANSFER_CODE_PAYMENT_FUNDING,
+            ..Transfer::default()
+        };
+        match self.create_transfers(&[funding]).await?.first() {
+            Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => Ok(Funding::Funded),
+            Some(CreateTransferResult::ExceedsCredits) => Ok(Funding::Insufficient),
+            other => Err(LedgerFailure::Refused {
+                operation: "payment funding",
+                result: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// Moves what payment `payment_id` did not spend, `amount`, back to its wallet,
+    /// once (the id derives from the payment). The caller reads the amount when
+    /// nothing is pending on the payment's account; a packet held since makes the
+    /// ledger refuse the refund (its flag), and the caller reads again.
+    pub async fn refund_payment(
+        &self,
+        payment_id: &str,
+        wallet_account: u128,
+        ledger: u32,
+        amount: u128,
+    ) -> Result<(), LedgerFailure> {
+        let refund = Transfer {
+            id: refund_id(payment_id),
+            debit_account_id: payment_account_id(payment_id),
+            credit_account_id: wallet_account,
+            amount,
+            ledger,
+            code: TRANSFER_CODE_PAYMENT_REFUND,
+            ..Transfer::default()
+        };
+        match self.create_transfers(&[refund]).await?.first() {
+            Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => Ok(()),
+            other => Err(LedgerFailure::Refused {
+                operation: "payment refund",
+                result: format!("{other:?}"),
+            }),
+        }
+    }
+
     /// What was deposited into each wallet's account (liquidity `--wallet`), by
     /// account id: the part of its credits that did not come from packets.
     pub async fn wallet_deposits(
@@ -124,13 +229,16 @@ impl LedgerPort {
         ledgers.dedup();
         let mut deposits = std::collections::HashMap::new();
         for ledger in ledgers {
-            let transfers = self
-                .backend()
-                .transfers_with_code(ledger, TRANSFER_CODE_DEPOSIT)
-                .await
-                .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
-            for transfer in transfers {
-                *deposits.entry(transfer.credit_account_id).or_default() += transfer.amount;
+            // Refunds of outgoing payments come back to a wallet as deposits do.
+            for code in [TRANSFER_CODE_DEPOSIT, TRANSFER_CODE_PAYMENT_REFUND] {
+                let transfers = self
+                    .backend()
+                    .transfers_with_code(ledger, code)
+                    .await
+                    .map_err(|e| LedgerFailure::Unavailable(e.to_string()))?;
+                for transfer in transfers {
+                    *deposits.entry(transfer.credit_account_id).or_default() += transfer.amount;
+                }
             }
         }
         Ok(deposits)
@@ -210,6 +318,40 @@ impl LedgerPort {
             }
             other => Err(refused(format!("{other:?}"))),
         }
+    }
+
+    /// Balances of every account of the state, and of the outgoing payments
+    /// `payments` whose accounts exist: money on its way out of a wallet.
+    pub async fn balances_with_payments(
+        &self,
+        snapshot: &Snapshot,
+        payments: &[String],
+    ) -> Result<Vec<BalanceRow>, LedgerFailure> {
+        let mut rows = self.balances(snapshot).await?;
+        let ids: Vec<u128> = payments.iter().map(|id| payment_account_id(id)).collect();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(crate::limits::BATCH_EVENTS_MAX) {
+            found.extend(self.lookup_accounts(chunk).await?);
+        }
+        for (id, account_id) in payments.iter().zip(&ids) {
+            // A payment whose account was never made holds nothing.
+            let Some(account) = found.iter().find(|a| a.id == *account_id) else {
+                continue;
+            };
+            let asset = snapshot
+                .assets
+                .iter()
+                .find(|asset| asset.ledger == account.ledger)
+                .map_or_else(String::new, |asset| asset.code.clone());
+            rows.push(BalanceRow {
+                kind: "payment",
+                name: id.clone(),
+                asset,
+                account_id: *account_id,
+                account: Some(*account),
+            });
+        }
+        Ok(rows)
     }
 
     /// Balances of every account of the state.

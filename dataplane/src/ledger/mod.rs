@@ -17,7 +17,8 @@ use crate::limits::{BATCH_EVENTS_MAX, QUERY_TRANSFERS_MAX};
 pub use riptide_proto::ledger::{
     account_id, Account, AccountFlags, AccountKind, BalanceRow, CreateAccountResult,
     CreateTransferResult, Transfer, TransferFlags, AMOUNT_MAX, TRANSFER_CODE_DEPOSIT,
-    TRANSFER_CODE_PACKET, TRANSFER_CODE_WITHDRAWAL,
+    TRANSFER_CODE_PACKET, TRANSFER_CODE_PAYMENT_FUNDING, TRANSFER_CODE_PAYMENT_REFUND,
+    TRANSFER_CODE_WITHDRAWAL,
 };
 use thiserror::Error;
 

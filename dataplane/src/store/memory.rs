@@ -3,9 +3,10 @@
 //! path.
 
 use super::{
-    CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreOp, JOURNAL_WALLETS_PER_OP_MAX,
+    Claim, CreditResult, IncomingPayment, JournalRecord, Opened, StoreAnswer, StoreOp,
+    JOURNAL_WALLETS_PER_OP_MAX,
 };
-use crate::limits::CONNECTIONS_MAX;
+use crate::limits::{CONNECTIONS_MAX, RECORDS_MAX};
 use riptide_proto::connector::token_bucket::TokenBucket;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +32,20 @@ struct Inner {
     watched: std::collections::BTreeSet<String>,
     /// Shared limit buckets, by key, with the limit they were made for.
     buckets: HashMap<String, (u64, TokenBucket)>,
+    /// Quotes by id: the record and its expiry (ms).
+    quotes: HashMap<String, (String, u64)>,
+    outgoing: HashMap<String, Outgoing>,
+    /// Open outgoing payments and the lease listed for each.
+    open_outgoing: HashMap<String, u64>,
+}
+
+/// An outgoing payment, as the Redis store keeps it.
+#[derive(Debug)]
+struct Outgoing {
+    record: String,
+    owner: String,
+    lease_until_ms: u64,
+    open: bool,
 }
 
 /// Shared limit buckets kept at most: one or two per peer with shared limits.
@@ -97,7 +112,139 @@ impl MemoryStore {
                 limit_per_second,
                 tokens,
             } => StoreAnswer::Leased(inner.lease(key, limit_per_second, tokens)),
+            outgoing => inner.outgoing_op(outgoing),
         }
+    }
+}
+
+impl Inner {
+    /// Quotes and outgoing payments, by the rules of the Redis scripts. Kept
+    /// under [`RECORDS_MAX`] each: the oldest quote, or closed payment, goes.
+    fn outgoing_op(&mut self, op: StoreOp) -> StoreAnswer {
+        match op {
+            StoreOp::PutQuote {
+                id,
+                record,
+                expires_at_ms,
+            } => {
+                if self.quotes.len() >= RECORDS_MAX {
+                    let oldest = self.quotes.iter().min_by_key(|(_, q)| q.1);
+                    if let Some(key) = oldest.map(|(key, _)| key.clone()) {
+                        self.quotes.remove(&key);
+                    }
+                }
+                self.quotes.insert(id, (record, expires_at_ms));
+                StoreAnswer::Created
+            }
+            StoreOp::GetQuote { id } => {
+                StoreAnswer::Quote(self.quotes.get(&id).map(|(record, _)| record.clone()))
+            }
+            StoreOp::OpenOutgoing {
+                id,
+                record,
+                owner,
+                lease_until_ms,
+                now_ms,
+            } => self.open(id, record, owner, lease_until_ms, now_ms),
+            StoreOp::GetOutgoing { id } => {
+                StoreAnswer::Outgoing(self.outgoing.get(&id).map(|o| o.record.clone()))
+            }
+            StoreOp::RenewOutgoing {
+                id,
+                owner,
+                lease_until_ms,
+                record,
+                close,
+            } => StoreAnswer::Renewed(self.renew(&id, &owner, lease_until_ms, record, close)),
+            StoreOp::ClaimOutgoing {
+                id,
+                owner,
+                now_ms,
+                lease_until_ms,
+            } => StoreAnswer::Claimed(self.claim(&id, owner, now_ms, lease_until_ms)),
+            StoreOp::LapsedOutgoing { before_ms, limit } => {
+                let mut lapsed: Vec<(u64, String)> = self
+                    .open_outgoing
+                    .iter()
+                    .filter(|(_, until)| **until <= before_ms)
+                    .map(|(id, until)| (*until, id.clone()))
+                    .collect();
+                lapsed.sort_unstable();
+                StoreAnswer::Lapsed(lapsed.into_iter().take(limit).map(|(_, id)| id).collect())
+            }
+            StoreOp::ListOutgoing { id, until_ms } => {
+                match until_ms {
+                    Some(until) => self.open_outgoing.insert(id, until),
+                    None => self.open_outgoing.remove(&id),
+                };
+                StoreAnswer::Listed
+            }
+            other => unreachable!("outgoing_op() is given {other:?}"),
+        }
+    }
+
+    fn renew(
+        &mut self,
+        id: &str,
+        owner: &str,
+        lease_until_ms: u64,
+        record: Option<String>,
+        close: bool,
+    ) -> bool {
+        let Some(payment) = self.outgoing.get_mut(id).filter(|p| p.owner == owner) else {
+            return false;
+        };
+        if let Some(record) = record {
+            payment.record = record;
+        }
+        payment.open &= !close;
+        payment.lease_until_ms = if close { 0 } else { lease_until_ms };
+        true
+    }
+
+    fn claim(&mut self, id: &str, owner: String, now_ms: u64, lease_until_ms: u64) -> Claim {
+        match self.outgoing.get_mut(id) {
+            None => Claim::Gone,
+            Some(payment) if !payment.open => Claim::Closed,
+            Some(payment) if payment.lease_until_ms > now_ms => Claim::Held,
+            Some(payment) => {
+                payment.owner = owner;
+                payment.lease_until_ms = lease_until_ms;
+                Claim::Claimed(payment.record.clone())
+            }
+        }
+    }
+
+    fn open(
+        &mut self,
+        id: String,
+        record: String,
+        owner: String,
+        lease_until_ms: u64,
+        now_ms: u64,
+    ) -> StoreAnswer {
+        if let Some(payment) = self.outgoing.get(&id) {
+            return StoreAnswer::Opened(Opened::Existing(payment.record.clone()));
+        }
+        match self.quotes.remove(&id) {
+            Some((_, expires_at_ms)) if expires_at_ms > now_ms => {}
+            _ => return StoreAnswer::Opened(Opened::QuoteGone),
+        }
+        if self.outgoing.len() >= RECORDS_MAX {
+            let closed = self.outgoing.iter().find(|(_, p)| !p.open);
+            if let Some(key) = closed.map(|(key, _)| key.clone()) {
+                self.outgoing.remove(&key);
+            }
+        }
+        self.open_outgoing.insert(id.clone(), lease_until_ms);
+        let payment = Outgoing {
+            record,
+            owner,
+            lease_until_ms,
+            open: true,
+        };
+        self.outgoing.insert(id, payment);
+        StoreAnswer::Opened(Opened::Fresh)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod batcher;
 pub mod memory;
 pub mod redis;
 pub mod redis_link;
+pub mod redis_outgoing;
 
 pub use crate::limits::JOURNAL_WALLETS_PER_OP_MAX;
 use crate::limits::{CREDIT_MARKER_TTL_S, PAYMENT_ID_SIZE_MAX};
@@ -137,6 +138,80 @@ pub enum StoreOp {
         limit_per_second: u64,
         tokens: u64,
     },
+    /// A quote, kept until it expires (its record is the data plane's JSON).
+    PutQuote {
+        id: String,
+        record: String,
+        expires_at_ms: u64,
+    },
+    GetQuote {
+        id: String,
+    },
+    /// Pays quote `id` once: takes the quote and keeps the payment `record` (same
+    /// id), driven by `owner` until `lease_until_ms`, on the list of open payments.
+    /// A payment already made from the quote is answered instead.
+    OpenOutgoing {
+        id: String,
+        record: String,
+        owner: String,
+        lease_until_ms: u64,
+        now_ms: u64,
+    },
+    GetOutgoing {
+        id: String,
+    },
+    /// The owner's heartbeat: while `owner` still drives the payment, extends its
+    /// lease and keeps `record` (when given); with `close`, the payment is over and
+    /// is kept for [`crate::limits::PAYMENT_RETENTION_MS`].
+    RenewOutgoing {
+        id: String,
+        owner: String,
+        lease_until_ms: u64,
+        record: Option<String>,
+        close: bool,
+    },
+    /// Takes an open payment whose lease lapsed by `now_ms` for `owner`.
+    ClaimOutgoing {
+        id: String,
+        owner: String,
+        now_ms: u64,
+        lease_until_ms: u64,
+    },
+    /// Up to `limit` open payments whose listed lease lapsed by `before_ms`
+    /// (`u64::MAX`: every open payment).
+    LapsedOutgoing {
+        before_ms: u64,
+        limit: usize,
+    },
+    /// Lists the payment as open until `until_ms`, or takes it off the list.
+    ListOutgoing {
+        id: String,
+        until_ms: Option<u64>,
+    },
+}
+
+/// How [`StoreOp::OpenOutgoing`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// The payment is made: this call took the quote.
+    Fresh,
+    /// The quote was paid before: the payment's record as it is.
+    Existing(String),
+    /// No such quote: never made, expired, or gone.
+    QuoteGone,
+}
+
+/// How [`StoreOp::ClaimOutgoing`] went; each with the payment's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller drives the payment now.
+    Claimed(String),
+    /// Its owner's lease still runs.
+    Held,
+    /// The payment is over.
+    Closed,
+    /// No such payment (made and forgotten, or never made).
+    Gone,
 }
 
 /// The store's answer to one [`StoreOp`], in the same order.
@@ -155,6 +230,15 @@ pub enum StoreAnswer {
     Unwatched(bool),
     /// Tokens granted from a shared bucket.
     Leased(u64),
+    Quote(Option<String>),
+    Opened(Opened),
+    Outgoing(Option<String>),
+    /// Whether the caller still owned the payment.
+    Renewed(bool),
+    Claimed(Claim),
+    /// Payment ids.
+    Lapsed(Vec<String>),
+    Listed,
 }
 
 /// A count in the journal: what a sweep needs to settle it.
@@ -311,6 +395,20 @@ pub fn limit_key(peer_id: &str, kind: &str) -> String {
 pub fn payment_index_key(id: &str) -> String {
     format!("riptide:incoming_payment:{id}")
 }
+
+/// A quote, until it is paid or expires (in the slot of its payment).
+pub fn quote_key(id: &str) -> String {
+    format!("riptide:quote:{{{id}}}")
+}
+
+/// An outgoing payment: its record, owner, lease and whether it is open (a hash).
+pub fn outgoing_key(id: &str) -> String {
+    format!("riptide:outgoing_payment:{{{id}}}")
+}
+
+/// The open outgoing payments, scored by the lease listed for each: where a data
+/// plane finds a payment whose owner stopped, to resume it.
+pub const OPEN_OUTGOING_KEY: &str = "riptide:outgoing_payments:open";
 
 /// An incoming payment id: what a payment tag may hold, and a Redis key can.
 pub fn is_payment_id(id: &str) -> bool {

@@ -9,6 +9,7 @@
 //! answer (by this code or by the cluster client's redirects) counts once.
 
 use super::redis_link::{Link, ReplicaWait, Routed};
+use super::redis_outgoing as outgoing;
 use super::{
     connection_key, credit_marker_key, credit_marker_prefix, journal_key, payment_index_key,
     payment_key, wallet_key, CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreError,
@@ -126,12 +127,15 @@ return grant
 ";
 
 /// Every script, loaded on each server or node when first connected.
-const SCRIPTS: [&str; 5] = [
+const SCRIPTS: [&str; 8] = [
     CREDIT_PAYMENT_SCRIPT,
     CREDIT_WALLET_SCRIPT,
     UNDO_SCRIPT,
     UNSETTLED_SCRIPT,
     LEASE_SCRIPT,
+    outgoing::OPEN_SCRIPT,
+    outgoing::RENEW_SCRIPT,
+    outgoing::CLAIM_SCRIPT,
 ];
 
 type Answer = Result<StoreAnswer, StoreError>;
@@ -263,6 +267,9 @@ struct Scripts {
     undo: redis::Script,
     unsettled: redis::Script,
     lease: redis::Script,
+    open: redis::Script,
+    renew: redis::Script,
+    claim: redis::Script,
 }
 
 impl Scripts {
@@ -273,6 +280,18 @@ impl Scripts {
             undo: redis::Script::new(UNDO_SCRIPT),
             unsettled: redis::Script::new(UNSETTLED_SCRIPT),
             lease: redis::Script::new(LEASE_SCRIPT),
+            open: redis::Script::new(outgoing::OPEN_SCRIPT),
+            renew: redis::Script::new(outgoing::RENEW_SCRIPT),
+            claim: redis::Script::new(outgoing::CLAIM_SCRIPT),
+        }
+    }
+
+    /// The loaded script of the outgoing payments' `source`.
+    fn outgoing(&self, source: &str) -> &redis::Script {
+        match source {
+            outgoing::OPEN_SCRIPT => &self.open,
+            outgoing::RENEW_SCRIPT => &self.renew,
+            _ => &self.claim,
         }
     }
 }
@@ -545,6 +564,10 @@ impl Worker {
                     .arg("expires_at_ms");
                 vec![keyed(command, key)]
             }
+            other => outgoing::commands(other, |source, keys| {
+                eval(self.scripts.outgoing(source), source, call, keys)
+            })
+            .unwrap_or_default(),
         }
     }
 
@@ -765,6 +788,8 @@ fn interpret(op: &StoreOp, values: &[Value]) -> Answer {
                 .map_err(|_| StoreError::Protocol(format!("lease granted {granted}"))),
             other => Err(StoreError::Protocol(format!("lease answered {other:?}"))),
         },
+        other => outgoing::interpret(other, values)
+            .unwrap_or_else(|| Err(StoreError::Protocol(format!("no reading of {other:?}")))),
     }
 }
 

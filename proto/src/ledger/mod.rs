@@ -12,6 +12,10 @@ pub const AMOUNT_MAX: u128 = u128::MAX;
 pub const TRANSFER_CODE_PACKET: u16 = 1;
 pub const TRANSFER_CODE_DEPOSIT: u16 = 2;
 pub const TRANSFER_CODE_WITHDRAWAL: u16 = 3;
+/// An outgoing payment's budget, moved from its wallet into the payment's account.
+pub const TRANSFER_CODE_PAYMENT_FUNDING: u16 = 4;
+/// What an outgoing payment did not spend, moved back to its wallet.
+pub const TRANSFER_CODE_PAYMENT_REFUND: u16 = 5;
 
 /// What an account id is derived from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +24,9 @@ pub enum AccountKind {
     Liquidity,
     Settlement,
     Receiving,
+    /// One outgoing payment's budget: packets of the payment spend from it, so the
+    /// ledger itself keeps the payment within its quote.
+    Payment,
     /// Not an account: ids of idempotent deposits.
     Deposit,
 }
@@ -31,6 +38,7 @@ impl AccountKind {
             AccountKind::Liquidity => "liquidity",
             AccountKind::Settlement => "settlement",
             AccountKind::Receiving => "receiving",
+            AccountKind::Payment => "payment",
             AccountKind::Deposit => "deposit",
         }
     }
