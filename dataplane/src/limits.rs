@@ -221,6 +221,8 @@ pub const PAYMENTS_ACTIVE_MAX: usize = 1_024;
 /// Ledger or store attempts (a second apart) one step of a payment makes before
 /// its owner leaves it, open, for a later try.
 pub const PAYMENT_STEP_ATTEMPTS_MAX: u32 = 60;
+/// How long a payment whose step gave up waits before a data plane tries it again.
+pub const PAYMENT_GIVE_UP_MS: u64 = 60_000;
 /// Open payments an audit reads the accounts of at most.
 pub const AUDIT_PAYMENTS_MAX: usize = 10_000;
 /// Default life of an incoming payment, as Rafiki's (one day).

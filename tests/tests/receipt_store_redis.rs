@@ -512,6 +512,12 @@ fn outgoing_payment_rules(execute: &dyn Fn(StoreOp) -> StoreAnswer) {
         lease_until_ms: now + 5_000,
         now_ms: now,
     };
+    // The caller lists the payment first, as the data plane does.
+    let list = StoreOp::ListOutgoing {
+        id: id.clone(),
+        until_ms: Some(now + 5_000),
+    };
+    assert_eq!(execute(list), StoreAnswer::Listed);
     assert_eq!(
         execute(open("first", "a")),
         StoreAnswer::Opened(Opened::Fresh)

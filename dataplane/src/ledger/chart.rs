@@ -33,12 +33,25 @@ pub fn payment_account_id(payment_id: &str) -> u128 {
     account_id(AccountKind::Payment, payment_id)
 }
 
-/// The transfer that returns what an outgoing payment did not spend.
-pub fn refund_id(payment_id: &str) -> u128 {
+/// The transfer that returns what an outgoing payment did not spend, at its
+/// `attempt`: a refund refused for the balance (a packet held since its amount
+/// was read) burns its id in TigerBeetle, so the next try takes the next id.
+pub fn refund_id(payment_id: &str, attempt: u32) -> u128 {
     account_id(
         AccountKind::Deposit,
-        &format!("payment-refund:{payment_id}"),
+        &format!("payment-refund:{payment_id}:{attempt}"),
     )
+}
+
+/// How a refund went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refund {
+    /// Made, now or before.
+    Done,
+    /// Refused for the balance, now or before: read again, try the next id.
+    Refused,
+    /// Not this amount: one was made before; read again.
+    Different,
 }
 
 impl LedgerPort {
@@ -177,7 +190,10 @@ impl LedgerPort {
         };
         match self.create_transfers(&[funding]).await?.first() {
             Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => Ok(Funding::Funded),
-            Some(CreateTransferResult::ExceedsCredits) => Ok(Funding::Insufficient),
+            // Refused for the balance now, or before (TigerBeetle keeps the refusal).
+            Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::IdAlreadyFailed) => {
+                Ok(Funding::Insufficient)
+            }
             other => Err(LedgerFailure::Refused {
                 operation: "payment funding",
                 result: format!("{other:?}"),
@@ -186,18 +202,19 @@ impl LedgerPort {
     }
 
     /// Moves what payment `payment_id` did not spend, `amount`, back to its wallet,
-    /// once (the id derives from the payment). The caller reads the amount when
-    /// nothing is pending on the payment's account; a packet held since makes the
-    /// ledger refuse the refund (its flag), and the caller reads again.
+    /// with [`refund_id`] of `attempt`. The caller reads the amount when nothing is
+    /// pending on the payment's account; a packet held since makes the ledger
+    /// refuse the refund (its flag), and the caller reads again. An `Err` is an
+    /// unknown outcome: try the same attempt again.
     pub async fn refund_payment(
         &self,
         payment_id: &str,
-        wallet_account: u128,
-        ledger: u32,
+        (wallet_account, ledger): (u128, u32),
         amount: u128,
-    ) -> Result<(), LedgerFailure> {
+        attempt: u32,
+    ) -> Result<Refund, LedgerFailure> {
         let refund = Transfer {
-            id: refund_id(payment_id),
+            id: refund_id(payment_id, attempt),
             debit_account_id: payment_account_id(payment_id),
             credit_account_id: wallet_account,
             amount,
@@ -206,7 +223,11 @@ impl LedgerPort {
             ..Transfer::default()
         };
         match self.create_transfers(&[refund]).await?.first() {
-            Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => Ok(()),
+            Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => Ok(Refund::Done),
+            Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::IdAlreadyFailed) => {
+                Ok(Refund::Refused)
+            }
+            Some(CreateTransferResult::ExistsWithDifferentFields) => Ok(Refund::Different),
             other => Err(LedgerFailure::Refused {
                 operation: "payment refund",
                 result: format!("{other:?}"),

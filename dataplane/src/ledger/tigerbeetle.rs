@@ -149,6 +149,9 @@ fn account_result(kind: CreateAccountErrorKind, code: u32) -> CreateAccountResul
     }
 }
 
+/// `TB_CREATE_TRANSFER_ID_ALREADY_FAILED` in TigerBeetle 0.16's `tb_client.h`.
+const ID_ALREADY_FAILED: u32 = 68;
+
 fn transfer_result(kind: CreateTransferErrorKind, code: u32) -> CreateTransferResult {
     use CreateTransferErrorKind as K;
     use CreateTransferResult as R;
@@ -188,6 +191,7 @@ fn transfer_result(kind: CreateTransferErrorKind, code: u32) -> CreateTransferRe
         K::ExceedsPendingTransferAmount => R::ExceedsPendingTransferAmount,
         K::ExceedsCredits => R::ExceedsCredits,
         K::ExceedsDebits => R::ExceedsDebits,
+        _ if code == ID_ALREADY_FAILED => R::IdAlreadyFailed,
         _ => R::Other(code),
     }
 }

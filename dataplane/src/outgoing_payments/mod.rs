@@ -259,11 +259,27 @@ impl Payments {
             return Err(PayError::QuoteExpired);
         }
         let record = PaymentRecord::of_quote(quote, now_ms);
+        // With no room to drive it here, the payment is made with its lease lapsed,
+        // for the next look (here or on another data plane) to take it.
+        let drive_here = self.room() > 0;
+        let lease_until_ms = if drive_here {
+            now_ms + PAYMENT_LEASE_MS
+        } else {
+            now_ms
+        };
+        let list = StoreOp::ListOutgoing {
+            id: record.view.id.clone(),
+            until_ms: Some(lease_until_ms),
+        };
+        match store.execute(list).await.map_err(PayError::Store)? {
+            StoreAnswer::Listed => {}
+            other => return Err(PayError::Store(StoreError::Protocol(format!("{other:?}")))),
+        }
         let open = StoreOp::OpenOutgoing {
             id: record.view.id.clone(),
             record: record.to_json(),
             owner: self.owner.clone(),
-            lease_until_ms: now_ms + PAYMENT_LEASE_MS,
+            lease_until_ms,
             now_ms,
         };
         match store.execute(open).await.map_err(PayError::Store)? {
@@ -280,7 +296,9 @@ impl Payments {
         }
         announce(shard, "outgoing_payment.created", &record.view);
         let view = record.view.clone();
-        glommio::spawn_local(run::run(Rc::clone(shard), Rc::clone(self), record)).detach();
+        if drive_here {
+            glommio::spawn_local(run::run(Rc::clone(shard), Rc::clone(self), record)).detach();
+        }
         Ok(view)
     }
 }

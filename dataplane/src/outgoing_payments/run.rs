@@ -17,11 +17,11 @@
 use super::record::{Outcome, PaymentRecord};
 use super::{announce, random_iv, Payments};
 use crate::clock::unix_now_ms;
-use crate::ledger::chart::{payment_account_id, Funding};
+use crate::ledger::chart::{payment_account_id, refund_id, Funding, Refund};
 use crate::ledger::Account;
 use crate::limits::{
-    PAYMENT_IN_FLIGHT_MAX, PAYMENT_LEASE_MS, PAYMENT_RENEW_MS, PAYMENT_RETRIES_MAX,
-    PAYMENT_STEP_ATTEMPTS_MAX,
+    PAYMENT_GIVE_UP_MS, PAYMENT_IN_FLIGHT_MAX, PAYMENT_LEASE_MS, PAYMENT_RENEW_MS,
+    PAYMENT_RETRIES_MAX, PAYMENT_STEP_ATTEMPTS_MAX,
 };
 use crate::local::Payer;
 use crate::shard::Shard;
@@ -100,21 +100,36 @@ impl Lease<'_> {
         }
     }
 
-    /// Gives the payment up at once, for another data plane to take over.
-    async fn release(&self, record: &PaymentRecord) {
+    /// Saves `record` now, or stops: for what must be in the store before the
+    /// next step.
+    async fn save(&mut self, record: &PaymentRecord) -> Result<(), Stop> {
+        self.renewed_at_ms = 0;
+        self.renew(record, false).await?;
+        if self.renewed_at_ms == 0 {
+            return Err(Stop::GaveUp("the store did not take the record".into()));
+        }
+        Ok(())
+    }
+
+    /// Gives the payment up, for a data plane to take it over from `after_ms` on
+    /// (now, on a shutdown; later after a step gave up, so that one stuck payment
+    /// does not come first in every look at the open list).
+    async fn release(&self, record: &PaymentRecord, after_ms: u64) {
+        let until_ms = unix_now_ms() + after_ms;
         let release = StoreOp::RenewOutgoing {
             id: record.view.id.clone(),
             owner: self.owner.to_owned(),
-            lease_until_ms: unix_now_ms(),
+            lease_until_ms: until_ms,
             record: Some(record.to_json()),
             close: false,
         };
-        let _ = self.shard.store().execute(release).await;
-        let list = StoreOp::ListOutgoing {
-            id: record.view.id.clone(),
-            until_ms: Some(unix_now_ms()),
-        };
-        let _ = self.shard.store().execute(list).await;
+        if let Ok(StoreAnswer::Renewed(true)) = self.shard.store().execute(release).await {
+            let list = StoreOp::ListOutgoing {
+                id: record.view.id.clone(),
+                until_ms: Some(until_ms),
+            };
+            let _ = self.shard.store().execute(list).await;
+        }
     }
 }
 
@@ -130,7 +145,11 @@ pub async fn run(shard: Rc<Shard>, payments: Rc<Payments>, mut record: PaymentRe
     };
     match lifecycle(&shard, &payments, &mut lease, &mut record).await {
         Ok(()) => {}
-        Err(Stop::ShuttingDown) => lease.release(&record).await,
+        Err(Stop::ShuttingDown) => lease.release(&record, 0).await,
+        Err(stop @ Stop::GaveUp(_)) => {
+            tracing::warn!(payment = %id, ?stop, "outgoing payment left open, to try again later");
+            lease.release(&record, PAYMENT_GIVE_UP_MS).await;
+        }
         Err(stop) => tracing::warn!(payment = %id, ?stop, "outgoing payment left open"),
     }
     payments.forget(&id);
@@ -172,9 +191,11 @@ async fn lifecycle(
         };
         let outcome = send(shard, payments, lease, record, &account, payer).await?;
         record.outcome = Some(outcome);
-        lease.renew(record, false).await?;
+        // Settling starts only once the outcome is saved: a data plane taking the
+        // payment over afterwards settles it as it ended.
+        lease.save(record).await?;
     }
-    settle(shard, lease, record, wallet_account, ledger_id).await?;
+    settle(shard, lease, record, (wallet_account, ledger_id)).await?;
     lease.renew(record, true).await?;
     let event = match record.view.state {
         OutgoingPaymentState::Completed => "outgoing_payment.completed",
@@ -352,6 +373,12 @@ async fn drive(
                 let wait_ms = until_ms
                     .map_or(renew_ms, |until| until.saturating_sub(unix_now_ms()))
                     .clamp(1, renew_ms);
+                if in_flight.is_empty() {
+                    // Backing off with nothing out: an empty set would answer at
+                    // once and this loop would spin.
+                    glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+                    continue;
+                }
                 let next = async { in_flight.next().await };
                 let timer = async {
                     glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
@@ -381,41 +408,58 @@ async fn settle(
     shard: &Shard,
     lease: &mut Lease<'_>,
     record: &mut PaymentRecord,
-    wallet_account: u128,
-    ledger_id: u32,
+    wallet: (u128, u32),
 ) -> Result<(), Stop> {
     let ledger = &shard.shared.ledger;
-    let refund_id = crate::ledger::chart::refund_id(&record.view.id);
-    for _ in 0..PAYMENT_STEP_ATTEMPTS_MAX {
+    let refund_ids: Vec<u128> = (0..PAYMENT_STEP_ATTEMPTS_MAX)
+        .map(|attempt| refund_id(&record.view.id, attempt))
+        .collect();
+    let mut attempt = 0;
+    for _ in 0..PAYMENT_STEP_ATTEMPTS_MAX * 2 {
         let account = quiet_account(shard, lease, record).await?;
         let left = account.credits_posted.saturating_sub(account.debits_posted);
-        let refunded = if left > 0 {
-            match ledger
-                .refund_payment(&record.view.id, wallet_account, ledger_id, left)
-                .await
-            {
-                // A packet held since the read: read again.
-                Err(_) => continue,
-                Ok(()) => left,
-            }
-        } else {
-            let refund_ids = [refund_id];
+        if left == 0 {
+            // Refunded before, or nothing to refund: what it sent is its debits
+            // less the refund, if there is one (at most one can be made).
             let found = step(lease, record, "look up the refund", || {
                 ledger.lookup_transfers(&refund_ids)
             })
             .await?;
-            found.first().map_or(0, |refund| refund.amount)
-        };
-        let sent = account.debits_posted + left - refunded;
-        record.view.sent = u64::try_from(sent).unwrap_or(u64::MAX);
-        record.view.state = match &record.outcome {
-            Some(Outcome::Failed(error)) => {
-                record.view.last_error = Some(error.clone());
-                OutgoingPaymentState::Failed
+            let refunded: u128 = found.iter().map(|refund| refund.amount).sum();
+            close(record, account.debits_posted - refunded);
+            return Ok(());
+        }
+        if attempt >= PAYMENT_STEP_ATTEMPTS_MAX {
+            break;
+        }
+        match ledger
+            .refund_payment(&record.view.id, wallet, left, attempt)
+            .await
+        {
+            Ok(Refund::Done) => {
+                close(record, account.debits_posted);
+                return Ok(());
             }
-            _ => OutgoingPaymentState::Completed,
-        };
-        return Ok(());
+            // A packet held since the read (this id is spent): the next one.
+            Ok(Refund::Refused) => attempt += 1,
+            // Made before with another amount, or unknown: read again, same id.
+            Ok(Refund::Different) | Err(_) => {
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+                lease.keep(record).await?;
+            }
+        }
     }
     Err(Stop::GaveUp("the refund was refused every time".into()))
+}
+
+/// The record's end: what it sent, and its state from the outcome.
+fn close(record: &mut PaymentRecord, sent: u128) {
+    record.view.sent = u64::try_from(sent).unwrap_or(u64::MAX);
+    record.view.state = match &record.outcome {
+        Some(Outcome::Failed(error)) => {
+            record.view.last_error = Some(error.clone());
+            OutgoingPaymentState::Failed
+        }
+        _ => OutgoingPaymentState::Completed,
+    };
 }

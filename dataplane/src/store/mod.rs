@@ -148,8 +148,9 @@ pub enum StoreOp {
         id: String,
     },
     /// Pays quote `id` once: takes the quote and keeps the payment `record` (same
-    /// id), driven by `owner` until `lease_until_ms`, on the list of open payments.
-    /// A payment already made from the quote is answered instead.
+    /// id), driven by `owner` until `lease_until_ms`. The caller has put it on the
+    /// list of open payments first ([`StoreOp::ListOutgoing`]). A payment already
+    /// made from the quote is answered instead.
     OpenOutgoing {
         id: String,
         record: String,

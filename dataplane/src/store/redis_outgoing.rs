@@ -96,15 +96,13 @@ fn scripted(op: &StoreOp, eval: impl Fn(&'static str, &[String]) -> Cmd) -> Opti
             lease_until_ms,
             ..
         } => {
-            // Listed first: a payment is never made without being on the list (an
-            // entry without a payment is dropped by the next scan).
+            // The caller lists the payment first, in a round trip of its own: a
+            // payment is never made without being on the list (an entry without a
+            // payment is dropped by the next look).
             let keys = [quote_key(id), outgoing_key(id)];
             let mut open = eval(OPEN_SCRIPT, &keys);
             open.arg(record).arg(owner).arg(*lease_until_ms);
-            vec![
-                list(id, Some(*lease_until_ms)),
-                Routed::new(open, &keys[1]).durable(),
-            ]
+            vec![Routed::new(open, &keys[1]).durable()]
         }
         StoreOp::RenewOutgoing {
             id,
@@ -180,7 +178,7 @@ pub fn interpret(op: &StoreOp, values: &[Value]) -> Option<Result<StoreAnswer, S
         StoreOp::PutQuote { .. } => Ok(StoreAnswer::Created),
         StoreOp::GetQuote { .. } => optional_text(values.first()).map(StoreAnswer::Quote),
         StoreOp::OpenOutgoing { .. } => {
-            coded(values.get(1)).and_then(|(code, record)| match code {
+            coded(values.first()).and_then(|(code, record)| match code {
                 1 => Ok(StoreAnswer::Opened(Opened::Fresh)),
                 0 => Ok(StoreAnswer::Opened(Opened::Existing(record))),
                 2 => Ok(StoreAnswer::Opened(Opened::QuoteGone)),

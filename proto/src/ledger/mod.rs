@@ -147,6 +147,9 @@ pub enum CreateTransferResult {
     ExceedsPendingTransferAmount,
     ExceedsCredits,
     ExceedsDebits,
+    /// The id was refused before for a reason that could pass later (e.g.
+    /// `ExceedsCredits`): TigerBeetle never takes that id again.
+    IdAlreadyFailed,
     Other(u32),
 }
 
