@@ -51,10 +51,11 @@ const SETTLEMENT_1: u128 = 30;
 const SETTLEMENT_2: u128 = 31;
 const WALLET: u128 = 40;
 
-struct Rng(u64);
+/// The simulations' random numbers.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         // SplitMix64: small, fast, and the same on every machine.
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -63,7 +64,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
@@ -71,7 +72,7 @@ impl Rng {
         low + self.below(high - low + 1)
     }
 
-    fn chance(&mut self, per_mille: u64) -> bool {
+    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1_000) < per_mille
     }
 }

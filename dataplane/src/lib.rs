@@ -33,3 +33,5 @@ pub mod webhooks;
 
 #[cfg(test)]
 mod flow_sim;
+#[cfg(test)]
+mod payment_sim;

@@ -221,6 +221,11 @@ pub const PAYMENTS_ACTIVE_MAX: usize = 1_024;
 /// Ledger or store attempts (a second apart) one step of a payment makes before
 /// its owner leaves it, open, for a later try.
 pub const PAYMENT_STEP_ATTEMPTS_MAX: u32 = 60;
+/// Refund ids of one payment: each refund refused for the balance (a packet
+/// held after the read) spends one.
+pub const PAYMENT_REFUND_IDS: u32 = 16;
+/// Steps of one payment's flow one owner takes at most.
+pub const PAYMENT_FLOW_STEPS_MAX: usize = 100_000;
 /// How long a payment whose step gave up waits before a data plane tries it again.
 pub const PAYMENT_GIVE_UP_MS: u64 = 60_000;
 /// Open payments an audit reads the accounts of at most.

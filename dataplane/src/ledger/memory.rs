@@ -8,7 +8,7 @@ use super::{
     TRANSFER_CODE_PACKET,
 };
 use crate::limits::TRANSFERS_RETAINED_MAX;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +39,16 @@ struct State {
     expiries: BTreeSet<(u64, u128)>,
     /// Transfer ids in the order they were created, to forget the oldest.
     order: VecDeque<u128>,
+    /// Ids refused for a balance, which TigerBeetle never takes again
+    /// (`id_already_failed`).
+    burned: Box<Burned>,
+}
+
+/// Ids refused for a balance, oldest first, at most [`TRANSFERS_RETAINED_MAX`].
+#[derive(Default)]
+struct Burned {
+    ids: HashSet<u128>,
+    order: VecDeque<u128>,
 }
 
 impl Default for State {
@@ -55,6 +65,7 @@ impl Default for State {
             ),
             expiries: BTreeSet::new(),
             order: VecDeque::with_capacity(TRANSFERS_RETAINED_MAX + 1),
+            burned: Box::default(),
         }
     }
 }
@@ -298,6 +309,21 @@ impl State {
         results
     }
 
+    /// Remembers an id refused for a balance, as TigerBeetle does: the same id
+    /// is then refused whatever the balance (a retry after a lost answer must not
+    /// pass where the first try did not).
+    fn burn(&mut self, id: u128) {
+        let burned = &mut self.burned;
+        if burned.ids.insert(id) {
+            burned.order.push_back(id);
+        }
+        while burned.order.len() > TRANSFERS_RETAINED_MAX {
+            if let Some(oldest) = burned.order.pop_front() {
+                burned.ids.remove(&oldest);
+            }
+        }
+    }
+
     /// Keeps at most [`TRANSFERS_RETAINED_MAX`] transfers, forgetting the oldest
     /// that are not pending any more.
     fn forget_oldest(&mut self) {
@@ -404,11 +430,17 @@ impl State {
                 R::ExistsWithDifferentFields
             };
         }
+        if self.burned.ids.contains(&transfer.id) {
+            return R::IdAlreadyFailed;
+        }
         let result = if flags.post_pending_transfer || flags.void_pending_transfer {
             self.resolve_pending(transfer, now_ms, undo)
         } else {
             self.apply_movement(transfer, now_ms, undo)
         };
+        if matches!(result, R::ExceedsCredits | R::ExceedsDebits) && !flags.linked {
+            self.burn(transfer.id);
+        }
         if result == R::Ok {
             self.transfers.insert(transfer.id, *transfer);
             // Only packets are forgotten: a deposit or withdrawal stays, so that its

@@ -5,6 +5,9 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use riptide_proto::admin_api::{OutgoingPaymentState, OutgoingPaymentView, QuoteView};
+/// How sending ended, kept before the payment settles: a data plane that takes
+/// the payment over then settles it without sending again.
+pub use riptide_proto::flow::payment::Outcome;
 use riptide_proto::stream::sender::{Ratio, Target};
 use serde::{Deserialize, Serialize};
 
@@ -64,14 +67,6 @@ fn ratio((numerator, denominator): (u64, u64)) -> Ratio {
 pub struct QuoteRecord {
     pub view: QuoteView,
     pub terms: Terms,
-}
-
-/// How sending ended, kept before the payment settles: a data plane that takes
-/// the payment over then settles it without sending again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    Completed,
-    Failed(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,33 +1,26 @@
-//! One outgoing payment, driven to its end by the data plane that owns its lease.
-//! Every step is safe to run again, by this data plane or by another that takes
-//! the payment over, so a crash anywhere loses nothing and pays nothing twice:
-//!
-//! 1. **Fund**: the quote's source amount moves from the wallet into the
-//!    payment's own ledger account, by a transfer whose id derives from the
-//!    payment (exactly once). Its packets spend from that account alone, so the
-//!    ledger itself keeps the payment within its quote, whoever sends.
-//! 2. **Send**: once nothing is pending on the account (a former owner's packets
-//!    are posted or expired), what it still holds is what is left to send. The
-//!    owner renews its lease and saves its progress every
-//!    [`PAYMENT_RENEW_MS`]; the outcome is saved before settling.
-//! 3. **Settle**: once nothing is pending again, what the payment did not spend
-//!    goes back to the wallet (again by an id derived from the payment), and the
-//!    record is closed with the amount sent as the ledger has it.
+//! One outgoing payment, driven to its end by the data plane that owns its lease:
+//! the IO side of the sans-IO [`PaymentFlow`] (proto `flow/payment.rs`, which says
+//! what each step is and why it is safe to run again, by this data plane or by one
+//! that takes the payment over). This driver runs each step against the ledger and
+//! the store, renews the lease and saves the payment's progress every
+//! [`PAYMENT_RENEW_MS`], and runs the STREAM sender from the payment's account.
 
 use super::record::{Outcome, PaymentRecord};
 use super::{announce, random_iv, Payments};
 use crate::clock::unix_now_ms;
 use crate::ledger::chart::{payment_account_id, refund_id, Funding, Refund};
-use crate::ledger::Account;
 use crate::limits::{
-    PAYMENT_GIVE_UP_MS, PAYMENT_IN_FLIGHT_MAX, PAYMENT_LEASE_MS, PAYMENT_RENEW_MS,
-    PAYMENT_RETRIES_MAX, PAYMENT_STEP_ATTEMPTS_MAX,
+    PAYMENT_FLOW_STEPS_MAX, PAYMENT_GIVE_UP_MS, PAYMENT_IN_FLIGHT_MAX, PAYMENT_LEASE_MS,
+    PAYMENT_REFUND_IDS, PAYMENT_RENEW_MS, PAYMENT_RETRIES_MAX, PAYMENT_STEP_ATTEMPTS_MAX,
 };
 use crate::local::Payer;
 use crate::shard::Shard;
 use crate::store::{StoreAnswer, StoreOp};
 use futures::stream::{FuturesUnordered, StreamExt};
 use riptide_proto::admin_api::OutgoingPaymentState;
+use riptide_proto::flow::payment::{
+    AccountAnswer, FlowLimits, FundAnswer, PaymentFlow, RefundAnswer, Step,
+};
 use riptide_proto::stream::sender::{
     Action, Answer, Progress, SendError, SenderOptions, StreamSender, Target,
 };
@@ -59,11 +52,13 @@ impl Lease<'_> {
         if unix_now_ms() < self.renewed_at_ms + PAYMENT_RENEW_MS {
             return Ok(());
         }
-        self.renew(record, false).await
+        self.write(record, false).await.map(|_| ())
     }
 
-    /// Saves `record` now; with `close`, the payment is over.
-    async fn renew(&mut self, record: &PaymentRecord, close: bool) -> Result<(), Stop> {
+    /// Saves `record` now (with `close`, the payment is over): whether the store
+    /// took it. A store that says another data plane owns the payment, or that
+    /// does not answer until the lease may have lapsed, stops this owner.
+    async fn write(&mut self, record: &PaymentRecord, close: bool) -> Result<bool, Stop> {
         let now_ms = unix_now_ms();
         let lease_until_ms = now_ms + PAYMENT_LEASE_MS;
         let id = record.view.id.clone();
@@ -79,36 +74,25 @@ impl Lease<'_> {
                 self.renewed_at_ms = now_ms;
                 let until_ms = (!close).then_some(lease_until_ms);
                 // The list only points at payments to look at: a failure here is
-                // mended by the next renewal, or by a scan.
+                // mended by the next renewal, or by a look.
                 let _ = self
                     .shard
                     .store()
                     .execute(StoreOp::ListOutgoing { id, until_ms })
                     .await;
-                Ok(())
+                Ok(true)
             }
             Ok(StoreAnswer::Renewed(false)) => Err(Stop::LeaseLost),
             other => {
                 tracing::warn!(payment = %id, ?other, "could not renew an outgoing payment's lease");
                 // Past the lease it may be someone else's: stop before that.
-                if close || now_ms + PAYMENT_RENEW_MS >= self.renewed_at_ms + PAYMENT_LEASE_MS {
+                if now_ms + PAYMENT_RENEW_MS >= self.renewed_at_ms + PAYMENT_LEASE_MS {
                     Err(Stop::LeaseLost)
                 } else {
-                    Ok(())
+                    Ok(false)
                 }
             }
         }
-    }
-
-    /// Saves `record` now, or stops: for what must be in the store before the
-    /// next step.
-    async fn save(&mut self, record: &PaymentRecord) -> Result<(), Stop> {
-        self.renewed_at_ms = 0;
-        self.renew(record, false).await?;
-        if self.renewed_at_ms == 0 {
-            return Err(Stop::GaveUp("the store did not take the record".into()));
-        }
-        Ok(())
     }
 
     /// Gives the payment up, for a data plane to take it over from `after_ms` on
@@ -168,90 +152,142 @@ async fn lifecycle(
             record.view.wallet
         )));
     };
-    let (wallet_account, asset) = (wallet.account_id, wallet.asset);
-    let ledger_id = snapshot.asset(asset).ledger;
-    let ledger = &shard.shared.ledger;
-    if record.outcome.is_none() {
-        let amount = record.view.source_amount;
-        let funding = step(lease, record, "fund", || {
-            ledger.fund_payment(&record.view.id, wallet_account, ledger_id, amount)
-        })
-        .await?;
-        if funding == Funding::Insufficient {
-            record.outcome = Some(Outcome::Failed(format!(
-                "insufficient balance: the wallet holds less than the payment's {amount}"
-            )));
-        }
-    }
-    if record.outcome.is_none() {
-        let account = quiet_account(shard, lease, record).await?;
-        let payer = Payer {
-            account_id: account.id,
-            asset,
-        };
-        let outcome = send(shard, payments, lease, record, &account, payer).await?;
-        record.outcome = Some(outcome);
-        // Settling starts only once the outcome is saved: a data plane taking the
-        // payment over afterwards settles it as it ended.
-        lease.save(record).await?;
-    }
-    settle(shard, lease, record, (wallet_account, ledger_id)).await?;
-    lease.renew(record, true).await?;
-    let event = match record.view.state {
-        OutgoingPaymentState::Completed => "outgoing_payment.completed",
-        _ => "outgoing_payment.failed",
+    let asset = wallet.asset;
+    let wallet = (wallet.account_id, snapshot.asset(asset).ledger);
+    let payer = Payer {
+        account_id: payment_account_id(&record.view.id),
+        asset,
     };
-    announce(shard, event, &record.view);
-    Ok(())
-}
-
-/// Runs `attempt` until it answers, a second apart, renewing the lease.
-async fn step<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
-    lease: &mut Lease<'_>,
-    record: &PaymentRecord,
-    name: &str,
-    attempt: impl Fn() -> F,
-) -> Result<T, Stop> {
-    let mut last_error = String::new();
-    for _ in 0..PAYMENT_STEP_ATTEMPTS_MAX {
-        if lease.shard.shutting_down() {
-            return Err(Stop::ShuttingDown);
-        }
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(error) => last_error = error.to_string(),
-        }
-        glommio::timer::sleep(Duration::from_secs(1)).await;
-        lease.keep(record).await?;
-    }
-    Err(Stop::GaveUp(format!("{name}: {last_error}")))
-}
-
-/// The payment's account once nothing is pending on it: every packet a former
-/// owner (or this one) held is posted or has expired.
-async fn quiet_account(
-    shard: &Shard,
-    lease: &mut Lease<'_>,
-    record: &PaymentRecord,
-) -> Result<Account, Stop> {
-    let ledger = &shard.shared.ledger;
-    let id = payment_account_id(&record.view.id);
-    let waits_max = (u64::from(ledger.pending_timeout_s()) + 30) * 5;
-    for _ in 0..waits_max {
+    let mut flow = PaymentFlow::new(
+        record.view.source_amount,
+        record.outcome.clone(),
+        flow_limits(shard.shared.ledger.pending_timeout_s()),
+    );
+    for _ in 0..PAYMENT_FLOW_STEPS_MAX {
         if shard.shutting_down() {
             return Err(Stop::ShuttingDown);
         }
-        if let Ok(accounts) = ledger.lookup_accounts(&[id]).await {
-            match accounts.first() {
-                Some(account) if account.debits_pending == 0 => return Ok(*account),
-                Some(_) => {}
-                None => return Err(Stop::GaveUp("the payment's account is missing".into())),
+        match flow.poll() {
+            Step::Send { spent, available } => {
+                let outcome =
+                    send(shard, payments, lease, record, (spent, available), payer).await?;
+                flow.on_sent(outcome);
+            }
+            Step::SaveOutcome => {
+                record.outcome = flow.outcome().cloned();
+                flow.on_saved(lease.write(record, false).await?);
+            }
+            Step::Close { sent } => {
+                close(record, sent);
+                flow.on_closed(lease.write(record, true).await?);
+            }
+            Step::Wait { ms } => {
+                glommio::timer::sleep(Duration::from_millis(ms)).await;
+                lease.keep(record).await?;
+            }
+            Step::GiveUp(reason) => return Err(Stop::GaveUp(reason)),
+            Step::Done => {
+                let event = match record.view.state {
+                    OutgoingPaymentState::Completed => "outgoing_payment.completed",
+                    _ => "outgoing_payment.failed",
+                };
+                announce(shard, event, &record.view);
+                return Ok(());
+            }
+            ledger_step => {
+                ledger_answer(shard, &mut flow, ledger_step, &record.view.id, wallet).await;
+                lease.keep(record).await?;
             }
         }
-        glommio::timer::sleep(Duration::from_millis(200)).await;
-        lease.keep(record).await?;
     }
-    Err(Stop::GaveUp("the payment's account stayed pending".into()))
+    Err(Stop::GaveUp("the flow took too many steps".into()))
+}
+
+/// The flow's bounds: reads of a pending account outlast the pending timeout.
+fn flow_limits(pending_timeout_s: u32) -> FlowLimits {
+    let quiet_ms = 200;
+    FlowLimits {
+        tries_max: PAYMENT_STEP_ATTEMPTS_MAX,
+        quiet_reads_max: u32::try_from((u64::from(pending_timeout_s) + 30) * 1_000 / quiet_ms)
+            .unwrap_or(u32::MAX),
+        refund_ids: PAYMENT_REFUND_IDS,
+        retry_ms: 1_000,
+        quiet_ms,
+    }
+}
+
+/// Runs one of the flow's ledger steps and gives it the answer; an error is an
+/// unknown answer.
+async fn ledger_answer(
+    shard: &Shard,
+    flow: &mut PaymentFlow,
+    step: Step,
+    payment_id: &str,
+    (wallet_account, ledger_id): (u128, u32),
+) {
+    let ledger = &shard.shared.ledger;
+    match step {
+        Step::Fund => {
+            let amount = flow.source_amount();
+            let answer = match ledger
+                .fund_payment(payment_id, wallet_account, ledger_id, amount)
+                .await
+            {
+                Ok(Funding::Funded) => FundAnswer::Funded,
+                Ok(Funding::Insufficient) => FundAnswer::Insufficient,
+                Err(_) => FundAnswer::Unknown,
+            };
+            flow.on_fund(answer);
+        }
+        Step::ReadAccount => {
+            let answer = match ledger
+                .lookup_accounts(&[payment_account_id(payment_id)])
+                .await
+            {
+                Ok(found) => found.first().map_or(AccountAnswer::Missing, |account| {
+                    AccountAnswer::Found(*account)
+                }),
+                Err(_) => AccountAnswer::Unknown,
+            };
+            flow.on_account(answer);
+        }
+        Step::Refund { amount, attempt } => {
+            let answer = match ledger
+                .refund_payment(payment_id, (wallet_account, ledger_id), amount, attempt)
+                .await
+            {
+                Ok(Refund::Done) => RefundAnswer::Done,
+                Ok(Refund::Refused) => RefundAnswer::Refused,
+                Ok(Refund::Different) => RefundAnswer::Different,
+                Err(_) => RefundAnswer::Unknown,
+            };
+            flow.on_refund(answer);
+        }
+        Step::LookupRefunds => {
+            let ids: Vec<u128> = (0..PAYMENT_REFUND_IDS)
+                .map(|attempt| refund_id(payment_id, attempt))
+                .collect();
+            let refunded = ledger
+                .lookup_transfers(&ids)
+                .await
+                .ok()
+                .map(|found| found.iter().map(|refund| refund.amount).sum());
+            flow.on_refunds(refunded);
+        }
+        other => debug_assert!(false, "not a ledger step: {other:?}"),
+    }
+}
+
+/// The record's end: what it sent, and its state from the outcome.
+fn close(record: &mut PaymentRecord, sent: u128) {
+    record.view.sent = u64::try_from(sent).unwrap_or(u64::MAX);
+    record.view.state = match &record.outcome {
+        Some(Outcome::Failed(error)) => {
+            record.view.last_error = Some(error.clone());
+            OutgoingPaymentState::Failed
+        }
+        _ => OutgoingPaymentState::Completed,
+    };
 }
 
 /// What remains of the payment after `account`'s spending so far.
@@ -273,13 +309,11 @@ async fn send(
     payments: &Payments,
     lease: &mut Lease<'_>,
     record: &mut PaymentRecord,
-    account: &Account,
+    (spent, available): (u128, u128),
     payer: Payer,
 ) -> Result<Outcome, Stop> {
-    let spent = u64::try_from(account.debits_posted).unwrap_or(u64::MAX);
-    let available = u64::try_from(account.credits_posted.saturating_sub(account.debits_posted))
-        .unwrap_or(u64::MAX);
-    record.view.sent = spent;
+    let available = u64::try_from(available).unwrap_or(u64::MAX);
+    record.view.sent = u64::try_from(spent).unwrap_or(u64::MAX);
     let Some(target) = remaining_target(record, available) else {
         return Ok(Outcome::Completed);
     };
@@ -400,66 +434,4 @@ async fn drive(
             }
         }
     }
-}
-
-/// Moves what the payment did not spend back to the wallet and writes the
-/// ledger's own figure for what it sent into the record.
-async fn settle(
-    shard: &Shard,
-    lease: &mut Lease<'_>,
-    record: &mut PaymentRecord,
-    wallet: (u128, u32),
-) -> Result<(), Stop> {
-    let ledger = &shard.shared.ledger;
-    let refund_ids: Vec<u128> = (0..PAYMENT_STEP_ATTEMPTS_MAX)
-        .map(|attempt| refund_id(&record.view.id, attempt))
-        .collect();
-    let mut attempt = 0;
-    for _ in 0..PAYMENT_STEP_ATTEMPTS_MAX * 2 {
-        let account = quiet_account(shard, lease, record).await?;
-        let left = account.credits_posted.saturating_sub(account.debits_posted);
-        if left == 0 {
-            // Refunded before, or nothing to refund: what it sent is its debits
-            // less the refund, if there is one (at most one can be made).
-            let found = step(lease, record, "look up the refund", || {
-                ledger.lookup_transfers(&refund_ids)
-            })
-            .await?;
-            let refunded: u128 = found.iter().map(|refund| refund.amount).sum();
-            close(record, account.debits_posted - refunded);
-            return Ok(());
-        }
-        if attempt >= PAYMENT_STEP_ATTEMPTS_MAX {
-            break;
-        }
-        match ledger
-            .refund_payment(&record.view.id, wallet, left, attempt)
-            .await
-        {
-            Ok(Refund::Done) => {
-                close(record, account.debits_posted);
-                return Ok(());
-            }
-            // A packet held since the read (this id is spent): the next one.
-            Ok(Refund::Refused) => attempt += 1,
-            // Made before with another amount, or unknown: read again, same id.
-            Ok(Refund::Different) | Err(_) => {
-                glommio::timer::sleep(Duration::from_secs(1)).await;
-                lease.keep(record).await?;
-            }
-        }
-    }
-    Err(Stop::GaveUp("the refund was refused every time".into()))
-}
-
-/// The record's end: what it sent, and its state from the outcome.
-fn close(record: &mut PaymentRecord, sent: u128) {
-    record.view.sent = u64::try_from(sent).unwrap_or(u64::MAX);
-    record.view.state = match &record.outcome {
-        Some(Outcome::Failed(error)) => {
-            record.view.last_error = Some(error.clone());
-            OutgoingPaymentState::Failed
-        }
-        _ => OutgoingPaymentState::Completed,
-    };
 }
