@@ -297,7 +297,8 @@ impl Payments {
         announce(shard, "outgoing_payment.created", &record.view);
         let view = record.view.clone();
         if drive_here {
-            glommio::spawn_local(run::run(Rc::clone(shard), Rc::clone(self), record)).detach();
+            let drive = run::run(Rc::clone(shard), Rc::clone(self), record, now_ms);
+            glommio::spawn_local(drive).detach();
         }
         Ok(view)
     }

@@ -43,11 +43,12 @@ async fn look(shard: &Rc<Shard>, payments: &Rc<Payments>) -> Result<(), String> 
         if payments.drives(&id) {
             continue;
         }
+        let claimed_at_ms = unix_now_ms();
         let claim = StoreOp::ClaimOutgoing {
             id: id.clone(),
             owner: payments.owner.clone(),
-            now_ms: unix_now_ms(),
-            lease_until_ms: unix_now_ms() + PAYMENT_LEASE_MS,
+            now_ms: claimed_at_ms,
+            lease_until_ms: claimed_at_ms + PAYMENT_LEASE_MS,
         };
         match shard.store().execute(claim).await {
             Ok(StoreAnswer::Claimed(Claim::Claimed(text))) => {
@@ -56,7 +57,7 @@ async fn look(shard: &Rc<Shard>, payments: &Rc<Payments>) -> Result<(), String> 
                     continue;
                 };
                 tracing::info!(payment = %id, "taking over an outgoing payment whose lease lapsed");
-                let drive = run::run(Rc::clone(shard), Rc::clone(payments), record);
+                let drive = run::run(Rc::clone(shard), Rc::clone(payments), record, claimed_at_ms);
                 glommio::spawn_local(drive).detach();
             }
             Ok(StoreAnswer::Claimed(Claim::Closed | Claim::Gone)) => {

@@ -66,6 +66,7 @@ impl Lease<'_> {
             id: id.clone(),
             owner: self.owner.to_owned(),
             lease_until_ms,
+            now_ms,
             record: Some(record.to_json()),
             close,
         };
@@ -99,11 +100,13 @@ impl Lease<'_> {
     /// (now, on a shutdown; later after a step gave up, so that one stuck payment
     /// does not come first in every look at the open list).
     async fn release(&self, record: &PaymentRecord, after_ms: u64) {
-        let until_ms = unix_now_ms() + after_ms;
+        let now_ms = unix_now_ms();
+        let until_ms = now_ms + after_ms;
         let release = StoreOp::RenewOutgoing {
             id: record.view.id.clone(),
             owner: self.owner.to_owned(),
             lease_until_ms: until_ms,
+            now_ms,
             record: Some(record.to_json()),
             close: false,
         };
@@ -117,15 +120,21 @@ impl Lease<'_> {
     }
 }
 
-/// Drives `record` (whose lease `payments` holds) to its end, or until it must
+/// Drives `record` (whose lease `payments` holds, taken by a request sent at
+/// `leased_at_ms`: the lease runs from no earlier) to its end, or until it must
 /// stop; then forgets it here.
-pub async fn run(shard: Rc<Shard>, payments: Rc<Payments>, mut record: PaymentRecord) {
+pub async fn run(
+    shard: Rc<Shard>,
+    payments: Rc<Payments>,
+    mut record: PaymentRecord,
+    leased_at_ms: u64,
+) {
     let id = record.view.id.clone();
     payments.track(&record.view);
     let mut lease = Lease {
         shard: &shard,
         owner: &payments.owner,
-        renewed_at_ms: unix_now_ms(),
+        renewed_at_ms: leased_at_ms,
     };
     match lifecycle(&shard, &payments, &mut lease, &mut record).await {
         Ok(()) => {}

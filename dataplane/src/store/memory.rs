@@ -153,6 +153,7 @@ impl Inner {
                 id,
                 owner,
                 lease_until_ms,
+                now_ms: _,
                 record,
                 close,
             } => StoreAnswer::Renewed(self.renew(&id, &owner, lease_until_ms, record, close)),

@@ -168,10 +168,14 @@ pub enum StoreOp {
         id: String,
         owner: String,
         lease_until_ms: u64,
+        /// The caller's clock, which `lease_until_ms` is on: Redis keeps the
+        /// lease's length on its own clock.
+        now_ms: u64,
         record: Option<String>,
         close: bool,
     },
-    /// Takes an open payment whose lease lapsed by `now_ms` for `owner`.
+    /// Takes an open payment whose lease lapsed by `now_ms` for `owner` (Redis
+    /// judges the lapse, and stamps the new lease, by its own clock).
     ClaimOutgoing {
         id: String,
         owner: String,

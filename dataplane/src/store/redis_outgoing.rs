@@ -3,7 +3,9 @@
 //! payment atomically, on a cluster as on a single server. A payment is a hash of
 //! its record (the data plane's JSON), its owner, the owner's lease and whether it
 //! is open; scripts compare the owner before writing, so a data plane that lost
-//! its lease never overwrites the one that took the payment over.
+//! its lease never overwrites the one that took the payment over. Leases are
+//! stamped and compared by Redis's own clock (`TIME`), so that the data planes'
+//! clocks need not agree: a data plane gives only a lease's length.
 
 use super::redis_link::Routed;
 use super::{
@@ -13,19 +15,22 @@ use crate::limits::PAYMENT_RETENTION_MS;
 use redis::{Cmd, Value};
 
 /// Makes the payment of a quote once. KEYS: quote, payment. ARGV: record, owner,
-/// lease until (ms). Returns {1, ''} when this call took the quote, {0, record}
+/// lease length (ms). Returns {1, ''} when this call took the quote, {0, record}
 /// when the payment exists already, {2, ''} when there is no quote.
 pub const OPEN_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {0, redis.call('HGET', KEYS[2], 'record')}
 end
 if redis.call('DEL', KEYS[1]) == 0 then return {2, ''} end
-redis.call('HSET', KEYS[2], 'record', ARGV[1], 'owner', ARGV[2], 'lease_until_ms', ARGV[3], 'open', '1')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], 'record', ARGV[1], 'owner', ARGV[2], 'lease_until_ms', now + tonumber(ARGV[3]), 'open', '1')
 return {1, ''}
 ";
 
-/// The owner's heartbeat. KEYS: payment. ARGV: owner, lease until, record ('' to
-/// keep it), '1' to close, retention in ms. Returns 1 while ARGV[1] owns it, else 0.
+/// The owner's heartbeat. KEYS: payment. ARGV: owner, lease length (ms), record
+/// ('' to keep it), '1' to close, retention in ms. Returns 1 while ARGV[1] owns
+/// it, else 0.
 pub const RENEW_SCRIPT: &str = r"
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'record', ARGV[3]) end
@@ -33,20 +38,24 @@ if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'open', '0', 'lease_until_ms', '0')
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
-  redis.call('HSET', KEYS[1], 'lease_until_ms', ARGV[2])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[1], 'lease_until_ms', now + tonumber(ARGV[2]))
 end
 return 1
 ";
 
-/// Takes an open payment whose lease lapsed. KEYS: payment. ARGV: owner, now,
-/// lease until. Returns {1, record} when taken, {2, ''} when its lease runs,
+/// Takes an open payment whose lease lapsed. KEYS: payment. ARGV: owner, lease
+/// length (ms). Returns {1, record} when taken, {2, ''} when its lease runs,
 /// {0, ''} when it is closed, {3, ''} when there is no such payment.
 pub const CLAIM_SCRIPT: &str = r"
 local h = redis.call('HMGET', KEYS[1], 'open', 'lease_until_ms', 'record')
 if not h[1] then return {3, ''} end
 if h[1] ~= '1' then return {0, ''} end
-if tonumber(h[2]) > tonumber(ARGV[2]) then return {2, ''} end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until_ms', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(h[2]) > now then return {2, ''} end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until_ms', now + tonumber(ARGV[2]))
 return {1, h[3]}
 ";
 
@@ -94,20 +103,23 @@ fn scripted(op: &StoreOp, eval: impl Fn(&'static str, &[String]) -> Cmd) -> Opti
             record,
             owner,
             lease_until_ms,
-            ..
+            now_ms,
         } => {
             // The caller lists the payment first, in a round trip of its own: a
             // payment is never made without being on the list (an entry without a
             // payment is dropped by the next look).
             let keys = [quote_key(id), outgoing_key(id)];
             let mut open = eval(OPEN_SCRIPT, &keys);
-            open.arg(record).arg(owner).arg(*lease_until_ms);
+            open.arg(record)
+                .arg(owner)
+                .arg(lease_until_ms.saturating_sub(*now_ms));
             vec![Routed::new(open, &keys[1]).durable()]
         }
         StoreOp::RenewOutgoing {
             id,
             owner,
             lease_until_ms,
+            now_ms,
             record,
             close,
         } => {
@@ -115,7 +127,7 @@ fn scripted(op: &StoreOp, eval: impl Fn(&'static str, &[String]) -> Cmd) -> Opti
             let mut renew = eval(RENEW_SCRIPT, std::slice::from_ref(&key));
             renew
                 .arg(owner)
-                .arg(*lease_until_ms)
+                .arg(lease_until_ms.saturating_sub(*now_ms))
                 .arg(record.as_deref().unwrap_or(""))
                 .arg(if *close { "1" } else { "0" })
                 .arg(PAYMENT_RETENTION_MS);
@@ -129,7 +141,7 @@ fn scripted(op: &StoreOp, eval: impl Fn(&'static str, &[String]) -> Cmd) -> Opti
         } => {
             let key = outgoing_key(id);
             let mut claim = eval(CLAIM_SCRIPT, std::slice::from_ref(&key));
-            claim.arg(owner).arg(*now_ms).arg(*lease_until_ms);
+            claim.arg(owner).arg(lease_until_ms.saturating_sub(*now_ms));
             vec![Routed::new(claim, &key).durable()]
         }
         _ => return None,
