@@ -143,3 +143,36 @@ make_bench_certificate() {
     openssl x509 -req -in "$work/$1.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
         -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/$1.pem" 2>/dev/null
 }
+
+# interledger-rs's ilp-node ($ILP_NODE, from benches/ilp-node-build.sh) on a Redis of
+# its own, forwarding the loader's account to the sink (same asset: no rates), as
+# ilp-connector does in start_reference; sets ilrs_port, ilrs_pid and ilrs_redis_pid.
+start_ilp_node() {
+    local redis_port settle_port admin=ilrs-admin-token
+    redis_port="$(free_port)"; ilrs_port="$(free_port)"; settle_port="$(free_port)"
+    "$RIPTIDE_REDIS_SERVER" --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        >/dev/null 2>&1 & pids+=($!)
+    ilrs_redis_pid=$!
+    wait_port "$redis_port"
+    cat > "$work/ilp-node.json" <<JSON
+{
+  "ilp_address": "test.ilrs",
+  "secret_seed": "$(python3 -c 'import os; print(os.urandom(32).hex())')",
+  "admin_auth_token": "$admin",
+  "database_url": "redis://127.0.0.1:${redis_port}/",
+  "http_bind_address": "127.0.0.1:${ilrs_port}",
+  "settlement_api_bind_address": "127.0.0.1:${settle_port}"
+}
+JSON
+    "$ILP_NODE" "$work/ilp-node.json" >"$work/ilp-node.log" 2>&1 & pids+=($!)
+    ilrs_pid=$!
+    wait_port "$ilrs_port"
+    local account
+    for account in \
+        '{"username":"loader","asset_code":"USD","asset_scale":2,"ilp_address":"test.loader","ilp_over_http_incoming_token":"loader-token-0123456789","min_balance":"-9000000000000000000","routing_relation":"Child"}' \
+        "{\"username\":\"sink\",\"asset_code\":\"USD\",\"asset_scale\":2,\"ilp_address\":\"test.sink\",\"ilp_over_http_url\":\"http://127.0.0.1:${sink_port}/ilp\",\"ilp_over_http_outgoing_token\":\"sink-token\",\"routing_relation\":\"Peer\"}"; do
+        curl -sf -X POST -H "Authorization: Bearer $admin" -H "Content-Type: application/json" \
+            -d "$account" "http://127.0.0.1:${ilrs_port}/accounts" >/dev/null \
+            || { cat "$work/ilp-node.log" >&2; echo "ilp-node refused an account" >&2; exit 1; }
+    done
+}

@@ -6,7 +6,9 @@
 #      floor for a sink,
 #   a. riptide-loadgen's sink alone (no connector),
 #   b. riptide (embedded ledger, the peers of forwarding.sh) in front of that sink,
-#   c. ilp-connector (npm, benches/reference) in front of that sink.
+#   c. ilp-connector (npm, benches/reference) in front of that sink,
+#   d. with ILP_NODE=<path> (benches/ilp-node-build.sh), interledger-rs's ilp-node
+#      (on a Redis of its own, whose CPU is reported beside it) in front of it.
 # wrk (2 threads) POSTs 100,000 distinct Prepares in turn (benches/wrk/prepares.py,
 # .lua), so that ilp-connector's duplicate-packet cache answers none of them; the
 # loader makes its own. Each run reports answered/s, p50, p99 and the CPU time of
@@ -34,43 +36,52 @@ python3 benches/wrk/prepares.py 100000 test.sink.bench 3600 > "$work/prepares.he
 ticks_per_second="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# $1 label, $2 URL, $3 pid in the middle, $4 connections.
+# $1 label, $2 URL, $3 pid in the middle, $4 connections; $5, a helper's pid (the
+# middle process's Redis) whose CPU per answer is reported too.
 with_wrk() {
-    local before after
+    local before after helper_before=0 helper_after=0
     before="$(cpu_ticks "$3")"
+    [ -n "${5:-}" ] && helper_before="$(cpu_ticks "$5")"
     PREPARES="$work/prepares.hex" TOKEN=loader-token-0123456789 \
         wrk -t2 -c"$4" -d"${seconds}s" -s benches/wrk/prepares.lua "$2" > "$work/wrk.out"
     after="$(cpu_ticks "$3")"
-    python3 - "$1" "$4" "$before" "$after" "$ticks_per_second" "$work/wrk.out" <<'PY'
+    [ -n "${5:-}" ] && helper_after="$(cpu_ticks "$5")"
+    python3 - "$1" "$4" "$before" "$after" "$ticks_per_second" "$work/wrk.out" "$helper_before" "$helper_after" <<'PY'
 import json, sys
-label, connections, before, after, hz, path = sys.argv[1:]
+label, connections, before, after, hz, path, helper_before, helper_after = sys.argv[1:]
 line = [l for l in open(path) if l.startswith("{")][-1]
 r = json.loads(line)
-cpu_us = (int(after) - int(before)) / int(hz) * 1e6 / max(1, r["requests"])
-print(f"{label:<14} wrk      {connections:>4}  {r['requests'] / r['seconds']:9,.0f}/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {cpu_us:6.1f} us/answer  non-2xx {r['non_2xx']} errors {r['socket_errors']}")
+per_answer = lambda b, a: (int(a) - int(b)) / int(hz) * 1e6 / max(1, r["requests"])
+cpu_us = per_answer(before, after)
+helper = f"  + {per_answer(helper_before, helper_after):.1f} us/answer in Redis" if helper_after != "0" else ""
+print(f"{label:<14} wrk      {connections:>4}  {r['requests'] / r['seconds']:9,.0f}/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {cpu_us:6.1f} us/answer{helper}  non-2xx {r['non_2xx']} errors {r['socket_errors']}")
 PY
 }
 
-# $1 label, $2 URL, $3 pid in the middle, $4 connections.
+# $1 label, $2 URL, $3 pid in the middle, $4 connections; $5 as for with_wrk.
 with_loadgen() {
+    local helper=()
+    [ -n "${5:-}" ] && helper=(--cpu-pid "$5")
     "$target/riptide-loadgen" send --target "$2" --token loader-token-0123456789 \
         --destination test.sink.bench --connections "$4" --warmup-s 1 --duration-s "$seconds" \
-        --amount 1 --cpu-pid "$3" --json > "$work/loadgen.out"
+        --amount 1 --cpu-pid "$3" "${helper[@]}" --json > "$work/loadgen.out"
     python3 - "$1" "$4" "$work/loadgen.out" <<'PY'
 import json, sys
 label, connections, path = sys.argv[1:]
 r = json.load(open(path))
-cpu = r["cpu"]["processes"][0]["us_per_fulfilled"] if r.get("cpu") else float("nan")
+processes = r["cpu"]["processes"] if r.get("cpu") else []
+cpu = processes[0]["us_per_fulfilled"] if processes else float("nan")
+helper = f"  + {processes[1]['us_per_fulfilled']:.1f} us/answer in Redis" if len(processes) > 1 else ""
 failed = sum(r["rejects"].values()) + sum(r["errors"].values())
-print(f"{label:<14} loadgen  {connections:>4}  {r['fulfilled_per_second']:9,.0f}/s  p50 {r['latency_ms']['p50']:7.2f} ms  p99 {r['latency_ms']['p99']:7.2f} ms  {cpu:6.1f} us/answer  failed {failed}")
+print(f"{label:<14} loadgen  {connections:>4}  {r['fulfilled_per_second']:9,.0f}/s  p50 {r['latency_ms']['p50']:7.2f} ms  p99 {r['latency_ms']['p99']:7.2f} ms  {cpu:6.1f} us/answer{helper}  failed {failed}")
 PY
 }
 
-# $1 label, $2 URL, $3 pid in the middle.
+# $1 label, $2 URL, $3 pid in the middle; $4 as $5 of with_wrk.
 both_loaders() {
     for connections in $connection_counts; do
-        with_wrk "$1" "$2" "$3" "$connections"
-        with_loadgen "$1" "$2" "$3" "$connections"
+        with_wrk "$1" "$2" "$3" "$connections" "${4:-}"
+        with_loadgen "$1" "$2" "$3" "$connections" "${4:-}"
     done
 }
 
@@ -107,3 +118,8 @@ PREPARES="$work/prepares.hex" TOKEN=loader-token-0123456789 \
     wrk -t2 -c16 -d5s -s benches/wrk/prepares.lua "http://127.0.0.1:${loader_port}/ilp" >/dev/null
 both_loaders ilp-connector "http://127.0.0.1:${loader_port}/ilp" "$reference_pid"
 echo "# ilp-connector: $(grep -c "deduplicate packet cache hit" "$work/reference.log" || true) answers from its duplicate-packet cache"
+
+if [ -n "${ILP_NODE:-}" ]; then
+    start_ilp_node
+    both_loaders interledger-rs "http://127.0.0.1:${ilrs_port}/accounts/loader/ilp" "$ilrs_pid" "$ilrs_redis_pid"
+fi

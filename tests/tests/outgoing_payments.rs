@@ -716,27 +716,31 @@ fn slow_forwarder(upstream: u16, delay: Duration) -> u16 {
     port
 }
 
-/// The payment is made on one data plane, which is killed (SIGKILL) while it
-/// sends; another data plane sharing TigerBeetle and Redis takes it over once its
-/// lease lapses and the dead one's holds expired, and finishes it. The wallet is
-/// debited exactly the quote's amount, once; the payment's account is settled;
-/// the receiver got at most the packets that were in flight when the first died
-/// more (the dead data plane never posted those: the connector's own loss, as for
-/// any packet a crash leaves unanswered).
-#[test]
-fn a_payment_whose_data_plane_dies_is_finished_by_another() {
-    let names = names();
-    let tag = &names.tag;
-    let assets = assets_and_rates(&names);
-    let usd = &names.usd;
-    let (payer, payee, b_on_a) = (
-        format!("payer{tag}"),
-        format!("payee{tag}"),
-        format!("b{tag}"),
-    );
-    let b_connector = free_loopback_port();
-    let b_body = format!(
-        r#"{assets}
+/// Riptide A's data planes (on one TigerBeetle and one Redis) paying riptide B
+/// (embedded ledger, so that the audit of A's ledgers sees A's accounts alone)
+/// through a slow path, 10 units a packet: a payment of 6,000 takes seconds.
+struct SharedPayments {
+    b: Node,
+    a_config: String,
+    payer: String,
+    payee: String,
+    b_on_a: String,
+}
+
+impl SharedPayments {
+    fn new() -> SharedPayments {
+        let names = names();
+        let tag = &names.tag;
+        let assets = assets_and_rates(&names);
+        let usd = &names.usd;
+        let (payer, payee, b_on_a) = (
+            format!("payer{tag}"),
+            format!("payee{tag}"),
+            format!("b{tag}"),
+        );
+        let b_connector = free_loopback_port();
+        let b_body = format!(
+            r#"{assets}
 [[peers]]
 id = "a{tag}"
 asset = "{usd}"
@@ -748,44 +752,18 @@ max_packet_amount = 10
 id = "{payee}"
 asset = "{usd}"
 "#
-    );
-    // B keeps its own books (the embedded ledger), so that the audit of A's
-    // ledgers sees A's accounts alone.
-    let b = {
+        );
         let (admin, public) = (free_loopback_port(), free_loopback_port());
         let node = node_section("test.b", (b_connector, admin, public), ADMIN_TOKEN);
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let config = format!("{node}\n{b_body}");
-        Node {
+        let b = Node {
             process: RiptideProcess::start(&config, at(b_connector), at(admin), ADMIN_TOKEN, 2),
             public,
-        }
-    };
-    let forwarder = slow_forwarder(b_connector, Duration::from_millis(100));
-    let redis = riptide_tests::shared_redis().url();
-    let a_body = format!(
-        r#"{assets}
-[[peers]]
-id = "{b_on_a}"
-asset = "{usd}"
-outgoing_url = "http://127.0.0.1:{forwarder}/ilp"
-outgoing_token = "a-to-b-{tag}-0123456789"
-routes = ["test.b"]
-
-[[wallets]]
-id = "{payer}"
-asset = "{usd}"
-"#
-    );
-    let start_a = || {
-        let (connector, admin, public) = (
-            free_loopback_port(),
-            free_loopback_port(),
-            free_loopback_port(),
-        );
-        let node = node_section("test.a", (connector, admin, public), ADMIN_TOKEN);
-        let config = format!(
-            r#"{node}hold_ms_max = 3000
+        };
+        let forwarder = slow_forwarder(b_connector, Duration::from_millis(100));
+        let a_config = format!(
+            r#"hold_ms_max = 3000
 
 [ledger]
 kind = "tigerbeetle"
@@ -796,104 +774,155 @@ request_timeout_ms = 1000
 [receipts]
 redis_url = "{redis}"
 
-{a_body}"#,
-            tb = shared_tigerbeetle().address()
+{assets}
+[[peers]]
+id = "{b_on_a}"
+asset = "{usd}"
+outgoing_url = "http://127.0.0.1:{forwarder}/ilp"
+outgoing_token = "a-to-b-{tag}-0123456789"
+routes = ["test.b"]
+
+[[wallets]]
+id = "{payer}"
+asset = "{usd}"
+"#,
+            tb = shared_tigerbeetle().address(),
+            redis = riptide_tests::shared_redis().url()
         );
+        SharedPayments {
+            b,
+            a_config,
+            payer,
+            payee,
+            b_on_a,
+        }
+    }
+
+    /// One more data plane of A.
+    fn start_a(&self) -> Node {
+        let (connector, admin, public) = (
+            free_loopback_port(),
+            free_loopback_port(),
+            free_loopback_port(),
+        );
+        let node = node_section("test.a", (connector, admin, public), ADMIN_TOKEN);
+        let config = format!("{node}{}", self.a_config);
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Node {
             process: RiptideProcess::start(&config, at(connector), at(admin), ADMIN_TOKEN, 2),
             public,
         }
-    };
-    let (other, mut owner) = (start_a(), start_a());
-    other.fund_wallet(&payer, 100_000);
-    let spsp = format!("http://127.0.0.1:{}/{payee}", b.public);
-    let (status, quote) = other.admin(
-        "POST",
-        "/v1/quotes",
-        &json!({ "wallet": payer, "destination": { "spsp": spsp }, "send_amount": 6_000 }),
-    );
-    assert_eq!(status, 201, "{quote}");
-    assert_eq!(amount(&quote["max_packet_amount"]), 10, "{quote}");
-    // The quote is in the shared store: the owner-to-be pays it.
-    let (status, payment) = owner.admin(
-        "POST",
-        "/v1/outgoing-payments",
-        &json!({ "quote_id": quote["id"] }),
-    );
-    assert_eq!(status, 201, "{payment}");
-    assert_eq!(payment["id"], quote["id"], "a payment has its quote's id");
-    // Paid again, anywhere, the quote answers its payment: nothing is paid twice.
-    let (status, again) = other.admin(
-        "POST",
-        "/v1/outgoing-payments",
-        &json!({ "quote_id": quote["id"] }),
-    );
-    assert_eq!(status, 201, "{again}");
-    assert_eq!(again["id"], payment["id"]);
-    let path = format!(
-        "/v1/outgoing-payments/{}",
-        quote["id"].as_str().expect("id")
-    );
-    let started = Instant::now();
-    loop {
-        let (status, seen) = other.admin("GET", &path, &Value::Null);
-        assert_eq!(
-            status, 200,
-            "the other data plane reads the payment: {seen}"
-        );
-        if amount(&seen["sent"]) >= 500 {
-            assert_eq!(seen["state"], "sending", "{seen}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no progress: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
-    owner.process.kill();
-    let started = Instant::now();
-    let finished = loop {
-        let (status, seen) = other.admin("GET", &path, &Value::Null);
-        assert_eq!(status, 200, "{seen}");
-        if seen["state"] != "sending" {
-            break seen;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "not finished after 120 s: {seen}\n{}",
-            other.process.log()
+
+    /// Funds the wallet on `quoter`, which quotes 6,000; `payer` pays the quote.
+    /// Answers the payment's path once `reader` sees it under way.
+    fn pay_until_under_way(&self, quoter: &Node, payer: &Node, reader: &Node) -> String {
+        quoter.fund_wallet(&self.payer, 100_000);
+        let spsp = format!("http://127.0.0.1:{}/{}", self.b.public, self.payee);
+        let (status, quote) = quoter.admin(
+            "POST",
+            "/v1/quotes",
+            &json!({ "wallet": self.payer, "destination": { "spsp": spsp }, "send_amount": 6_000 }),
         );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(finished["state"], "completed", "{finished}");
-    assert_eq!(amount(&finished["sent"]), 6_000, "{finished}");
-    assert!(
-        other
-            .process
-            .log()
-            .contains("taking over an outgoing payment"),
-        "{}",
-        other.process.log()
-    );
-    // Exactly once: the wallet paid the quote's amount, no more, no less.
-    assert_eq!(other.balance("receiving", &payer), 100_000 - 6_000);
-    assert_eq!(other.balance("peer", &b_on_a), 6_000);
-    let received = b.balance("receiving", &payee);
-    assert!(
-        (6_000..=6_000 + 16 * 10).contains(&received),
-        "B received {received}"
-    );
-    let (clean, report) =
-        riptide_tests::dataplane::audit_until_clean(other.process.admin, Duration::from_secs(30));
-    let direct = other
-        .process
-        .admin_request("GET", "/v1/audit?idle=true", b"");
-    assert!(
-        clean,
-        "{report:#} {} {}",
-        direct.status,
-        String::from_utf8_lossy(&direct.body)
-    );
+        assert_eq!(status, 201, "{quote}");
+        assert_eq!(amount(&quote["max_packet_amount"]), 10, "{quote}");
+        let (status, payment) = payer.admin(
+            "POST",
+            "/v1/outgoing-payments",
+            &json!({ "quote_id": quote["id"] }),
+        );
+        assert_eq!(status, 201, "{payment}");
+        assert_eq!(payment["id"], quote["id"], "a payment has its quote's id");
+        // Paid again, anywhere, the quote answers its payment: nothing pays twice.
+        let (status, again) = quoter.admin(
+            "POST",
+            "/v1/outgoing-payments",
+            &json!({ "quote_id": quote["id"] }),
+        );
+        assert_eq!(status, 201, "{again}");
+        assert_eq!(again["id"], payment["id"]);
+        let path = format!("/v1/outgoing-payments/{}", text_of(&quote["id"]));
+        let started = Instant::now();
+        loop {
+            let (status, seen) = reader.admin("GET", &path, &Value::Null);
+            assert_eq!(status, 200, "the reader sees the payment: {seen}");
+            if amount(&seen["sent"]) >= 500 {
+                assert_eq!(seen["state"], "sending", "{seen}");
+                return path;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no progress: {seen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (bounded) for `finisher` to end the payment, then checks that the
+    /// wallet paid the quote's amount exactly once and the ledger audits clean.
+    fn finished_exactly(&self, finisher: &Node, path: &str) {
+        let started = Instant::now();
+        let finished = loop {
+            let (status, seen) = finisher.admin("GET", path, &Value::Null);
+            assert_eq!(status, 200, "{seen}");
+            if seen["state"] != "sending" {
+                break seen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "not finished after 120 s: {seen}\n{}",
+                finisher.process.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(finished["state"], "completed", "{finished}");
+        assert_eq!(amount(&finished["sent"]), 6_000, "{finished}");
+        let log = finisher.process.log();
+        assert!(log.contains("taking over an outgoing payment"), "{log}");
+        assert_eq!(finisher.balance("receiving", &self.payer), 100_000 - 6_000);
+        assert_eq!(finisher.balance("peer", &self.b_on_a), 6_000);
+        // B may have got the packets in flight when the owner died: their holds
+        // expired unposted on A (the connector's loss, as for any packet a crash
+        // leaves unanswered).
+        let received = self.b.balance("receiving", &self.payee);
+        assert!(
+            (6_000..=6_000 + 16 * 10).contains(&received),
+            "B received {received}"
+        );
+        let (clean, report) = riptide_tests::dataplane::audit_until_clean(
+            finisher.process.admin,
+            Duration::from_secs(30),
+        );
+        assert!(clean, "{report:#}");
+    }
+}
+
+fn text_of(value: &Value) -> &str {
+    value.as_str().expect("a string")
+}
+
+/// The payment is made on one data plane, which is killed (SIGKILL) while it
+/// sends; another data plane sharing TigerBeetle and Redis takes it over once its
+/// lease lapses and the dead one's holds expired, and finishes it: the wallet is
+/// debited exactly the quote's amount, once, and the payment's account is settled.
+#[test]
+fn a_payment_whose_data_plane_dies_is_finished_by_another() {
+    let setup = SharedPayments::new();
+    let (other, mut owner) = (setup.start_a(), setup.start_a());
+    let path = setup.pay_until_under_way(&other, &owner, &other);
+    owner.process.kill();
+    setup.finished_exactly(&other, &path);
+}
+
+/// The payment's only data plane is killed while it sends and started again (a
+/// new process, with a new owner name): it takes its own payment over and
+/// finishes it, exactly.
+#[test]
+fn a_payment_is_finished_by_its_data_plane_restarted() {
+    let setup = SharedPayments::new();
+    let mut only = setup.start_a();
+    let path = setup.pay_until_under_way(&only, &only, &only);
+    only.process.kill();
+    only.process.restart(Duration::from_secs(30));
+    setup.finished_exactly(&only, &path);
 }
