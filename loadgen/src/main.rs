@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod report;
 mod send;
+mod send_async;
 mod sink;
 mod stream;
 
@@ -67,6 +68,10 @@ struct LoadArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Worker threads of the event-driven sender (plain HTTP targets of `send`;
+    /// TLS and `stream` take a thread per connection); 0 is one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -243,6 +248,7 @@ fn run_load(load: LoadArgs, payload: send::Payload) -> ExitCode {
             most: load.amount_max.unwrap_or(load.amount),
         },
         cpu_pids: load.cpu_pids,
+        threads: load.threads,
     };
     let report = match send::run(options, !json) {
         Ok(report) => report,

@@ -30,6 +30,9 @@ pub struct SendOptions {
     pub amounts: Amounts,
     /// Processes whose CPU time over the measured window is reported.
     pub cpu_pids: Vec<u32>,
+    /// Worker threads of the event-driven path (plain HTTP, sink payloads); 0 is
+    /// one per core.
+    pub threads: usize,
 }
 
 /// The amounts of the packets: fixed when `least == most`, else uniform in between.
@@ -119,27 +122,45 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
     let measure_from = started + options.warmup;
     let end = measure_from + options.duration;
     let options = Arc::new(options);
-    let threads: Vec<_> = (0..options.connections)
-        .map(|connection| {
-            let (options, report, stop, sent) = (
-                Arc::clone(&options),
-                Arc::clone(&report),
-                Arc::clone(&stop),
-                Arc::clone(&sent),
-            );
-            std::thread::spawn(move || {
-                connection_loop(
-                    &options,
-                    connection,
-                    &report,
-                    &stop,
-                    &sent,
-                    started,
-                    measure_from,
-                )
+    // Plain HTTP with sink payloads runs event-driven; TLS and STREAM take a thread
+    // per connection.
+    let event_driven = options.tls.is_none() && matches!(options.payload, Payload::Sink { .. });
+    let threads: Vec<_> = if event_driven {
+        let shared = crate::send_async::Shared {
+            report: Arc::clone(&report),
+            stop: Arc::clone(&stop),
+            sent: Arc::clone(&sent),
+            started,
+            measure_from,
+        };
+        vec![crate::send_async::spawn(
+            Arc::clone(&options),
+            &shared,
+            options.threads,
+        )?]
+    } else {
+        (0..options.connections)
+            .map(|connection| {
+                let (options, report, stop, sent) = (
+                    Arc::clone(&options),
+                    Arc::clone(&report),
+                    Arc::clone(&stop),
+                    Arc::clone(&sent),
+                );
+                std::thread::spawn(move || {
+                    connection_loop(
+                        &options,
+                        connection,
+                        &report,
+                        &stop,
+                        &sent,
+                        started,
+                        measure_from,
+                    )
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let cpu = match watch_window(&options, &sent, started, measure_from, end, progress) {
         Ok(cpu) => cpu,
         Err(error) => {
@@ -292,14 +313,14 @@ fn connection_loop(
     merge_into(report, &local);
 }
 
-fn merge_into(report: &Mutex<Report>, local: &Report) {
+pub(crate) fn merge_into(report: &Mutex<Report>, local: &Report) {
     if let Ok(mut shared) = report.lock() {
         shared.merge(local);
     }
 }
 
 /// Counts one packet's answer.
-fn record(
+pub(crate) fn record(
     local: &mut Report,
     result: std::io::Result<(u16, Vec<u8>)>,
     amount: u64,
