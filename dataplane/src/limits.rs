@@ -221,9 +221,11 @@ pub const PAYMENTS_ACTIVE_MAX: usize = 1_024;
 /// Ledger or store attempts (a second apart) one step of a payment makes before
 /// its owner leaves it, open, for a later try.
 pub const PAYMENT_STEP_ATTEMPTS_MAX: u32 = 60;
-/// Refund ids of one payment: each refund refused for the balance (a packet
-/// held after the read) spends one.
-pub const PAYMENT_REFUND_IDS: u32 = 16;
+/// Refund ids of one payment: each refund TigerBeetle refused for a reason that
+/// could pass later (a packet held after the read; the wallet's account missing
+/// for a while) spends one, and every new owner walks the spent ones again. All
+/// are looked up in one request.
+pub const PAYMENT_REFUND_IDS: u32 = 1_024;
 /// Steps of one payment's flow one owner takes at most.
 pub const PAYMENT_FLOW_STEPS_MAX: usize = 100_000;
 /// How long a payment whose step gave up waits before a data plane tries it again.
@@ -245,6 +247,7 @@ pub const AUDIT_JOURNAL_MAX: usize = 100_000;
 // ---- Relations.
 
 const _: () = assert!(QUEUE_EVENTS_MAX >= BATCH_EVENTS_MAX);
+const _: () = assert!(PAYMENT_REFUND_IDS as usize <= BATCH_EVENTS_MAX);
 const _: () = assert!(QUERY_TRANSFERS_MAX % BATCH_EVENTS_MAX == 0);
 const _: () = assert!(REQUESTS_IN_FLIGHT_MAX >= 1);
 const _: () = assert!(STORE_QUEUE_OPS_MAX >= PIPELINE_OPS_MAX);

@@ -38,6 +38,10 @@ const PAYMENT_ID: &str = "simulated-payment";
 const LEASE_MS: u64 = 5_000;
 const PENDING_TIMEOUT_S: u32 = 8;
 const STEPS_MAX: usize = 20_000;
+/// Give-ups one run may see: a flow gives up only after `tries_max` unknown
+/// answers in a row (or on running out of refund ids), which faults of at most 30%
+/// make rare.
+const GIVE_UPS_MAX: usize = 2;
 const LIMITS: FlowLimits = FlowLimits {
     tries_max: 6,
     quiet_reads_max: 60,
@@ -58,6 +62,8 @@ struct Record {
 /// An owner of the payment: live while it holds the lease, a zombie after.
 struct Owner {
     flow: PaymentFlow,
+    /// Crashed: it renews nothing, though as a zombie it may still take steps.
+    crashed: bool,
     /// Steps a crashed owner still takes (a zombie), or `None` once it stopped.
     steps_left: Option<u32>,
     next_at_ms: u64,
@@ -75,6 +81,9 @@ struct World {
     /// lost, an owner that crashes at a step, a crashed owner that goes on.
     faults: [u64; 4],
     next_packet_id: u128,
+    /// Why owners gave up: a flow that gives up where it should wait or retry
+    /// shows here.
+    give_ups: Vec<String>,
     log: Vec<String>,
 }
 
@@ -103,6 +112,7 @@ impl World {
             owners: Vec::new(),
             faults,
             next_packet_id: 1_000,
+            give_ups: Vec::new(),
             log: Vec::new(),
         };
         world.open_accounts();
@@ -331,6 +341,7 @@ impl World {
         let flow = PaymentFlow::new(self.source_amount, self.record.outcome.clone(), LIMITS);
         self.owners.push(Owner {
             flow,
+            crashed: false,
             steps_left: Some(u32::MAX),
             next_at_ms: self.now_ms(),
         });
@@ -351,8 +362,11 @@ impl World {
                 .map(|(i, o)| (i, o.next_at_ms));
             // A live owner renews its lease as it goes; with none, the lease lapses
             // and the next look claims the payment.
-            let claim_at =
-                (self.record.owner == usize::MAX).then_some(self.record.lease_until_ms + 1);
+            let owner_live = self
+                .owners
+                .get(self.record.owner)
+                .is_some_and(|o| o.steps_left.is_some() && !o.crashed);
+            let claim_at = (!owner_live).then_some(self.record.lease_until_ms + 1);
             match (next, claim_at) {
                 (Some((owner, at)), Some(claim)) if at <= claim => self.step_at(owner, at),
                 (Some((owner, at)), None) => self.step_at(owner, at),
@@ -419,7 +433,11 @@ impl World {
                 self.owners[owner].flow.on_closed(closed);
             }
             Step::Wait { ms } => wait_ms = ms,
-            Step::GiveUp(_) | Step::Done => return self.stop(owner),
+            Step::GiveUp(reason) => {
+                self.give_ups.push(reason);
+                return self.stop(owner);
+            }
+            Step::Done => return self.stop(owner),
         }
         // A live owner renews its lease as it goes (every step here).
         if self.record.owner == owner && self.record.closed_sent.is_none() {
@@ -443,15 +461,13 @@ impl World {
         self.log
             .push(format!("{} owner {owner} crashes", self.now_ms()));
         let zombie = self.rng.chance(self.faults[3]);
+        self.owners[owner].crashed = true;
         self.owners[owner].steps_left = zombie.then(|| 1 + self.rng.below(20) as u32);
         if zombie {
             // A pause (a stalled process, a partition) that outlasts its lease:
-            // it wakes while another owner may be driving the payment.
+            // it wakes while another owner may be driving the payment, or, if none
+            // claimed it yet, goes on as its owner.
             self.owners[owner].next_at_ms += LEASE_MS + self.rng.below(2_000);
-        }
-        if self.record.owner == owner {
-            // Nobody renews: the lease lapses as it stands.
-            self.record.owner = usize::MAX;
         }
     }
 
@@ -469,6 +485,12 @@ impl World {
             .fetch_add(u64::from(PENDING_TIMEOUT_S) * 1_000 + 1, Ordering::Relaxed);
         let context = self.log.join("\n");
         let sent = self.record.closed_sent.expect("closed");
+        assert!(
+            self.give_ups.len() <= GIVE_UPS_MAX,
+            "gave up {} times: {:?}\n{context}",
+            self.give_ups.len(),
+            self.give_ups
+        );
         let accounts = self
             .ledger
             .lookup_accounts_now(&[WALLET, PEER, payment_account_id(PAYMENT_ID)])

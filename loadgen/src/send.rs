@@ -168,6 +168,8 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
             return Err(error);
         }
     };
+    // The window as it was, before waiting for the connections' last replies.
+    let elapsed = measure_from.elapsed();
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
         let _ = thread.join();
@@ -176,7 +178,7 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
         .lock()
         .map(|r| r.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
-    report.elapsed = measure_from.elapsed();
+    report.elapsed = elapsed;
     report.warmup = options.warmup;
     report.cpu = cpu
         .filter(|_| !options.cpu_pids.is_empty())

@@ -185,7 +185,12 @@ impl AsyncClient {
                 .await
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             if read == 0 {
-                return Err(std::io::Error::other("connection closed"));
+                // A reply framed by the connection's end is whole now.
+                let reply = take_message(&mut self.buffer, BODY_SIZE_MAX, true)
+                    .map_err(std::io::Error::other)?
+                    .ok_or_else(|| std::io::Error::other("connection closed"))?;
+                self.connection = None;
+                return Ok((reply.status().unwrap_or(0), reply.body));
             }
             self.buffer.extend_from_slice(&self.chunk[..read]);
         }

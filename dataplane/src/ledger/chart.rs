@@ -334,8 +334,10 @@ impl LedgerPort {
             Some(CreateTransferResult::ExistsWithDifferentFields) => Err(refused(
                 "idempotency key already used for a different operation".into(),
             )),
-            Some(CreateTransferResult::ExceedsCredits) => {
-                Err(refused("insufficient balance to withdraw".into()))
+            Some(CreateTransferResult::ExceedsCredits | CreateTransferResult::IdAlreadyFailed) => {
+                Err(refused(
+                    "insufficient balance to withdraw (a key once refused stays refused)".into(),
+                ))
             }
             other => Err(refused(format!("{other:?}"))),
         }

@@ -254,7 +254,7 @@ impl Payments {
             }
             other => return Err(PayError::Store(StoreError::Protocol(format!("{other:?}")))),
         };
-        let now_ms = unix_now_ms();
+        let (leased_at, now_ms) = (std::time::Instant::now(), unix_now_ms());
         if now_ms >= quote.view.expires_at_ms {
             return Err(PayError::QuoteExpired);
         }
@@ -297,7 +297,7 @@ impl Payments {
         announce(shard, "outgoing_payment.created", &record.view);
         let view = record.view.clone();
         if drive_here {
-            let drive = run::run(Rc::clone(shard), Rc::clone(self), record, now_ms);
+            let drive = run::run(Rc::clone(shard), Rc::clone(self), record, leased_at);
             glommio::spawn_local(drive).detach();
         }
         Ok(view)

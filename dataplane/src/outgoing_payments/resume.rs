@@ -43,7 +43,7 @@ async fn look(shard: &Rc<Shard>, payments: &Rc<Payments>) -> Result<(), String> 
         if payments.drives(&id) {
             continue;
         }
-        let claimed_at_ms = unix_now_ms();
+        let (claimed_at, claimed_at_ms) = (std::time::Instant::now(), unix_now_ms());
         let claim = StoreOp::ClaimOutgoing {
             id: id.clone(),
             owner: payments.owner.clone(),
@@ -57,7 +57,7 @@ async fn look(shard: &Rc<Shard>, payments: &Rc<Payments>) -> Result<(), String> 
                     continue;
                 };
                 tracing::info!(payment = %id, "taking over an outgoing payment whose lease lapsed");
-                let drive = run::run(Rc::clone(shard), Rc::clone(payments), record, claimed_at_ms);
+                let drive = run::run(Rc::clone(shard), Rc::clone(payments), record, claimed_at);
                 glommio::spawn_local(drive).detach();
             }
             Ok(StoreAnswer::Claimed(Claim::Closed | Claim::Gone)) => {

@@ -25,7 +25,7 @@ use riptide_proto::stream::sender::{
     Action, Answer, Progress, SendError, SenderOptions, StreamSender, Target,
 };
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why an owner stopped short of closing a payment: it stays open, for whoever
 /// takes it over once the lease lapses.
@@ -43,13 +43,15 @@ pub enum Stop {
 struct Lease<'a> {
     shard: &'a Shard,
     owner: &'a str,
-    renewed_at_ms: u64,
+    /// When the last renewal that landed was sent (a monotonic clock: a wall
+    /// clock stepping back must not stretch the lease).
+    renewed_at: Instant,
 }
 
 impl Lease<'_> {
     /// Renews the lease and saves `record` when a renewal is due.
     async fn keep(&mut self, record: &PaymentRecord) -> Result<(), Stop> {
-        if unix_now_ms() < self.renewed_at_ms + PAYMENT_RENEW_MS {
+        if self.renewed_at.elapsed() < Duration::from_millis(PAYMENT_RENEW_MS) {
             return Ok(());
         }
         self.write(record, false).await.map(|_| ())
@@ -59,7 +61,7 @@ impl Lease<'_> {
     /// took it. A store that says another data plane owns the payment, or that
     /// does not answer until the lease may have lapsed, stops this owner.
     async fn write(&mut self, record: &PaymentRecord, close: bool) -> Result<bool, Stop> {
-        let now_ms = unix_now_ms();
+        let (sent_at, now_ms) = (Instant::now(), unix_now_ms());
         let lease_until_ms = now_ms + PAYMENT_LEASE_MS;
         let id = record.view.id.clone();
         let renew = StoreOp::RenewOutgoing {
@@ -72,7 +74,7 @@ impl Lease<'_> {
         };
         match self.shard.store().execute(renew).await {
             Ok(StoreAnswer::Renewed(true)) => {
-                self.renewed_at_ms = now_ms;
+                self.renewed_at = sent_at;
                 let until_ms = (!close).then_some(lease_until_ms);
                 // The list only points at payments to look at: a failure here is
                 // mended by the next renewal, or by a look.
@@ -87,7 +89,10 @@ impl Lease<'_> {
             other => {
                 tracing::warn!(payment = %id, ?other, "could not renew an outgoing payment's lease");
                 // Past the lease it may be someone else's: stop before that.
-                if now_ms + PAYMENT_RENEW_MS >= self.renewed_at_ms + PAYMENT_LEASE_MS {
+                let held = sent_at.duration_since(self.renewed_at);
+                if held + Duration::from_millis(PAYMENT_RENEW_MS)
+                    >= Duration::from_millis(PAYMENT_LEASE_MS)
+                {
                     Err(Stop::LeaseLost)
                 } else {
                     Ok(false)
@@ -121,20 +126,20 @@ impl Lease<'_> {
 }
 
 /// Drives `record` (whose lease `payments` holds, taken by a request sent at
-/// `leased_at_ms`: the lease runs from no earlier) to its end, or until it must
+/// `leased_at`: the lease runs from no earlier) to its end, or until it must
 /// stop; then forgets it here.
 pub async fn run(
     shard: Rc<Shard>,
     payments: Rc<Payments>,
     mut record: PaymentRecord,
-    leased_at_ms: u64,
+    leased_at: Instant,
 ) {
     let id = record.view.id.clone();
     payments.track(&record.view);
     let mut lease = Lease {
         shard: &shard,
         owner: &payments.owner,
-        renewed_at_ms: leased_at_ms,
+        renewed_at: leased_at,
     };
     match lifecycle(&shard, &payments, &mut lease, &mut record).await {
         Ok(()) => {}

@@ -124,8 +124,13 @@ pub struct PaymentFlow {
     source_amount: u64,
     phase: Phase,
     outcome: Option<Outcome>,
-    /// Unknown answers (or pending reads) in a row in the current phase.
+    /// Unknown answers in a row in the current phase.
     tries: u32,
+    /// Reads of an account with something pending, in the current phase.
+    pending_reads: u32,
+    /// Refunds with an unknown answer in a row (each read again in between, so
+    /// counted apart from the phases).
+    refund_unknowns: u32,
     /// A wait to go through before the next step.
     wait_ms: Option<u64>,
     refund_attempt: u32,
@@ -144,6 +149,8 @@ impl PaymentFlow {
             phase,
             outcome,
             tries: 0,
+            pending_reads: 0,
+            refund_unknowns: 0,
             wait_ms: None,
             refund_attempt: 0,
         }
@@ -259,6 +266,7 @@ impl PaymentFlow {
                 sent: debits_before,
             }),
             RefundAnswer::Refused => {
+                self.refund_unknowns = 0;
                 self.refund_attempt += 1;
                 if self.refund_attempt >= self.limits.refund_ids {
                     self.enter(Phase::GaveUp("every refund id was refused".into()));
@@ -269,10 +277,16 @@ impl PaymentFlow {
             // Read again: a refund made before shows as an empty account; an
             // unknown one is tried again with the same id.
             RefundAnswer::Different | RefundAnswer::Unknown => {
-                let tries = self.tries;
-                self.enter(Phase::QuietForSettle);
-                self.tries = tries;
-                self.retry("refund", self.limits.retry_ms);
+                self.refund_unknowns += 1;
+                if self.refund_unknowns >= self.limits.tries_max {
+                    self.enter(Phase::GaveUp(format!(
+                        "refund: no answer in {} tries",
+                        self.refund_unknowns
+                    )));
+                } else {
+                    self.enter(Phase::QuietForSettle);
+                    self.wait_ms = Some(self.limits.retry_ms);
+                }
             }
         }
     }
@@ -305,6 +319,7 @@ impl PaymentFlow {
     fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.tries = 0;
+        self.pending_reads = 0;
     }
 
     fn retry(&mut self, what: &str, wait_ms: u64) {
@@ -320,8 +335,8 @@ impl PaymentFlow {
     }
 
     fn wait_quiet(&mut self) {
-        self.tries += 1;
-        if self.tries >= self.limits.quiet_reads_max {
+        self.pending_reads += 1;
+        if self.pending_reads >= self.limits.quiet_reads_max {
             self.enter(Phase::GaveUp("the payment's account stayed pending".into()));
         } else {
             self.wait_ms = Some(self.limits.quiet_ms);
@@ -443,6 +458,28 @@ mod tests {
             let _ = flow.poll();
         }
         assert!(matches!(flow.poll(), Step::GiveUp(_)));
+        let mut flow = PaymentFlow::new(100, Some(Outcome::Completed), LIMITS);
+        for _ in 0..LIMITS.tries_max {
+            flow.on_account(account(100, 0, 0));
+            assert!(matches!(flow.poll(), Step::Refund { attempt: 0, .. }));
+            flow.on_refund(RefundAnswer::Unknown);
+            let _ = flow.poll();
+        }
+        assert!(
+            matches!(flow.poll(), Step::GiveUp(_)),
+            "unknown refunds are bounded although each is read again"
+        );
+        let mut flow = PaymentFlow::new(100, Some(Outcome::Completed), LIMITS);
+        for _ in 0..LIMITS.quiet_reads_max - 1 {
+            flow.on_account(account(100, 0, 1));
+            let _ = flow.poll();
+        }
+        flow.on_account(AccountAnswer::Unknown);
+        assert_eq!(
+            flow.poll(),
+            Step::Wait { ms: 10 },
+            "pending reads and unknown answers count apart"
+        );
         let mut flow = PaymentFlow::new(100, Some(Outcome::Completed), LIMITS);
         for _ in 0..LIMITS.refund_ids {
             flow.on_account(account(100, 0, 0));
