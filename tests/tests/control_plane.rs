@@ -831,6 +831,28 @@ asset = "USD"
     let shown = ctl_pay(&[&a], &["payment", "show", &payment_id, "--json"]);
     assert_ok(&shown);
     assert_eq!(shown.json()["sent"], "2000");
+    // A data plane that cannot be reached is passed over for the next one.
+    let dead = format!("http://127.0.0.1:{}", free_loopback_port());
+    let url = a.url();
+    let past_dead = riptidectl(&[
+        "--dataplane",
+        &dead,
+        "--dataplane",
+        &url,
+        "--attempts",
+        "1",
+        "payment",
+        "show",
+        &payment_id,
+        "--json",
+    ]);
+    assert_ok(&past_dead);
+    assert_eq!(past_dead.json()["sent"], "2000");
+    assert!(
+        past_dead.stderr.contains("trying the next data plane"),
+        "{}",
+        past_dead.stderr
+    );
 
     // An SPSP URL for a wallet B does not have: the quote fails, and says why.
     let unknown = format!("http://127.0.0.1:{}/nobody", b.public);
