@@ -75,6 +75,11 @@ pub struct PaymentRecord {
     pub terms: Terms,
     #[serde(default)]
     pub outcome: Option<Outcome>,
+    /// An upper bound on what the receiver had on the connection before the
+    /// payment (the sender's `Progress::receiver_base`): a data plane taking a
+    /// fixed delivery over counts the receiver's reports less this.
+    #[serde(default)]
+    pub receiver_base: Option<u64>,
 }
 
 impl PaymentRecord {
@@ -100,6 +105,7 @@ impl PaymentRecord {
             view,
             terms: quote.terms,
             outcome: None,
+            receiver_base: None,
         }
     }
 

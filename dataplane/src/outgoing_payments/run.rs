@@ -22,7 +22,7 @@ use riptide_proto::flow::payment::{
     AccountAnswer, FlowLimits, FundAnswer, PaymentFlow, RefundAnswer, Step,
 };
 use riptide_proto::stream::sender::{
-    Action, Answer, Progress, SendError, SenderOptions, StreamSender, Target,
+    Action, Answer, Progress, Resumed, SendError, SenderOptions, StreamSender, Target,
 };
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -339,6 +339,11 @@ async fn send(
         source_amount_max: available,
         in_flight_max: PAYMENT_IN_FLIGHT_MAX,
         retries_max: PAYMENT_RETRIES_MAX,
+        // What an earlier owner delivered unrecorded shows in the receiver's reports.
+        resumed: Some(Resumed {
+            delivered_before: record.view.delivered,
+            receiver_base: record.receiver_base,
+        }),
     };
     let secret = record.terms.shared_secret().unwrap_or_default();
     let sender = match StreamSender::new(&record.terms.destination_address, &secret, options) {
@@ -364,6 +369,9 @@ fn note_progress(
     record.view.delivered = base.delivered.saturating_add(progress.delivered);
     record.view.packets_fulfilled = base.packets_fulfilled + progress.packets_fulfilled;
     record.view.packets_rejected = base.packets_rejected + progress.packets_rejected;
+    if progress.receiver_base.is_some() {
+        record.receiver_base = progress.receiver_base;
+    }
     payments.track(&record.view);
 }
 

@@ -133,6 +133,9 @@ struct ReplyFrames {
     asset: Option<(String, u8)>,
     /// What the receiver still takes: `receive_max - total_received`.
     receivable: Option<u64>,
+    /// What the receiver counted on the connection in all (the least its
+    /// streams report).
+    total_received: Option<u64>,
     closed: bool,
 }
 
@@ -231,6 +234,11 @@ impl StreamConnection {
                 } => {
                     let left = receive_max.saturating_sub(total_received);
                     frames.receivable = Some(frames.receivable.map_or(left, |r| r.min(left)));
+                    frames.total_received = Some(
+                        frames
+                            .total_received
+                            .map_or(total_received, |t| t.min(total_received)),
+                    );
                 }
                 Frame::ConnectionClose { .. } | Frame::StreamClose { .. } => frames.closed = true,
                 _ => {}
@@ -422,6 +430,19 @@ pub struct SenderOptions {
     pub in_flight_max: usize,
     /// Temporary rejects in a row before the payment fails.
     pub retries_max: u32,
+    /// A payment taken over from another sender on the same connection: what it
+    /// counted as delivered, and the receiver's total before the payment began
+    /// (as the earlier sender bounded it, [`Progress::receiver_base`]). The
+    /// receiver's reports, less that base, then count what the earlier sender
+    /// delivered without recording it, so a fixed delivery is not paid twice.
+    pub resumed: Option<Resumed>,
+}
+
+/// See [`SenderOptions::resumed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resumed {
+    pub delivered_before: u64,
+    pub receiver_base: Option<u64>,
 }
 
 /// What the caller should do next.
@@ -447,6 +468,10 @@ pub struct Progress {
     pub in_flight: u64,
     pub packets_fulfilled: u64,
     pub packets_rejected: u64,
+    /// An upper bound on the receiver's total before the payment began: the least
+    /// `total_received - delivered` its Fulfills reported (a Fulfill may report
+    /// packets whose own Fulfills are still on their way, so each bound is high).
+    pub receiver_base: Option<u64>,
 }
 
 /// Pays over one STREAM connection.
@@ -568,6 +593,7 @@ impl StreamSender {
         let delivered = frames.amount_arrived.unwrap_or(minimum);
         self.progress.sent = self.progress.sent.saturating_add(amount);
         self.progress.delivered = self.progress.delivered.saturating_add(delivered);
+        self.note_receiver_total(&frames);
         self.progress.packets_fulfilled += 1;
         self.retries = 0;
         self.backoff_ms = BACKOFF_MS_MIN;
@@ -629,6 +655,28 @@ impl StreamSender {
         }
         self.backoff_until_ms = now_ms.saturating_add(self.backoff_ms);
         self.backoff_ms = (self.backoff_ms * 2).min(BACKOFF_MS_MAX);
+    }
+
+    /// Bounds the receiver's base from a Fulfill's report and, for a payment taken
+    /// over, counts what the earlier sender delivered unrecorded.
+    fn note_receiver_total(&mut self, frames: &ReplyFrames) {
+        let Some(total) = frames.total_received else {
+            return;
+        };
+        let resumed = self.options.resumed.unwrap_or_default();
+        let delivered_in_all = resumed
+            .delivered_before
+            .saturating_add(self.progress.delivered);
+        if let Some(base) = resumed.receiver_base {
+            let mine = total
+                .saturating_sub(base)
+                .saturating_sub(resumed.delivered_before);
+            self.progress.delivered = self.progress.delivered.max(mine);
+        }
+        let bound = total.saturating_sub(delivered_in_all);
+        let base = resumed.receiver_base.unwrap_or(u64::MAX);
+        let known = self.progress.receiver_base.unwrap_or(u64::MAX);
+        self.progress.receiver_base = Some(bound.min(base).min(known));
     }
 
     fn note_receivable(&mut self, frames: &ReplyFrames) {

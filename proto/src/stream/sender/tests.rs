@@ -157,6 +157,7 @@ fn options(target: Target, rate: Ratio, max_packet_amount: u64) -> SenderOptions
         source_amount_max: u64::MAX,
         in_flight_max: 1,
         retries_max: 5,
+        resumed: None,
     }
 }
 
@@ -320,4 +321,34 @@ fn a_path_that_takes_nothing_ends_the_payment() {
     assert!(
         StreamSender::new(DESTINATION, &SECRET, options(Target::FixedSend(1), HALF, 0)).is_err()
     );
+}
+
+/// A fixed delivery taken over from a sender that delivered 700 of 1,000 but
+/// recorded only 300: the receiver's reports, less its total before the payment,
+/// count the rest, so the receiver gets the payment's 1,000 and not 1,400.
+#[test]
+fn a_taken_over_fixed_delivery_counts_what_the_receiver_got_unrecorded() {
+    let mut path = Path::new(HALF);
+    path.total = 50 + 700;
+    let mut options = options(Target::FixedDelivery(1_000 - 300), HALF, 100);
+    options.resumed = Some(Resumed {
+        delivered_before: 300,
+        receiver_base: Some(50),
+    });
+    let (outcome, progress) = pay(&mut path, options);
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(path.total, 50 + 1_000, "{progress:?}");
+    assert_eq!(progress.delivered, 1_000 - 300);
+    assert_eq!(progress.receiver_base, Some(50));
+}
+
+/// A payment on a connection that received 50 before it learns that bound.
+#[test]
+fn a_payment_bounds_what_the_receiver_had_before_it() {
+    let mut path = Path::new(HALF);
+    path.total = 50;
+    let (outcome, progress) = pay(&mut path, options(Target::FixedDelivery(500), HALF, 100));
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(progress.receiver_base, Some(50));
+    assert_eq!(path.total, 550);
 }
