@@ -728,7 +728,14 @@ struct SharedPayments {
 }
 
 impl SharedPayments {
+    /// On the shared Redis.
     fn new() -> SharedPayments {
+        let redis = riptide_tests::shared_redis().url();
+        SharedPayments::on(&format!("redis_url = \"{redis}\""))
+    }
+
+    /// With `receipts` (the `[receipts]` table's lines) for A's data planes.
+    fn on(receipts: &str) -> SharedPayments {
         let names = names();
         let tag = &names.tag;
         let assets = assets_and_rates(&names);
@@ -772,7 +779,7 @@ pending_timeout_s = 10
 request_timeout_ms = 1000
 
 [receipts]
-redis_url = "{redis}"
+{receipts}
 
 {assets}
 [[peers]]
@@ -787,7 +794,6 @@ id = "{payer}"
 asset = "{usd}"
 "#,
             tb = shared_tigerbeetle().address(),
-            redis = riptide_tests::shared_redis().url()
         );
         SharedPayments {
             b,
@@ -925,4 +931,23 @@ fn a_payment_is_finished_by_its_data_plane_restarted() {
     only.process.kill();
     only.process.restart(Duration::from_secs(30));
     setup.finished_exactly(&only, &path);
+}
+
+/// The same takeover on a Redis Cluster of 3 primaries and 3 replicas, the
+/// quotes and payments in their own slots, replicas acknowledging each write.
+#[test]
+fn a_payment_whose_data_plane_dies_is_finished_by_another_on_a_redis_cluster() {
+    let cluster = riptide_tests::RedisCluster::start(3, 1);
+    let urls = cluster.urls();
+    let others: Vec<String> = urls[1..].iter().map(|url| format!("\"{url}\"")).collect();
+    let receipts = format!(
+        "redis_url = \"{}\"\nredis_cluster = true\nredis_cluster_urls = [{}]\nredis_wait_replicas = 1",
+        urls[0],
+        others.join(", ")
+    );
+    let setup = SharedPayments::on(&receipts);
+    let (other, mut owner) = (setup.start_a(), setup.start_a());
+    let path = setup.pay_until_under_way(&other, &owner, &other);
+    owner.process.kill();
+    setup.finished_exactly(&other, &path);
 }
