@@ -262,33 +262,12 @@ fn connection_loop(
         },
         Payload::Sink { .. } => None,
     };
-    // Open loop: this connection's share of the rate, as a fixed interval.
-    let interval = options
-        .rate
-        .map(|rate| Duration::from_secs_f64(f64::from(options.connections) / rate.max(1) as f64));
-    // Connections start a fraction of the interval apart, so the packets arrive evenly
-    // spread rather than in bursts of one per connection.
-    let mut due = started
-        + interval.map_or(Duration::ZERO, |interval| {
-            interval.mul_f64(f64::from(connection) / f64::from(options.connections))
-        });
-    let mut sequence = u64::from(connection) << 40;
-    let mut amounts = AmountSource::new(
-        options.amounts,
-        u64::from(connection) ^ (u64::from(std::process::id()) << 32),
-    );
+    let mut pace = Pace::new(options, connection, started);
     while !stop.load(Ordering::Relaxed) {
-        if let Some(interval) = interval {
-            due += interval;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        } else {
-            due = Instant::now();
+        let (wait, sequence, amount) = pace.next_packet(Instant::now());
+        if let Some(wait) = wait {
+            std::thread::sleep(wait);
         }
-        sequence += 1;
-        let amount = amounts.next_amount();
         let prepare = match (&mut stream, &options.payload) {
             (Some(stream), _) => stream.prepare(amount),
             (
@@ -304,15 +283,68 @@ fn connection_loop(
             (None, Payload::Stream { .. }) => unreachable!("stream connections connect first"),
         };
         let result = client.send(&prepare);
-        let latency_us = due.elapsed().as_micros() as u64;
+        let latency_us = pace.due().elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);
         // Packets due in the warm-up are sent but not recorded.
-        if due < measure_from {
+        if pace.due() < measure_from {
             continue;
         }
         record(&mut local, result, amount, latency_us);
     }
     merge_into(report, &local);
+}
+
+/// One connection's pacing: when each packet is due (latency counts from then),
+/// its sequence number and its amount.
+pub(crate) struct Pace {
+    /// Open loop: this connection's share of the rate, as a fixed interval.
+    interval: Option<Duration>,
+    due: Instant,
+    sequence: u64,
+    amounts: AmountSource,
+}
+
+impl Pace {
+    pub(crate) fn new(options: &SendOptions, connection: u32, started: Instant) -> Pace {
+        let interval = options.rate.map(|rate| {
+            Duration::from_secs_f64(f64::from(options.connections) / rate.max(1) as f64)
+        });
+        // Connections start a fraction of the interval apart, so the packets arrive
+        // evenly spread rather than in bursts of one per connection.
+        let offset = interval.map_or(Duration::ZERO, |interval| {
+            interval.mul_f64(f64::from(connection) / f64::from(options.connections))
+        });
+        Pace {
+            interval,
+            due: started + offset,
+            sequence: u64::from(connection) << 40,
+            amounts: AmountSource::new(
+                options.amounts,
+                u64::from(connection) ^ (u64::from(std::process::id()) << 32),
+            ),
+        }
+    }
+
+    /// The next packet at `now`: how long to wait before sending it (open loop),
+    /// its sequence number and its amount.
+    pub(crate) fn next_packet(&mut self, now: Instant) -> (Option<Duration>, u64, u64) {
+        let wait = match self.interval {
+            Some(interval) => {
+                self.due += interval;
+                self.due.checked_duration_since(now)
+            }
+            None => {
+                self.due = now;
+                None
+            }
+        };
+        self.sequence += 1;
+        (wait, self.sequence, self.amounts.next_amount())
+    }
+
+    pub(crate) fn due(&self) -> Instant {
+        self.due
+    }
 }
 
 pub(crate) fn merge_into(report: &Mutex<Report>, local: &Report) {

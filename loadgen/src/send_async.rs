@@ -7,11 +7,11 @@
 
 use crate::limits::{BODY_SIZE_MAX, CONNECT_TIMEOUT, READ_SIZE, REPLY_TIMEOUT};
 use crate::report::Report;
-use crate::send::{make_prepare, merge_into, record, AmountSource, Payload, SendOptions};
+use crate::send::{make_prepare, merge_into, record, Pace, Payload, SendOptions};
 use riptide_proto::http1::{take_message, write_packet_request};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -82,36 +82,18 @@ async fn connection_loop(
         return local;
     };
     let mut client = AsyncClient::new(options);
-    let interval = options
-        .rate
-        .map(|rate| Duration::from_secs_f64(f64::from(options.connections) / rate.max(1) as f64));
-    let mut due = started
-        + interval.map_or(Duration::ZERO, |interval| {
-            interval.mul_f64(f64::from(connection) / f64::from(options.connections))
-        });
-    let mut sequence = u64::from(connection) << 40;
-    let mut amounts = AmountSource::new(
-        options.amounts,
-        u64::from(connection) ^ (u64::from(std::process::id()) << 32),
-    );
+    let mut pace = Pace::new(options, connection, started);
     while !stop.load(Ordering::Relaxed) {
-        if let Some(interval) = interval {
-            due += interval;
-            let now = Instant::now();
-            if due > now {
-                tokio::time::sleep(due - now).await;
-            }
-        } else {
-            due = Instant::now();
+        let (wait, sequence, amount) = pace.next_packet(Instant::now());
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
         }
-        sequence += 1;
-        let amount = amounts.next_amount();
         let reject = (sequence % 100) < u64::from(*reject_percent);
         let prepare = make_prepare(destination, amount, sequence, reject);
         let result = client.send(&prepare).await;
-        let latency_us = due.elapsed().as_micros() as u64;
+        let latency_us = pace.due().elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);
-        if due >= measure_from {
+        if pace.due() >= measure_from {
             record(&mut local, result, amount, latency_us);
         }
     }

@@ -153,8 +153,7 @@ impl LedgerPort {
     pub async fn fund_payment(
         &self,
         payment_id: &str,
-        wallet_account: u128,
-        ledger: u32,
+        (wallet_account, ledger): (u128, u32),
         amount: u64,
     ) -> Result<Funding, LedgerFailure> {
         let account = Account {

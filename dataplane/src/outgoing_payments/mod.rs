@@ -138,6 +138,16 @@ impl Payments {
             .insert(view.id.clone(), view.clone());
     }
 
+    /// A driven payment's latest totals, in place: once per reply, no copy.
+    fn note_totals(&self, view: &OutgoingPaymentView) {
+        if let Some(seen) = self.active.borrow_mut().get_mut(&view.id) {
+            seen.sent = view.sent;
+            seen.delivered = view.delivered;
+            seen.packets_fulfilled = view.packets_fulfilled;
+            seen.packets_rejected = view.packets_rejected;
+        }
+    }
+
     fn forget(&self, id: &str) {
         self.active.borrow_mut().remove(id);
     }

@@ -244,7 +244,7 @@ async fn ledger_answer(
         Step::Fund => {
             let amount = flow.source_amount();
             let answer = match ledger
-                .fund_payment(payment_id, wallet_account, ledger_id, amount)
+                .fund_payment(payment_id, (wallet_account, ledger_id), amount)
                 .await
             {
                 Ok(Funding::Funded) => FundAnswer::Funded,
@@ -372,7 +372,7 @@ fn note_progress(
     if progress.receiver_base.is_some() {
         record.receiver_base = progress.receiver_base;
     }
-    payments.track(&record.view);
+    payments.note_totals(&record.view);
 }
 
 /// Runs the sender until it is done: a window of packets in flight, replies fed
