@@ -854,6 +854,18 @@ asset = "{usd}"
             assert_eq!(status, 200, "the reader sees the payment: {seen}");
             if amount(&seen["sent"]) >= 500 {
                 assert_eq!(seen["state"], "sending", "{seen}");
+                // The payment's own account holds its budget meanwhile, and the
+                // balances show it (kind `payment`, named by the payment's id).
+                let (status, balances) = reader.admin("GET", "/v1/balances", &Value::Null);
+                assert_eq!(status, 200, "{balances}");
+                let row = balances["accounts"]
+                    .as_array()
+                    .expect("accounts")
+                    .iter()
+                    .find(|row| row["kind"] == "payment" && row["name"] == quote["id"])
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no payment account: {balances}"));
+                assert_eq!(row["credits_posted"], "6000", "{row}");
                 return path;
             }
             assert!(
