@@ -5,6 +5,8 @@
 #   1. embedded ledger and embedded store,
 #   2. TigerBeetle and Redis (the production backends),
 #   3. TigerBeetle and a Redis Cluster of 3 primaries (redis_cluster = true).
+# Each run reports the CPU time per fulfilled packet of riptide and, where they
+# run, of TigerBeetle and the Redis nodes (in that order, `cpu.processes`).
 # Usage: benches/receive.sh [seconds] [connections] [shards]
 # Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
 set -euo pipefail
@@ -35,15 +37,18 @@ asset = "USD"
 TOML
 }
 
-run() { # $1 label, $2 ledger section, $3 receipts section
+run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' pids
+    local label="$1" ledger="$2" receipts="$3" cpu_pids=()
+    shift 3
     connector_port="$(free_port)"; admin_port="$(free_port)"; public_port="$(free_port)"
-    config "$2" "$3" > "$work/$1.toml"
-    "$target/riptide" --config "$work/$1.toml" --shards "$shards" 2>"$work/$1.log" & pids+=($!)
+    config "$ledger" "$receipts" > "$work/$label.toml"
+    "$target/riptide" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)
+    for pid in "${pids[-1]}" "$@"; do cpu_pids+=(--cpu-pid "$pid"); done
     wait_port "$connector_port"; wait_port "$public_port"
     "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
         --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
-        --connections "$connections" --duration-s "$seconds" --amount 1 --json \
-        | sed "s/^/{\"run\":\"$1\",\"result\":/; s/\$/}/"
+        --connections "$connections" --duration-s "$seconds" --amount 1 --json "${cpu_pids[@]}" \
+        | sed "s/^/{\"run\":\"$label\",\"result\":/; s/\$/}/"
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
         | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance (warm-up included):", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
@@ -54,10 +59,11 @@ run "receive-embedded" 'kind = "memory"' ''
 start_tigerbeetle
 redis_port="$(free_port)"
 "$RIPTIDE_REDIS_SERVER" --save '' --appendonly no --bind 127.0.0.1 --port "$redis_port" >/dev/null 2>&1 & pids+=($!)
+redis_pid=$!
 wait_port "$redis_port"
 run "receive-tigerbeetle-redis" "kind = \"tigerbeetle\"
-addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://127.0.0.1:${redis_port}/\""
+addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://127.0.0.1:${redis_port}/\"" "$tb_pid" "$redis_pid"
 start_redis_cluster 0
 run "receive-tigerbeetle-redis-cluster" "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://${redis_nodes[0]}/\"
-redis_cluster = true"
+redis_cluster = true" "$tb_pid" "${redis_pids[@]}"

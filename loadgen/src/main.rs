@@ -68,8 +68,8 @@ struct LoadArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Worker threads of the event-driven sender (plain HTTP targets of `send`;
-    /// TLS and `stream` take a thread per connection); 0 is one per core.
+    /// Worker threads of the event-driven sender (plain HTTP targets; TLS takes
+    /// a thread per connection); 0 is one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }

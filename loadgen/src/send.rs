@@ -88,6 +88,30 @@ pub enum Payload {
     },
 }
 
+/// A connection's next Prepare: its STREAM connection's when it pays a wallet
+/// (`stream` is then given), else one for the sink.
+pub(crate) fn next_prepare(
+    stream: Option<&mut StreamSender>,
+    payload: &Payload,
+    sequence: u64,
+    amount: u64,
+) -> Vec<u8> {
+    match (stream, payload) {
+        (Some(stream), _) => stream.prepare(amount),
+        (
+            None,
+            Payload::Sink {
+                destination,
+                reject_percent,
+            },
+        ) => {
+            let reject = (sequence % 100) < u64::from(*reject_percent);
+            make_prepare(destination, amount, sequence, reject)
+        }
+        (None, Payload::Stream { .. }) => unreachable!("stream connections connect first"),
+    }
+}
+
 /// The Prepare a sink can fulfill: its data starts with the fulfillment, then one
 /// byte the sink reads to reject a share.
 pub fn make_prepare(destination: &str, amount: u64, sequence: u64, reject: bool) -> Vec<u8> {
@@ -122,9 +146,8 @@ pub fn run(options: SendOptions, progress: bool) -> Result<Report, String> {
     let measure_from = started + options.warmup;
     let end = measure_from + options.duration;
     let options = Arc::new(options);
-    // Plain HTTP with sink payloads runs event-driven; TLS and STREAM take a thread
-    // per connection.
-    let event_driven = options.tls.is_none() && matches!(options.payload, Payload::Sink { .. });
+    // Plain HTTP runs event-driven; TLS takes a thread per connection.
+    let event_driven = options.tls.is_none();
     let threads: Vec<_> = if event_driven {
         let shared = crate::send_async::Shared {
             report: Arc::clone(&report),
@@ -268,20 +291,7 @@ fn connection_loop(
         if let Some(wait) = wait {
             std::thread::sleep(wait);
         }
-        let prepare = match (&mut stream, &options.payload) {
-            (Some(stream), _) => stream.prepare(amount),
-            (
-                None,
-                Payload::Sink {
-                    destination,
-                    reject_percent,
-                },
-            ) => {
-                let reject = (sequence % 100) < u64::from(*reject_percent);
-                make_prepare(destination, amount, sequence, reject)
-            }
-            (None, Payload::Stream { .. }) => unreachable!("stream connections connect first"),
-        };
+        let prepare = next_prepare(stream.as_mut(), &options.payload, sequence, amount);
         let result = client.send(&prepare);
         let latency_us = pace.due().elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);

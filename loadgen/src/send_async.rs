@@ -1,13 +1,14 @@
-//! `send` to a plain-HTTP target with sink payloads, event-driven: every connection
-//! is a task on a tokio runtime with a worker per core (`--threads`), so that the
+//! `send` and `stream` to a plain-HTTP target, event-driven: every connection is a
+//! task on a tokio runtime with a worker per core (`--threads`), so that the
 //! loader's cost does not grow with its connections and it keeps up with wrk on the
 //! same cores. Same loop, same measures as the thread-per-connection path in
-//! [`crate::send`] (which TLS targets and STREAM payloads still take): closed or
-//! open loop, latency from when a packet was due, a warm-up not recorded.
+//! [`crate::send`] (which TLS targets still take): closed or open loop, latency
+//! from when a packet was due, a warm-up not recorded.
 
 use crate::limits::{BODY_SIZE_MAX, CONNECT_TIMEOUT, READ_SIZE, REPLY_TIMEOUT};
 use crate::report::Report;
-use crate::send::{make_prepare, merge_into, record, Pace, Payload, SendOptions};
+use crate::send::{merge_into, next_prepare, record, Pace, Payload, SendOptions};
+use crate::stream::StreamSender;
 use riptide_proto::http1::{take_message, write_packet_request};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,13 +74,15 @@ async fn connection_loop(
     measure_from: Instant,
 ) -> Report {
     let mut local = Report::new();
-    let Payload::Sink {
-        destination,
-        reject_percent,
-    } = &options.payload
-    else {
-        local.record_error("the event-driven path sends sink payloads only");
-        return local;
+    let mut stream = match &options.payload {
+        Payload::Stream { spsp, path } => match connect_stream(*spsp, path).await {
+            Ok(sender) => Some(sender),
+            Err(error) => {
+                local.record_error(&error);
+                return local;
+            }
+        },
+        Payload::Sink { .. } => None,
     };
     let mut client = AsyncClient::new(options);
     let mut pace = Pace::new(options, connection, started);
@@ -88,8 +91,7 @@ async fn connection_loop(
         if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
-        let reject = (sequence % 100) < u64::from(*reject_percent);
-        let prepare = make_prepare(destination, amount, sequence, reject);
+        let prepare = next_prepare(stream.as_mut(), &options.payload, sequence, amount);
         let result = client.send(&prepare).await;
         let latency_us = pace.due().elapsed().as_micros() as u64;
         sent.fetch_add(1, Ordering::Relaxed);
@@ -98,6 +100,15 @@ async fn connection_loop(
         }
     }
     local
+}
+
+/// The SPSP query of a STREAM connection, off the runtime's workers: it is the
+/// blocking client's, and runs once per connection before the load.
+async fn connect_stream(spsp: std::net::SocketAddr, path: &str) -> Result<StreamSender, String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || StreamSender::connect(spsp, &path))
+        .await
+        .map_err(|e| format!("SPSP query: {e}"))?
 }
 
 /// One keep-alive connection that POSTs ILP packets, reconnecting after an error.
