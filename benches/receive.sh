@@ -8,6 +8,7 @@
 # Each run reports the CPU time per fulfilled packet of riptide and, where they
 # run, of TigerBeetle and the Redis nodes (in that order, `cpu.processes`).
 # Usage: benches/receive.sh [seconds] [connections] [shards]
+#   RIPTIDE=<binary> runs that riptide instead of the tree's release build (for A/B).
 # Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,13 +43,18 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
     shift 3
     connector_port="$(free_port)"; admin_port="$(free_port)"; public_port="$(free_port)"
     config "$ledger" "$receipts" > "$work/$label.toml"
-    "$target/riptide" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)
+    "${RIPTIDE:-$target/riptide}" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)
     for pid in "${pids[-1]}" "$@"; do cpu_pids+=(--cpu-pid "$pid"); done
     wait_port "$connector_port"; wait_port "$public_port"
     "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
         --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
         --connections "$connections" --duration-s "$seconds" --amount 1 --json "${cpu_pids[@]}" \
         | sed "s/^/{\"run\":\"$label\",\"result\":/; s/\$/}/"
+    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
+        | awk '/^riptide_store_pipelines_total/ { p = $2 } /^riptide_store_pipeline_ops_total/ { o = $2 }
+               /^riptide_ledger_batch_events\{quantile="0.5"\}/ { e = $2 }
+               END { if (p > 0) printf "# Redis pipelines: %d, %.1f operations each; ", p, o / p;
+                     printf "ledger requests: %s transfers at the median\n", e }'
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
         | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance (warm-up included):", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true

@@ -60,6 +60,8 @@ pub struct ShardMetrics {
     pub ledger_batches: BatchStats,
     /// Prepares written to peers over HTTP, and the writes that carried them.
     pub outgoing: OutgoingCounts,
+    /// Redis pipelines sent, and the operations they carried.
+    pub store_pipelines: (u64, u64),
 }
 
 impl Default for ShardMetrics {
@@ -75,6 +77,7 @@ impl Default for ShardMetrics {
             http_refusals: BTreeMap::new(),
             ledger_batches: BatchStats::default(),
             outgoing: OutgoingCounts::default(),
+            store_pipelines: (0, 0),
         }
     }
 }
@@ -133,6 +136,8 @@ impl ShardMetrics {
         }
         self.outgoing.prepares += other.outgoing.prepares;
         self.outgoing.sends += other.outgoing.sends;
+        self.store_pipelines.0 += other.store_pipelines.0;
+        self.store_pipelines.1 += other.store_pipelines.1;
         let _ = self.ledger_batches.events.add(&other.ledger_batches.events);
         let _ = self
             .ledger_batches
@@ -189,6 +194,16 @@ pub fn render_prometheus(metrics: &ShardMetrics, state_version: u64, shard_count
          # TYPE riptide_outgoing_sends_total counter\n\
          riptide_outgoing_sends_total {}",
         metrics.outgoing.prepares, metrics.outgoing.sends
+    );
+    let _ = writeln!(
+        out,
+        "# HELP riptide_store_pipelines_total Redis pipelines sent (one round trip per node).\n\
+         # TYPE riptide_store_pipelines_total counter\n\
+         riptide_store_pipelines_total {}\n\
+         # HELP riptide_store_pipeline_ops_total Store operations they carried.\n\
+         # TYPE riptide_store_pipeline_ops_total counter\n\
+         riptide_store_pipeline_ops_total {}",
+        metrics.store_pipelines.0, metrics.store_pipelines.1
     );
     let _ = writeln!(
         out,

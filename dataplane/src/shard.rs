@@ -182,6 +182,7 @@ impl Shard {
                     let mut metrics = shard.ports.metrics.borrow_mut();
                     metrics.ledger_batches = shard.ports.transfers.stats();
                     metrics.outgoing = shard.client.outgoing_counts();
+                    metrics.store_pipelines = shard.ports.store.pipeline_counts();
                     shard.shared.metrics.publish(shard.id as usize, &metrics);
                 }
                 glommio::timer::sleep(Duration::from_secs(1)).await;

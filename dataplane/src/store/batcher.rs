@@ -39,6 +39,14 @@ impl StoreBatcher {
         })
     }
 
+    /// (pipelines sent to Redis, operations they carried); none in process.
+    pub fn pipeline_counts(&self) -> (u64, u64) {
+        match &self.backend {
+            StoreBackend::Memory(_) => (0, 0),
+            StoreBackend::Redis(worker) => worker.pipeline_counts(),
+        }
+    }
+
     /// Runs one operation, batched with the others of this executor pass.
     pub async fn execute(self: &Rc<Self>, op: StoreOp) -> Result<StoreAnswer, StoreError> {
         self.execute_within(op, self.timeout).await

@@ -15,10 +15,12 @@ use super::{
     payment_key, wallet_key, CreditResult, IncomingPayment, JournalRecord, StoreAnswer, StoreError,
     StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_WALLETS_PER_OP_MAX, WATCHED_PAYMENTS_KEY,
 };
-use crate::limits::{PAYMENT_RETENTION_MS, WORKER_QUEUE_BATCHES_MAX};
+use crate::limits::{PAYMENT_RETENTION_MS, PIPELINE_OPS_MAX, WORKER_QUEUE_BATCHES_MAX};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::channel::oneshot;
 use redis::{Cmd, ErrorKind, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Credits a connection and an incoming payment together, refusing what would go
@@ -150,6 +152,15 @@ pub type Batch = Vec<(StoreOp, Option<oneshot::Sender<Answer>>)>;
 #[derive(Debug)]
 pub struct RedisWorker {
     sender: Sender<Batch>,
+    counts: Arc<PipelineCounts>,
+}
+
+/// Pipelines a worker sent and the operations they carried: their ratio is the
+/// mean pipeline, for the metrics.
+#[derive(Debug, Default)]
+pub struct PipelineCounts {
+    pub pipelines: AtomicU64,
+    pub ops: AtomicU64,
 }
 
 /// Where and how to reach Redis.
@@ -179,11 +190,21 @@ impl RedisWorker {
             })?;
         }
         let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
+        let counts = Arc::new(PipelineCounts::default());
+        let worker = Worker::new(options, Arc::clone(&counts));
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || Worker::new(options).run(receiver))
+            .spawn(move || worker.run(receiver))
             .map_err(|e| StoreError::Unavailable(format!("cannot start worker: {e}")))?;
-        Ok(RedisWorker { sender })
+        Ok(RedisWorker { sender, counts })
+    }
+
+    /// (pipelines sent, operations they carried) so far.
+    pub fn pipeline_counts(&self) -> (u64, u64) {
+        (
+            self.counts.pipelines.load(Ordering::Relaxed),
+            self.counts.ops.load(Ordering::Relaxed),
+        )
     }
 
     /// Hands a batch to the worker; gives it back when the worker is too far behind.
@@ -253,6 +274,21 @@ pub fn check_reachable(options: &RedisOptions) -> redis::RedisResult<()> {
     }
 }
 
+/// `batch` with the batches that queued behind it while the last pipeline was
+/// out, in order, while it holds fewer than [`PIPELINE_OPS_MAX`] operations (so at
+/// most twice that): one round trip for what would have been several, which is
+/// what lets Redis keep up when the executors' passes are short. Order within a
+/// shard is kept, and each operation still gets its own answer.
+fn merge_queued(mut batch: Batch, receiver: &Receiver<Batch>) -> Batch {
+    while batch.len() < PIPELINE_OPS_MAX {
+        match receiver.try_recv() {
+            Ok(queued) => batch.extend(queued),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// How a script is called: by its hash (the server has it loaded), or with its
 /// source (which loads it), after the server answered NOSCRIPT.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -318,19 +354,22 @@ struct Worker {
     options: RedisOptions,
     link: Option<Link>,
     scripts: Scripts,
+    counts: Arc<PipelineCounts>,
 }
 
 impl Worker {
-    fn new(options: RedisOptions) -> Worker {
+    fn new(options: RedisOptions, counts: Arc<PipelineCounts>) -> Worker {
         Worker {
             options,
             link: None,
             scripts: Scripts::new(),
+            counts,
         }
     }
 
     fn run(mut self, receiver: Receiver<Batch>) {
         while let Ok(batch) = receiver.recv() {
+            let batch = merge_queued(batch, &receiver);
             // A packet that stopped waiting has voided its hold: its count must not
             // happen late.
             let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch
@@ -340,6 +379,10 @@ impl Worker {
             if ops.is_empty() {
                 continue;
             }
+            self.counts.pipelines.fetch_add(1, Ordering::Relaxed);
+            self.counts
+                .ops
+                .fetch_add(ops.len() as u64, Ordering::Relaxed);
             let answers = self.execute(&ops);
             for (reply, answer) in replies.into_iter().zip(answers) {
                 // The packet may have given up waiting; nothing to do then.
@@ -945,4 +988,57 @@ fn payment_from_fields(id: &str, value: Option<&Value>) -> Answer {
         expires_at_ms: number(2, "expires_at_ms")?.unwrap_or(0),
         received: 0,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ids: std::ops::Range<usize>) -> Batch {
+        ids.map(|id| (StoreOp::Unwatch { id: id.to_string() }, None))
+            .collect()
+    }
+
+    fn ids(batch: &Batch) -> Vec<String> {
+        batch
+            .iter()
+            .map(|(op, _)| match op {
+                StoreOp::Unwatch { id } => id.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_queued_behind_one_join_its_pipeline_in_order() {
+        let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
+        sender.try_send(batch(3..5)).expect("room");
+        sender.try_send(batch(5..6)).expect("room");
+        let merged = merge_queued(batch(0..3), &receiver);
+        let expected: Vec<String> = (0..6).map(|id| id.to_string()).collect();
+        assert_eq!(ids(&merged), expected);
+        assert!(receiver.is_empty());
+    }
+
+    #[test]
+    fn a_full_pipeline_takes_nothing_more_and_one_past_it_stops_there() {
+        let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
+        sender.try_send(batch(0..1)).expect("room");
+        let full = merge_queued(batch(0..PIPELINE_OPS_MAX), &receiver);
+        assert_eq!(full.len(), PIPELINE_OPS_MAX);
+        assert_eq!(receiver.len(), 1);
+
+        // Short of the bound it takes a whole batch, whatever its size: at most
+        // twice the bound in all.
+        let _ = receiver.try_recv();
+        sender.try_send(batch(0..PIPELINE_OPS_MAX)).expect("room");
+        sender.try_send(batch(0..1)).expect("room");
+        let merged = merge_queued(batch(0..PIPELINE_OPS_MAX - 1), &receiver);
+        assert_eq!(merged.len(), 2 * PIPELINE_OPS_MAX - 1);
+        assert_eq!(
+            receiver.len(),
+            1,
+            "the last batch waits for the next pipeline"
+        );
+    }
 }
