@@ -11,7 +11,9 @@ use base64::Engine;
 use riptide_dataplane::store::connection_key;
 use riptide_proto::packet::ErrorCode;
 use riptide_proto::stream::{connection_id_hex, Receipt};
-use riptide_tests::dataplane::{node_section, HttpClient, NodeScript, RiptideProcess};
+use riptide_tests::dataplane::{
+    node_section, workspace_binary, HttpClient, NodeScript, RiptideProcess,
+};
 use riptide_tests::fixtures::ADMIN_TOKEN;
 use riptide_tests::stream_client::StreamClient;
 use riptide_tests::{free_loopback_port, shared_redis, shared_tigerbeetle, RedisServer};
@@ -432,6 +434,64 @@ fn concurrent_connections_never_overpay_an_incoming_payment() {
     assert_eq!(
         receiver.balance("peer", &receiver.peer),
         i128::from(PEER_LIQUIDITY) - i128::from(received)
+    );
+}
+
+/// The bundled load generator's `stream` (event-driven, several connections,
+/// each with its own SPSP connection) pays a wallet as the README runs it; with
+/// no warm-up every fulfilled packet is counted, so what it reports fulfilled
+/// is, to the unit, what the wallet received in TigerBeetle.
+#[test]
+fn the_load_generator_pays_a_wallet_exactly_what_it_reports() {
+    let redis_url = shared_redis().url();
+    let receiver = Receiver::start(Backends::Real {
+        redis_url: &redis_url,
+    });
+    let output = std::process::Command::new(workspace_binary("riptide-loadgen"))
+        .args([
+            "stream",
+            "--target",
+            &format!("http://127.0.0.1:{}/ilp", receiver.connector),
+            "--token",
+            &format!("{}-to-riptide-0123456789", receiver.peer),
+            "--spsp",
+            &format!(
+                "http://127.0.0.1:{}/{}",
+                receiver.public, receiver.wallet_usd
+            ),
+            "--connections",
+            "8",
+            "--threads",
+            "2",
+            "--warmup-s",
+            "0",
+            "--duration-s",
+            "2",
+            "--amount",
+            "3",
+            "--json",
+        ])
+        .output()
+        .expect("run riptide-loadgen");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["rejects"], serde_json::json!({}), "{report}");
+    let fulfilled = number(&report["fulfilled"]);
+    assert!(fulfilled > 0, "{report}");
+    let amount: i128 = report["amount_fulfilled"]
+        .as_str()
+        .and_then(|amount| amount.parse().ok())
+        .unwrap_or_else(|| panic!("amount_fulfilled in {report}"));
+    assert_eq!(amount, 3 * i128::from(fulfilled));
+    assert_eq!(receiver.balance("receiving", &receiver.wallet_usd), amount);
+    assert_eq!(
+        receiver.balance("peer", &receiver.peer),
+        i128::from(PEER_LIQUIDITY) - amount
     );
 }
 
