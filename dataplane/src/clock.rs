@@ -25,6 +25,33 @@ pub async fn within<T>(wait: Duration, future: impl Future<Output = T>) -> Optio
     futures_lite::future::or(output, deadline).await
 }
 
+thread_local! {
+    /// Whether this thread runs a shard's executor, where glommio's timers work.
+    static ON_EXECUTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as a shard's executor thread (for [`within_anywhere`]).
+pub fn mark_executor_thread() {
+    ON_EXECUTOR.with(|on| on.set(true));
+}
+
+/// [`within`] for code that also runs off the executors (the ledger's client, also
+/// called at start under `block_on`): on an executor it takes the executor's own
+/// timer; elsewhere a timer thread's, whose every deadline costs that thread a
+/// wake-up and a lock, which on the packet path came to about a microsecond per
+/// packet.
+pub async fn within_anywhere<T>(wait: Duration, future: impl Future<Output = T>) -> Option<T> {
+    if ON_EXECUTOR.with(std::cell::Cell::get) {
+        return within(wait, future).await;
+    }
+    let output = async { Some(future.await) };
+    let deadline = async {
+        futures_timer::Delay::new(wait).await;
+        None
+    };
+    futures_lite::future::or(output, deadline).await
+}
+
 /// Sleeps `wait`, waking early once `stopping` says so (asked at least every
 /// [`SHUTDOWN_CHECK_INTERVAL`]): for the periodic tasks of a shard.
 pub async fn sleep_unless(stopping: impl Fn() -> bool, wait: Duration) {

@@ -297,6 +297,7 @@ async fn run_shard(
     document: Arc<Mutex<crate::config::StateDocument>>,
     (node, telemetry): (crate::config::NodeConfig, crate::config::TelemetryConfig),
 ) -> Result<(), String> {
+    crate::clock::mark_executor_thread();
     let (senders, receivers) = mesh
         .join()
         .await

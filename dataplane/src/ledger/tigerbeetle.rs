@@ -8,7 +8,6 @@ use super::{
     Account, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
     Transfer, TransferFlags,
 };
-use futures::future::{select, Either};
 use std::future::Future;
 use std::time::Duration;
 use tigerbeetle_unofficial as tb;
@@ -39,11 +38,9 @@ impl TigerBeetleLedger {
     }
 
     async fn within<T>(&self, future: impl Future<Output = T>) -> Result<T, LedgerError> {
-        let deadline = futures_timer::Delay::new(self.request_timeout);
-        match select(std::pin::pin!(future), deadline).await {
-            Either::Left((value, _)) => Ok(value),
-            Either::Right(_) => Err(LedgerError::Timeout),
-        }
+        crate::clock::within_anywhere(self.request_timeout, future)
+            .await
+            .ok_or(LedgerError::Timeout)
     }
 }
 
