@@ -50,10 +50,11 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
         --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
         --connections "$connections" --duration-s "$seconds" --amount 1 --json "${cpu_pids[@]}" \
         | sed "s/^/{\"run\":\"$label\",\"result\":/; s/\$/}/"
+    sleep 1.1 # the shards publish their counters once a second
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
         | awk '/^riptide_store_pipelines_total/ { p = $2 } /^riptide_store_pipeline_ops_total/ { o = $2 }
                /^riptide_ledger_batch_events\{quantile="0.5"\}/ { e = $2 }
-               END { if (p > 0) printf "# Redis pipelines: %d, %.1f operations each; ", p, o / p;
+               END { if (p > 0) printf "# Redis pipelines (warm-up included): %d, %.1f operations each; ", p, o / p;
                      printf "ledger requests: %s transfers at the median\n", e }'
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
         | python3 -c 'import json,sys; rows=json.load(sys.stdin)["accounts"]; print("# wallet balance (warm-up included):", [r["balance"] for r in rows if r["kind"]=="receiving"][0])'

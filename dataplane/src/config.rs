@@ -150,6 +150,10 @@ pub struct NodeConfig {
     /// Executors, one per core; absent means every core.
     #[serde(default)]
     pub shards: Option<u32>,
+    /// CPUs the executors are pinned to, one each, as `taskset -c` lists them
+    /// (`"0-3,8"`); absent means the CPUs this process may run on.
+    #[serde(default, deserialize_with = "deserialize_cpus")]
+    pub cpus: Option<Vec<u32>>,
     /// 32 bytes, base64 (env `STREAM_SECRET`): the STREAM receiver's secret.
     #[serde(deserialize_with = "deserialize_secret")]
     pub stream_secret: [u8; 32],
@@ -175,6 +179,15 @@ fn deserialize_secret<'de, D: serde::Deserializer<'de>>(
 ) -> Result<[u8; 32], D::Error> {
     let text = String::deserialize(deserializer)?;
     decode_secret(&text).map_err(serde::de::Error::custom)
+}
+
+fn deserialize_cpus<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u32>>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::placement::parse_cpu_list(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn decode_secret(text: &str) -> Result<[u8; 32], String> {
@@ -615,6 +628,26 @@ max_packet_amount = 100
             number.contains("line 9") && number.contains("array of strings"),
             "{number}"
         );
+    }
+
+    #[test]
+    fn node_cpus_reads_a_taskset_list_and_names_its_line_when_wrong() {
+        let with_cpus = |cpus: &str| {
+            MINIMAL.replace(
+                "admin_token = \"admin-token-0123456789\"\n",
+                &format!("admin_token = \"admin-token-0123456789\"\ncpus = {cpus}\n"),
+            )
+        };
+        let config = parse(&with_cpus("\"0-2,5\"")).expect("a CPU list");
+        assert_eq!(config.node.cpus, Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse(MINIMAL).expect("minimal").node.cpus, None);
+        let twice = error_of(&with_cpus("\"2,2\""));
+        assert!(
+            twice.contains("line 6") && twice.contains("names a CPU more than once"),
+            "{twice}"
+        );
+        let number = error_of(&with_cpus("3"));
+        assert!(number.contains("line 6"), "{number}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod node;
 pub mod outgoing_payments;
 pub mod per_pass;
+pub mod placement;
 pub mod rates_feed;
 pub mod resolver;
 pub mod shard;

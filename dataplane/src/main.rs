@@ -22,6 +22,18 @@ struct Cli {
     /// Executors (one per core); overrides node.shards.
     #[arg(long)]
     shards: Option<u32>,
+    /// CPUs the executors are pinned to, as taskset lists them (0-3,8);
+    /// overrides node.cpus.
+    #[arg(long, value_parser = cpu_list)]
+    cpus: Option<CpuList>,
+}
+
+/// `--cpus`, parsed whole (clap would take a bare `Vec` for a repeated option).
+#[derive(Clone, Debug)]
+struct CpuList(Vec<u32>);
+
+fn cpu_list(text: &str) -> Result<CpuList, String> {
+    riptide_dataplane::placement::parse_cpu_list(text).map(CpuList)
 }
 
 fn main() -> ExitCode {
@@ -43,6 +55,9 @@ fn main() -> ExitCode {
     };
     if let Some(shards) = cli.shards {
         config.node.shards = Some(shards);
+    }
+    if let Some(CpuList(cpus)) = cli.cpus {
+        config.node.cpus = Some(cpus);
     }
     match riptide_dataplane::node::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,7 +60,14 @@ pub fn run(config: Config) -> Result<(), NodeError> {
     );
     futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
         .map_err(|e| NodeError::Ledger(e.to_string()))?;
-    let shard_count = config.node.shards.unwrap_or_else(available_cores).max(1);
+    let placement = crate::placement::plan(
+        config.node.cpus.as_deref(),
+        crate::placement::allowed_cpus(),
+        config.node.shards,
+        online_cpus(),
+    )
+    .map_err(NodeError::Executors)?;
+    let shard_count = placement.shards;
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
@@ -94,7 +101,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         receipts: receipt_store(&config)?,
         stream_secret: config.node.stream_secret,
     });
-    start_shards(config, shared)
+    start_shards(config, shared, placement)
 }
 
 /// The embedded store, or Redis checked with a PING so that a wrong URL or TLS
@@ -226,14 +233,34 @@ fn raise_open_file_limit(needed: u64) {
     }
 }
 
-fn available_cores() -> u32 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1)
+/// The machine's CPUs, whatever this process's affinity.
+fn online_cpus() -> u32 {
+    glommio::CpuSet::online().map_or(1, |cpus| cpus.len() as u32)
 }
 
-fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
+/// glommio's set of the planned CPUs: all of them must be online.
+fn executor_cpu_set(cpus: &[u32]) -> Result<glommio::CpuSet, NodeError> {
+    let online = glommio::CpuSet::online().map_err(|e| NodeError::Executors(e.to_string()))?;
+    let set = online.filter(|location| cpus.contains(&(location.cpu as u32)));
+    if set.len() != cpus.len() {
+        return Err(NodeError::Executors(format!(
+            "node.cpus: some of the CPUs {cpus:?} are not online"
+        )));
+    }
+    Ok(set)
+}
+
+fn start_shards(
+    config: Config,
+    shared: Arc<Shared>,
+    placement: crate::placement::Placement,
+) -> Result<(), NodeError> {
     let shard_count = shared.shard_count as usize;
+    let cpu_set = placement
+        .cpus
+        .as_deref()
+        .map(executor_cpu_set)
+        .transpose()?;
     let mesh = MeshBuilder::<Job, _>::full(shard_count, MESH_CHANNEL_SIZE);
     let connector_address = SocketAddr::new(config.node.bind_address, config.node.connector_port);
     let admin_address = SocketAddr::new(config.node.admin_bind_address, config.node.admin_port);
@@ -241,7 +268,7 @@ fn start_shards(config: Config, shared: Arc<Shared>) -> Result<(), NodeError> {
     let document = Arc::new(Mutex::new(config.state.clone()));
     let node = config.node.clone();
     let telemetry = config.telemetry.clone();
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, None))
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, cpu_set))
         .io_memory(IO_MEMORY_BYTES)
         .name("riptide-shard")
         .on_all_shards(move || {

@@ -30,8 +30,8 @@ pub struct SendOptions {
     pub amounts: Amounts,
     /// Processes whose CPU time over the measured window is reported.
     pub cpu_pids: Vec<u32>,
-    /// Worker threads of the event-driven path (plain HTTP, sink payloads); 0 is
-    /// one per core.
+    /// Worker threads of the event-driven path (plain HTTP targets); 0 is one
+    /// per core.
     pub threads: usize,
 }
 

@@ -275,18 +275,20 @@ pub fn check_reachable(options: &RedisOptions) -> redis::RedisResult<()> {
 }
 
 /// `batch` with the batches that queued behind it while the last pipeline was
-/// out, in order, while it holds fewer than [`PIPELINE_OPS_MAX`] operations (so at
-/// most twice that): one round trip for what would have been several, which is
-/// what lets Redis keep up when the executors' passes are short. Order within a
-/// shard is kept, and each operation still gets its own answer.
-fn merge_queued(mut batch: Batch, receiver: &Receiver<Batch>) -> Batch {
-    while batch.len() < PIPELINE_OPS_MAX {
-        match receiver.try_recv() {
-            Ok(queued) => batch.extend(queued),
-            Err(_) => break,
+/// out, in order, as long as they fit in [`PIPELINE_OPS_MAX`] operations; the
+/// first that does not is handed back, to start the next pipeline. One round trip
+/// then carries what would have been several, which is what lets Redis keep up
+/// when the executors' passes are short. Order within a shard is kept, and each
+/// operation still gets its own answer.
+fn merge_queued(mut batch: Batch, receiver: &Receiver<Batch>) -> (Batch, Option<Batch>) {
+    debug_assert!(batch.len() <= PIPELINE_OPS_MAX);
+    while let Ok(queued) = receiver.try_recv() {
+        if batch.len() + queued.len() > PIPELINE_OPS_MAX {
+            return (batch, Some(queued));
         }
+        batch.extend(queued);
     }
-    batch
+    (batch, None)
 }
 
 /// How a script is called: by its hash (the server has it loaded), or with its
@@ -368,8 +370,17 @@ impl Worker {
     }
 
     fn run(mut self, receiver: Receiver<Batch>) {
-        while let Ok(batch) = receiver.recv() {
-            let batch = merge_queued(batch, &receiver);
+        let mut carried: Option<Batch> = None;
+        loop {
+            let first = match carried.take() {
+                Some(batch) => batch,
+                None => match receiver.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                },
+            };
+            let (batch, next) = merge_queued(first, &receiver);
+            carried = next;
             // A packet that stopped waiting has voided its hold: its count must not
             // happen late.
             let (ops, replies): (Vec<StoreOp>, Vec<_>) = batch
@@ -1014,31 +1025,26 @@ mod tests {
         let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
         sender.try_send(batch(3..5)).expect("room");
         sender.try_send(batch(5..6)).expect("room");
-        let merged = merge_queued(batch(0..3), &receiver);
+        let (merged, next) = merge_queued(batch(0..3), &receiver);
         let expected: Vec<String> = (0..6).map(|id| id.to_string()).collect();
         assert_eq!(ids(&merged), expected);
+        assert!(next.is_none());
         assert!(receiver.is_empty());
     }
 
     #[test]
-    fn a_full_pipeline_takes_nothing_more_and_one_past_it_stops_there() {
+    fn a_batch_that_would_not_fit_starts_the_next_pipeline() {
         let (sender, receiver) = crossbeam_channel::bounded(WORKER_QUEUE_BATCHES_MAX);
-        sender.try_send(batch(0..1)).expect("room");
-        let full = merge_queued(batch(0..PIPELINE_OPS_MAX), &receiver);
-        assert_eq!(full.len(), PIPELINE_OPS_MAX);
-        assert_eq!(receiver.len(), 1);
+        sender.try_send(batch(10..12)).expect("room");
+        sender.try_send(batch(12..13)).expect("room");
+        let (full, next) = merge_queued(batch(0..PIPELINE_OPS_MAX - 1), &receiver);
+        assert_eq!(full.len(), PIPELINE_OPS_MAX - 1, "two more would not fit");
+        let next = next.expect("the batch that did not fit comes back");
+        assert_eq!(ids(&next), ["10", "11"]);
+        assert_eq!(receiver.len(), 1, "the rest waits in the queue, in order");
 
-        // Short of the bound it takes a whole batch, whatever its size: at most
-        // twice the bound in all.
-        let _ = receiver.try_recv();
-        sender.try_send(batch(0..PIPELINE_OPS_MAX)).expect("room");
-        sender.try_send(batch(0..1)).expect("room");
-        let merged = merge_queued(batch(0..PIPELINE_OPS_MAX - 1), &receiver);
-        assert_eq!(merged.len(), 2 * PIPELINE_OPS_MAX - 1);
-        assert_eq!(
-            receiver.len(),
-            1,
-            "the last batch waits for the next pipeline"
-        );
+        let (merged, rest) = merge_queued(next, &receiver);
+        assert_eq!(ids(&merged), ["10", "11", "12"]);
+        assert!(rest.is_none());
     }
 }
