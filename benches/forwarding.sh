@@ -52,7 +52,23 @@ wait_port "$connector_port"
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-tigerbeetle" "${pids[-1]}" "$sink_pid" "$tb_pid"
 sleep 1.2
 curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
-    | grep -E "^riptide_ledger_(batch_events|request_seconds)" | sed "s/^/# /" || true
+    > "$work/tb-metrics.txt"
+grep -E "^riptide_ledger_(batch_events|request_seconds)" "$work/tb-metrics.txt" | sed "s/^/# /" || true
+# Every Fulfill booked exactly, by TigerBeetle's own balances: each packet moves 1
+# unit, so the loader's peer account was debited, and the sink's moved, exactly as
+# many units as riptide counted fulfilled packets (warm-up included), none pending.
+curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
+    | python3 -c '
+import json, re, sys
+fulfilled = sum(int(m.group(1)) for m in re.finditer(r"^riptide_packets_total\{peer=\"loader\",outcome=\"fulfilled\"\} (\d+)", open(sys.argv[1]).read(), re.M))
+rows = {(r["kind"], r["name"]): r for r in json.load(sys.stdin)["accounts"]}
+loader, sink = rows[("peer", "loader")], rows[("peer", "sink")]
+paid = int(loader["debits_posted"])
+got = abs(int(sink["balance"]))
+pending = [r["name"] for r in rows.values() if r.get("debits_pending", "0") != "0" or r.get("credits_pending", "0") != "0"]
+verdict = "exact" if paid == fulfilled and got == fulfilled and not pending else "NOT EXACT"
+print(f"# booked in TigerBeetle: {fulfilled} fulfilled, loader paid {paid}, sink moved {got}, pending {pending or 0}: {verdict}")
+' "$work/tb-metrics.txt"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 for batch in 1 16 32 1000; do
     "$target/riptide-loadgen" tb-ceiling --address "127.0.0.1:${tb_port}" --batch "$batch" --in-flight 4 --duration-s "$seconds" \
