@@ -111,6 +111,52 @@ mod tests {
         }
     }
 
+    /// `cpus` written as taskset would: runs of consecutive ids as ranges.
+    fn write_list(cpus: &std::collections::BTreeSet<u32>) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut run: Option<(u32, u32)> = None;
+        for &id in cpus {
+            run = match run {
+                Some((first, last)) if id == last + 1 => Some((first, id)),
+                Some((first, last)) => {
+                    parts.push(if first == last {
+                        first.to_string()
+                    } else {
+                        format!("{first}-{last}")
+                    });
+                    Some((id, id))
+                }
+                None => Some((id, id)),
+            };
+        }
+        if let Some((first, last)) = run {
+            parts.push(if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            });
+        }
+        parts.join(",")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_written_list_reads_back_as_its_cpus(
+            cpus in proptest::collection::btree_set(0..=CPU_ID_MAX, 1..64)
+        ) {
+            let parsed = parse_cpu_list(&write_list(&cpus)).expect("a written list");
+            proptest::prop_assert_eq!(parsed, cpus.into_iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn any_text_is_read_or_refused_without_a_panic(text in "[0-9,\\- ]{0,40}|\\PC{0,40}") {
+            if let Ok(cpus) = parse_cpu_list(&text) {
+                proptest::prop_assert!(cpus.windows(2).all(|pair| pair[0] < pair[1]));
+                proptest::prop_assert!(cpus.iter().all(|&id| id <= CPU_ID_MAX));
+            }
+        }
+    }
+
     #[test]
     fn the_configured_cpus_win_then_the_affinity_then_every_cpu() {
         let configured = [2, 3];
