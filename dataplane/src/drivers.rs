@@ -33,6 +33,8 @@ pub struct Ports {
     pub store: Rc<StoreBatcher>,
     pub metrics: Rc<RefCell<ShardMetrics>>,
     pub in_flight: Rc<Cell<u32>>,
+    /// This shard's range of transfer ids.
+    pub ids: Rc<crate::ledger::holds::IdBlock>,
 }
 
 impl Ports {

@@ -185,7 +185,7 @@ impl LocalReceiver {
         let reply_by_ms = reply_deadline(now_ms, expires_at_ms);
         let chain = Chain::new(
             legs,
-            ledger.reserve_ids(legs.len()),
+            ledger.reserve_ids(&ports.ids, legs.len()),
             ledger.pending_timeout_s(),
         );
         let hold = HoldStep::new(chain, reply_by_ms, pending_timeout_ms);

@@ -98,6 +98,7 @@ impl Shard {
             store: StoreBatcher::new(store_backend, store_timeout),
             metrics: Rc::new(RefCell::new(ShardMetrics::default())),
             in_flight: Rc::new(Cell::new(0)),
+            ids: Rc::new(crate::ledger::holds::IdBlock::default()),
             shared: Arc::clone(&shared),
         };
         Ok(Rc::new(Shard {
@@ -484,7 +485,7 @@ impl Shard {
     /// The flow of a forwarded packet, with the chain it holds (its ids reserved).
     fn forward_flow(&self, forward: &Forward, incoming_expiry_ms: u64) -> (ForwardFlow, Chain) {
         let ledger = &self.shared.ledger;
-        let first_id = ledger.reserve_ids(forward.legs.len());
+        let first_id = ledger.reserve_ids(&self.ports.ids, forward.legs.len());
         let chain = Chain::new(&forward.legs, first_id, ledger.pending_timeout_s());
         let hold_by_ms = forward.expires_at_outgoing.unix_ms();
         let reply_by_ms = reply_deadline(hold_by_ms, incoming_expiry_ms);

@@ -8,6 +8,7 @@ use super::memory::MemoryLedger;
 use super::{Account, CreateAccountResult, CreateTransferResult, Transfer};
 use crate::limits::MEMORY_LEDGER_TIMEOUT;
 use riptide_proto::flow::hold::IDS_PER_LEG;
+use riptide_proto::limits::LEGS_MAX;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,17 @@ pub enum LedgerFailure {
         operation: &'static str,
         result: String,
     },
+}
+
+/// Transfer ids a shard takes from the shared counter at once.
+const ID_BLOCK_SIZE: u64 = 1 << 16;
+const _: () = assert!(ID_BLOCK_SIZE as u128 >= LEGS_MAX as u128 * IDS_PER_LEG);
+
+/// A shard's range of transfer ids, [`LedgerPort::reserve_ids`] hands them out.
+#[derive(Debug, Default)]
+pub struct IdBlock {
+    next: std::cell::Cell<u64>,
+    end: std::cell::Cell<u64>,
 }
 
 /// The ledger as the data plane uses it, shared by every shard.
@@ -82,11 +94,20 @@ impl LedgerPort {
     }
 
     /// Reserves the ids of a chain of `legs` legs (its holds, posts and voids) and
-    /// returns the first.
-    pub fn reserve_ids(&self, legs: usize) -> u128 {
-        let span = legs as u64 * IDS_PER_LEG as u64;
-        let counter = self.id_counter.fetch_add(span.max(1), Ordering::Relaxed);
-        (u128::from(self.id_prefix) << 64) | u128::from(counter)
+    /// returns the first. They come from `block`, the calling shard's own range,
+    /// which takes a new range from the shared counter only when it runs out: a
+    /// packet writes no cache line that the other shards' packets write too.
+    pub fn reserve_ids(&self, block: &IdBlock, legs: usize) -> u128 {
+        assert!(legs <= LEGS_MAX);
+        let span = (legs as u64 * IDS_PER_LEG as u64).max(1);
+        let (mut next, mut end) = (block.next.get(), block.end.get());
+        if end - next < span {
+            next = self.id_counter.fetch_add(ID_BLOCK_SIZE, Ordering::Relaxed);
+            end = next + ID_BLOCK_SIZE;
+        }
+        block.next.set(next + span);
+        block.end.set(end);
+        (u128::from(self.id_prefix) << 64) | u128::from(next)
     }
 
     pub(super) async fn create_transfers(
@@ -121,5 +142,32 @@ impl LedgerPort {
             .lookup_transfers(ids)
             .await
             .map_err(|e| LedgerFailure::Unavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn shards_take_ids_from_their_own_blocks_and_never_share_one() {
+        let port = LedgerPort::memory(30);
+        let blocks = [IdBlock::default(), IdBlock::default()];
+        let mut taken = HashSet::new();
+        let span = LEGS_MAX as u128 * IDS_PER_LEG;
+        // Enough chains to make each block run out and take another.
+        let chains = 2 * ID_BLOCK_SIZE as usize / span as usize + 3;
+        for chain in 0..chains {
+            let first = port.reserve_ids(&blocks[chain % 2], LEGS_MAX);
+            for id in first..first + span {
+                assert!(taken.insert(id), "id {id:#x} handed out twice");
+            }
+        }
+        // One shard's chains follow each other within its block.
+        let block = IdBlock::default();
+        let first = port.reserve_ids(&block, 1);
+        let second = port.reserve_ids(&block, 1);
+        assert_eq!(second - first, IDS_PER_LEG);
     }
 }
