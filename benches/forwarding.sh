@@ -39,7 +39,11 @@ admin_port="$(free_port)"
 forwarding_config 'kind = "memory"' > "$work/memory.toml"
 "$target/riptide" --config "$work/memory.toml" --shards "$shards" 2>"$work/memory.log" & pids+=($!)
 wait_port "$connector_port"
+curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
+    > "$work/before.json"
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger" "${pids[-1]}" "$sink_pid"
+python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
+    peer:loader peer:sink "$work/before.json" || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 start_tigerbeetle
@@ -49,26 +53,16 @@ forwarding_config "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" > "$work/tb.toml"
 "$target/riptide" --config "$work/tb.toml" --shards "$shards" 2>"$work/tb.log" & pids+=($!)
 wait_port "$connector_port"
+curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
+    > "$work/before.json"
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-tigerbeetle" "${pids[-1]}" "$sink_pid" "$tb_pid"
 sleep 1.2
 curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
     > "$work/tb-metrics.txt"
 grep -E "^riptide_ledger_(batch_events|request_seconds)" "$work/tb-metrics.txt" | sed "s/^/# /" || true
-# Every Fulfill booked exactly, by TigerBeetle's own balances: each packet moves 1
-# unit, so the loader's peer account was debited, and the sink's moved, exactly as
-# many units as riptide counted fulfilled packets (warm-up included), none pending.
-curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-    | python3 -c '
-import json, re, sys
-fulfilled = sum(int(m.group(1)) for m in re.finditer(r"^riptide_packets_total\{peer=\"loader\",outcome=\"fulfilled\"\} (\d+)", open(sys.argv[1]).read(), re.M))
-rows = {(r["kind"], r["name"]): r for r in json.load(sys.stdin)["accounts"]}
-loader, sink = rows[("peer", "loader")], rows[("peer", "sink")]
-paid = int(loader["debits_posted"])
-got = abs(int(sink["balance"]))
-pending = [r["name"] for r in rows.values() if r.get("debits_pending", "0") != "0" or r.get("credits_pending", "0") != "0"]
-verdict = "exact" if paid == fulfilled and got == fulfilled and not pending else "NOT EXACT"
-print(f"# booked in TigerBeetle: {fulfilled} fulfilled, loader paid {paid}, sink moved {got}, pending {pending or 0}: {verdict}")
-' "$work/tb-metrics.txt"
+# Every Fulfill booked exactly, by TigerBeetle's own balances (benches/booked.py).
+python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
+    peer:loader peer:sink "$work/before.json" || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 for batch in 1 16 32 1000; do
     "$target/riptide-loadgen" tb-ceiling --address "127.0.0.1:${tb_port}" --batch "$batch" --in-flight 4 --duration-s "$seconds" \

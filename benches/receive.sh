@@ -46,8 +46,6 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
     "${RIPTIDE:-$target/riptide}" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)
     for pid in "${pids[-1]}" "$@"; do cpu_pids+=(--cpu-pid "$pid"); done
     wait_port "$connector_port"; wait_port "$public_port"
-    # The ledger is shared by the runs on TigerBeetle: what this run moved is the
-    # difference from here.
     curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
         > "$work/before.json"
     "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
@@ -61,24 +59,10 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
          /^riptide_ledger_batch_events\{quantile="0.5"\}/ { e = $2 }
          END { if (p > 0) printf "# Redis pipelines (warm-up included): %d, %.1f operations each; ", p, o / p;
                printf "ledger requests: %s transfers at the median\n", e }' "$work/metrics.txt"
-    # Every Fulfill booked exactly, by the ledger's own balances: each packet moves
-    # 1 unit, so in this run the loader's peer account was debited, and the wallet
-    # credited, exactly as many units as riptide counted fulfilled packets (warm-up
-    # included), none pending.
-    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-        | python3 -c '
-import json, re, sys
-fulfilled = sum(int(m.group(1)) for m in re.finditer(r"^riptide_packets_total\{peer=\"loader\",outcome=\"fulfilled\"\} (\d+)", open(sys.argv[1]).read(), re.M))
-by_key = lambda accounts: {(r["kind"], r["name"]): r for r in accounts}
-rows = by_key(json.load(sys.stdin)["accounts"])
-before = by_key(json.load(open(sys.argv[2]))["accounts"])
-moved = lambda key, field: int(rows[key][field]) - int(before[key][field])
-paid = moved(("peer", "loader"), "debits_posted")
-received = moved(("receiving", "shop"), "credits_posted")
-pending = [r["name"] for r in rows.values() if r["debits_pending"] != "0" or r["credits_pending"] != "0"]
-verdict = "exact" if paid == fulfilled and received == fulfilled and not pending else "NOT EXACT"
-print(f"# booked in the ledger: {fulfilled} fulfilled, loader paid {paid}, wallet received {received}, pending {pending or 0}: {verdict}")
-' "$work/metrics.txt" "$work/before.json"
+    # Every Fulfill booked exactly, by the ledger's own balances (benches/booked.py);
+    # the ledger is shared by the runs on TigerBeetle, so from the balances before.
+    python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
+        peer:loader receiving:shop "$work/before.json" || true
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 

@@ -58,15 +58,15 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         config.ledger.pending_timeout_s,
         Duration::from_millis(config.ledger.request_timeout_ms),
     );
-    futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
-        .map_err(|e| NodeError::Ledger(e.to_string()))?;
     let placement = crate::placement::plan(
         config.node.cpus.as_deref(),
         crate::placement::allowed_cpus(),
         config.node.shards,
-        online_cpus(),
+        (online_cpus(), available_parallelism()),
     )
     .map_err(NodeError::Executors)?;
+    futures::executor::block_on(ledger.ensure_accounts(&snapshot, &config.state))
+        .map_err(|e| NodeError::Ledger(e.to_string()))?;
     let shard_count = placement.shards;
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -233,6 +233,11 @@ fn raise_open_file_limit(needed: u64) {
     }
 }
 
+/// What the process may use at once: its affinity, and its cgroup CPU quota.
+fn available_parallelism() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 /// The machine's CPUs, whatever this process's affinity.
 fn online_cpus() -> u32 {
     glommio::CpuSet::online().map_or(1, |cpus| cpus.len() as u32)
@@ -244,7 +249,7 @@ fn executor_cpu_set(cpus: &[u32]) -> Result<glommio::CpuSet, NodeError> {
     let set = online.filter(|location| cpus.contains(&(location.cpu as u32)));
     if set.len() != cpus.len() {
         return Err(NodeError::Executors(format!(
-            "node.cpus: some of the CPUs {cpus:?} are not online"
+            "the executors' CPUs {cpus:?} are not all online"
         )));
     }
     Ok(set)

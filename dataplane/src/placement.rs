@@ -5,8 +5,8 @@
 //! `taskset -c 1` a shard ran on CPU 0, beside whatever the operator had kept
 //! CPU 0 for (TigerBeetle, Redis, the load generator).
 
-/// The highest CPU id a list may name; Linux's own default limit is far below.
-pub const CPU_ID_MAX: u32 = 4_095;
+/// The highest CPU id a list may name: what the affinity calls can set.
+pub const CPU_ID_MAX: u32 = 1_023;
 
 /// A CPU list as `taskset -c` and cpusets write it: ids and inclusive ranges,
 /// comma separated (`0-3,8,10-11`). Sorted, each id once.
@@ -65,22 +65,42 @@ pub struct Placement {
     pub shards: u32,
 }
 
-/// The placement for `shards` executors (None: one per candidate CPU) on the
-/// `configured` CPUs, else on the `allowed` ones; `online` is the machine's CPU
-/// count, for the default with neither. One executor per CPU: asking for more
-/// shards than CPUs is an error, as two executors on one core would only take
-/// turns.
+/// The placement for `shards` executors on the `configured` CPUs, else on the
+/// `allowed` ones (the affinity); `online` is the machine's CPU count, for when
+/// the affinity cannot be read, and `parallelism` what the process may use at
+/// once (its CPU quota included), which bounds the default shard count. A
+/// configured CPU outside the affinity is refused here: pinning an executor to it
+/// would fail in that executor's thread, after the others had started. One
+/// executor per CPU: more shards than CPUs is refused, as two executors on one
+/// core would only take turns.
 pub fn plan(
     configured: Option<&[u32]>,
     allowed: Option<Vec<u32>>,
     shards: Option<u32>,
-    online: u32,
+    (online, parallelism): (u32, u32),
 ) -> Result<Placement, String> {
+    if let (Some(configured), Some(allowed)) = (configured, allowed.as_ref()) {
+        let outside: Vec<u32> = configured
+            .iter()
+            .copied()
+            .filter(|cpu| !allowed.contains(cpu))
+            .collect();
+        if !outside.is_empty() {
+            return Err(format!(
+                "node.cpus: CPU(s) {outside:?} are outside the CPUs this process may run on {allowed:?}"
+            ));
+        }
+    }
+    let from_config = configured.is_some();
     let cpus = configured.map(<[u32]>::to_vec).or(allowed);
     let available = cpus.as_ref().map_or(online, |cpus| cpus.len() as u32);
-    let shards = shards.unwrap_or(available).max(1);
+    let shards = match shards {
+        Some(shards) => shards.max(1),
+        None if from_config => available,
+        None => available.min(parallelism).max(1),
+    };
     if shards > available {
-        let source = if configured.is_some() {
+        let source = if from_config {
             "node.cpus lists"
         } else {
             "this process may run on"
@@ -161,37 +181,55 @@ mod tests {
     fn the_configured_cpus_win_then_the_affinity_then_every_cpu() {
         let configured = [2, 3];
         assert_eq!(
-            plan(Some(&configured), Some(vec![0, 1, 2, 3]), None, 8),
+            plan(Some(&configured), Some(vec![0, 1, 2, 3]), None, (8, 8)),
             Ok(Placement {
                 cpus: Some(vec![2, 3]),
                 shards: 2
             })
         );
         assert_eq!(
-            plan(None, Some(vec![1]), None, 8),
+            plan(None, Some(vec![1]), None, (8, 8)),
             Ok(Placement {
                 cpus: Some(vec![1]),
                 shards: 1
             })
         );
         assert_eq!(
-            plan(None, None, Some(3), 8),
+            plan(None, None, Some(3), (8, 8)),
             Ok(Placement {
                 cpus: None,
                 shards: 3
             })
         );
         assert_eq!(
-            plan(None, Some(vec![0, 1]), Some(1), 8).map(|p| p.shards),
+            plan(None, Some(vec![0, 1]), Some(1), (8, 8)).map(|p| p.shards),
             Ok(1)
         );
     }
 
     #[test]
+    fn by_default_a_cpu_quota_bounds_the_shards() {
+        // A container allowed every CPU of a 64-core host but a quota of 2.
+        let every_cpu: Vec<u32> = (0..64).collect();
+        let placement = plan(None, Some(every_cpu), None, (64, 2)).expect("a placement");
+        assert_eq!(placement.shards, 2);
+    }
+
+    #[test]
+    fn a_listed_cpu_outside_the_affinity_is_refused() {
+        let error = plan(Some(&[1, 5]), Some(vec![0, 1, 2, 3]), None, (8, 8))
+            .expect_err("CPU 5 is outside");
+        assert!(
+            error.contains("[5]") && error.contains("node.cpus"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn more_shards_than_cpus_is_refused_with_where_the_cpus_came_from() {
-        let error = plan(Some(&[0]), None, Some(2), 8).expect_err("2 shards on 1 CPU");
+        let error = plan(Some(&[0]), None, Some(2), (8, 8)).expect_err("2 shards on 1 CPU");
         assert!(error.contains("node.cpus lists 1 CPU"), "{error}");
-        let error = plan(None, Some(vec![0, 1]), Some(4), 8).expect_err("4 shards on 2 CPUs");
+        let error = plan(None, Some(vec![0, 1]), Some(4), (8, 8)).expect_err("4 shards on 2 CPUs");
         assert!(error.contains("this process may run on 2 CPU"), "{error}");
     }
 }

@@ -9,18 +9,35 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The highest CPU id this test may use, from its own affinity.
-fn last_allowed_cpu() -> u32 {
+/// The CPU ids this test may use, from its own affinity.
+fn allowed_cpus() -> Vec<u32> {
     let status = std::fs::read_to_string("/proc/self/status").expect("own status");
     let list = status
         .lines()
         .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
         .expect("Cpus_allowed_list");
-    list.trim()
-        .rsplit([',', '-'])
-        .next()
-        .and_then(|id| id.parse().ok())
-        .expect("a CPU id")
+    riptide_dataplane::placement::parse_cpu_list(list.trim()).expect("the kernel's list")
+}
+
+fn last_allowed_cpu() -> u32 {
+    *allowed_cpus().last().expect("at least one CPU")
+}
+
+/// Polls the shard threads of `pid` until `settled` accepts their CPUs (glommio
+/// starts a helper thread per shard, named as the shard, that pins itself a
+/// moment later), within 10 s; the last reading either way.
+fn settled_shard_cpus(
+    pid: u32,
+    settled: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let started = Instant::now();
+    loop {
+        let shards = shard_cpus(pid);
+        if settled(&shards) || started.elapsed() > Duration::from_secs(10) {
+            return shards;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Each shard thread of `pid` with the CPUs it may run on.
@@ -55,11 +72,38 @@ fn node_cpus_pins_each_shard_to_a_listed_cpu() {
     let cpu = last_allowed_cpu();
     let ports = free_node_ports();
     let riptide = RiptideProcess::start_at(&config(ports, &format!("cpus = \"{cpu}\"")), ports, 1);
-    let shards = shard_cpus(riptide.child.id());
+    let expected = cpu.to_string();
+    let shards = settled_shard_cpus(riptide.child.id(), |shards| {
+        !shards.is_empty() && shards.iter().all(|(_, cpus)| *cpus == expected)
+    });
     assert!(!shards.is_empty(), "no shard thread found");
     for (name, cpus) in shards {
-        assert_eq!(cpus, cpu.to_string(), "{name}");
+        assert_eq!(cpus, expected, "{name}");
     }
+}
+
+#[test]
+fn two_shards_on_two_listed_cpus_take_one_each() {
+    let allowed = allowed_cpus();
+    let [.., first, second] = allowed[..] else {
+        eprintln!("skipped: this machine lets the test use {allowed:?}, fewer than 2 CPUs");
+        return;
+    };
+    let ports = free_node_ports();
+    let listed = format!("cpus = \"{first},{second}\"");
+    let riptide = RiptideProcess::start_at(&config(ports, &listed), ports, 2);
+    let pinned = [first.to_string(), second.to_string()];
+    let both_taken = |shards: &[(String, String)]| {
+        shards.iter().all(|(_, cpus)| pinned.contains(cpus))
+            && pinned
+                .iter()
+                .all(|cpu| shards.iter().any(|(_, cpus)| cpus == cpu))
+    };
+    let shards = settled_shard_cpus(riptide.child.id(), both_taken);
+    assert!(
+        both_taken(&shards),
+        "each shard thread on one of {pinned:?}, and both taken: {shards:?}"
+    );
 }
 
 #[test]
@@ -107,7 +151,9 @@ fn more_shards_than_listed_cpus_stops_the_start_with_the_reason() {
     let ports = free_node_ports();
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("riptide.toml");
-    std::fs::write(&config_path, config(ports, "cpus = \"0\"")).expect("write config");
+    let cpu = last_allowed_cpu();
+    std::fs::write(&config_path, config(ports, &format!("cpus = \"{cpu}\"")))
+        .expect("write config");
     let output = Command::new(workspace_binary("riptide"))
         .arg("--config")
         .arg(&config_path)
