@@ -176,3 +176,17 @@ JSON
             || { cat "$work/ilp-node.log" >&2; echo "ilp-node refused an account" >&2; exit 1; }
     done
 }
+
+# The balances of the riptide on ${admin_port}, kept as those before a run.
+save_balances_before() {
+    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
+        > "$work/before.json"
+}
+
+# After a run through the riptide on ${admin_port}: every Fulfill booked exactly in
+# the ledger since save_balances_before, from the loader's account to $1 (kind:name;
+# benches/booked.py). Prints its verdict; a wrong one does not stop the script.
+check_booked() {
+    python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
+        peer:loader "$1" "$work/before.json" || true
+}

@@ -39,11 +39,9 @@ admin_port="$(free_port)"
 forwarding_config 'kind = "memory"' > "$work/memory.toml"
 "$target/riptide" --config "$work/memory.toml" --shards "$shards" 2>"$work/memory.log" & pids+=($!)
 wait_port "$connector_port"
-curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-    > "$work/before.json"
+save_balances_before
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-memory-ledger" "${pids[-1]}" "$sink_pid"
-python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
-    peer:loader peer:sink "$work/before.json" || true
+check_booked peer:sink
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 start_tigerbeetle
@@ -53,16 +51,14 @@ forwarding_config "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" > "$work/tb.toml"
 "$target/riptide" --config "$work/tb.toml" --shards "$shards" 2>"$work/tb.log" & pids+=($!)
 wait_port "$connector_port"
-curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-    > "$work/before.json"
+save_balances_before
 send "http://127.0.0.1:${connector_port}/ilp" "riptide-tigerbeetle" "${pids[-1]}" "$sink_pid" "$tb_pid"
 sleep 1.2
 curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/metrics" \
     > "$work/tb-metrics.txt"
 grep -E "^riptide_ledger_(batch_events|request_seconds)" "$work/tb-metrics.txt" | sed "s/^/# /" || true
 # Every Fulfill booked exactly, by TigerBeetle's own balances (benches/booked.py).
-python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
-    peer:loader peer:sink "$work/before.json" || true
+check_booked peer:sink
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 for batch in 1 16 32 1000; do
     "$target/riptide-loadgen" tb-ceiling --address "127.0.0.1:${tb_port}" --batch "$batch" --in-flight 4 --duration-s "$seconds" \

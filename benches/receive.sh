@@ -46,8 +46,7 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
     "${RIPTIDE:-$target/riptide}" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)
     for pid in "${pids[-1]}" "$@"; do cpu_pids+=(--cpu-pid "$pid"); done
     wait_port "$connector_port"; wait_port "$public_port"
-    curl -s -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:${admin_port}/v1/balances" \
-        > "$work/before.json"
+    save_balances_before
     "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
         --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
         --connections "$connections" --duration-s "$seconds" --amount 1 --json "${cpu_pids[@]}" \
@@ -61,8 +60,7 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
                printf "ledger requests: %s transfers at the median\n", e }' "$work/metrics.txt"
     # Every Fulfill booked exactly, by the ledger's own balances (benches/booked.py);
     # the ledger is shared by the runs on TigerBeetle, so from the balances before.
-    python3 benches/booked.py "http://127.0.0.1:${admin_port}" bench-admin-token-0123456789 \
-        peer:loader receiving:shop "$work/before.json" || true
+    check_booked receiving:shop
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 

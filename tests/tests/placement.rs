@@ -71,15 +71,11 @@ fn config(ports: (u16, u16, u16), extra: &str) -> String {
 fn node_cpus_pins_each_shard_to_a_listed_cpu() {
     let cpu = last_allowed_cpu();
     let ports = free_node_ports();
-    let riptide = RiptideProcess::start_at(&config(ports, &format!("cpus = \"{cpu}\"")), ports, 1);
-    let expected = cpu.to_string();
-    let shards = settled_shard_cpus(riptide.child.id(), |shards| {
-        !shards.is_empty() && shards.iter().all(|(_, cpus)| *cpus == expected)
-    });
-    assert!(!shards.is_empty(), "no shard thread found");
-    for (name, cpus) in shards {
-        assert_eq!(cpus, expected, "{name}");
-    }
+    let (_dir, config_path) = write_config(ports, &format!("cpus = \"{cpu}\""));
+    let mut command = Command::new(workspace_binary("riptide"));
+    command.arg("--config").arg(&config_path);
+    let started = start_until_admin(command, ports);
+    assert_every_shard_on(&started, cpu);
 }
 
 #[test]
@@ -106,74 +102,113 @@ fn two_shards_on_two_listed_cpus_take_one_each() {
     );
 }
 
+/// A config file for `ports` with `extra` in `[node]`, in a folder of its own.
+fn write_config(ports: (u16, u16, u16), extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("riptide.toml");
+    std::fs::write(&path, config(ports, extra)).expect("write config");
+    (dir, path)
+}
+
+/// A riptide started by `command`, killed on drop.
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` (riptide, or a wrapper that execs it, so that the child's pid
+/// is riptide's) and waits until its admin port on `ports` answers, 20 s at most.
+fn start_until_admin(mut command: Command, ports: (u16, u16, u16)) -> Started {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start riptide");
+    let mut started = Started(child);
+    let admin = SocketAddr::from(([127, 0, 0, 1], ports.1));
+    let since = Instant::now();
+    while TcpStream::connect(admin).is_err() {
+        let exited = started.0.try_wait().ok().flatten().is_some();
+        assert!(
+            since.elapsed() < Duration::from_secs(20) && !exited,
+            "riptide did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started
+}
+
+/// Every shard thread of `started` settles on `cpu` alone.
+fn assert_every_shard_on(started: &Started, cpu: u32) {
+    let expected = cpu.to_string();
+    let shards = settled_shard_cpus(started.0.id(), |shards| {
+        !shards.is_empty() && shards.iter().all(|(_, cpus)| *cpus == expected)
+    });
+    assert!(!shards.is_empty(), "no shard thread found");
+    for (name, cpus) in shards {
+        assert_eq!(cpus, expected, "{name}");
+    }
+}
+
 #[test]
 fn without_node_cpus_the_shards_stay_within_the_process_affinity() {
     let cpu = last_allowed_cpu();
     let ports = free_node_ports();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config_path = dir.path().join("riptide.toml");
-    std::fs::write(&config_path, config(ports, "")).expect("write config");
+    let (_dir, config_path) = write_config(ports, "");
     // taskset execs riptide: the child's pid is riptide's.
-    let mut child = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    command
         .args(["-c", &cpu.to_string()])
         .arg(workspace_binary("riptide"))
         .arg("--config")
+        .arg(&config_path);
+    let started = start_until_admin(command, ports);
+    assert_every_shard_on(&started, cpu);
+}
+
+#[test]
+fn the_cpus_option_pins_the_shards_as_the_readme_shows_it() {
+    let cpu = last_allowed_cpu();
+    let ports = free_node_ports();
+    let (_dir, config_path) = write_config(ports, "");
+    let mut command = Command::new(workspace_binary("riptide"));
+    command
+        .arg("--config")
         .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("taskset runs riptide");
-    let admin = SocketAddr::from(([127, 0, 0, 1], ports.1));
-    let started = Instant::now();
-    while TcpStream::connect(admin).is_err() {
-        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some()
-        {
-            let _ = child.kill();
-            panic!("riptide did not start under taskset");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let shards = shard_cpus(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(!shards.is_empty(), "no shard thread found");
-    for (name, cpus) in shards {
-        assert_eq!(
-            cpus,
-            cpu.to_string(),
-            "{name} left the affinity taskset gave"
-        );
-    }
+        .args(["--cpus", &format!("{cpu}-{cpu}")]);
+    let started = start_until_admin(command, ports);
+    assert_every_shard_on(&started, cpu);
+}
+
+/// Runs riptide with `args` after its config to its exit: its status and stderr.
+fn run_to_exit(config_path: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(workspace_binary("riptide"))
+        .arg("--config")
+        .arg(config_path)
+        .args(args)
+        .output()
+        .expect("run riptide");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
 }
 
 #[test]
 fn more_shards_than_listed_cpus_stops_the_start_with_the_reason() {
     let ports = free_node_ports();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config_path = dir.path().join("riptide.toml");
     let cpu = last_allowed_cpu();
-    std::fs::write(&config_path, config(ports, &format!("cpus = \"{cpu}\"")))
-        .expect("write config");
-    let output = Command::new(workspace_binary("riptide"))
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--shards", "2"])
-        .output()
-        .expect("run riptide");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_dir, config_path) = write_config(ports, &format!("cpus = \"{cpu}\""));
+    let (status, stderr) = run_to_exit(&config_path, &["--shards", "2"]);
+    assert_eq!(status, Some(1));
     assert!(
         stderr.contains("node.shards is 2, but node.cpus lists 1 CPU(s)"),
         "{stderr}"
     );
 
-    let output = Command::new(workspace_binary("riptide"))
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--cpus", "3-1"])
-        .output()
-        .expect("run riptide");
-    assert_eq!(output.status.code(), Some(2), "a CLI misuse prints usage");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (status, stderr) = run_to_exit(&config_path, &["--cpus", "3-1"]);
+    assert_eq!(status, Some(2), "a CLI misuse prints usage");
     assert!(stderr.contains("--cpus"), "{stderr}");
 }

@@ -278,12 +278,7 @@ impl PaymentFlow {
             // unknown one is tried again with the same id.
             RefundAnswer::Different | RefundAnswer::Unknown => {
                 self.refund_unknowns += 1;
-                if self.refund_unknowns >= self.limits.tries_max {
-                    self.enter(Phase::GaveUp(format!(
-                        "refund: no answer in {} tries",
-                        self.refund_unknowns
-                    )));
-                } else {
+                if !self.gave_up_after(self.refund_unknowns, "refund") {
                     self.enter(Phase::QuietForSettle);
                     self.wait_ms = Some(self.limits.retry_ms);
                 }
@@ -324,14 +319,21 @@ impl PaymentFlow {
 
     fn retry(&mut self, what: &str, wait_ms: u64) {
         self.tries += 1;
-        if self.tries >= self.limits.tries_max {
-            self.enter(Phase::GaveUp(format!(
-                "{what}: no answer in {} tries",
-                self.tries
-            )));
-        } else {
+        if !self.gave_up_after(self.tries, what) {
             self.wait_ms = Some(wait_ms);
         }
+    }
+
+    /// Gives the payment up once `unanswered` tries of `what` reach the limit;
+    /// whether it did.
+    fn gave_up_after(&mut self, unanswered: u32, what: &str) -> bool {
+        if unanswered < self.limits.tries_max {
+            return false;
+        }
+        self.enter(Phase::GaveUp(format!(
+            "{what}: no answer in {unanswered} tries"
+        )));
+        true
     }
 
     fn wait_quiet(&mut self) {
