@@ -37,7 +37,15 @@ async function receiver (listenPort, connectorUrl, tokenIn, tokenOut, expect, se
     })
   })
   const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
-  print({ destination: destinationAccount, secret: sharedSecret.toString('base64') })
+  // A second connection's credentials, for a test that pays with a second client:
+  // a client that ends its connection closes it at the server for good.
+  const second = server.generateAddressAndSecret()
+  print({
+    destination: destinationAccount,
+    secret: sharedSecret.toString('base64'),
+    second_destination: second.destinationAccount,
+    second_secret: second.sharedSecret.toString('base64')
+  })
   const timer = setTimeout(finish, Number(seconds) * 1000)
   await done
   clearTimeout(timer)
