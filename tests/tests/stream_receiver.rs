@@ -493,10 +493,41 @@ fn the_load_generator_pays_a_wallet_exactly_what_it_reports() {
         .unwrap_or_else(|| panic!("amount_fulfilled in {report}"));
     assert_eq!(amount, 3 * i128::from(fulfilled));
     assert_eq!(receiver.balance("receiving", &receiver.wallet_usd), amount);
+    // Each fulfilled packet's count went to Redis in a pipeline, as /metrics says
+    // (the shards publish their counters once a second).
+    let (pipelines, ops) = store_pipeline_counters(&receiver, fulfilled);
+    assert!(
+        pipelines >= 1 && ops >= fulfilled && pipelines <= ops,
+        "{pipelines} pipelines carried {ops} operations for {fulfilled} packets"
+    );
     assert_eq!(
         receiver.balance("peer", &receiver.peer),
         i128::from(PEER_LIQUIDITY) - amount
     );
+}
+
+/// `riptide_store_pipelines_total` and `riptide_store_pipeline_ops_total` once
+/// the operations reach `ops_at_least`, or as they are after 5 s.
+fn store_pipeline_counters(receiver: &Receiver, ops_at_least: u64) -> (u64, u64) {
+    let started = std::time::Instant::now();
+    loop {
+        let response = receiver.riptide.admin_request("GET", "/metrics", b"");
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        let counter = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let counters = (
+            counter("riptide_store_pipelines_total "),
+            counter("riptide_store_pipeline_ops_total "),
+        );
+        if counters.1 >= ops_at_least || started.elapsed() > Duration::from_secs(5) {
+            return counters;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 fn spsp_credentials(receiver: &Receiver, wallet: &str) -> (String, Vec<u8>) {
