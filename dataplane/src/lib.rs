@@ -28,6 +28,7 @@ pub mod rates_feed;
 pub mod resolver;
 pub mod shard;
 pub mod shared;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

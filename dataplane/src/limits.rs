@@ -109,6 +109,12 @@ pub const MESH_CHANNEL_SIZE: usize = 1_024;
 /// Memory glommio locks per executor for io_uring buffers. The default (10 MiB)
 /// exceeds the 8 MiB `ulimit -l` of common hosts once there are two shards.
 pub const IO_MEMORY_BYTES: usize = 2 << 20;
+/// How long the shards may take to build their executors and listen, together.
+/// It takes milliseconds; past this, something is stuck and the start fails.
+pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the main thread looks at the shards: whether all listen, at the
+/// start, and then whether one has ended.
+pub const SHARD_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// Time left to write the last replies after the shard's packets are done.
 pub const REPLY_FLUSH_GRACE: Duration = Duration::from_millis(200);
 /// How often a draining shard looks whether its packets are done.

@@ -11,24 +11,27 @@ use crate::ledger::backend::LedgerBackend;
 use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
 use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
-use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE};
+use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE, SHUTDOWN_CHECK_INTERVAL};
+use crate::limits::{SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL};
 use crate::metrics::MetricsRegistry;
 use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
+use crate::startup::{first_cause, wait_until_any_ended, wait_until_listening};
+use crate::startup::{StartOutcome, STOPPED_WHILE_STARTING};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{check_reachable, RedisOptions, RedisTls};
 use crate::webhooks::watch::{self, Watch};
 use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
-use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use riptide_proto::connector::pipeline::PipelineOptions;
 use riptide_proto::connector::snapshot::Snapshot;
 use riptide_proto::stream::ServerSecret;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -95,6 +98,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         ledger,
         metrics: MetricsRegistry::new(shard_count as usize),
         shutdown,
+        shards_listening: AtomicUsize::new(0),
         shard_count,
         http_body_size_max: config.node.http_body_size_max,
         in_flight_max: config.node.in_flight_max,
@@ -273,6 +277,7 @@ fn start_shards(
     let document = Arc::new(Mutex::new(config.state.clone()));
     let node = config.node.clone();
     let telemetry = config.telemetry.clone();
+    let watched = Arc::clone(&shared);
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shard_count, cpu_set))
         .io_memory(IO_MEMORY_BYTES)
         .name("riptide-shard")
@@ -294,20 +299,27 @@ fn start_shards(
             }
         })
         .map_err(|e| NodeError::Executors(e.to_string()))?;
-    tracing::info!(shards = shard_count, %connector_address, %admin_address, %public_address, "riptide started");
-    for (shard, result) in handles.join_all().into_iter().enumerate() {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(NodeError::Shard { shard, message }),
-            Err(e) => {
-                return Err(NodeError::Shard {
-                    shard,
-                    message: e.to_string(),
-                })
-            }
-        }
+    let any_ended = || handles.handles().iter().any(|handle| handle.is_finished());
+    let shared = watched;
+    let outcome = wait_until_listening(
+        &shared.shards_listening,
+        shard_count,
+        any_ended,
+        (SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL),
+    );
+    if outcome == StartOutcome::Listening {
+        tracing::info!(shards = shard_count, %connector_address, %admin_address, %public_address, "riptide started");
+        wait_until_any_ended(&shared.shutdown, any_ended, SHARD_WATCH_INTERVAL);
     }
-    Ok(())
+    // A shard that could not start or ended stops the others: they drain as on SIGTERM.
+    shared.shutdown.store(true, Ordering::Relaxed);
+    let results = handles
+        .join_all()
+        .into_iter()
+        .map(|joined| joined.map_err(|e| e.to_string()).and_then(|result| result))
+        .collect();
+    first_cause(results, outcome, SHARD_START_TIMEOUT)
+        .map_err(|(shard, message)| NodeError::Shard { shard, message })
 }
 
 /// Where a shard listens.
@@ -330,10 +342,7 @@ async fn run_shard(
     (node, telemetry): (crate::config::NodeConfig, crate::config::TelemetryConfig),
 ) -> Result<(), String> {
     crate::clock::mark_executor_thread();
-    let (senders, receivers) = mesh
-        .join()
-        .await
-        .map_err(|_| "cross-shard mesh failed".to_owned())?;
+    let (senders, receivers) = join_mesh(&shared, mesh).await?;
     let shard = Shard::new(Arc::clone(&shared), senders).map_err(|e| e.to_string())?;
     shard.spawn_mesh_receivers(receivers);
     shard.spawn_metrics_publisher();
@@ -381,9 +390,33 @@ async fn run_shard(
         });
         glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
     }
+    shared.shards_listening.fetch_add(1, Ordering::Release);
     ingress::serve(Rc::clone(&shard), listener).await;
     drain(&shard).await;
     Ok(())
+}
+
+/// This shard's ends of the channels to every other shard.
+type MeshEnds = (Senders<Job>, Receivers<Job>);
+
+/// Joins the other shards, unless the node stops first: a shard that cannot start
+/// never joins, and the main thread then stops the ones that wait for it.
+async fn join_mesh(
+    shared: &Shared,
+    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+) -> Result<MeshEnds, String> {
+    let joined = std::pin::pin!(mesh.join());
+    let stopped = std::pin::pin!(async {
+        // Bounded: the main thread sets `shutdown` once the start times out.
+        while !shared.shutdown.load(Ordering::Relaxed) {
+            glommio::timer::sleep(SHUTDOWN_CHECK_INTERVAL).await;
+        }
+    });
+    match futures::future::select(joined, stopped).await {
+        futures::future::Either::Left((Ok(ends), _)) => Ok(ends),
+        futures::future::Either::Left((Err(e), _)) => Err(format!("cross-shard mesh failed: {e}")),
+        futures::future::Either::Right(((), _)) => Err(STOPPED_WHILE_STARTING.to_owned()),
+    }
 }
 
 /// Waits for this shard's packets in flight, at most as long as a packet may be held.

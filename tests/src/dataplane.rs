@@ -572,7 +572,10 @@ impl RiptideProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("riptide did not become ready in {limit:?}"))
+        Err(format!(
+            "riptide did not become ready in {limit:?}; its threads: {}",
+            thread_states(self.child.id())
+        ))
     }
 
     pub fn log(&self) -> String {
@@ -649,6 +652,66 @@ impl RiptideProcess {
         }
         None
     }
+}
+
+/// Each thread of process `pid`: its name, state and the kernel function it waits
+/// in, for a start that hangs to say where.
+fn thread_states(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "unreadable".into();
+    };
+    let read = |task: &std::path::Path, file: &str| {
+        std::fs::read_to_string(task.join(file))
+            .map_or_else(|_| "?".into(), |text| text.trim().to_owned())
+    };
+    let states: Vec<String> = tasks
+        .flatten()
+        .map(|task| {
+            let path = task.path();
+            let state = read(&path, "stat")
+                .rsplit(") ")
+                .next()
+                .unwrap_or("?")
+                .chars()
+                .next()
+                .unwrap_or('?');
+            format!("{} {state} {}", read(&path, "comm"), read(&path, "wchan"))
+        })
+        .collect();
+    states.join(", ")
+}
+
+/// Runs riptide with `--config config_path` and `args` until it exits, `limit` at
+/// most (past it, kills riptide and fails): its exit code and what it wrote to stderr.
+pub fn run_riptide_to_exit(
+    config_path: &std::path::Path,
+    args: &[&str],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let stderr_file = tempfile::NamedTempFile::new().expect("stderr file");
+    let mut child = Command::new(workspace_binary("riptide"))
+        .arg("--config")
+        .arg(config_path)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr_file.reopen().expect("stderr file"))
+        .spawn()
+        .expect("run riptide");
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
+            panic!("riptide {args:?} still ran after {limit:?}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(stderr_file.path()).expect("read stderr");
+    (status.code(), stderr)
 }
 
 fn spawn_riptide(config_path: &std::path::Path, shards: u32, log_path: &std::path::Path) -> Child {

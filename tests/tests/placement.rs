@@ -3,7 +3,9 @@
 //! affinity, as `taskset` sets it), rather than on any online CPU. Checked from
 //! the kernel's side: each shard thread's `Cpus_allowed_list`.
 
-use riptide_tests::dataplane::{node_section, workspace_binary, RiptideProcess};
+use riptide_tests::dataplane::{
+    node_section, run_riptide_to_exit, workspace_binary, RiptideProcess,
+};
 use riptide_tests::fixtures::{free_node_ports, ADMIN_TOKEN};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -186,14 +188,7 @@ fn the_cpus_option_pins_the_shards_as_the_readme_shows_it() {
 
 /// Runs riptide with `args` after its config to its exit: its status and stderr.
 fn run_to_exit(config_path: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(workspace_binary("riptide"))
-        .arg("--config")
-        .arg(config_path)
-        .args(args)
-        .output()
-        .expect("run riptide");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code(), stderr)
+    run_riptide_to_exit(config_path, args, Duration::from_secs(20))
 }
 
 #[test]
