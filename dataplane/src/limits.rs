@@ -109,6 +109,9 @@ pub const MESH_CHANNEL_SIZE: usize = 1_024;
 /// Memory glommio locks per executor for io_uring buffers. The default (10 MiB)
 /// exceeds the 8 MiB `ulimit -l` of common hosts once there are two shards.
 pub const IO_MEMORY_BYTES: usize = 2 << 20;
+/// Connections a shard's listener queues before it accepts them (what glommio's own
+/// bind asks for).
+pub const LISTEN_BACKLOG: i32 = 1_024;
 /// How long the shards may take to build their executors and listen, together.
 /// It takes milliseconds; past this, something is stuck and the start fails.
 pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -12,7 +12,7 @@ use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
 use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE, SHUTDOWN_CHECK_INTERVAL};
-use crate::limits::{SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL};
+use crate::limits::{LISTEN_BACKLOG, SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL};
 use crate::metrics::MetricsRegistry;
 use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
@@ -331,7 +331,32 @@ struct Listeners {
 }
 
 fn bind(address: SocketAddr) -> Result<glommio::net::TcpListener, String> {
-    glommio::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))
+    listen_shared(address).map_err(|e| format!("cannot listen on {address}: {e}"))
+}
+
+/// A listener every shard binds (`SO_REUSEPORT`: the kernel spreads connections
+/// over them) that also takes a port with connections of an earlier server still
+/// in TIME_WAIT (`SO_REUSEADDR`). glommio's own bind sets only the first, and then
+/// fails for a minute after a server that set the second (a restart from another
+/// build, a proxy that held the port) closed its connections there. The one
+/// `unsafe` of the data plane: glommio takes a socket built elsewhere only as a
+/// raw descriptor.
+#[allow(unsafe_code)]
+fn listen_shared(address: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: `into_raw_fd` gives up the only owner of this open, listening TCP
+    // socket, so the listener becomes its sole owner and closes it once.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 async fn run_shard(
