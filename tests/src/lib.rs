@@ -14,14 +14,14 @@ pub mod stream_client;
 pub mod webhook_receiver;
 
 use limits::TEST_PORTS;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// A loopback port nobody listens on right now, and never handed out before in this
-/// process.
+/// A loopback port nobody listens on right now, with no connection lingering on it
+/// either, and never handed out before in this process.
 pub fn free_loopback_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let span = TEST_PORTS.end - TEST_PORTS.start;
@@ -31,11 +31,22 @@ pub fn free_loopback_port() -> u16 {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let port = TEST_PORTS.start + (offset + n) % span;
         let port = u16::try_from(port).expect("test ports fit in 16 bits");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if bindable_by_any_server(port) {
             return port;
         }
     }
     panic!("no free loopback port in {TEST_PORTS:?}");
+}
+
+/// Whether a listener without `SO_REUSEADDR` can bind `port`. `std`'s listeners set
+/// it, and so pass over connections of another server still in TIME_WAIT there,
+/// which make a server that does not set it (TigerBeetle, say) fail to start.
+fn bindable_by_any_server(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    Socket::new(Domain::IPV4, Type::STREAM, None)
+        .and_then(|socket| socket.bind(&address.into()))
+        .is_ok()
 }
 
 fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str, limit: Duration) {
