@@ -9,6 +9,7 @@
 # run, of TigerBeetle and the Redis nodes (in that order, `cpu.processes`).
 # Usage: benches/receive.sh [seconds] [connections] [shards]
 #   RIPTIDE=<binary> runs that riptide instead of the tree's release build (for A/B).
+#   RUNS="receive-tigerbeetle-redis ..." runs only the runs named (labels below).
 # Needs release binaries: cargo build --release --all-features -p riptide-dataplane -p riptide-loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,7 @@ TOML
 run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' pids
     local label="$1" ledger="$2" receipts="$3" cpu_pids=()
     shift 3
+    [[ -z "${RUNS:-}" || " $RUNS " == *" $label "* ]] || return 0
     connector_port="$(free_port)"; admin_port="$(free_port)"; public_port="$(free_port)"
     config "$ledger" "$receipts" > "$work/$label.toml"
     "${RIPTIDE:-$target/riptide}" --config "$work/$label.toml" --shards "$shards" 2>"$work/$label.log" & pids+=($!)

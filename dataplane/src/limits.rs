@@ -103,6 +103,9 @@ pub const DNS_WAITERS_PER_NAME_MAX: usize = 1_024;
 /// those other shards send it. Past the configured value it answers T03 at once
 /// rather than queueing without bound.
 pub const IN_FLIGHT_MAX: u32 = 1 << 20;
+/// Random bytes a STREAM receiver takes from the OS generator at once, for the
+/// IVs of its replies: one system call per 341 replies rather than one each.
+pub const RANDOM_POOL_SIZE: usize = 4_096;
 /// Capacity of each cross-shard channel: a shard sending more at once than this
 /// waits for the owner to drain, which is the back pressure wanted.
 pub const MESH_CHANNEL_SIZE: usize = 1_024;

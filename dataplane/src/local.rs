@@ -19,6 +19,7 @@ use crate::drivers::{
     count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
 };
 use crate::limits::CONNECTIONS_CACHED_MAX;
+use crate::limits::RANDOM_POOL_SIZE;
 use crate::store::{is_payment_id, CreditResult, StoreAnswer, StoreOp};
 use ring::rand::{SecureRandom, SystemRandom};
 use riptide_proto::connector::pipeline::{convert_between, legs_between, Leg};
@@ -92,6 +93,8 @@ pub struct LocalReceiver {
     connections: RefCell<HashMap<String, Rc<Connection>>>,
     scratch: RefCell<Vec<u8>>,
     random: SystemRandom,
+    /// The replies' IVs, taken from the OS generator a pool at a time.
+    ivs: RefCell<RandomPool>,
     /// The next credit id: a random start, then counting, so that a credit costs
     /// no call to the OS generator.
     next_credit_id: Cell<u64>,
@@ -105,6 +108,7 @@ impl LocalReceiver {
             connections: RefCell::new(HashMap::new()),
             scratch: RefCell::new(Vec::with_capacity(1024)),
             next_credit_id: Cell::new(u64::from_le_bytes(random_bytes(&random))),
+            ivs: RefCell::new(RandomPool::default()),
             random,
         }
     }
@@ -335,7 +339,41 @@ impl LocalReceiver {
     }
 
     fn iv(&self) -> [u8; IV_SIZE] {
-        random_bytes(&self.random)
+        self.ivs.borrow_mut().take(&self.random)
+    }
+}
+
+/// Random bytes from the OS generator, fetched [`RANDOM_POOL_SIZE`] at a time: a
+/// fresh IV for each reply would otherwise cost a system call per packet (it was
+/// the most frequent one on the receive path). Each byte is handed out once. An
+/// IV travels in the clear beside its ciphertext and AES-GCM asks only that it
+/// never repeat under a key, so holding the next ones in memory reveals nothing.
+struct RandomPool {
+    bytes: [u8; RANDOM_POOL_SIZE],
+    used: usize,
+}
+
+impl Default for RandomPool {
+    /// An empty pool: the first take fills it.
+    fn default() -> RandomPool {
+        RandomPool {
+            bytes: [0; RANDOM_POOL_SIZE],
+            used: RANDOM_POOL_SIZE,
+        }
+    }
+}
+
+impl RandomPool {
+    fn take<const N: usize>(&mut self, random: &SystemRandom) -> [u8; N] {
+        const { assert!(N <= RANDOM_POOL_SIZE) };
+        if RANDOM_POOL_SIZE - self.used < N {
+            self.bytes = random_bytes(random);
+            self.used = 0;
+        }
+        let mut taken = [0u8; N];
+        taken.copy_from_slice(&self.bytes[self.used..self.used + N]);
+        self.used += N;
+        taken
     }
 }
 
@@ -435,5 +473,24 @@ fn reply_bytes(reply: &Reply, own_address: &str) -> Vec<u8> {
             data,
         }
         .to_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_hands_out_each_byte_once_and_refills() {
+        let random = SystemRandom::new();
+        let mut pool = RandomPool::default();
+        let takes = 3 * RANDOM_POOL_SIZE / IV_SIZE + 1;
+        let ivs: std::collections::HashSet<[u8; IV_SIZE]> =
+            (0..takes).map(|_| pool.take(&random)).collect();
+        assert_eq!(ivs.len(), takes, "no IV repeats, across refills too");
+        assert!(pool.used <= RANDOM_POOL_SIZE);
+        let before = pool.used;
+        let _: [u8; IV_SIZE] = pool.take(&random);
+        assert!(pool.used == before + IV_SIZE || pool.used == IV_SIZE);
     }
 }

@@ -284,17 +284,23 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
         settle_after_ms,
     };
     let later = now_ms() + 3_600_000;
+    let settle = |wallet: &str, credit_id: u64| StoreOp::Settle {
+        connection: connection.clone(),
+        wallet: wallet.to_owned(),
+        credit_id,
+    };
+    // The Settles of one wallet in one pipeline go out together, with another
+    // wallet's between them.
     let answers = run(
         &worker,
         vec![
             credit(1, due),
             credit(2, due),
             credit(3, later),
-            StoreOp::Settle {
-                connection: connection.clone(),
-                wallet: wallet.clone(),
-                credit_id: 2,
-            },
+            credit(4, due),
+            settle(&wallet, 2),
+            settle(&unique("other-wallet-"), 9),
+            settle(&wallet, 4),
             StoreOp::Unsettled {
                 wallets: vec![unique("quiet-wallet-"), wallet.clone()],
                 before_ms: now_ms(),
@@ -302,8 +308,16 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
             },
         ],
     );
-    let Ok(StoreAnswer::Unsettled(records)) = &answers[4] else {
-        panic!("journal: {:?}", answers[4]);
+    assert_eq!(
+        answers[4..7],
+        [
+            Ok(StoreAnswer::Settled),
+            Ok(StoreAnswer::Settled),
+            Ok(StoreAnswer::Settled)
+        ]
+    );
+    let Ok(StoreAnswer::Unsettled(records)) = &answers[7] else {
+        panic!("journal: {:?}", answers[7]);
     };
     let ours: Vec<_> = records
         .iter()
@@ -326,6 +340,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
         &worker,
         vec![
             undo(2),
+            undo(4),
             undo(1),
             StoreOp::Unsettled {
                 wallets: vec![wallet.clone()],
@@ -335,9 +350,10 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
         ],
     );
     assert_eq!(answers[0], Ok(StoreAnswer::Undone(false)));
-    assert_eq!(answers[1], Ok(StoreAnswer::Undone(true)));
-    let Ok(StoreAnswer::Unsettled(records)) = &answers[2] else {
-        panic!("journal: {:?}", answers[2]);
+    assert_eq!(answers[1], Ok(StoreAnswer::Undone(false)));
+    assert_eq!(answers[2], Ok(StoreAnswer::Undone(true)));
+    let Ok(StoreAnswer::Unsettled(records)) = &answers[3] else {
+        panic!("journal: {:?}", answers[3]);
     };
     let left: Vec<u64> = records
         .iter()
@@ -345,7 +361,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
         .map(|r| r.credit_id)
         .collect();
     assert_eq!(left, vec![3]);
-    assert_eq!(total(target, &wallet, &connection).as_deref(), Some("50"));
+    assert_eq!(total(target, &wallet, &connection).as_deref(), Some("90"));
     // The wallet's own total counts the same, and never expires.
     let answers = run(
         &worker,
@@ -353,7 +369,7 @@ fn the_journal_lists_unsettled_counts_until_settled_or_taken_back_on(target: Tar
             wallets: vec![wallet.clone(), unique("never-paid-")],
         }],
     );
-    assert_eq!(answers, vec![Ok(StoreAnswer::WalletTotals(vec![50, 0]))]);
+    assert_eq!(answers, vec![Ok(StoreAnswer::WalletTotals(vec![90, 0]))]);
 }
 
 /// The webhooks' watch list: a payment created with `watch` is listed until one
@@ -454,7 +470,17 @@ fn a_node_down_fails_its_own_operations_only() {
             credit(&live, None),
             credit(&live, Some(unique("no-such-payment-"))),
             credit(&dead, None),
+            // Goes out with the first Settle, and takes its answer.
+            StoreOp::Settle {
+                connection: unique("settled-"),
+                wallet: dead.clone(),
+                credit_id: 10,
+            },
         ],
+    );
+    assert!(
+        matches!(answers[4], Err(StoreError::Unavailable(_))),
+        "{answers:?}"
     );
     assert!(
         matches!(answers[0], Err(StoreError::Unavailable(_))),

@@ -450,8 +450,13 @@ impl Worker {
     fn run_ops(&mut self, ops: &[StoreOp], call: Call) -> redis::RedisResult<Vec<Answer>> {
         let mut commands = Vec::with_capacity(ops.len());
         let mut shapes = Vec::with_capacity(ops.len());
-        for op in ops {
-            let op_commands = self.commands(op, call);
+        let mut settles = SettleGroups::of(ops);
+        for (index, op) in ops.iter().enumerate() {
+            let op_commands = match settles.role(index) {
+                SettleRole::Leads(wallet, credits) => settle(wallet, &credits),
+                SettleRole::Follows => Vec::new(),
+                SettleRole::None => self.commands(op, call),
+            };
             shapes.push(op_commands.len());
             commands.extend(op_commands);
         }
@@ -491,6 +496,7 @@ impl Worker {
                 answer
             });
         }
+        settles.share_answers(&mut answers);
         Ok(answers)
     }
 
@@ -570,7 +576,7 @@ impl Worker {
                 connection,
                 wallet,
                 credit_id,
-            } => settle(wallet, connection, *credit_id),
+            } => settle(wallet, &[(connection.as_str(), *credit_id)]),
             StoreOp::WalletTotals { wallets } => wallets
                 .iter()
                 .map(|wallet| {
@@ -748,16 +754,88 @@ impl Worker {
 }
 
 /// A confirmed count leaves its marker and its wallet's journal (one slot).
-fn settle(wallet: &str, connection: &str, credit_id: u64) -> Vec<Routed> {
-    let marker = credit_marker_key(wallet, connection, credit_id);
-    let mut delete = redis::cmd("DEL");
-    delete.arg(&marker);
+/// Settles `credits` (connection, credit id) of `wallet`: one `DEL` of their
+/// markers and one `ZREM` of their journal members, all in the wallet's slot.
+fn settle(wallet: &str, credits: &[(&str, u64)]) -> Vec<Routed> {
     let journal = journal_key(wallet);
+    let mut delete = redis::cmd("DEL");
     let mut remove = redis::cmd("ZREM");
-    remove
-        .arg(&journal)
-        .arg(JournalRecord::member(connection, credit_id));
-    vec![Routed::new(delete, &marker), Routed::new(remove, &journal)]
+    remove.arg(&journal);
+    for &(connection, credit_id) in credits {
+        delete.arg(credit_marker_key(wallet, connection, credit_id));
+        remove.arg(JournalRecord::member(connection, credit_id));
+    }
+    vec![Routed::new(delete, &journal), Routed::new(remove, &journal)]
+}
+
+/// What a Settle of a pipeline does there: every Settle of a wallet goes out with
+/// the first of them, as one `DEL` and one `ZREM`, rather than two commands each;
+/// the others take its answer. Each is a confirmed post's count leaving the
+/// journal, and removing a member or a marker is the same whenever in the pipeline
+/// it happens, so none depends on where the others run.
+enum SettleRole<'a> {
+    Leads(&'a str, Vec<(&'a str, u64)>),
+    Follows,
+    None,
+}
+
+/// A wallet and the credits (connection, credit id) its Settles settle.
+type WalletSettles<'a> = (&'a str, Vec<(&'a str, u64)>);
+
+/// The Settles of one pipeline, grouped by wallet.
+struct SettleGroups<'a> {
+    /// For each op: the index of the first Settle of its wallet, if it is a Settle.
+    leaders: Vec<Option<usize>>,
+    /// By the index of each group's first: its wallet and every credit it settles.
+    groups: rustc_hash::FxHashMap<usize, WalletSettles<'a>>,
+}
+
+impl<'a> SettleGroups<'a> {
+    fn of(ops: &'a [StoreOp]) -> SettleGroups<'a> {
+        let mut first_by_wallet: rustc_hash::FxHashMap<&str, usize> = Default::default();
+        let mut groups: rustc_hash::FxHashMap<usize, WalletSettles> = Default::default();
+        let mut leaders = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let StoreOp::Settle {
+                connection,
+                wallet,
+                credit_id,
+            } = op
+            else {
+                leaders.push(None);
+                continue;
+            };
+            let leader = *first_by_wallet.entry(wallet.as_str()).or_insert(index);
+            let (_, credits) = groups.entry(leader).or_insert((wallet, Vec::new()));
+            credits.push((connection.as_str(), *credit_id));
+            leaders.push(Some(leader));
+        }
+        SettleGroups { leaders, groups }
+    }
+
+    /// Op `index`'s part: once asked for a group's first, the group is handed over.
+    fn role(&mut self, index: usize) -> SettleRole<'a> {
+        match self.leaders[index] {
+            Some(leader) if leader == index => match self.groups.remove(&leader) {
+                Some((wallet, credits)) => SettleRole::Leads(wallet, credits),
+                None => SettleRole::Follows,
+            },
+            Some(_) => SettleRole::Follows,
+            None => SettleRole::None,
+        }
+    }
+
+    /// Each Settle that went out with another takes that one's answer.
+    fn share_answers(&self, answers: &mut [Answer]) {
+        assert_eq!(answers.len(), self.leaders.len());
+        for (index, leader) in self.leaders.iter().enumerate() {
+            if let Some(leader) = *leader {
+                if leader != index {
+                    answers[index] = answers[leader].clone();
+                }
+            }
+        }
+    }
 }
 
 /// A new incoming payment, kept past its expiry for [`PAYMENT_RETENTION_MS`]: its
@@ -1046,5 +1124,69 @@ mod tests {
         let (merged, rest) = merge_queued(next, &receiver);
         assert_eq!(ids(&merged), ["10", "11", "12"]);
         assert!(rest.is_none());
+    }
+
+    fn settle_op(wallet: &str, credit_id: u64) -> StoreOp {
+        StoreOp::Settle {
+            connection: "c".into(),
+            wallet: wallet.into(),
+            credit_id,
+        }
+    }
+
+    #[test]
+    fn the_settles_of_a_wallet_go_out_with_its_first() {
+        let ops = [
+            settle_op("w1", 1),
+            StoreOp::Unwatch { id: "x".into() },
+            settle_op("w2", 2),
+            settle_op("w1", 3),
+        ];
+        let mut groups = SettleGroups::of(&ops);
+        assert!(
+            matches!(groups.role(0), SettleRole::Leads("w1", credits) if credits == [("c", 1), ("c", 3)])
+        );
+        assert!(matches!(groups.role(1), SettleRole::None));
+        assert!(
+            matches!(groups.role(2), SettleRole::Leads("w2", credits) if credits == [("c", 2)])
+        );
+        assert!(matches!(groups.role(3), SettleRole::Follows));
+        let gone = Err(StoreError::Unavailable("down".into()));
+        let mut answers = vec![
+            gone.clone(),
+            Ok(StoreAnswer::Unwatched(true)),
+            Ok(StoreAnswer::Settled),
+            Ok(StoreAnswer::Settled),
+        ];
+        groups.share_answers(&mut answers);
+        assert_eq!(answers[3], gone);
+        assert_eq!(answers[2], Ok(StoreAnswer::Settled));
+    }
+
+    #[test]
+    fn a_wallet_settle_is_one_del_and_one_zrem() {
+        let commands = settle("w", &[("c", 1), ("d", 2)]);
+        assert_eq!(commands.len(), 2);
+        let packed: Vec<String> = commands
+            .iter()
+            .map(|routed| {
+                String::from_utf8_lossy(&routed.command.get_packed_command()).into_owned()
+            })
+            .collect();
+        for credit in ["c:0000000000000001", "d:0000000000000002"] {
+            assert!(packed[0].contains("DEL"), "{}", packed[0]);
+            assert!(
+                packed[0].contains(&format!("riptide:{{w}}:credit:{credit}")),
+                "{}",
+                packed[0]
+            );
+            assert!(
+                packed[1].contains(&format!("\r\n{credit}\r\n")),
+                "{}",
+                packed[1]
+            );
+        }
+        assert!(packed[1].contains("ZREM"), "{}", packed[1]);
+        assert_eq!(commands[0].slot, commands[1].slot);
     }
 }
