@@ -118,6 +118,9 @@ pub const LISTEN_BACKLOG: i32 = 1_024;
 /// How long the shards may take to build their executors and listen, together.
 /// It takes milliseconds; past this, something is stuck and the start fails.
 pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a shard may take to stop beyond its drain, before the process gives up on
+/// it and exits with the reason rather than wait forever.
+pub const SHARD_STOP_MARGIN: Duration = Duration::from_secs(5);
 /// How often the main thread looks at the shards: whether all listen, at the
 /// start, and then whether one has ended.
 pub const SHARD_WATCH_INTERVAL: Duration = Duration::from_millis(50);

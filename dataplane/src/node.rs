@@ -12,13 +12,14 @@ use crate::ledger::holds::LedgerPort;
 use crate::ledger::memory::MemoryLedger;
 use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE, SHUTDOWN_CHECK_INTERVAL};
-use crate::limits::{LISTEN_BACKLOG, SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL};
+use crate::limits::{LISTEN_BACKLOG, SHARD_START_TIMEOUT, SHARD_STOP_MARGIN, SHARD_WATCH_INTERVAL};
 use crate::metrics::MetricsRegistry;
 use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
 use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
-use crate::startup::{first_cause, wait_until_any_ended, wait_until_listening};
-use crate::startup::{StartOutcome, STOPPED_WHILE_STARTING};
+use crate::startup::STOPPED_WHILE_STARTING;
+use crate::startup::{first_cause, wait_until_all_ended, wait_until_any_ended};
+use crate::startup::{wait_until_listening, ShardEnd, StartOutcome, StartState, Stopped};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{check_reachable, RedisOptions, RedisTls};
 use crate::webhooks::watch::{self, Watch};
@@ -31,7 +32,7 @@ use riptide_proto::connector::snapshot::Snapshot;
 use riptide_proto::stream::ServerSecret;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -98,7 +99,7 @@ pub fn run(config: Config) -> Result<(), NodeError> {
         ledger,
         metrics: MetricsRegistry::new(shard_count as usize),
         shutdown,
-        shards_listening: AtomicUsize::new(0),
+        start: StartState::default(),
         shard_count,
         http_body_size_max: config.node.http_body_size_max,
         in_flight_max: config.node.in_flight_max,
@@ -300,9 +301,10 @@ fn start_shards(
         })
         .map_err(|e| NodeError::Executors(e.to_string()))?;
     let any_ended = || handles.handles().iter().any(|handle| handle.is_finished());
+    let all_ended = || handles.handles().iter().all(|handle| handle.is_finished());
     let shared = watched;
     let outcome = wait_until_listening(
-        &shared.shards_listening,
+        &shared.start.listening,
         shard_count,
         any_ended,
         (SHARD_START_TIMEOUT, SHARD_WATCH_INTERVAL),
@@ -310,16 +312,35 @@ fn start_shards(
     if outcome == StartOutcome::Listening {
         tracing::info!(shards = shard_count, %connector_address, %admin_address, %public_address, "riptide started");
         wait_until_any_ended(&shared.shutdown, any_ended, SHARD_WATCH_INTERVAL);
+    } else if !shared.shutdown.load(Ordering::Relaxed) {
+        // The start failed (a signal during the start is no failure: the shards
+        // finish joining, then drain).
+        shared.start.abandoned.store(true, Ordering::Release);
     }
     // A shard that could not start or ended stops the others: they drain as on SIGTERM.
     shared.shutdown.store(true, Ordering::Relaxed);
-    let results = handles
-        .join_all()
-        .into_iter()
-        .map(|joined| joined.map_err(|e| e.to_string()).and_then(|result| result))
-        .collect();
-    first_cause(results, outcome, SHARD_START_TIMEOUT)
-        .map_err(|(shard, message)| NodeError::Shard { shard, message })
+    let stop_timeout = stop_timeout(&shared.options);
+    if !wait_until_all_ended(all_ended, (stop_timeout, SHARD_WATCH_INTERVAL)) {
+        return Err(NodeError::Executors(format!(
+            "the shards did not all stop within {stop_timeout:?}"
+        )));
+    }
+    let ends: Vec<ShardEnd> = handles.join_all().into_iter().map(ShardEnd::of).collect();
+    first_cause(&ends, outcome).map_err(|stopped| match stopped {
+        Stopped::Shard { shard, message } => NodeError::Shard { shard, message },
+        Stopped::StartTimedOut => NodeError::Executors(format!(
+            "the shards did not all listen within {SHARD_START_TIMEOUT:?}"
+        )),
+    })
+}
+
+/// How long the shards may take to stop once asked: their drain, at most as long
+/// as a packet may be held, then the last replies' grace, and a margin.
+fn stop_timeout(options: &PipelineOptions) -> Duration {
+    let drain_ms = options
+        .hold_ms_max
+        .saturating_add(options.expiry_window_ms_min);
+    Duration::from_millis(drain_ms) + REPLY_FLUSH_GRACE + SHARD_STOP_MARGIN
 }
 
 /// Where a shard listens.
@@ -415,7 +436,7 @@ async fn run_shard(
         });
         glommio::spawn_local(admin::serve(admin, admin_listener)).detach();
     }
-    shared.shards_listening.fetch_add(1, Ordering::Release);
+    shared.start.listening.fetch_add(1, Ordering::Release);
     ingress::serve(Rc::clone(&shard), listener).await;
     drain(&shard).await;
     Ok(())
@@ -424,16 +445,16 @@ async fn run_shard(
 /// This shard's ends of the channels to every other shard.
 type MeshEnds = (Senders<Job>, Receivers<Job>);
 
-/// Joins the other shards, unless the node stops first: a shard that cannot start
-/// never joins, and the main thread then stops the ones that wait for it.
+/// Joins the other shards, unless the start is abandoned first: a shard that cannot
+/// start never joins, and the main thread then stops the ones that wait for it.
 async fn join_mesh(
     shared: &Shared,
     mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
 ) -> Result<MeshEnds, String> {
     let joined = std::pin::pin!(mesh.join());
     let stopped = std::pin::pin!(async {
-        // Bounded: the main thread sets `shutdown` once the start times out.
-        while !shared.shutdown.load(Ordering::Relaxed) {
+        // Bounded: the main thread abandons the start once it times out.
+        while !shared.start.abandoned.load(Ordering::Acquire) {
             glommio::timer::sleep(SHUTDOWN_CHECK_INTERVAL).await;
         }
     });

@@ -17,7 +17,7 @@ use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
 use riptide_proto::connector::pipeline::PipelineOptions;
 use riptide_proto::connector::snapshot::Snapshot;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,8 +40,8 @@ pub struct Shared {
     pub ledger: LedgerPort,
     pub metrics: MetricsRegistry,
     pub shutdown: Arc<AtomicBool>,
-    /// Shards that listen on all their ports; the node has started when all do.
-    pub shards_listening: AtomicUsize,
+    /// How far the shards' start has got.
+    pub start: crate::startup::StartState,
     pub shard_count: u32,
     pub http_body_size_max: usize,
     /// Packets a shard works on at once; past it, T03 at once.

@@ -768,15 +768,27 @@ fn settle(wallet: &str, credits: &[(&str, u64)]) -> Vec<Routed> {
     vec![Routed::new(delete, &journal), Routed::new(remove, &journal)]
 }
 
-/// What a Settle of a pipeline does there: every Settle of a wallet goes out with
-/// the first of them, as one `DEL` and one `ZREM`, rather than two commands each;
-/// the others take its answer. Each is a confirmed post's count leaving the
-/// journal, and removing a member or a marker is the same whenever in the pipeline
-/// it happens, so none depends on where the others run.
+/// What a Settle of a pipeline does there: the Settles of a wallet go out with the
+/// first of them, as one `DEL` and one `ZREM`, rather than two commands each; the
+/// others take its answer. A group ends at the next op that writes or reads the
+/// wallet's counts (a Credit, an Undo, a journal read), and a later Settle starts
+/// another: a Settle never moves ahead of one of those, so the pipeline keeps the
+/// order of everything that could see it.
 enum SettleRole<'a> {
     Leads(&'a str, Vec<(&'a str, u64)>),
     Follows,
     None,
+}
+
+/// The wallets whose counts or journal `op` writes or reads (Settles aside).
+fn wallets_counted_by(op: &StoreOp) -> Vec<&str> {
+    match op {
+        StoreOp::Credit { wallet, .. } | StoreOp::Undo { wallet, .. } => vec![wallet.as_str()],
+        StoreOp::Unsettled { wallets, .. } | StoreOp::WalletTotals { wallets } => {
+            wallets.iter().map(String::as_str).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A wallet and the credits (connection, credit id) its Settles settle.
@@ -802,6 +814,9 @@ impl<'a> SettleGroups<'a> {
                 credit_id,
             } = op
             else {
+                for wallet in wallets_counted_by(op) {
+                    first_by_wallet.remove(wallet);
+                }
                 leaders.push(None);
                 continue;
             };
@@ -1161,6 +1176,23 @@ mod tests {
         groups.share_answers(&mut answers);
         assert_eq!(answers[3], gone);
         assert_eq!(answers[2], Ok(StoreAnswer::Settled));
+        let undo = StoreOp::Undo {
+            connection: "c".into(),
+            wallet: "w1".into(),
+            amount: 1,
+            payment: None,
+            credit_id: 5,
+        };
+        let ops = [settle_op("w1", 1), undo, settle_op("w1", 3)];
+        let mut closed = SettleGroups::of(&ops);
+        assert!(
+            matches!(closed.role(0), SettleRole::Leads("w1", credits) if credits == [("c", 1)])
+        );
+        assert!(matches!(closed.role(1), SettleRole::None));
+        assert!(
+            matches!(closed.role(2), SettleRole::Leads("w1", credits) if credits == [("c", 3)]),
+            "a Settle does not move ahead of another op on its wallet"
+        );
     }
 
     #[test]
