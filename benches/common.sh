@@ -109,6 +109,29 @@ start_reference() {
     exit 1
 }
 
+# Redis's own command counts on the nodes in $stat_nodes (host:port each): reset
+# before a run, then summed over the nodes and divided by the packets riptide
+# fulfilled (amounts of 1; read from $work/metrics.txt). Counts, unlike rates, do not
+# move with this machine's noise, so they show what a change does to Redis's work.
+redis_cli() { # $1 host:port, then the command
+    "$(dirname "$RIPTIDE_REDIS_SERVER")/redis-cli" -h "${1%:*}" -p "${1#*:}" "${@:2}"
+}
+reset_redis_stats() {
+    local node
+    for node in "${stat_nodes[@]}"; do redis_cli "$node" config resetstat >/dev/null; done
+}
+report_redis_commands() {
+    local node packets
+    ((${#stat_nodes[@]})) || return 0
+    packets="$(awk '/^riptide_fulfilled_amount_total\{peer="loader"\}/ { print $2 }' "$work/metrics.txt")"
+    for node in "${stat_nodes[@]}"; do redis_cli "$node" info commandstats; done |
+        awk -F'[:,=]' -v packets="${packets:-0}" '/^cmdstat_/ { calls[substr($1, 9)] += $3 }
+            END { if (packets == 0) exit
+                  printf "# Redis commands per fulfilled packet (warm-up included):"
+                  for (c in calls) if (calls[c] / packets >= 0.001) printf " %s %.3f", c, calls[c] / packets
+                  print "" }'
+}
+
 # A Redis Cluster of 3 primaries with $1 replicas each, on free ports, created with
 # redis-cli and ok on every node; sets redis_nodes (host:port) and redis_pids.
 start_redis_cluster() {

@@ -6,7 +6,8 @@
 #   2. TigerBeetle and Redis (the production backends),
 #   3. TigerBeetle and a Redis Cluster of 3 primaries (redis_cluster = true).
 # Each run reports the CPU time per fulfilled packet of riptide and, where they
-# run, of TigerBeetle and the Redis nodes (in that order, `cpu.processes`).
+# run, of TigerBeetle and the Redis nodes (in that order, `cpu.processes`), and
+# Redis's commands per fulfilled packet, from its own INFO commandstats.
 # Usage: benches/receive.sh [seconds] [connections] [shards]
 #   RIPTIDE=<binary> runs that riptide instead of the tree's release build (for A/B).
 #   RUNS="receive-tigerbeetle-redis ..." runs only the runs named (labels below).
@@ -49,6 +50,7 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
     for pid in "${pids[-1]}" "$@"; do cpu_pids+=(--cpu-pid "$pid"); done
     wait_port "$connector_port"; wait_port "$public_port"
     save_balances_before
+    reset_redis_stats
     "$target/riptide-loadgen" stream --target "http://127.0.0.1:${connector_port}/ilp" \
         --token loader-token-0123456789 --spsp "http://127.0.0.1:${public_port}/shop" \
         --connections "$connections" --duration-s "$seconds" --amount 1 --json "${cpu_pids[@]}" \
@@ -60,12 +62,14 @@ run() { # $1 label, $2 ledger section, $3 receipts section; $4... the engines' p
          /^riptide_ledger_batch_events\{quantile="0.5"\}/ { e = $2 }
          END { if (p > 0) printf "# Redis pipelines (warm-up included): %d, %.1f operations each; ", p, o / p;
                printf "ledger requests: %s transfers at the median\n", e }' "$work/metrics.txt"
+    report_redis_commands
     # Every Fulfill booked exactly, by the ledger's own balances (benches/booked.py);
     # the ledger is shared by the runs on TigerBeetle, so from the balances before.
     check_booked receiving:shop
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 
+stat_nodes=()
 run "receive-embedded" 'kind = "memory"' ''
 
 start_tigerbeetle
@@ -73,9 +77,11 @@ redis_port="$(free_port)"
 "$RIPTIDE_REDIS_SERVER" --save '' --appendonly no --bind 127.0.0.1 --port "$redis_port" >/dev/null 2>&1 & pids+=($!)
 redis_pid=$!
 wait_port "$redis_port"
+stat_nodes=("127.0.0.1:$redis_port")
 run "receive-tigerbeetle-redis" "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://127.0.0.1:${redis_port}/\"" "$tb_pid" "$redis_pid"
 start_redis_cluster 0
+stat_nodes=("${redis_nodes[@]}")
 run "receive-tigerbeetle-redis-cluster" "kind = \"tigerbeetle\"
 addresses = \"127.0.0.1:${tb_port}\"" "redis_url = \"redis://${redis_nodes[0]}/\"
 redis_cluster = true" "$tb_pid" "${redis_pids[@]}"
