@@ -334,13 +334,19 @@ fn start_shards(
     })
 }
 
-/// How long the shards may take to stop once asked: their drain, at most as long
-/// as a packet may be held, then the last replies' grace, and a margin.
+/// How long the shards may take to stop once asked: their drain, then the last
+/// replies' grace, and a margin.
 fn stop_timeout(options: &PipelineOptions) -> Duration {
-    let drain_ms = options
-        .hold_ms_max
-        .saturating_add(options.expiry_window_ms_min);
-    Duration::from_millis(drain_ms) + REPLY_FLUSH_GRACE + SHARD_STOP_MARGIN
+    drain_bound(options) + REPLY_FLUSH_GRACE + SHARD_STOP_MARGIN
+}
+
+/// How long a draining shard waits for its packets: as long as a packet may be held.
+fn drain_bound(options: &PipelineOptions) -> Duration {
+    Duration::from_millis(
+        options
+            .hold_ms_max
+            .saturating_add(options.expiry_window_ms_min),
+    )
 }
 
 /// Where a shard listens.
@@ -467,9 +473,7 @@ async fn join_mesh(
 
 /// Waits for this shard's packets in flight, at most as long as a packet may be held.
 async fn drain(shard: &Shard) {
-    let options = shard.shared.options;
-    let deadline =
-        Instant::now() + Duration::from_millis(options.hold_ms_max + options.expiry_window_ms_min);
+    let deadline = Instant::now() + drain_bound(&shard.shared.options);
     while shard.busy() && Instant::now() < deadline {
         glommio::timer::sleep(DRAIN_CHECK_INTERVAL).await;
     }

@@ -84,6 +84,25 @@ pub enum Stopped {
     StartTimedOut,
 }
 
+/// Waits until `done`, looking every `check_interval`, `timeout` at most (`None`:
+/// no bound of its own); whether it is done.
+fn wait_until(
+    done: impl Fn() -> bool,
+    timeout: Option<Duration>,
+    check_interval: Duration,
+) -> bool {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    loop {
+        if done() {
+            return true;
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return false;
+        }
+        std::thread::sleep(check_interval);
+    }
+}
+
 /// Waits until `listening` reaches `shard_count`, a shard has ended, or `timeout`
 /// passes, looking every `check_interval`.
 pub fn wait_until_listening(
@@ -92,20 +111,22 @@ pub fn wait_until_listening(
     any_ended: impl Fn() -> bool,
     (timeout, check_interval): (Duration, Duration),
 ) -> StartOutcome {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let all_listening = || {
         let count = listening.load(Ordering::Acquire);
         assert!(count <= shard_count, "a shard counted itself twice");
-        if count == shard_count {
-            return StartOutcome::Listening;
-        }
-        if any_ended() {
-            return StartOutcome::ShardEnded;
-        }
-        if Instant::now() >= deadline {
-            return StartOutcome::TimedOut;
-        }
-        std::thread::sleep(check_interval);
+        count == shard_count
+    };
+    wait_until(
+        || all_listening() || any_ended(),
+        Some(timeout),
+        check_interval,
+    );
+    if all_listening() {
+        StartOutcome::Listening
+    } else if any_ended() {
+        StartOutcome::ShardEnded
+    } else {
+        StartOutcome::TimedOut
     }
 }
 
@@ -118,9 +139,8 @@ pub fn wait_until_any_ended(
     check_interval: Duration,
 ) {
     // Bounded by the node's life: it ends when a shard ends or a signal stops it.
-    while !any_ended() && !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(check_interval);
-    }
+    let stopping = || any_ended() || shutdown.load(Ordering::Relaxed);
+    wait_until(stopping, None, check_interval);
 }
 
 /// Waits until every shard has ended, `timeout` at most; whether they all did.
@@ -129,14 +149,7 @@ pub fn wait_until_all_ended(
     all_ended: impl Fn() -> bool,
     (timeout, check_interval): (Duration, Duration),
 ) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !all_ended() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(check_interval);
-    }
-    true
+    wait_until(all_ended, Some(timeout), check_interval)
 }
 
 /// Why the node stopped, from each shard's end (in shard order): the first

@@ -753,9 +753,9 @@ impl Worker {
     }
 }
 
-/// A confirmed count leaves its marker and its wallet's journal (one slot).
-/// Settles `credits` (connection, credit id) of `wallet`: one `DEL` of their
-/// markers and one `ZREM` of their journal members, all in the wallet's slot.
+/// Confirmed counts leave their markers and their wallet's journal: `credits`
+/// (connection, credit id) of `wallet` as one `DEL` of the markers and one `ZREM`
+/// of the journal members, all in the wallet's slot.
 fn settle(wallet: &str, credits: &[(&str, u64)]) -> Vec<Routed> {
     let journal = journal_key(wallet);
     let mut delete = redis::cmd("DEL");
@@ -781,13 +781,13 @@ enum SettleRole<'a> {
 }
 
 /// The wallets whose counts or journal `op` writes or reads (Settles aside).
-fn wallets_counted_by(op: &StoreOp) -> Vec<&str> {
+fn wallets_counted_by(op: &StoreOp) -> &[String] {
     match op {
-        StoreOp::Credit { wallet, .. } | StoreOp::Undo { wallet, .. } => vec![wallet.as_str()],
-        StoreOp::Unsettled { wallets, .. } | StoreOp::WalletTotals { wallets } => {
-            wallets.iter().map(String::as_str).collect()
+        StoreOp::Credit { wallet, .. } | StoreOp::Undo { wallet, .. } => {
+            std::slice::from_ref(wallet)
         }
-        _ => Vec::new(),
+        StoreOp::Unsettled { wallets, .. } | StoreOp::WalletTotals { wallets } => wallets,
+        _ => &[],
     }
 }
 
@@ -815,7 +815,7 @@ impl<'a> SettleGroups<'a> {
             } = op
             else {
                 for wallet in wallets_counted_by(op) {
-                    first_by_wallet.remove(wallet);
+                    first_by_wallet.remove(wallet.as_str());
                 }
                 leaders.push(None);
                 continue;
