@@ -23,17 +23,26 @@ enum PendingState {
     Expired,
 }
 
+/// Where a pending transfer stands, and when it expires (`None`: never).
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    transfer: Transfer,
     state: PendingState,
     expires_at_ms: Option<u64>,
 }
 
+/// A transfer the ledger holds, with its pending state when it was made pending.
+/// One map entry per transfer (not one map for transfers and one for pending
+/// ones): the map outgrows the CPU's caches, so each probe is a miss, and a
+/// transfer's life (made, posted, forgotten) now probes one map, not two.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    transfer: Transfer,
+    pending: Option<Pending>,
+}
+
 struct State {
     accounts: HashMap<u128, Account>,
-    transfers: HashMap<u128, Transfer>,
-    pending: HashMap<u128, Pending>,
+    transfers: HashMap<u128, Entry>,
     /// Transfers still pending, by expiry, to release them in order. A transfer
     /// leaves when it is posted or voided, so the set holds only what is in flight.
     expiries: BTreeSet<(u64, u128)>,
@@ -59,10 +68,6 @@ impl Default for State {
                 TRANSFERS_RETAINED_MAX + 1,
                 Default::default(),
             ),
-            pending: HashMap::with_capacity_and_hasher(
-                TRANSFERS_RETAINED_MAX + 1,
-                Default::default(),
-            ),
             expiries: BTreeSet::new(),
             order: VecDeque::with_capacity(TRANSFERS_RETAINED_MAX + 1),
             burned: Box::default(),
@@ -73,8 +78,10 @@ impl Default for State {
 /// What a failed chain must undo.
 enum Undo {
     Account(Account),
+    /// A transfer it made (and the expiry it scheduled, if pending).
     Transfer(u128),
-    Pending(u128, Option<Pending>),
+    /// The state a post or void changed, of the pending transfer `id`.
+    Pending(u128, Pending),
 }
 
 pub struct MemoryLedger {
@@ -140,7 +147,7 @@ impl MemoryLedger {
         let state = self.lock()?;
         Ok(ids
             .iter()
-            .filter_map(|id| state.transfers.get(id).copied())
+            .filter_map(|id| state.transfers.get(id).map(|entry| entry.transfer))
             .collect())
     }
 
@@ -155,9 +162,9 @@ impl MemoryLedger {
         Ok(state
             .transfers
             .values()
+            .map(|entry| entry.transfer)
             .filter(|t| t.ledger == ledger && t.code == code)
             .take(super::QUERY_TRANSFERS_MAX)
-            .copied()
             .collect())
     }
 
@@ -262,14 +269,17 @@ impl State {
                 break;
             }
             self.expiries.remove(&(expires_at_ms, id));
-            let Some(pending) = self.pending.get_mut(&id) else {
+            let Some(entry) = self.transfers.get_mut(&id) else {
+                continue;
+            };
+            let Some(pending) = entry.pending.as_mut() else {
                 continue;
             };
             if pending.state != PendingState::Pending {
                 continue;
             }
             pending.state = PendingState::Expired;
-            let transfer = pending.transfer;
+            let transfer = entry.transfer;
             if let Some(debit) = self.accounts.get_mut(&transfer.debit_account_id) {
                 debit.debits_pending -= transfer.amount;
             }
@@ -336,15 +346,15 @@ impl State {
                 break;
             };
             let still_pending = self
-                .pending
+                .transfers
                 .get(&id)
+                .and_then(|entry| entry.pending)
                 .is_some_and(|p| p.state == PendingState::Pending);
             if still_pending {
                 self.order.push_back(id);
                 continue;
             }
             self.transfers.remove(&id);
-            self.pending.remove(&id);
         }
     }
 
@@ -378,25 +388,21 @@ impl State {
                     self.accounts.insert(account.id, account);
                 }
                 Undo::Transfer(id) => {
-                    self.transfers.remove(&id);
+                    let removed = self.transfers.remove(&id);
+                    if let Some(at) = removed.and_then(|e| e.pending?.expires_at_ms) {
+                        self.expiries.remove(&(at, id));
+                    }
                 }
-                Undo::Pending(id, previous) => match previous {
-                    Some(pending) => {
-                        if let (PendingState::Pending, Some(at)) =
-                            (pending.state, pending.expires_at_ms)
-                        {
-                            self.expiries.insert((at, id));
-                        }
-                        self.pending.insert(id, pending);
+                Undo::Pending(id, previous) => {
+                    if let (PendingState::Pending, Some(at)) =
+                        (previous.state, previous.expires_at_ms)
+                    {
+                        self.expiries.insert((at, id));
                     }
-                    None => {
-                        if let Some(removed) = self.pending.remove(&id) {
-                            if let Some(at) = removed.expires_at_ms {
-                                self.expiries.remove(&(at, id));
-                            }
-                        }
+                    if let Some(entry) = self.transfers.get_mut(&id) {
+                        entry.pending = Some(previous);
                     }
-                },
+                }
             }
         }
     }
@@ -424,7 +430,7 @@ impl State {
             return R::FlagsAreMutuallyExclusive;
         }
         if let Some(existing) = self.transfers.get(&transfer.id) {
-            return if existing == transfer {
+            return if existing.transfer == *transfer {
                 R::Exists
             } else {
                 R::ExistsWithDifferentFields
@@ -433,8 +439,8 @@ impl State {
         if self.burned.ids.contains(&transfer.id) {
             return R::IdAlreadyFailed;
         }
-        let result = if flags.post_pending_transfer || flags.void_pending_transfer {
-            self.resolve_pending(transfer, now_ms, undo)
+        let (result, pending) = if flags.post_pending_transfer || flags.void_pending_transfer {
+            (self.resolve_pending(transfer, now_ms, undo), None)
         } else {
             self.apply_movement(transfer, now_ms, undo)
         };
@@ -442,7 +448,14 @@ impl State {
             self.burn(transfer.id);
         }
         if result == R::Ok {
-            self.transfers.insert(transfer.id, *transfer);
+            if let Some(at) = pending.and_then(|p| p.expires_at_ms) {
+                self.expiries.insert((at, transfer.id));
+            }
+            let entry = Entry {
+                transfer: *transfer,
+                pending,
+            };
+            self.transfers.insert(transfer.id, entry);
             // Only packets are forgotten: a deposit or withdrawal stays, so that its
             // idempotency key works however many packets came after it.
             if transfer.code == TRANSFER_CODE_PACKET {
@@ -453,12 +466,44 @@ impl State {
         result
     }
 
+    /// Moves the amount (pending or posted) between the two accounts; answers the
+    /// pending state for the transfer's entry when it is pending.
     fn apply_movement(
         &mut self,
         transfer: &Transfer,
         now_ms: u64,
         undo: &mut Vec<Undo>,
-    ) -> CreateTransferResult {
+    ) -> (CreateTransferResult, Option<Pending>) {
+        let movement = self.check_movement(transfer);
+        if movement != CreateTransferResult::Ok {
+            return (movement, None);
+        }
+        let (debit, credit) = (transfer.debit_account_id, transfer.credit_account_id);
+        for id in [debit, credit] {
+            if let Some(account) = self.accounts.get(&id) {
+                undo.push(Undo::Account(*account));
+            }
+        }
+        let (amount, pending) = (transfer.amount, transfer.flags.pending);
+        self.update_two(debit, credit, |debit, credit| {
+            if pending {
+                debit.debits_pending += amount;
+                credit.credits_pending += amount;
+            } else {
+                debit.debits_posted += amount;
+                credit.credits_posted += amount;
+            }
+        });
+        let pending = pending.then(|| Pending {
+            state: PendingState::Pending,
+            expires_at_ms: (transfer.timeout_s > 0)
+                .then(|| now_ms + u64::from(transfer.timeout_s) * 1000),
+        });
+        (CreateTransferResult::Ok, pending)
+    }
+
+    /// TigerBeetle's checks of a transfer that moves money, before it moves any.
+    fn check_movement(&self, transfer: &Transfer) -> CreateTransferResult {
         use CreateTransferResult as R;
         if transfer.debit_account_id == transfer.credit_account_id {
             return R::AccountsMustBeDifferent;
@@ -496,38 +541,6 @@ impl State {
         if credit.flags.credits_must_not_exceed_debits && credits_after > credit.debits_posted {
             return R::ExceedsDebits;
         }
-        undo.push(Undo::Account(debit));
-        undo.push(Undo::Account(credit));
-        let pending = transfer.flags.pending;
-        self.update_two(
-            transfer.debit_account_id,
-            transfer.credit_account_id,
-            |debit, credit| {
-                if pending {
-                    debit.debits_pending += amount;
-                    credit.credits_pending += amount;
-                } else {
-                    debit.debits_posted += amount;
-                    credit.credits_posted += amount;
-                }
-            },
-        );
-        if pending {
-            let expires_at_ms =
-                (transfer.timeout_s > 0).then(|| now_ms + u64::from(transfer.timeout_s) * 1000);
-            undo.push(Undo::Pending(transfer.id, None));
-            self.pending.insert(
-                transfer.id,
-                Pending {
-                    transfer: *transfer,
-                    state: PendingState::Pending,
-                    expires_at_ms,
-                },
-            );
-            if let Some(at) = expires_at_ms {
-                self.expiries.insert((at, transfer.id));
-            }
-        }
         R::Ok
     }
 
@@ -561,11 +574,11 @@ impl State {
         if transfer.pending_id == 0 {
             return R::PendingIdMustNotBeZero;
         }
-        let Some(pending) = self.pending.get(&transfer.pending_id).copied() else {
-            return match self.transfers.contains_key(&transfer.pending_id) {
-                true => R::PendingTransferNotPending,
-                false => R::PendingTransferNotFound,
-            };
+        let Some(entry) = self.transfers.get(&transfer.pending_id).copied() else {
+            return R::PendingTransferNotFound;
+        };
+        let Some(pending) = entry.pending else {
+            return R::PendingTransferNotPending;
         };
         match pending.state {
             PendingState::Posted => return R::PendingTransferAlreadyPosted,
@@ -576,7 +589,7 @@ impl State {
         if pending.expires_at_ms.is_some_and(|at| at <= now_ms) {
             return R::PendingTransferExpired;
         }
-        let held = pending.transfer.amount;
+        let held = entry.transfer.amount;
         let posted = if transfer.flags.post_pending_transfer {
             match transfer.amount {
                 AMOUNT_MAX => held,
@@ -587,15 +600,15 @@ impl State {
             0
         };
         let (debit_id, credit_id) = (
-            pending.transfer.debit_account_id,
-            pending.transfer.credit_account_id,
+            entry.transfer.debit_account_id,
+            entry.transfer.credit_account_id,
         );
         for id in [debit_id, credit_id] {
             if let Some(account) = self.accounts.get(&id) {
                 undo.push(Undo::Account(*account));
             }
         }
-        undo.push(Undo::Pending(transfer.pending_id, Some(pending)));
+        undo.push(Undo::Pending(transfer.pending_id, pending));
         self.update_two(debit_id, credit_id, |debit, credit| {
             debit.debits_pending -= held;
             credit.credits_pending -= held;
@@ -607,8 +620,12 @@ impl State {
         } else {
             PendingState::Voided
         };
-        if let Some(entry) = self.pending.get_mut(&transfer.pending_id) {
-            entry.state = state;
+        if let Some(pending) = self
+            .transfers
+            .get_mut(&transfer.pending_id)
+            .and_then(|entry| entry.pending.as_mut())
+        {
+            pending.state = state;
         }
         if let Some(at) = pending.expires_at_ms {
             self.expiries.remove(&(at, transfer.pending_id));
