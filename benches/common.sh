@@ -18,11 +18,15 @@ start_sink() {
 }
 
 # A single-replica TigerBeetle on a free port, formatted in the work folder; sets
-# tb_port and tb_pid.
+# tb_port and tb_pid. It runs as TigerBeetle says to benchmark it, without
+# --development (Direct IO enforced, its default cache and batch sizes);
+# TB_DEVELOPMENT=1 runs it as the tests do, with --development.
 start_tigerbeetle() {
     tb_port="$(free_port)"
-    "$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 --development "$work/tb" >/dev/null 2>&1
-    "$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" --development --experimental \
+    local development=()
+    [[ "${TB_DEVELOPMENT:-0}" == 1 ]] && development=(--development)
+    "$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 "${development[@]}" "$work/tb" >/dev/null 2>&1
+    "$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" "${development[@]}" --experimental \
         --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
     tb_pid=$!
     wait_port "$tb_port"
