@@ -53,7 +53,12 @@ impl Ports {
     pub async fn ledger(&self, request: LedgerRequest, wait: Duration) -> LedgerAnswer {
         match request {
             LedgerRequest::Create(transfers) => self.transfers.submit(&transfers, wait).await,
-            LedgerRequest::Lookup(ids) => self.transfers.lookup(ids.as_slice(), wait).await,
+            // A lookup follows only an answer that did not come, so it is rare,
+            // and its future (the ledger client's) is large: boxed, it no longer
+            // sizes every ledger step's future, which each packet moves a few times.
+            LedgerRequest::Lookup(ids) => {
+                Box::pin(self.transfers.lookup(ids.as_slice(), wait)).await
+            }
         }
     }
 
@@ -207,15 +212,19 @@ pub async fn credit_step(
             Some(now)
         }
         CreditCommand::MarkSettled => {
-            // Needs no answer: a settle that is lost leaves the count in the
-            // journal, where the sweep finds it posted.
-            ports.store.execute_detached(record.settle());
-            flow.on_marked_settled();
+            mark_settled(ports, flow, record);
             Some(now)
         }
         CreditCommand::Wait { until_ms } => Some(sleep_until(until_ms).await),
         CreditCommand::Count | CreditCommand::Reply(_) | CreditCommand::Done(_) => None,
     }
+}
+
+/// Marks a posted count settled. Needs no answer (so no wait): a settle that is
+/// lost leaves the count in the journal, where the sweep finds it posted.
+pub fn mark_settled(ports: &Ports, flow: &mut CreditFlow, record: &CreditRecord) {
+    ports.store.execute_detached(record.settle());
+    flow.on_marked_settled();
 }
 
 /// Finishes a local credit after its reply left.

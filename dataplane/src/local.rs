@@ -16,7 +16,7 @@
 //! the count back (T00). So a total never counts money that the ledger did not move.
 
 use crate::drivers::{
-    count_answer, credit_step, finish_credit, report_credit, CreditRecord, Ports,
+    count_answer, credit_step, finish_credit, mark_settled, report_credit, CreditRecord, Ports,
 };
 use crate::limits::CONNECTIONS_CACHED_MAX;
 use crate::limits::RANDOM_POOL_SIZE;
@@ -223,7 +223,14 @@ impl LocalReceiver {
                 CreditCommand::Reply(reply) => {
                     let bytes = self.local_reply(connection, credit, reply, counted, own_address);
                     flow.on_replied();
-                    match flow.poll(now) {
+                    let mut next = flow.poll(now);
+                    // A posted count's settle needs no wait: done here, it spares
+                    // the usual received packet a task of its own.
+                    if next == CreditCommand::MarkSettled {
+                        mark_settled(ports, &mut flow, &record);
+                        next = flow.poll(now);
+                    }
+                    match next {
                         CreditCommand::Done(report) => report_credit(ports, &report, &chain),
                         _ => {
                             let task = finish_credit(ports.clone(), flow, record, ports.enter());

@@ -145,7 +145,9 @@ impl Pool {
         slot: glommio::sync::StaticPermit,
         endpoint: &PeerEndpoint,
     ) -> Result<Connection, PeerCallError> {
-        let mut connection = connect(&self.resolver, &self.tls, endpoint).await?;
+        // Boxed: a connect (DNS, TCP, TLS) is rare and its future large, and
+        // unboxed it would size every packet's call to the peer, moved per packet.
+        let mut connection = Box::pin(connect(&self.resolver, &self.tls, endpoint)).await?;
         connection.hold_slot(slot);
         Ok(connection)
     }
