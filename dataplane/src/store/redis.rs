@@ -16,10 +16,10 @@ use super::{
     StoreOp, CREDIT_MARKER_TTL_S, JOURNAL_WALLETS_PER_OP_MAX, WATCHED_PAYMENTS_KEY,
 };
 use crate::limits::{PAYMENT_RETENTION_MS, PIPELINE_OPS_MAX, WORKER_QUEUE_BATCHES_MAX};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use futures::channel::oneshot;
 use redis::{Cmd, ErrorKind, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 

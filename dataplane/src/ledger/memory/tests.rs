@@ -279,6 +279,66 @@ fn pending_transfers_expire() {
 }
 
 #[test]
+fn a_post_undone_by_its_chain_leaves_the_transfer_pending_until_it_expires() {
+    let (ledger, now) = setup();
+    let held = ledger
+        .create_transfers_now(&[pending(500, 2, 3, 300, false)])
+        .expect("lock");
+    assert_eq!(held, [CreateTransferResult::Ok]);
+    // The post goes through, then the chain's second event fails: both undone.
+    let chain = [resolve(501, 500, true, true), transfer(502, 3, 4, 5_000)];
+    assert_eq!(
+        ledger.create_transfers_now(&chain).expect("lock"),
+        [
+            CreateTransferResult::LinkedEventFailed,
+            CreateTransferResult::ExceedsCredits
+        ]
+    );
+    assert_eq!(balances(&ledger, 2), (300, 0, 0, 1_000), "still held");
+    assert!(ledger
+        .lookup_transfers_now(&[501])
+        .expect("lock")
+        .is_empty());
+    // Its expiry was restored with it: the timeout still releases it.
+    now.fetch_add(10_000, Ordering::Relaxed);
+    assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "released");
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(503, 500, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::PendingTransferExpired]
+    );
+}
+
+#[test]
+fn a_hold_undone_by_its_chain_leaves_nothing_to_expire_or_resolve() {
+    let (ledger, now) = setup();
+    let chain = [pending(510, 2, 3, 300, true), transfer(511, 3, 4, 5_000)];
+    assert_eq!(
+        ledger.create_transfers_now(&chain).expect("lock"),
+        [
+            CreateTransferResult::LinkedEventFailed,
+            CreateTransferResult::ExceedsCredits
+        ]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[resolve(512, 510, true, false)])
+            .expect("lock"),
+        [CreateTransferResult::PendingTransferNotFound]
+    );
+    // The same id may be held again, and its own timeout applies.
+    assert_eq!(
+        ledger
+            .create_transfers_now(&[pending(510, 2, 3, 300, false)])
+            .expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    now.fetch_add(10_000, Ordering::Relaxed);
+    assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "released");
+}
+
+#[test]
 fn resubmitted_transfers_exist() {
     let (ledger, _) = setup();
     assert_eq!(
