@@ -7,17 +7,27 @@
 # Prints one line per run (binary, fulfilled packets/s, p99 ms, riptide CPU µs per
 # packet, and the engines' CPU µs per packet after it), then each binary's averages.
 # Usage: benches/ab-receive.sh seconds connections rounds binary...
+#   SHARDS sets riptide's shards (default 2). Each run starts every engine receive.sh
+#   starts (TigerBeetle, one Redis, a Redis Cluster), whichever run it measures.
 # Needs release binaries of riptide-loadgen (cargo build --release -p riptide-loadgen).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ "$#" -ge 4 ] || { echo "usage: benches/ab-receive.sh seconds connections rounds binary..." >&2; exit 2; }
 seconds="$1"; connections="$2"; rounds="$3"; shift 3
+binaries=()
+for binary in "$@"; do
+    binaries+=("$(realpath "$binary")")
+done
+cd "$(dirname "$0")/.."
 run_label="${RUN:-receive-tigerbeetle-redis}"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 for _ in $(seq 1 "$rounds"); do
-    for binary in "$@"; do
-        output="$(RIPTIDE="$binary" RUNS="$run_label" benches/receive.sh "$seconds" "$connections" "${SHARDS:-2}")"
+    for binary in "${binaries[@]}"; do
+        output="$(RIPTIDE="$binary" RUNS="$run_label" benches/receive.sh "$seconds" "$connections" "${SHARDS:-2}" 2>&1)" || {
+            echo "$output" >&2
+            echo "ab-receive: $binary: benches/receive.sh failed" >&2
+            exit 1
+        }
         if ! grep -q ': exact$' <<<"$output"; then
             echo "$output" >&2
             echo "ab-receive: $binary: the money did not check exact" >&2

@@ -25,7 +25,12 @@ start_tigerbeetle() {
     tb_port="$(free_port)"
     local development=()
     [[ "${TB_DEVELOPMENT:-0}" == 1 ]] && development=(--development)
-    "$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 "${development[@]}" "$work/tb" >/dev/null 2>&1
+    "$RIPTIDE_TIGERBEETLE_BIN" format --cluster=0 --replica=0 --replica-count=1 "${development[@]}" "$work/tb" \
+        >"$work/tb-format.log" 2>&1 || {
+        cat "$work/tb-format.log" >&2
+        echo "TigerBeetle could not format $work/tb (TB_DEVELOPMENT=1 allows a filesystem without Direct IO)" >&2
+        exit 1
+    }
     "$RIPTIDE_TIGERBEETLE_BIN" start --addresses="127.0.0.1:${tb_port}" "${development[@]}" --experimental \
         --limit-request=1MiB --memory-lsm-manifest=1MiB "$work/tb" >/dev/null 2>&1 & pids+=($!)
     tb_pid=$!

@@ -44,7 +44,8 @@ struct State {
     accounts: HashMap<u128, Account>,
     transfers: HashMap<u128, Entry>,
     /// Transfers still pending, by expiry, to release them in order. A transfer
-    /// leaves when it is posted or voided, so the set holds only what is in flight.
+    /// leaves when it is posted, voided or expired, or its chain is undone, so the
+    /// set holds only what is in flight.
     expiries: BTreeSet<(u64, u128)>,
     /// Transfer ids in the order they were created, to forget the oldest.
     order: VecDeque<u128>,
@@ -391,6 +392,11 @@ impl State {
                     let removed = self.transfers.remove(&id);
                     if let Some(at) = removed.and_then(|e| e.pending?.expires_at_ms) {
                         self.expiries.remove(&(at, id));
+                    }
+                    // Undone last made first, so its id (a packet's) is last in
+                    // the order: left there, it would count against the retention.
+                    if self.order.back() == Some(&id) {
+                        self.order.pop_back();
                     }
                 }
                 Undo::Pending(id, previous) => {

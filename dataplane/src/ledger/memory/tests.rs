@@ -327,14 +327,18 @@ fn a_hold_undone_by_its_chain_leaves_nothing_to_expire_or_resolve() {
             .expect("lock"),
         [CreateTransferResult::PendingTransferNotFound]
     );
-    // The same id may be held again, and its own timeout applies.
+    // The same id may be held again later, and only its own timeout applies: an
+    // expiry the undone hold left behind would release it 5 s early.
+    now.fetch_add(5_000, Ordering::Relaxed);
     assert_eq!(
         ledger
             .create_transfers_now(&[pending(510, 2, 3, 300, false)])
             .expect("lock"),
         [CreateTransferResult::Ok]
     );
-    now.fetch_add(10_000, Ordering::Relaxed);
+    now.fetch_add(6_000, Ordering::Relaxed);
+    assert_eq!(balances(&ledger, 2), (300, 0, 0, 1_000), "still held");
+    now.fetch_add(4_000, Ordering::Relaxed);
     assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "released");
 }
 
@@ -421,6 +425,33 @@ fn old_transfers_are_forgotten_but_pending_ones_stay() {
         ledger.create_transfers_now(&[newest]).expect("lock"),
         [CreateTransferResult::Exists],
         "recent transfers are still remembered"
+    );
+}
+
+#[test]
+fn undone_transfers_do_not_count_against_the_retention() {
+    let (ledger, _) = setup();
+    let kept = transfer(700, 1, 4, 1);
+    assert_eq!(
+        ledger.create_transfers_now(&[kept]).expect("lock"),
+        [CreateTransferResult::Ok]
+    );
+    // As many chains as the ledger retains, each undone by its failing last event.
+    let chains: Vec<Transfer> = (0..super::TRANSFERS_RETAINED_MAX as u128)
+        .flat_map(|i| {
+            let mut first = transfer(20_000 + i, 1, 4, 1);
+            first.flags.linked = true;
+            [first, transfer(19_999, 3, 4, 5_000)]
+        })
+        .collect();
+    for chunk in chains.chunks(8_000) {
+        let results = ledger.create_transfers_now(chunk).expect("lock");
+        assert!(results.iter().all(|r| *r != CreateTransferResult::Ok));
+    }
+    assert_eq!(
+        ledger.create_transfers_now(&[kept]).expect("lock"),
+        [CreateTransferResult::Exists],
+        "no transfer was made since, so none was forgotten"
     );
 }
 
