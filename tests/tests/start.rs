@@ -69,7 +69,10 @@ fn a_port_another_server_just_left_is_taken() {
     let mut riptide = RiptideProcess::start_at(&text, ports, 2);
     let status = riptide.admin_request("GET", "/healthz", b"").status;
     assert_eq!(status, 200);
-    assert!(riptide
-        .terminate(Duration::from_secs(10))
-        .is_some_and(|s| s.success()));
+    let exit = riptide.terminate(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit {exit:?}\n{}",
+        riptide.log()
+    );
 }
