@@ -480,26 +480,22 @@ impl State {
         now_ms: u64,
         undo: &mut Vec<Undo>,
     ) -> (CreateTransferResult, Option<Pending>) {
-        let movement = self.check_movement(transfer);
-        if movement != CreateTransferResult::Ok {
-            return (movement, None);
-        }
-        let (debit, credit) = (transfer.debit_account_id, transfer.credit_account_id);
-        for id in [debit, credit] {
-            if let Some(account) = self.accounts.get(&id) {
-                undo.push(Undo::Account(*account));
-            }
-        }
+        let (mut debit, mut credit) = match self.check_movement(transfer) {
+            Ok(accounts) => accounts,
+            Err(refused) => return (refused, None),
+        };
+        undo.push(Undo::Account(debit));
+        undo.push(Undo::Account(credit));
         let (amount, pending) = (transfer.amount, transfer.flags.pending);
-        self.update_two(debit, credit, |debit, credit| {
-            if pending {
-                debit.debits_pending += amount;
-                credit.credits_pending += amount;
-            } else {
-                debit.debits_posted += amount;
-                credit.credits_posted += amount;
-            }
-        });
+        if pending {
+            debit.debits_pending += amount;
+            credit.credits_pending += amount;
+        } else {
+            debit.debits_posted += amount;
+            credit.credits_posted += amount;
+        }
+        self.accounts.insert(debit.id, debit);
+        self.accounts.insert(credit.id, credit);
         let pending = pending.then(|| Pending {
             state: PendingState::Pending,
             expires_at_ms: (transfer.timeout_s > 0)
@@ -508,29 +504,33 @@ impl State {
         (CreateTransferResult::Ok, pending)
     }
 
-    /// TigerBeetle's checks of a transfer that moves money, before it moves any.
-    fn check_movement(&self, transfer: &Transfer) -> CreateTransferResult {
+    /// TigerBeetle's checks of a transfer that moves money, before it moves any:
+    /// copies of its (debit, credit) accounts when it may, or why not.
+    fn check_movement(
+        &self,
+        transfer: &Transfer,
+    ) -> Result<(Account, Account), CreateTransferResult> {
         use CreateTransferResult as R;
         if transfer.debit_account_id == transfer.credit_account_id {
-            return R::AccountsMustBeDifferent;
+            return Err(R::AccountsMustBeDifferent);
         }
         if transfer.ledger == 0 {
-            return R::LedgerMustNotBeZero;
+            return Err(R::LedgerMustNotBeZero);
         }
         if transfer.code == 0 {
-            return R::CodeMustNotBeZero;
+            return Err(R::CodeMustNotBeZero);
         }
         if transfer.timeout_s != 0 && !transfer.flags.pending {
-            return R::TimeoutReservedForPendingTransfer;
+            return Err(R::TimeoutReservedForPendingTransfer);
         }
         let Some(debit) = self.accounts.get(&transfer.debit_account_id).copied() else {
-            return R::DebitAccountNotFound;
+            return Err(R::DebitAccountNotFound);
         };
         let Some(credit) = self.accounts.get(&transfer.credit_account_id).copied() else {
-            return R::CreditAccountNotFound;
+            return Err(R::CreditAccountNotFound);
         };
         if debit.ledger != transfer.ledger || credit.ledger != transfer.ledger {
-            return R::TransferMustHaveTheSameLedgerAsAccounts;
+            return Err(R::TransferMustHaveTheSameLedgerAsAccounts);
         }
         let amount = transfer.amount;
         let debits_after = debit
@@ -538,16 +538,16 @@ impl State {
             .saturating_add(debit.debits_posted)
             .saturating_add(amount);
         if debit.flags.debits_must_not_exceed_credits && debits_after > debit.credits_posted {
-            return R::ExceedsCredits;
+            return Err(R::ExceedsCredits);
         }
         let credits_after = credit
             .credits_pending
             .saturating_add(credit.credits_posted)
             .saturating_add(amount);
         if credit.flags.credits_must_not_exceed_debits && credits_after > credit.debits_posted {
-            return R::ExceedsDebits;
+            return Err(R::ExceedsDebits);
         }
-        R::Ok
+        Ok((debit, credit))
     }
 
     /// Applies `change` to copies of two accounts and stores them back.
