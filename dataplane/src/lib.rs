@@ -19,6 +19,7 @@ pub mod leases;
 pub mod ledger;
 pub mod limits;
 pub mod local;
+pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod outgoing_payments;

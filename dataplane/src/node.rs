@@ -13,9 +13,10 @@ use crate::ledger::memory::MemoryLedger;
 use crate::limits::{DRAIN_CHECK_INTERVAL, MESH_CHANNEL_SIZE};
 use crate::limits::{IO_MEMORY_BYTES, REPLY_FLUSH_GRACE, SHUTDOWN_CHECK_INTERVAL};
 use crate::limits::{LISTEN_BACKLOG, SHARD_START_TIMEOUT, SHARD_STOP_MARGIN, SHARD_WATCH_INTERVAL};
+use crate::mesh::{MeshEnds, SharedMesh};
 use crate::metrics::MetricsRegistry;
 use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
-use crate::shard::{Job, Shard};
+use crate::shard::Shard;
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::startup::STOPPED_WHILE_STARTING;
 use crate::startup::{first_cause, wait_until_all_ended, wait_until_any_ended};
@@ -25,7 +26,6 @@ use crate::store::redis::{check_reachable, RedisOptions, RedisTls};
 use crate::webhooks::watch::{self, Watch};
 use crate::webhooks::Webhooks;
 use arc_swap::ArcSwap;
-use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use riptide_proto::connector::pipeline::PipelineOptions;
 use riptide_proto::connector::snapshot::Snapshot;
@@ -271,7 +271,7 @@ fn start_shards(
         .as_deref()
         .map(executor_cpu_set)
         .transpose()?;
-    let mesh = MeshBuilder::<Job, _>::full(shard_count, MESH_CHANNEL_SIZE);
+    let mesh = SharedMesh::full(shard_count, MESH_CHANNEL_SIZE);
     let connector_address = SocketAddr::new(config.node.bind_address, config.node.connector_port);
     let admin_address = SocketAddr::new(config.node.admin_bind_address, config.node.admin_port);
     let public_address = SocketAddr::new(config.node.bind_address, config.node.public_port);
@@ -388,13 +388,14 @@ fn listen_shared(address: SocketAddr) -> std::io::Result<glommio::net::TcpListen
 
 async fn run_shard(
     shared: Arc<Shared>,
-    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
+    mesh: SharedMesh,
     addresses: Listeners,
     document: Arc<Mutex<crate::config::StateDocument>>,
     (node, telemetry): (crate::config::NodeConfig, crate::config::TelemetryConfig),
 ) -> Result<(), String> {
     crate::clock::mark_executor_thread();
-    let (senders, receivers) = join_mesh(&shared, mesh).await?;
+    let (senders, receivers) = join_mesh(&shared, &mesh).await?;
+    drop(mesh);
     let shard = Shard::new(Arc::clone(&shared), senders).map_err(|e| e.to_string())?;
     shard.spawn_mesh_receivers(receivers);
     shard.spawn_metrics_publisher();
@@ -448,15 +449,9 @@ async fn run_shard(
     Ok(())
 }
 
-/// This shard's ends of the channels to every other shard.
-type MeshEnds = (Senders<Job>, Receivers<Job>);
-
 /// Joins the other shards, unless the start is abandoned first: a shard that cannot
 /// start never joins, and the main thread then stops the ones that wait for it.
-async fn join_mesh(
-    shared: &Shared,
-    mesh: MeshBuilder<Job, glommio::channels::channel_mesh::Full>,
-) -> Result<MeshEnds, String> {
+async fn join_mesh(shared: &Shared, mesh: &SharedMesh) -> Result<MeshEnds, String> {
     let joined = std::pin::pin!(mesh.join());
     let stopped = std::pin::pin!(async {
         // Bounded: the main thread abandons the start once it times out.
