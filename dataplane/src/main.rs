@@ -6,6 +6,9 @@ use riptide_dataplane::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Under AddressSanitizer (`scripts/asan.sh` sets `--cfg riptide_asan`) the
+// sanitizer's own allocator must see every allocation.
+#[cfg(not(riptide_asan))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
