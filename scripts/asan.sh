@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Riptide under AddressSanitizer: builds every binary and test with the sanitizer
 # (and the system allocator, which the sanitizer replaces; mimalloc would hide the
-# heap from it) in target/asan, then runs the end-to-end tests against those
-# binaries, whose processes abort with a report on the first heap error. Not part
+# heap from it) in target/asan, then runs the unit tests of the protocol crate and
+# the data plane, and the end-to-end tests against those binaries, whose processes
+# abort with a report on the first heap error. Not part
 # of scripts/test.sh: it rebuilds everything (about 5 minutes here) and the suite
 # runs slower under the sanitizer.
-# Usage: scripts/asan.sh [cargo test arguments, e.g. --test start]
+# Usage: scripts/asan.sh [arguments for the end-to-end tests' cargo test, e.g. --test start;
+#   with any, the unit tests are skipped]
 # Repeated starts and stops (the case that found the mesh's use after free):
 #   for i in $(seq 50); do scripts/asan.sh --test start || break; done
 set -euo pipefail
@@ -21,4 +23,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 # An explicit target keeps the sanitizer off build scripts and proc macros.
 host="$(rustc -vV | sed -n 's/^host: //p')"
 cargo build --locked --target "$host" --workspace --bins --all-features
+if [ "$#" -eq 0 ]; then
+    # The unit tests too (the money simulations among them), when no test is named.
+    cargo test --locked --target "$host" -p riptide-proto -p riptide-dataplane --all-features --lib
+fi
 cargo test --locked --target "$host" -p riptide-tests --all-features "$@"
