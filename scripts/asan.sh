@@ -2,8 +2,9 @@
 # Riptide under AddressSanitizer: builds every binary and test with the sanitizer
 # (and the system allocator, which the sanitizer replaces; mimalloc would hide the
 # heap from it) in target/asan, then runs the unit tests of the protocol crate and
-# the data plane, and the end-to-end tests against those binaries, whose processes
-# abort with a report on the first heap error. Not part
+# the data plane, and the end-to-end tests against those binaries. A heap error
+# ends the process that made it (exit 1) with a report in target/asan/reports,
+# and the script fails, printing the reports, when any is there. Not part
 # of scripts/test.sh: it rebuilds everything (about 5 minutes here) and the suite
 # runs slower under the sanitizer.
 # Usage: scripts/asan.sh [arguments for the end-to-end tests' cargo test, e.g. --test start;
@@ -18,8 +19,20 @@ source scripts/env.sh
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-Zsanitizer=address --cfg riptide_asan"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_ASAN:-target/asan}"
-# Leaks at exit are not errors here: shards end with the process.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
+# Leaks at exit are not errors here: shards end with the process. Reports go to
+# files: most tests stop riptide without reading its exit status, and its log
+# (where stderr goes) is deleted with the test's folder.
+reports="$(realpath -m "${CARGO_TARGET_DIR}")/reports"
+rm -rf "$reports" && mkdir -p "$reports"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}:log_path=${reports}/asan"
+check_reports() {
+    if compgen -G "${reports}/asan.*" > /dev/null; then
+        cat "${reports}"/asan.* >&2
+        echo "AddressSanitizer reported the errors above (${reports})" >&2
+        exit 1
+    fi
+}
+trap check_reports EXIT
 # An explicit target keeps the sanitizer off build scripts and proc macros.
 host="$(rustc -vV | sed -n 's/^host: //p')"
 cargo build --locked --target "$host" --workspace --bins --all-features

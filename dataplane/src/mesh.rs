@@ -8,11 +8,12 @@
 //! stop with two shards; with mimalloc the freed block's list is corrupted and
 //! the process crashed at exit (about one exit in 30 of a debug build).
 //!
-//! [`SharedMesh`] keeps the builder behind a mutex, and every operation that
-//! touches the count (each clone, each poll of a join, each drop of a join)
-//! runs while holding it, so they happen one at a time across the shards.
+//! [`SharedMesh`] keeps the builder behind a mutex, and every operation of a
+//! shard that touches the count (each clone, each poll of a join, each drop of
+//! a join) runs while holding it, so they happen one at a time across the
+//! shards. The first builder's own drop, when the last `SharedMesh` goes, needs
+//! no lock: the `Arc` orders it after every other clone is gone.
 
-use crate::shard::Job;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use std::future::Future;
 use std::pin::Pin;
@@ -20,17 +21,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 /// This shard's ends of the channels to every other shard.
-pub type MeshEnds = (Senders<Job>, Receivers<Job>);
+pub type MeshEnds<T> = (Senders<T>, Receivers<T>);
 
-type JoinFuture = Pin<Box<dyn Future<Output = glommio::Result<MeshEnds, ()>>>>;
+type JoinFuture<T> = Pin<Box<dyn Future<Output = glommio::Result<MeshEnds<T>, ()>>>>;
 
-/// A full mesh between `shard_count` shards, shared by their threads.
-#[derive(Clone)]
-pub struct SharedMesh {
-    builder: Arc<Mutex<MeshBuilder<Job, Full>>>,
+/// A full mesh of channels carrying `T` between `shard_count` shards, shared by
+/// their threads.
+pub struct SharedMesh<T: Send + 'static> {
+    builder: Arc<Mutex<MeshBuilder<T, Full>>>,
 }
 
-impl SharedMesh {
+// Not derived: a derive would ask `T: Clone`, and only the `Arc` is cloned.
+impl<T: Send + 'static> Clone for SharedMesh<T> {
+    fn clone(&self) -> Self {
+        Self {
+            builder: Arc::clone(&self.builder),
+        }
+    }
+}
+
+impl<T: Send + 'static> SharedMesh<T> {
     pub fn full(shard_count: usize, channel_size: usize) -> Self {
         let builder = MeshBuilder::full(shard_count, channel_size);
         Self {
@@ -39,9 +49,9 @@ impl SharedMesh {
     }
 
     /// Joins the mesh from the calling executor; resolves once every shard has.
-    pub fn join(&self) -> Join {
+    pub fn join(&self) -> Join<T> {
         let guard = self.lock();
-        let inner: JoinFuture = Box::pin(guard.clone().join());
+        let inner: JoinFuture<T> = Box::pin(guard.clone().join());
         drop(guard);
         Join {
             inner: Some(inner),
@@ -49,7 +59,7 @@ impl SharedMesh {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, MeshBuilder<Job, Full>> {
+    fn lock(&self) -> MutexGuard<'_, MeshBuilder<T, Full>> {
         // A panic while holding the lock leaves the builder as consistent as it
         // was (every operation under it is one step of glommio's own code).
         self.builder.lock().unwrap_or_else(|e| e.into_inner())
@@ -58,15 +68,15 @@ impl SharedMesh {
 
 /// One shard's join of the mesh: its builder clone is polled and dropped under
 /// the mesh's lock.
-pub struct Join {
-    /// `None` once dropped under the lock (in `Drop`).
-    inner: Option<JoinFuture>,
-    mesh: SharedMesh,
+pub struct Join<T: Send + 'static> {
+    /// `None` once finished or dropped, either under the lock.
+    inner: Option<JoinFuture<T>>,
+    mesh: SharedMesh<T>,
 }
 
-impl Future for Join {
-    /// glommio's error, as text (its type cannot be made outside glommio).
-    type Output = Result<MeshEnds, String>;
+impl<T: Send + 'static> Future for Join<T> {
+    /// glommio's error as text, beside our own "joined already".
+    type Output = Result<MeshEnds<T>, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -84,7 +94,7 @@ impl Future for Join {
     }
 }
 
-impl Drop for Join {
+impl<T: Send + 'static> Drop for Join<T> {
     fn drop(&mut self) {
         let _guard = self.mesh.lock();
         self.inner = None;
@@ -96,27 +106,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shards_that_join_at_once_each_get_their_ends() {
+    fn shards_that_join_at_once_each_reach_every_other() {
         let shard_count = 4;
-        let mesh = SharedMesh::full(shard_count, 4);
+        let mesh = SharedMesh::<usize>::full(shard_count, 4);
         let handles =
             glommio::LocalExecutorPoolBuilder::new(glommio::PoolPlacement::Unbound(shard_count))
                 .on_all_shards(move || {
                     let mesh = mesh.clone();
                     async move {
-                        let (senders, receivers) = mesh.join().await.expect("join");
-                        (senders.nr_consumers(), receivers.nr_producers())
+                        let (senders, mut receivers) = mesh.join().await.expect("join");
+                        let me = senders.peer_id();
+                        for peer in (0..shard_count).filter(|peer| *peer != me) {
+                            senders.send_to(peer, me).await.expect("send");
+                        }
+                        let mut heard = Vec::new();
+                        for (peer, stream) in receivers.streams() {
+                            heard.push((peer, stream.recv().await.expect("one message")));
+                        }
+                        heard.sort_unstable();
+                        (me, heard)
                     }
                 })
                 .expect("executors");
+        let mut ids = Vec::new();
         for outcome in handles.join_all() {
-            assert_eq!(outcome.expect("shard"), (shard_count, shard_count));
+            let (me, heard) = outcome.expect("shard");
+            let others: Vec<(usize, usize)> = (0..shard_count)
+                .filter(|peer| *peer != me)
+                .map(|peer| (peer, peer))
+                .collect();
+            assert_eq!(heard, others, "shard {me} hears each other shard once");
+            ids.push(me);
         }
+        ids.sort_unstable();
+        assert_eq!(ids, (0..shard_count).collect::<Vec<_>>());
     }
 
     #[test]
     fn a_join_dropped_before_the_others_arrive_leaves_the_mesh_usable_to_drop() {
-        let mesh = SharedMesh::full(2, 4);
+        let mesh = SharedMesh::<usize>::full(2, 4);
         let handle = glommio::LocalExecutorBuilder::default()
             .spawn(move || async move {
                 let mut join = mesh.join();

@@ -16,7 +16,7 @@ use crate::limits::{LISTEN_BACKLOG, SHARD_START_TIMEOUT, SHARD_STOP_MARGIN, SHAR
 use crate::mesh::{MeshEnds, SharedMesh};
 use crate::metrics::MetricsRegistry;
 use crate::resolver::{hosts_file, system_servers, Resolver, ResolverOptions};
-use crate::shard::Shard;
+use crate::shard::{Job, Shard};
 use crate::shared::{ReceiptStoreSetup, Shared};
 use crate::startup::STOPPED_WHILE_STARTING;
 use crate::startup::{first_cause, wait_until_all_ended, wait_until_any_ended};
@@ -388,7 +388,7 @@ fn listen_shared(address: SocketAddr) -> std::io::Result<glommio::net::TcpListen
 
 async fn run_shard(
     shared: Arc<Shared>,
-    mesh: SharedMesh,
+    mesh: SharedMesh<Job>,
     addresses: Listeners,
     document: Arc<Mutex<crate::config::StateDocument>>,
     (node, telemetry): (crate::config::NodeConfig, crate::config::TelemetryConfig),
@@ -451,7 +451,7 @@ async fn run_shard(
 
 /// Joins the other shards, unless the start is abandoned first: a shard that cannot
 /// start never joins, and the main thread then stops the ones that wait for it.
-async fn join_mesh(shared: &Shared, mesh: &SharedMesh) -> Result<MeshEnds, String> {
+async fn join_mesh(shared: &Shared, mesh: &SharedMesh<Job>) -> Result<MeshEnds<Job>, String> {
     let joined = std::pin::pin!(mesh.join());
     let stopped = std::pin::pin!(async {
         // Bounded: the main thread abandons the start once it times out.
