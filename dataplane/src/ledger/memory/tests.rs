@@ -94,6 +94,13 @@ fn setup() -> (MemoryLedger, Arc<AtomicU64>) {
     (ledger, now)
 }
 
+/// Creates one transfer; its result.
+fn create_one(ledger: &MemoryLedger, transfer: Transfer) -> CreateTransferResult {
+    let results = ledger.create_transfers_now(&[transfer]).expect("lock");
+    assert_eq!(results.len(), 1, "one result per transfer");
+    results[0]
+}
+
 fn balances(ledger: &MemoryLedger, id: u128) -> (u128, u128, u128, u128) {
     let found = ledger.lookup_accounts_now(&[id]).expect("lock");
     let a = found[0];
@@ -140,22 +147,16 @@ fn accounts_are_idempotent_and_checked() {
 fn balance_flags_are_enforced() {
     let (ledger, _) = setup();
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(101, 2, 3, 1_001)])
-            .expect("lock"),
-        [CreateTransferResult::ExceedsCredits]
+        create_one(&ledger, transfer(101, 2, 3, 1_001)),
+        CreateTransferResult::ExceedsCredits
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(102, 4, 1, 1_001)])
-            .expect("lock"),
-        [CreateTransferResult::ExceedsDebits]
+        create_one(&ledger, transfer(102, 4, 1, 1_001)),
+        CreateTransferResult::ExceedsDebits
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(103, 2, 3, 1_000)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, transfer(103, 2, 3, 1_000)),
+        CreateTransferResult::Ok
     );
     assert_eq!(balances(&ledger, 2), (0, 1_000, 0, 1_000));
 }
@@ -164,51 +165,37 @@ fn balance_flags_are_enforced() {
 fn pending_post_and_void() {
     let (ledger, _) = setup();
     assert_eq!(
-        ledger
-            .create_transfers_now(&[pending(200, 2, 3, 600, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, pending(200, 2, 3, 600, false)),
+        CreateTransferResult::Ok
     );
     assert_eq!(balances(&ledger, 2), (600, 0, 0, 1_000));
     assert_eq!(
-        ledger
-            .create_transfers_now(&[pending(201, 2, 3, 600, false)])
-            .expect("lock"),
-        [CreateTransferResult::ExceedsCredits],
+        create_one(&ledger, pending(201, 2, 3, 600, false)),
+        CreateTransferResult::ExceedsCredits,
         "pending debits count"
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(202, 200, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, resolve(202, 200, true, false)),
+        CreateTransferResult::Ok
     );
     assert_eq!(balances(&ledger, 2), (0, 600, 0, 1_000));
     assert_eq!(balances(&ledger, 3), (0, 0, 0, 600));
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(203, 200, false, false)])
-            .expect("lock"),
-        [CreateTransferResult::PendingTransferAlreadyPosted]
+        create_one(&ledger, resolve(203, 200, false, false)),
+        CreateTransferResult::PendingTransferAlreadyPosted
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[pending(204, 2, 3, 400, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, pending(204, 2, 3, 400, false)),
+        CreateTransferResult::Ok
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(205, 204, false, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, resolve(205, 204, false, false)),
+        CreateTransferResult::Ok
     );
     assert_eq!(balances(&ledger, 2), (0, 600, 0, 1_000));
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(206, 999, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::PendingTransferNotFound]
+        create_one(&ledger, resolve(206, 999, true, false)),
+        CreateTransferResult::PendingTransferNotFound
     );
 }
 
@@ -259,10 +246,8 @@ fn linked_chains_are_all_or_nothing() {
 fn pending_transfers_expire() {
     let (ledger, now) = setup();
     assert_eq!(
-        ledger
-            .create_transfers_now(&[pending(400, 2, 3, 700, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, pending(400, 2, 3, 700, false)),
+        CreateTransferResult::Ok
     );
     now.fetch_add(10_000, Ordering::Relaxed);
     assert_eq!(
@@ -271,10 +256,8 @@ fn pending_transfers_expire() {
         "released at the timeout"
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(401, 400, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::PendingTransferExpired]
+        create_one(&ledger, resolve(401, 400, true, false)),
+        CreateTransferResult::PendingTransferExpired
     );
 }
 
@@ -303,10 +286,8 @@ fn a_post_undone_by_its_chain_leaves_the_transfer_pending_until_it_expires() {
     now.fetch_add(10_000, Ordering::Relaxed);
     assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "released");
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(503, 500, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::PendingTransferExpired]
+        create_one(&ledger, resolve(503, 500, true, false)),
+        CreateTransferResult::PendingTransferExpired
     );
 }
 
@@ -322,19 +303,15 @@ fn a_hold_undone_by_its_chain_leaves_nothing_to_expire_or_resolve() {
         ]
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(512, 510, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::PendingTransferNotFound]
+        create_one(&ledger, resolve(512, 510, true, false)),
+        CreateTransferResult::PendingTransferNotFound
     );
     // The same id may be held again later, and only its own timeout applies: an
     // expiry the undone hold left behind would release it 5 s early.
     now.fetch_add(5_000, Ordering::Relaxed);
     assert_eq!(
-        ledger
-            .create_transfers_now(&[pending(510, 2, 3, 300, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, pending(510, 2, 3, 300, false)),
+        CreateTransferResult::Ok
     );
     now.fetch_add(6_000, Ordering::Relaxed);
     assert_eq!(balances(&ledger, 2), (300, 0, 0, 1_000), "still held");
@@ -346,16 +323,12 @@ fn a_hold_undone_by_its_chain_leaves_nothing_to_expire_or_resolve() {
 fn resubmitted_transfers_exist() {
     let (ledger, _) = setup();
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(100, 1, 2, 1_000)])
-            .expect("lock"),
-        [CreateTransferResult::Exists]
+        create_one(&ledger, transfer(100, 1, 2, 1_000)),
+        CreateTransferResult::Exists
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(100, 1, 2, 999)])
-            .expect("lock"),
-        [CreateTransferResult::ExistsWithDifferentFields]
+        create_one(&ledger, transfer(100, 1, 2, 999)),
+        CreateTransferResult::ExistsWithDifferentFields
     );
     assert_eq!(balances(&ledger, 2), (0, 0, 0, 1_000), "no double deposit");
 }
@@ -396,10 +369,7 @@ proptest::proptest! {
 fn old_transfers_are_forgotten_but_pending_ones_stay() {
     let (ledger, _) = setup();
     let held = pending(200, 2, 3, 5, false);
-    assert_eq!(
-        ledger.create_transfers_now(&[held]).expect("lock"),
-        [CreateTransferResult::Ok]
-    );
+    assert_eq!(create_one(&ledger, held), CreateTransferResult::Ok);
     let batch: Vec<Transfer> = (0..super::TRANSFERS_RETAINED_MAX as u128)
         .map(|i| transfer(10_000 + i, 1, 4, 1))
         .collect();
@@ -409,21 +379,17 @@ fn old_transfers_are_forgotten_but_pending_ones_stay() {
     // The deposit (id 100) is the oldest finished transfer: forgotten, so the same
     // id is new again. The pending transfer is still there to be posted.
     assert_eq!(
-        ledger
-            .create_transfers_now(&[transfer(100, 1, 2, 1_000)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, transfer(100, 1, 2, 1_000)),
+        CreateTransferResult::Ok
     );
     assert_eq!(
-        ledger
-            .create_transfers_now(&[resolve(201, 200, true, false)])
-            .expect("lock"),
-        [CreateTransferResult::Ok]
+        create_one(&ledger, resolve(201, 200, true, false)),
+        CreateTransferResult::Ok
     );
     let newest = transfer(10_000 + super::TRANSFERS_RETAINED_MAX as u128 - 1, 1, 4, 1);
     assert_eq!(
-        ledger.create_transfers_now(&[newest]).expect("lock"),
-        [CreateTransferResult::Exists],
+        create_one(&ledger, newest),
+        CreateTransferResult::Exists,
         "recent transfers are still remembered"
     );
 }
@@ -432,10 +398,7 @@ fn old_transfers_are_forgotten_but_pending_ones_stay() {
 fn undone_transfers_do_not_count_against_the_retention() {
     let (ledger, _) = setup();
     let kept = transfer(700, 1, 4, 1);
-    assert_eq!(
-        ledger.create_transfers_now(&[kept]).expect("lock"),
-        [CreateTransferResult::Ok]
-    );
+    assert_eq!(create_one(&ledger, kept), CreateTransferResult::Ok);
     // As many chains as the ledger retains, each undone by its failing last event.
     let chains: Vec<Transfer> = (0..super::TRANSFERS_RETAINED_MAX as u128)
         .flat_map(|i| {
@@ -449,8 +412,8 @@ fn undone_transfers_do_not_count_against_the_retention() {
         assert!(results.iter().all(|r| *r != CreateTransferResult::Ok));
     }
     assert_eq!(
-        ledger.create_transfers_now(&[kept]).expect("lock"),
-        [CreateTransferResult::Exists],
+        create_one(&ledger, kept),
+        CreateTransferResult::Exists,
         "no transfer was made since, so none was forgotten"
     );
 }
